@@ -1,0 +1,1 @@
+"""Board definitions (TOML wiring diagrams) and the firmware that boards run."""

@@ -1,0 +1,157 @@
+"""The board-side protocol server: frames in, requests dispatched, replies out.
+
+Every board answers `ping`, `info`, `tlm` and `reset`; its firmware adds ops in its
+handler table. Nothing a host sends can crash the server: undecodable frames are
+counted and dropped, bad requests get an error reply.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hal.errors import ProtocolError
+from hal.framing import Deframer, encode_frame
+from hal.protocol import Reply, Request, decode_request, encode_reply
+
+log = logging.getLogger(__name__)
+
+FIRMWARE_VERSION = "0.1.0"
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+class OpError(Exception):
+    """Raised by a handler to refuse a request; the message goes back to the host."""
+
+
+class Platform(Protocol):
+    """What every board's hardware offers its firmware."""
+
+    serial_number: str
+
+    def uptime_s(self) -> float:
+        """Seconds since this board last booted."""
+        ...
+
+    def reboot(self) -> None:
+        """Restart the board (uptime starts again from zero)."""
+        ...
+
+
+class Firmware(Protocol):
+    kind: str
+    platform: Platform
+
+    def handlers(self) -> dict[str, Handler]:
+        """The board's own ops; `tlm` is expected among them."""
+        ...
+
+
+def require(args: dict[str, Any], name: str, kind: type, lo: float | None = None,
+            hi: float | None = None) -> Any:
+    """Argument `name` of a request, checked on the board side too (hosts can be wrong)."""
+    if name not in args:
+        raise OpError(f"missing argument {name!r}")
+    value = args[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise OpError(f"{name} must be an integer, got {value!r}")
+    if kind is not int and not isinstance(value, kind):
+        raise OpError(f"{name} must be {kind.__name__}, got {value!r}")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise OpError(f"{name} = {value} out of range [{lo}, {hi}]")
+    return value
+
+
+class ProtocolServer:
+    """Serves one board's firmware over any byte stream.
+
+    `receive(rx) -> tx` is the whole interface: bytes the host sent in, bytes the board
+    sends back out. A pty, a UART interrupt or an in-process transport drive it alike.
+    """
+
+    def __init__(self, name: str, firmware: Firmware) -> None:
+        self.name = name
+        self.firmware = firmware
+        self.boot_count = 1
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._deframer = Deframer()
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping,
+            "info": self._info,
+            "reset": self._reset,
+            **firmware.handlers(),
+        }
+        self._pending_reset = False
+
+    @property
+    def ops(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def receive(self, data: bytes) -> bytes:
+        out = bytearray()
+        for payload in self._deframer.feed(data):
+            try:
+                request = decode_request(payload)
+            except ProtocolError as e:
+                # Without a readable seq there is nobody to answer; count it.
+                self.counters["bad_requests"] += 1
+                log.debug("%s: dropped request: %s", self.name, e)
+                continue
+            out += encode_frame(encode_reply(self._handle(request)))
+            if self._pending_reset:
+                self._reboot()
+                break  # a rebooting board drops whatever else was in flight
+        return bytes(out)
+
+    def _handle(self, request: Request) -> Reply:
+        handler = self._handlers.get(request.op)
+        if handler is None:
+            self.counters["unknown_ops"] += 1
+            return Reply(request.seq, False, error=f"unknown op {request.op!r} "
+                         f"(supported: {', '.join(self.ops)})")
+        try:
+            result = handler(request.args)
+        except OpError as e:
+            self.counters["refused"] += 1
+            return Reply(request.seq, False, error=str(e))
+        except Exception as e:  # firmware must answer, not die
+            self.counters["internal_errors"] += 1
+            log.exception("%s: op %s failed", self.name, request.op)
+            return Reply(request.seq, False, error=f"internal error in {request.op}: {e}")
+        self.counters["served"] += 1
+        if request.op == "tlm" and isinstance(result, dict):
+            result = {**result, **self._status()}
+        return Reply(request.seq, True, result=result)
+
+    def _status(self) -> dict[str, Any]:
+        return {
+            "uptime_s": self.firmware.platform.uptime_s(),
+            "boot_count": self.boot_count,
+            "rx_frames_rejected": sum(self._deframer.rejected.values()),
+            "rx_bad_requests": self.counters["bad_requests"],
+        }
+
+    def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"uptime_s": self.firmware.platform.uptime_s()}
+
+    def _info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.firmware.kind,
+            "firmware_version": FIRMWARE_VERSION,
+            "serial_number": self.firmware.platform.serial_number,
+        }
+
+    def _reset(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._pending_reset = True  # after the reply is on the wire
+        return {}
+
+    def _reboot(self) -> None:
+        self._pending_reset = False
+        self.boot_count += 1
+        self.counters.clear()
+        self._deframer = Deframer()
+        self.firmware.platform.reboot()

@@ -1,0 +1,114 @@
+"""The host side of the board protocol: request, await the matching reply, retry.
+
+Idempotent ops are retried a bounded number of times after a timeout or a garbled
+reply; other ops are sent once, because a lost reply does not mean the op did not
+run. Replies with another sequence number (late answers to an earlier try) are
+discarded, and the deframer resynchronises after any garbage on the line.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+from hal.errors import BoardFault, BoardLinkError, BoardTimeout, ProtocolError, TransportError
+from hal.framing import Deframer, encode_frame
+from hal.protocol import SEQ_MODULO, Reply, Request, decode_reply, encode_request
+from hal.transport import Transport
+
+
+class BoardLink:
+    def __init__(self, board: str, transport: Transport, *, timeout_s: float = 0.25,
+                 retries: int = 2) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"{board}: timeout_s must be positive, got {timeout_s}")
+        if retries < 0:
+            raise ValueError(f"{board}: retries must be >= 0, got {retries}")
+        self.board = board
+        self.transport = transport
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.deframer = Deframer()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._seq = 0
+
+    def call(self, op: str, args: dict[str, Any] | None = None, *,
+             idempotent: bool = True) -> Any:
+        """Run `op` on the board and return its result.
+
+        Raises:
+            BoardFault: the board answered that the op failed (never retried).
+            BoardTimeout: no valid reply after every allowed attempt.
+            BoardLinkError: the transport failed.
+        """
+        attempts = 1 + (self.retries if idempotent else 0)
+        rejected_before = sum(self.deframer.rejected.values())
+        bad_before = self.counters["bad_replies"]
+        for attempt in range(attempts):
+            if attempt:
+                self.counters["retries"] += 1
+            seq = self._next_seq()
+            request = Request(seq, op, args or {})
+            try:
+                self.transport.write(encode_frame(encode_request(request)))
+                self.counters["requests"] += 1
+                reply = self._await(seq)
+            except TransportError as e:
+                self.counters["link_errors"] += 1
+                raise BoardLinkError(self.board, op, str(e)) from e
+            if reply is None:
+                continue
+            if not reply.ok:
+                self.counters["faults"] += 1
+                raise BoardFault(self.board, op, reply.error or "unspecified error")
+            return reply.result
+        self.counters["timeouts"] += 1
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if not idempotent:
+            tries += " (not retried: op is not idempotent)"
+        reason = self._silence_reason(rejected_before, bad_before)
+        raise BoardTimeout(self.board, op,
+                           f"no valid reply within {self.timeout_s:g} s after {tries}: {reason}")
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % SEQ_MODULO
+        return self._seq
+
+    def _await(self, seq: int) -> Reply | None:
+        """The reply to `seq`, or None when none came in time."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            data = self.transport.read(remaining)
+            if not data:
+                return None
+            for payload in self.deframer.feed(data):
+                try:
+                    reply = decode_reply(payload)
+                except ProtocolError:
+                    self.counters["bad_replies"] += 1
+                    continue
+                if reply.seq != seq:
+                    self.counters["stale_replies"] += 1
+                    continue
+                return reply
+
+    def _silence_reason(self, rejected_before: int, bad_before: int) -> str:
+        rejected = sum(self.deframer.rejected.values()) - rejected_before
+        bad = self.counters["bad_replies"] - bad_before
+        if rejected:
+            return f"{rejected} frame(s) rejected, last: {self.deframer.last_error}"
+        if bad:
+            return f"{bad} reply(ies) not in the board protocol"
+        return "board silent"
+
+    def stats(self) -> dict[str, int]:
+        """Counters for housekeeping: requests, retries, timeouts, faults, rejects."""
+        out = {k: self.counters[k] for k in
+               ("requests", "retries", "timeouts", "faults", "link_errors", "bad_replies",
+                "stale_replies")}
+        out["frames_rejected"] = sum(self.deframer.rejected.values())
+        return out

@@ -1,0 +1,53 @@
+"""The software bus: synchronous publish/subscribe between components.
+
+Telemetry samples are published under their point name ("power.batt_v"); events
+under "event"; command outcomes under "command". A subscriber to "*" sees all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hal.dictionary import Severity
+
+ALL = "*"
+EVENT = "event"
+COMMAND = "command"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    t_s: float
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    t_s: float
+    name: str
+    severity: Severity
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[str, Any], None]
+
+
+class Bus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscriber]] = defaultdict(list)
+        self.published = 0
+
+    def subscribe(self, topic: str, subscriber: Subscriber) -> None:
+        """Call `subscriber(topic, message)` for every message on `topic` ("*": every topic)."""
+        self._subscribers[topic].append(subscriber)
+
+    def publish(self, topic: str, message: Any) -> None:
+        self.published += 1
+        for subscriber in self._subscribers.get(topic, ()):
+            subscriber(topic, message)
+        for subscriber in self._subscribers.get(ALL, ()):
+            subscriber(topic, message)

@@ -1,0 +1,244 @@
+"""The shape every flight component takes.
+
+A component declares, next to its code, its commands (methods marked @command, whose
+typed, annotated arguments and docstrings become the dictionary), its telemetry points,
+its events and its parameters. It counts the commands it accepted and rejected, and
+declares periodic work with @periodic(rate_hz) for the executive to run.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from flight.bus import EVENT, Bus, EventRecord, Sample
+from hal.clock import Clock
+from hal.dictionary import (
+    ArgSpec,
+    ArgumentError,
+    CommandSpec,
+    EventSpec,
+    ParameterSpec,
+    Severity,
+    TelemetrySpec,
+    check_value,
+)
+
+_TYPES: dict[type, str] = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """Metadata for a command argument: `channel: Annotated[int, Arg("...", min=0, max=7)]`."""
+
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    name: str
+    type: str
+    description: str = ""
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    severity: Severity
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+def command(fn: Callable[..., Any] | None = None, *, hazardous: bool = False) -> Any:
+    """Mark a method as a ground command; its docstring is its description."""
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        f._skyrack_command = {"hazardous": hazardous}  # type: ignore[attr-defined]
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def periodic(rate_hz: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a method for the executive to run `rate_hz` times a second."""
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        f._skyrack_rate_hz = rate_hz  # type: ignore[attr-defined]
+        return f
+
+    return mark
+
+
+def _doc(obj: Any) -> str:
+    """The first paragraph of a docstring, on one line."""
+    text = inspect.getdoc(obj) or ""
+    return " ".join(text.split("\n\n")[0].split())
+
+
+def _unwrap(hint: Any) -> tuple[Any, Arg]:
+    """The bare type of an annotation and its Arg metadata (empty when absent)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        return base, next((e for e in extras if isinstance(e, Arg)), Arg())
+    return hint, Arg()
+
+
+def _arg_spec(name: str, hint: Any, param: inspect.Parameter, where: str) -> ArgSpec:
+    hint, meta = _unwrap(hint)
+    values: tuple[str, ...] = ()
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        kind, values = "enum", tuple(str(m.value) for m in hint)
+    elif hint in _TYPES:
+        kind = _TYPES[hint]
+    else:
+        raise TypeError(f"{where}: argument {name!r} has unsupported type {hint!r}")
+    required = param.default is inspect.Parameter.empty
+    default = None if required else param.default
+    if isinstance(default, enum.Enum):
+        default = default.value
+    return ArgSpec(name=name, type=kind, description=meta.description, unit=meta.unit,
+                   min=meta.min, max=meta.max, values=values, default=default,
+                   required=required)
+
+
+class Component:
+    """Base of every flight component. Subclasses set `name` and their declarations."""
+
+    name: ClassVar[str]
+    telemetry: ClassVar[tuple[Telemetry, ...]] = (
+        Telemetry("cmd_accepted", "int", "Commands this component accepted"),
+        Telemetry("cmd_rejected", "int", "Commands this component rejected"),
+    )
+    events: ClassVar[tuple[Event, ...]] = ()
+    parameters: ClassVar[tuple[Parameter, ...]] = ()
+
+    def __init__(self) -> None:
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._params = {p.name: p.default for p in self.declared("parameters")}
+        self._bus: Bus | None = None
+        self._clock: Clock | None = None
+        self._points = {t.name for t in self.declared("telemetry")}
+        self._events = {e.name: e for e in self.declared("events")}
+
+    # -- declarations -------------------------------------------------------------
+
+    @classmethod
+    def declared(cls, what: str) -> list[Any]:
+        """`telemetry`, `events` or `parameters` declared by this class and its bases."""
+        out: list[Any] = []
+        for klass in reversed(cls.__mro__):
+            out.extend(klass.__dict__.get(what, ()))
+        return out
+
+    @classmethod
+    def handlers(cls) -> dict[str, Callable[..., Any]]:
+        return {n: f for n, f in inspect.getmembers(cls, inspect.isfunction)
+                if hasattr(f, "_skyrack_command")}
+
+    @classmethod
+    def command_specs(cls) -> list[CommandSpec]:
+        specs = []
+        for name, fn in cls.handlers().items():
+            where = f"{cls.name}.{name}"
+            hints = typing.get_type_hints(fn, include_extras=True)
+            params = list(inspect.signature(fn).parameters.values())[1:]  # skip self
+            args = tuple(_arg_spec(p.name, hints[p.name], p, where) for p in params)
+            specs.append(CommandSpec(name=where, description=_doc(fn), args=args,
+                                     hazardous=fn._skyrack_command["hazardous"]))
+        return specs
+
+    @classmethod
+    def telemetry_specs(cls) -> list[TelemetrySpec]:
+        return [TelemetrySpec(f"{cls.name}.{t.name}", t.type, t.description, t.unit)
+                for t in cls.declared("telemetry")]
+
+    @classmethod
+    def event_specs(cls) -> list[EventSpec]:
+        return [EventSpec(f"{cls.name}.{e.name}", e.severity, e.description)
+                for e in cls.declared("events")]
+
+    @classmethod
+    def parameter_specs(cls) -> list[ParameterSpec]:
+        return [ParameterSpec(f"{cls.name}.{p.name}", p.type, p.default, p.description, p.unit,
+                              p.min, p.max) for p in cls.declared("parameters")]
+
+    def periodic_tasks(self) -> list[tuple[str, float, Callable[[], None]]]:
+        tasks = []
+        for name, fn in inspect.getmembers(type(self), inspect.isfunction):
+            rate = getattr(fn, "_skyrack_rate_hz", None)
+            if rate is not None:
+                tasks.append((f"{self.name}.{name}", rate, getattr(self, name)))
+        return tasks
+
+    # -- runtime ------------------------------------------------------------------
+
+    def bind(self, bus: Bus, clock: Clock) -> None:
+        self._bus = bus
+        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            raise RuntimeError(f"component {self.name!r} is not bound to a clock")
+        return self._clock
+
+    def publish(self, point: str, value: Any) -> None:
+        if point not in self._points:
+            raise KeyError(f"{self.name}: telemetry point {point!r} is not declared")
+        if self._bus is not None:
+            name = f"{self.name}.{point}"
+            self._bus.publish(name, Sample(self.clock.now_s(), name, value))
+
+    def emit(self, event: str, **args: Any) -> None:
+        spec = self._events.get(event)
+        if spec is None:
+            raise KeyError(f"{self.name}: event {event!r} is not declared")
+        self.counters[f"event_{spec.severity.value}"] += 1
+        if self._bus is not None:
+            record = EventRecord(self.clock.now_s(), f"{self.name}.{event}", spec.severity, args)
+            self._bus.publish(EVENT, record)
+
+    def count_command(self, accepted: bool) -> None:
+        key = "cmd_accepted" if accepted else "cmd_rejected"
+        self.counters[key] += 1
+        self.publish(key, self.counters[key])
+
+    def run_command(self, command: str, args: dict[str, Any]) -> None:
+        """Call the handler of `command` with checked wire values, enums made typed."""
+        handler = getattr(self, command)
+        hints = typing.get_type_hints(handler, include_extras=True)
+        typed = {}
+        for name, value in args.items():
+            base, _ = _unwrap(hints.get(name))
+            if isinstance(base, type) and issubclass(base, enum.Enum):
+                value = base(value)
+            typed[name] = value
+        handler(**typed)
+
+    def param(self, name: str) -> Any:
+        return self._params[name]
+
+    def set_param(self, name: str, value: Any) -> None:
+        spec = next((p for p in self.declared("parameters") if p.name == name), None)
+        if spec is None:
+            raise ArgumentError(f"{self.name}: unknown parameter {name!r}")
+        self._params[name] = check_value(spec, value, f"{self.name}.{name}")

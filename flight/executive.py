@@ -1,0 +1,80 @@
+"""The executive: rate groups run on ticks of the one Clock.
+
+The base rate is 10 Hz; a group at rate r runs every 10/r ticks. Tick k is due at
+t0 + k/10 exactly (no accumulated drift). On hardware a late tick counts as an
+overrun; far behind, the executive skips ahead rather than replaying a burst of
+stale ticks. A task that raises is counted and reported, and the others still run.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hal.clock import Clock
+
+log = logging.getLogger(__name__)
+
+BASE_HZ = 10
+SKIP_AHEAD_TICKS = 10  # more than a second late: resynchronise
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    name: str
+    every_ticks: int
+    run: Callable[[], None]
+
+
+class Executive:
+    def __init__(self, clock: Clock, base_hz: int = BASE_HZ) -> None:
+        self.clock = clock
+        self.base_hz = base_hz
+        self.tasks: list[Task] = []
+        self.ticks = 0
+        self.overruns = 0
+        self.skipped_ticks = 0
+        self.task_errors: collections.Counter[str] = collections.Counter()
+        self.on_task_error: Callable[[str, Exception], None] | None = None
+        self._t0_s = clock.now_s()
+
+    def add(self, name: str, rate_hz: float, run: Callable[[], None]) -> None:
+        every = self.base_hz / rate_hz if rate_hz > 0 else 0
+        if every < 1 or abs(every - round(every)) > 1e-9:
+            raise ValueError(f"task {name}: rate {rate_hz} Hz must divide the "
+                             f"{self.base_hz} Hz base rate")
+        self.tasks.append(Task(name, round(every), run))
+
+    @property
+    def rates_hz(self) -> list[float]:
+        return sorted({self.base_hz / t.every_ticks for t in self.tasks}, reverse=True)
+
+    def next_tick_s(self) -> float:
+        return self._t0_s + (self.ticks + 1) / self.base_hz
+
+    def run_until(self, t_s: float) -> None:
+        """Run every tick due at or before `t_s`, sleeping on the clock between them."""
+        while self.next_tick_s() <= t_s + 1e-9:
+            self.tick()
+
+    def tick(self) -> None:
+        due = self.next_tick_s()
+        self.clock.sleep_until(due)
+        late_ticks = int((self.clock.now_s() - due) * self.base_hz)
+        if late_ticks >= 1:
+            self.overruns += 1
+            if late_ticks >= SKIP_AHEAD_TICKS:
+                self.skipped_ticks += late_ticks
+                self.ticks += late_ticks
+        self.ticks += 1
+        for task in self.tasks:
+            if self.ticks % task.every_ticks == 0:
+                try:
+                    task.run()
+                except Exception as e:
+                    self.task_errors[task.name] += 1
+                    log.exception("task %s failed", task.name)
+                    if self.on_task_error is not None:
+                        self.on_task_error(task.name, e)

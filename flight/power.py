@@ -1,0 +1,50 @@
+"""Electrical power: battery and solar housekeeping, and the load switches."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from flight.boardwatch import BoardComponent
+from flight.component import Arg, Event, Telemetry, command, periodic
+from hal.boards import PowerBoard
+from hal.dictionary import Severity
+
+
+class PowerComponent(BoardComponent):
+    """Owns the power board."""
+
+    name = "power"
+    telemetry: ClassVar = (
+        Telemetry("batt_v", "float", "Battery terminal voltage", "V"),
+        Telemetry("batt_a", "float", "Battery current, positive while charging", "A"),
+        Telemetry("soc_pct", "float", "Battery state of charge (fuel gauge)", "%"),
+        Telemetry("solar_power_w", "float", "Power from the solar array", "W"),
+        Telemetry("load_power_w", "float", "Power drawn by all switched loads", "W"),
+        Telemetry("switches", "int", "Load switch states, bit n for channel n"),
+    )
+    events: ClassVar = (
+        Event("switch_changed", Severity.INFO, "A load channel was switched"),
+    )
+
+    def __init__(self, board: PowerBoard) -> None:
+        super().__init__()
+        self.board = board
+
+    @command
+    def switch(self, channel: Annotated[int, Arg("Load output channel", min=0, max=7)],
+               on: Annotated[bool, Arg("True powers the load, false cuts it")]) -> None:
+        """Switch a load channel of the power board on or off."""
+        self.board.set_switch(channel, on)
+        self.emit("switch_changed", channel=channel, on=on)
+
+    @periodic(1)
+    def poll(self) -> None:
+        hk = self.read(self.board.housekeeping)
+        if hk is None:
+            return
+        self.publish("batt_v", hk.batt_v)
+        self.publish("batt_a", hk.batt_a)
+        self.publish("soc_pct", hk.soc_pct)
+        self.publish("solar_power_w", hk.solar_power_w)
+        self.publish("load_power_w", hk.load_power_w)
+        self.publish("switches", sum(1 << i for i, on in enumerate(hk.switches) if on))

@@ -1,0 +1,93 @@
+"""The flight software: its components on one bus, commanded through one dispatcher,
+run by one executive. Built from hal interfaces alone; what sits behind them is the
+composition root's business."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from flight.accelerator import AcceleratorComponent
+from flight.bus import Bus
+from flight.component import Component, Event, Telemetry, command, periodic
+from flight.dictionary import build_dictionary
+from flight.dispatcher import Dispatcher
+from flight.executive import Executive
+from flight.power import PowerComponent
+from flight.thermal import ThermalComponent
+from hal.boards import AcceleratorBoard, PowerBoard, ThermalBoard
+from hal.clock import Clock
+from hal.dictionary import Dictionary, Severity
+
+
+class SystemComponent(Component):
+    """The flight software itself: executive health and a link check."""
+
+    name = "fsw"
+    telemetry: ClassVar = (
+        Telemetry("ticks", "int", "Executive ticks since start"),
+        Telemetry("overruns", "int", "Ticks that started late"),
+        Telemetry("task_errors", "int", "Periodic tasks that raised"),
+    )
+    events: ClassVar = (
+        Event("task_failed", Severity.ERROR, "A periodic task raised an exception"),
+        Event("noop", Severity.INFO, "A no-op command arrived"),
+    )
+
+    def __init__(self, executive: Executive) -> None:
+        super().__init__()
+        self.executive = executive
+        executive.on_task_error = self._task_failed
+
+    @command
+    def noop(self) -> None:
+        """Do nothing but count and report it: checks the command path end to end."""
+        self.emit("noop")
+
+    @periodic(1)
+    def housekeeping(self) -> None:
+        self.publish("ticks", self.executive.ticks)
+        self.publish("overruns", self.executive.overruns)
+        self.publish("task_errors", sum(self.executive.task_errors.values()))
+
+    def _task_failed(self, task: str, error: Exception) -> None:
+        self.emit("task_failed", task=task, error=f"{type(error).__name__}: {error}")
+
+
+class FlightSoftware:
+    COMPONENTS: ClassVar[tuple[type[Component], ...]] = (
+        SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent,
+    )
+
+    def __init__(self, clock: Clock, *, power: PowerBoard, thermal: ThermalBoard,
+                 accelerator: AcceleratorBoard, rails: dict[str, int] | None = None) -> None:
+        """`rails` maps a board kind to the power-board channel that feeds it."""
+        rails = rails or {}
+        self.clock = clock
+        self.bus = Bus()
+        self.executive = Executive(clock)
+        self.components: list[Component] = [
+            SystemComponent(self.executive),
+            PowerComponent(power),
+            ThermalComponent(thermal, rails.get("thermal")),
+            AcceleratorComponent(accelerator, rails.get("accelerator")),
+        ]
+        self.dispatcher = Dispatcher(self.components, self.bus, clock)
+        self.executive.add("dispatcher", 10, self.dispatcher.drain)
+        for component in self.components:
+            component.bind(self.bus, clock)
+            for name, rate_hz, run in component.periodic_tasks():
+                self.executive.add(name, rate_hz, run)
+
+    @classmethod
+    def dictionary(cls) -> Dictionary:
+        return build_dictionary(cls.COMPONENTS)
+
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)
+
+    def submit(self, command: str, args: dict[str, Any] | None = None) -> int:
+        """Queue a command; it runs at the next 10 Hz dispatch."""
+        return self.dispatcher.submit(command, args)
+
+    def run_until(self, t_s: float) -> None:
+        self.executive.run_until(t_s)

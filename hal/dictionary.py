@@ -1,0 +1,192 @@
+"""The command and telemetry dictionary: the contract between flight and ground.
+
+The flight software generates it from its component declarations; the ground reads
+it as JSON. Both validate command arguments with the same `validate_args`, so a
+command the ground accepts is one the flight software accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ARG_TYPES = ("int", "float", "bool", "str", "enum")
+
+
+class ArgumentError(ValueError):
+    """A command's arguments do not match its declaration; the message says how."""
+
+
+@enum.unique
+class Severity(enum.Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class ArgSpec:
+    name: str
+    type: str
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] = ()  # for type "enum"
+    default: Any = None
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str  # "component.command"
+    description: str
+    args: tuple[ArgSpec, ...] = ()
+    hazardous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySpec:
+    name: str  # "component.point"
+    type: str
+    description: str = ""
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    name: str  # "component.event"
+    severity: Severity
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    name: str  # "component.parameter"
+    type: str
+    default: Any
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dictionary:
+    commands: tuple[CommandSpec, ...] = ()
+    telemetry: tuple[TelemetrySpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    parameters: tuple[ParameterSpec, ...] = ()
+    _by_name: dict[str, CommandSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.commands})
+
+    def command(self, name: str) -> CommandSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ArgumentError(f"unknown command {name!r}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(spec: Any) -> dict[str, Any]:
+            d = asdict(spec)
+            for key, value in list(d.items()):
+                if isinstance(value, enum.Enum):
+                    d[key] = value.value
+                elif isinstance(value, tuple):
+                    d[key] = list(value)
+            return d
+
+        return {
+            "commands": [
+                {**clean(c), "args": [clean(a) for a in c.args]} for c in self.commands
+            ],
+            "telemetry": [clean(t) for t in self.telemetry],
+            "events": [clean(e) for e in self.events],
+            "parameters": [clean(p) for p in self.parameters],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Dictionary:
+        try:
+            commands = tuple(
+                CommandSpec(
+                    name=c["name"],
+                    description=c.get("description", ""),
+                    hazardous=bool(c.get("hazardous", False)),
+                    args=tuple(
+                        ArgSpec(**{**a, "values": tuple(a.get("values", ()))}) for a in c["args"]
+                    ),
+                )
+                for c in data["commands"]
+            )
+            return cls(
+                commands=commands,
+                telemetry=tuple(TelemetrySpec(**t) for t in data["telemetry"]),
+                events=tuple(
+                    EventSpec(**{**e, "severity": Severity(e["severity"])}) for e in data["events"]
+                ),
+                parameters=tuple(ParameterSpec(**p) for p in data["parameters"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a skyrack dictionary: {e}") from e
+
+
+def check_value(spec: ArgSpec | ParameterSpec, value: Any, what: str) -> Any:
+    """`value` checked against its declared type and range; raises ArgumentError."""
+    kind = spec.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ArgumentError(f"{what} must be true or false, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgumentError(f"{what} must be an integer, got {value!r}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArgumentError(f"{what} must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ArgumentError(f"{what} must be finite, got {value!r}")
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise ArgumentError(f"{what} must be a string, got {value!r}")
+        return value
+    elif kind == "enum":
+        values = getattr(spec, "values", ())
+        if value not in values:
+            raise ArgumentError(f"{what} must be one of {', '.join(values)}; got {value!r}")
+        return value
+    else:
+        raise ArgumentError(f"{what} has an unknown type {kind!r}")
+    unit = f" {spec.unit}" if spec.unit else ""
+    if spec.min is not None and value < spec.min:
+        raise ArgumentError(f"{what} = {value}{unit} is below the minimum {spec.min}{unit}")
+    if spec.max is not None and value > spec.max:
+        raise ArgumentError(f"{what} = {value}{unit} is above the maximum {spec.max}{unit}")
+    return value
+
+
+def validate_args(command: CommandSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments checked and completed with defaults; raises ArgumentError."""
+    declared = {a.name: a for a in command.args}
+    unknown = sorted(set(args) - set(declared))
+    if unknown:
+        expected = ", ".join(declared) or "no arguments"
+        raise ArgumentError(
+            f"{command.name}: unknown argument {unknown[0]!r} (expected {expected})"
+        )
+    checked: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name not in args:
+            if spec.required:
+                raise ArgumentError(f"{command.name}: missing argument {name!r}")
+            checked[name] = spec.default
+            continue
+        checked[name] = check_value(spec, args[name], f"{command.name}: {name}")
+    return checked

@@ -1,0 +1,50 @@
+"""Typed errors for everything that crosses a wire or a board boundary.
+
+Every error names the board, the operation and the reason, so one line of a log
+says what went wrong where.
+"""
+
+from __future__ import annotations
+
+
+class SkyrackError(Exception):
+    """Root of the errors skyrack raises on purpose."""
+
+
+class FrameError(SkyrackError):
+    """A frame on a byte stream could not be decoded (garbage, truncated, bad CRC, oversize)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class ProtocolError(SkyrackError):
+    """A frame decoded cleanly but its message does not follow the board protocol."""
+
+
+class TransportError(SkyrackError):
+    """The byte transport itself failed (port missing, closed, I/O error)."""
+
+
+class BoardError(SkyrackError):
+    """An operation on a board failed."""
+
+    def __init__(self, board: str, op: str, reason: str) -> None:
+        super().__init__(f"{board}: {op}: {reason}")
+        self.board = board
+        self.op = op
+        self.reason = reason
+
+
+class BoardTimeout(BoardError):
+    """The board gave no valid reply in time (after any retries)."""
+
+
+class BoardFault(BoardError):
+    """The board answered and reported that the operation failed."""
+
+
+class BoardLinkError(BoardError):
+    """The link to the board failed underneath the protocol (transport error)."""

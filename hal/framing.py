@@ -1,0 +1,126 @@
+"""Board-protocol framing: COBS(payload + CRC-16 big-endian) + 0x00.
+
+`encode_frame` and `decode_frame` handle one frame; `Deframer` cuts a byte stream
+into frames, rejecting and counting bad ones and resynchronising at the next 0x00.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from hal import cobs
+from hal.crc import crc16_ccitt_false
+from hal.errors import FrameError
+
+DELIMITER = b"\x00"
+CRC_BYTES = 2
+# Large enough for any board-protocol message we send (telemetry, flash chunks);
+# small enough that a board with kilobytes of RAM can hold one frame.
+MAX_PAYLOAD_BYTES = 4096
+
+
+def max_encoded_bytes(max_payload_bytes: int) -> int:
+    """Worst-case COBS size of a payload plus its CRC, without the delimiter."""
+    n = max_payload_bytes + CRC_BYTES
+    return n + n // 254 + 1
+
+
+def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """One frame ready for the wire, delimiter included."""
+    if len(payload) > max_payload_bytes:
+        raise FrameError(
+            "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
+        )
+    crc = crc16_ccitt_false(payload)
+    return cobs.encode(payload + crc.to_bytes(2, "big")) + DELIMITER
+
+
+def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The payload of one frame (delimiter optional).
+
+    Raises:
+        FrameError: kind "oversize", "cobs", "truncated" or "crc", with the reason.
+    """
+    if frame.endswith(DELIMITER):
+        frame = frame[:-1]
+    if len(frame) > max_encoded_bytes(max_payload_bytes):
+        raise FrameError(
+            "oversize",
+            f"frame of {len(frame)} encoded bytes exceeds the "
+            f"{max_encoded_bytes(max_payload_bytes)}-byte limit",
+        )
+    raw = cobs.decode(frame)
+    if len(raw) <= CRC_BYTES:
+        raise FrameError("truncated", f"frame of {len(raw)} bytes is too short for payload and CRC")
+    payload, sent = raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
+    if len(payload) > max_payload_bytes:
+        raise FrameError(
+            "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
+        )
+    computed = crc16_ccitt_false(payload)
+    if computed != sent:
+        raise FrameError("crc", f"bad CRC: frame says 0x{sent:04X}, payload gives 0x{computed:04X}")
+    return payload
+
+
+class Deframer:
+    """Cuts a byte stream into verified payloads.
+
+    Bad frames never stop the stream: each is counted in `rejected` by kind and kept
+    as `last_error`, and decoding resumes at the next delimiter. A run of bytes longer
+    than any valid frame is dropped up to the next delimiter, so memory stays bounded
+    whatever arrives.
+    """
+
+    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self._limit = max_encoded_bytes(max_payload_bytes)
+        self._buf = bytearray()
+        self._overflowed = False
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.accepted = 0
+        self.last_error: FrameError | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the payloads of every frame they completed."""
+        payloads: list[bytes] = []
+        chunks = bytes(data).split(DELIMITER)
+        # Every chunk but the last was closed by a delimiter.
+        for chunk in chunks[:-1]:
+            self._append(chunk)
+            frame, overflowed = bytes(self._buf), self._overflowed
+            self._buf.clear()
+            self._overflowed = False
+            if overflowed:
+                self._reject(
+                    FrameError("oversize", f"dropped a run of more than {self._limit} bytes")
+                )
+                continue
+            if not frame:
+                continue  # back-to-back delimiters are idle fill, not frames
+            try:
+                payloads.append(decode_frame(frame, self.max_payload_bytes))
+            except FrameError as e:
+                self._reject(e)
+            else:
+                self.accepted += 1
+        self._append(chunks[-1])
+        return payloads
+
+    def reset(self) -> None:
+        """Forget any partial frame (after a reconnect or a board reset)."""
+        self._buf.clear()
+        self._overflowed = False
+
+    def _append(self, chunk: bytes) -> None:
+        if self._overflowed:
+            return
+        if len(self._buf) + len(chunk) > self._limit:
+            self._overflowed = True
+            self._buf.clear()
+        else:
+            self._buf += chunk
+
+    def _reject(self, error: FrameError) -> None:
+        self.rejected[error.kind] += 1
+        self.last_error = error

@@ -1,0 +1,88 @@
+"""Board-protocol messages: msgpack maps carried in frames (hal.framing).
+
+Request: {"seq": u16, "op": str, "args": map}. Reply: {"seq": u16, "ok": true,
+"result": any} or {"seq": u16, "ok": false, "error": str}. The decoders check every
+field, so a reply that decodes is one the caller can trust the shape of.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from hal.errors import ProtocolError
+
+SEQ_MODULO = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    seq: int
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    seq: int
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+def _unpack(payload: bytes) -> dict[str, Any]:
+    try:
+        message = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException, TypeError) as e:
+        raise ProtocolError(f"payload is not one msgpack message: {e}") from e
+    if not isinstance(message, dict):
+        raise ProtocolError(f"message is a {type(message).__name__}, not a map")
+    return message
+
+
+def _seq(message: dict[str, Any]) -> int:
+    seq = message.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < SEQ_MODULO:
+        raise ProtocolError(f"seq must be an integer in [0, {SEQ_MODULO}), got {seq!r}")
+    return seq
+
+
+def encode_request(request: Request) -> bytes:
+    return msgpack.packb({"seq": request.seq, "op": request.op, "args": request.args})
+
+
+def decode_request(payload: bytes) -> Request:
+    message = _unpack(payload)
+    seq = _seq(message)
+    op = message.get("op")
+    if not isinstance(op, str) or not op:
+        raise ProtocolError(f"op must be a non-empty string, got {op!r}")
+    args = message.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError(f"args must be a map, got {type(args).__name__}")
+    return Request(seq, op, args)
+
+
+def encode_reply(reply: Reply) -> bytes:
+    message: dict[str, Any] = {"seq": reply.seq, "ok": reply.ok}
+    if reply.ok:
+        message["result"] = reply.result
+    else:
+        message["error"] = reply.error or "unspecified error"
+    return msgpack.packb(message)
+
+
+def decode_reply(payload: bytes) -> Reply:
+    message = _unpack(payload)
+    seq = _seq(message)
+    ok = message.get("ok")
+    if not isinstance(ok, bool):
+        raise ProtocolError(f"ok must be a boolean, got {ok!r}")
+    if ok:
+        return Reply(seq, True, result=message.get("result"))
+    error = message.get("error")
+    if not isinstance(error, str):
+        raise ProtocolError(f"a failed reply must carry an error string, got {error!r}")
+    return Reply(seq, False, error=error)

@@ -1,0 +1,153 @@
+"""Emulated boards: the boards/ firmware, unchanged, on platforms made of simulated
+physics. Each is reached through `receive(rx) -> tx`, the same bytes a UART carries,
+so a driver cannot tell it from a real board.
+
+Sensors read the world with noise drawn from the board's own seeded stream.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from boards.definition import BoardSpec
+from boards.firmware.accelerator import AcceleratorFirmware
+from boards.firmware.power import PowerFirmware, PowerSense
+from boards.firmware.server import Firmware, ProtocolServer
+from boards.firmware.thermal import ThermalFirmware
+from sim.world import CHANNEL_COUNT, HEATER_NODES, World
+
+# Sensor noise, one standard deviation, typical of a 12-bit ADC front end.
+BATT_V_SIGMA = 0.01
+CURRENT_A_SIGMA = 0.02
+SOC_PCT_SIGMA = 0.1
+SOLAR_W_SIGMA = 2.0
+TEMP_C_SIGMA = 0.2
+POWER_W_SIGMA = 1.0
+
+
+class SimPlatform:
+    """What every emulated board shares: a serial number, uptime on the world clock,
+    and the power rail that feeds it (None: always powered)."""
+
+    def __init__(self, world: World, spec: BoardSpec) -> None:
+        self.world = world
+        self.channel = spec.power_channel
+        self.serial_number = f"SIM-{zlib.crc32(spec.name.encode()):08X}"
+        self.rng = world.rng(f"board:{spec.name}")
+        self._boot_s = world.clock.now_s()
+
+    def uptime_s(self) -> float:
+        return self.world.clock.now_s() - self._boot_s
+
+    def reboot(self) -> None:
+        self._boot_s = self.world.clock.now_s()
+
+    def noisy(self, value: float, sigma: float) -> float:
+        return float(value + sigma * self.rng.standard_normal())
+
+    def powered(self) -> bool:
+        return self.world.rail_on(self.channel)
+
+    def power_ups(self) -> int:
+        return 0 if self.channel is None else self.world.power_ups[self.channel]
+
+
+class SimPowerPlatform(SimPlatform):
+    channel_count = CHANNEL_COUNT
+
+    def sense(self) -> PowerSense:
+        w = self.world
+        v = w.battery.terminal_v()
+        return PowerSense(
+            batt_v=self.noisy(v, BATT_V_SIGMA),
+            batt_a=self.noisy(w.battery.current_a, CURRENT_A_SIGMA),
+            soc_pct=self.noisy(100.0 * w.battery.soc, SOC_PCT_SIGMA),
+            solar_power_w=max(self.noisy(w.solar_w, SOLAR_W_SIGMA), 0.0),
+            channel_a=tuple(max(self.noisy(p / v, CURRENT_A_SIGMA), 0.0) if p else 0.0
+                            for p in w.channel_power_w()),
+        )
+
+    def switches(self) -> tuple[bool, ...]:
+        return tuple(self.world.switches)
+
+    def set_switch(self, channel: int, on: bool) -> None:
+        self.world.set_switch(channel, on)
+
+
+class SimThermalPlatform(SimPlatform):
+    heater_count = len(HEATER_NODES)
+
+    def temperatures_c(self) -> dict[str, float]:
+        return {name: self.noisy(node.temp_c, TEMP_C_SIGMA)
+                for name, node in self.world.thermal.nodes.items()}
+
+    def heaters(self) -> tuple[bool, ...]:
+        return tuple(self.world.heaters)
+
+    def set_heater(self, heater: int, on: bool) -> None:
+        self.world.heaters[heater] = on
+
+
+class SimAcceleratorPlatform(SimPlatform):
+    def state(self) -> str:
+        return self.world.accelerator.state
+
+    def set_state(self, state: str) -> None:
+        self.world.accelerator.state = state
+
+    def clock_pct(self) -> int:
+        return self.world.accelerator.clock_pct
+
+    def set_clock_pct(self, pct: int) -> None:
+        self.world.accelerator.clock_pct = pct
+
+    def temp_c(self) -> float:
+        # The die runs hotter than its cold plate by its power over the junction conductance.
+        die_c = self.world.thermal.nodes["accelerator"].temp_c + self.world.accelerator.power_w() / 100.0
+        return self.noisy(die_c, TEMP_C_SIGMA)
+
+    def power_w(self) -> float:
+        return max(self.noisy(self.world.accelerator.power_w(), POWER_W_SIGMA), 0.0)
+
+    def error_count(self) -> int:
+        return self.world.accelerator.error_count
+
+
+class EmulatedBoard:
+    """One board's firmware served on a sim platform. An unpowered board hears
+    nothing and says nothing; when its rail comes back it boots afresh."""
+
+    def __init__(self, spec: BoardSpec, platform: SimPlatform,
+                 firmware: Callable[[SimPlatform], Firmware]) -> None:
+        self.name = spec.name
+        self.platform = platform
+        self.server = ProtocolServer(spec.name, firmware(platform))
+        self._power_ups = platform.power_ups()
+
+    def receive(self, data: bytes) -> bytes:
+        if not self.platform.powered():
+            return b""
+        if self.platform.power_ups() != self._power_ups:
+            self._power_ups = self.platform.power_ups()
+            self.server = ProtocolServer(self.name, self.server.firmware)
+            self.platform.reboot()
+        return self.server.receive(data)
+
+
+def EmulatedPowerBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802
+    return EmulatedBoard(spec, SimPowerPlatform(world, spec), PowerFirmware)
+
+
+def EmulatedThermalBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802
+    if spec.power_channel is not None:
+        world.attach_rail(spec.power_channel, "thermal")
+    return EmulatedBoard(spec, SimThermalPlatform(world, spec), ThermalFirmware)
+
+
+def EmulatedAcceleratorBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802
+    if spec.power_channel is not None:
+        world.attach_rail(spec.power_channel, "accelerator")
+    else:
+        world.accelerator.powered = True  # fed straight from the bus
+    return EmulatedBoard(spec, SimAcceleratorPlatform(world, spec), AcceleratorFirmware)

@@ -1,0 +1,63 @@
+"""Lumped-node thermal model: heat capacities joined by conductances, radiators to
+deep space (εσT⁴), sunlight absorbed by exposed surfaces, and internal dissipation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STEFAN_BOLTZMANN_W_M2_K4 = 5.670374419e-8
+KELVIN = 273.15
+DEEP_SPACE_K = 2.7
+SOLAR_W_M2 = 1361.0
+
+
+@dataclass(slots=True)
+class Node:
+    heat_capacity_j_k: float
+    temp_c: float = 20.0
+    radiator_m2: float = 0.0  # area radiating to deep space
+    emissivity: float = 0.85
+    sunlit_m2: float = 0.0  # area facing the sun
+    absorptivity: float = 0.3
+
+
+@dataclass(slots=True)
+class ThermalModel:
+    nodes: dict[str, Node]
+    links_w_k: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def step(self, dt_s: float, heat_w: dict[str, float], lit: bool) -> None:
+        """Advance by dt_s (explicit Euler; dt_s must be well below every node's C/G)."""
+        flow = {name: heat_w.get(name, 0.0) for name in self.nodes}
+        for a, b, g in self.links_w_k:
+            q = g * (self.nodes[a].temp_c - self.nodes[b].temp_c)
+            flow[a] -= q
+            flow[b] += q
+        for name, node in self.nodes.items():
+            t_k = node.temp_c + KELVIN
+            if node.radiator_m2:
+                flow[name] -= (node.emissivity * STEFAN_BOLTZMANN_W_M2_K4 * node.radiator_m2
+                               * (t_k**4 - DEEP_SPACE_K**4))
+            if lit and node.sunlit_m2:
+                flow[name] += node.absorptivity * SOLAR_W_M2 * node.sunlit_m2
+        for name, node in self.nodes.items():
+            node.temp_c += flow[name] * dt_s / node.heat_capacity_j_k
+
+
+def default_model() -> ThermalModel:
+    """A compute satellite: a 700 W accelerator on a cold plate tied to a radiator
+    sized to hold it near 60 °C at full power in sunlight; a bus that sees the sun."""
+    return ThermalModel(
+        nodes={
+            "accelerator": Node(heat_capacity_j_k=15_000.0),
+            "radiator": Node(heat_capacity_j_k=30_000.0, radiator_m2=1.5, emissivity=0.9),
+            "bus": Node(heat_capacity_j_k=40_000.0, radiator_m2=1.0, emissivity=0.8,
+                        sunlit_m2=0.5, absorptivity=0.3),
+            "battery": Node(heat_capacity_j_k=20_000.0),
+        },
+        links_w_k=[
+            ("accelerator", "radiator", 60.0),
+            ("bus", "radiator", 5.0),
+            ("battery", "bus", 2.0),
+        ],
+    )

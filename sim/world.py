@@ -1,0 +1,167 @@
+"""The simulated world: orbit, sunlight, power and heat, stepped on the virtual clock.
+
+Boards act on the world only through what real hardware could do (switch a rail,
+drive a heater, change an accelerator's state); the world answers with what real
+sensors would read. It also keeps the truth that the mission report compares with
+what the flight software saw.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.accelerator import AcceleratorModel
+from sim.clock import VirtualClock
+from sim.orbit import CircularOrbit
+from sim.power import Battery, SolarArray
+from sim.thermal import ThermalModel, default_model
+
+CHANNEL_COUNT = 8
+FLIGHT_COMPUTER_CHANNEL = 0
+# Fixed loads by power-board channel; the accelerator's channel is set by its board.
+FLIGHT_COMPUTER_W = 120.0  # flight computer, radios and attitude control
+THERMAL_BOARD_W = 5.0
+HEATER_W = 15.0
+HEATER_NODES = ("battery", "bus")
+
+
+@dataclass(slots=True)
+class Extremes:
+    low: float = float("inf")
+    high: float = float("-inf")
+
+    def add(self, value: float) -> None:
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
+
+
+@dataclass(slots=True)
+class Truth:
+    """What really happened, accumulated every physics step."""
+
+    sunlit_s: float = 0.0
+    eclipse_s: float = 0.0
+    eclipses: int = 0
+    solar_wh: float = 0.0
+    load_wh: float = 0.0
+    shunted_wh: float = 0.0
+    soc: Extremes = field(default_factory=Extremes)
+    temps_c: dict[str, Extremes] = field(default_factory=dict)
+
+
+class World:
+    """Physics on a fixed 1 s step, kept up with the virtual clock."""
+
+    STEP_S = 1.0
+
+    def __init__(self, clock: VirtualClock, orbit: CircularOrbit, seed: int,
+                 thermal: ThermalModel | None = None) -> None:
+        self.clock = clock
+        self.orbit = orbit
+        self.seed = seed
+        self.array = SolarArray()
+        self.battery = Battery()
+        self.thermal = thermal or default_model()
+        self.accelerator = AcceleratorModel()
+        self.accelerator_channel: int | None = None
+        self.thermal_board_channel: int | None = None
+        self.switches = [False] * CHANNEL_COUNT
+        self.switches[FLIGHT_COMPUTER_CHANNEL] = True
+        self.power_ups = [0] * CHANNEL_COUNT  # rising edges per channel: boards reboot on them
+        self.heaters = [False] * len(HEATER_NODES)
+        self.lit = orbit.in_sunlight(clock.now_s())
+        self.solar_w = 0.0
+        self.load_w = 0.0
+        self.truth = Truth(temps_c={n: Extremes() for n in self.thermal.nodes})
+        self._steps = 0
+        self._t0_s = clock.now_s()
+        clock.on_advance(self.advance_to)
+
+    @property
+    def t_s(self) -> float:
+        return self._t0_s + self._steps * self.STEP_S
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """An independent, reproducible random stream for one named part of the world."""
+        return np.random.default_rng([self.seed, zlib.crc32(stream.encode())])
+
+    def attach_rail(self, channel: int, board_kind: str) -> None:
+        """A board of `board_kind` is fed by power-board output `channel`."""
+        if not 0 <= channel < CHANNEL_COUNT:
+            raise ValueError(f"power channel {channel} outside 0..{CHANNEL_COUNT - 1}")
+        if board_kind == "accelerator":
+            self.accelerator_channel = channel
+        elif board_kind == "thermal":
+            self.thermal_board_channel = channel
+            self.set_switch(channel, True)  # bus avionics boot powered
+
+    def set_switch(self, channel: int, on: bool) -> None:
+        if on and not self.switches[channel]:
+            self.power_ups[channel] += 1
+        self.switches[channel] = on
+        if channel == self.accelerator_channel:
+            if on:
+                self.accelerator.powered = True
+            else:
+                self.accelerator.power_lost()
+
+    def rail_on(self, channel: int | None) -> bool:
+        return channel is None or self.switches[channel]
+
+    def channel_power_w(self) -> list[float]:
+        power = [0.0] * CHANNEL_COUNT
+        power[FLIGHT_COMPUTER_CHANNEL] += FLIGHT_COMPUTER_W
+        if self.thermal_board_channel is not None and self.switches[self.thermal_board_channel]:
+            power[self.thermal_board_channel] += THERMAL_BOARD_W + HEATER_W * sum(self.heaters)
+        if self.accelerator_channel is not None:
+            power[self.accelerator_channel] += self.accelerator.power_w()
+        return [p if on else 0.0 for p, on in zip(power, self.switches)]
+
+    def advance_to(self, t_s: float) -> None:
+        while self.t_s + self.STEP_S <= t_s + 1e-9:
+            self._step(self.STEP_S)
+
+    def _step(self, dt_s: float) -> None:
+        t = self.t_s
+        lit = self.orbit.in_sunlight(t + dt_s / 2)
+        truth = self.truth
+        if self.lit and not lit:
+            truth.eclipses += 1
+        self.lit = lit
+
+        self.solar_w = self.array.power_w(lit)
+        channels = self.channel_power_w()
+        self.load_w = sum(channels)
+        taken_w = self.battery.step(self.solar_w - self.load_w, dt_s)
+        surplus_w = self.solar_w - self.load_w
+        shunted_w = max(surplus_w - taken_w, 0.0) if surplus_w > 0 else 0.0
+
+        accelerator_w = self.accelerator.power_w()
+        heater_on = self.rail_on(self.thermal_board_channel)
+        heater_w = [HEATER_W if (on and heater_on) else 0.0 for on in self.heaters]
+        heat = {
+            "accelerator": accelerator_w,
+            "bus": self.load_w - accelerator_w - sum(heater_w),
+            "battery": self.battery.current_a**2 * self.battery.resistance_ohm,
+        }
+        for node, w in zip(HEATER_NODES, heater_w):
+            heat[node] += w
+        self.thermal.step(dt_s, heat, lit)
+
+        hours = dt_s / 3600.0
+        if lit:
+            truth.sunlit_s += dt_s
+        else:
+            truth.eclipse_s += dt_s
+        truth.solar_wh += (self.solar_w - shunted_w) * hours
+        truth.shunted_wh += shunted_w * hours
+        truth.load_wh += self.load_w * hours
+        truth.soc.add(self.battery.soc)
+        for name, node in self.thermal.nodes.items():
+            truth.temps_c[name].add(node.temp_c)
+        self._steps += 1

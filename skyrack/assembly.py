@@ -1,0 +1,99 @@
+"""Assembly: a board definition in, a satellite out.
+
+Drivers and emulated boards are loaded by the names written in the definition, so the
+definition is the wiring diagram. This module (with the CLI) is the only code allowed
+to import every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from boards.definition import DefinitionError, SatelliteDefinition, resolve
+from flight.software import FlightSoftware
+from hal.clock import Clock
+from hal.errors import TransportError
+from hal.transport import InProcessTransport, SerialTransport, Transport
+from drivers.clock import MonotonicClock
+from sim.clock import VirtualClock
+from sim.orbit import CircularOrbit
+from sim.world import World
+
+DEFAULT_ALTITUDE_KM = 500.0
+
+
+@dataclass
+class Satellite:
+    definition: SatelliteDefinition
+    clock: Clock
+    flight: FlightSoftware
+    drivers: dict[str, Any]  # by board name
+    world: World | None = None
+    emulators: dict[str, Any] = field(default_factory=dict)
+    transports: list[Transport] = field(default_factory=list)
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+
+def assemble(definition: SatelliteDefinition, *, seed: int = 1,
+             altitude_km: float | None = None) -> Satellite:
+    """Build the satellite a definition describes. Raises DefinitionError (file and key)."""
+    where = definition.path
+    world = None
+    if definition.emulated:
+        clock: Clock = VirtualClock()
+        altitude = altitude_km if altitude_km is not None else definition.sim.get(
+            "altitude_km", DEFAULT_ALTITUDE_KM)
+        try:
+            orbit = CircularOrbit(altitude, beta_deg=definition.sim.get("beta_deg", 0.0))
+        except ValueError as e:
+            raise DefinitionError(where, "sim", str(e)) from None
+        world = World(clock, orbit, seed)
+    elif any(b.emulator for b in definition.boards):
+        raise DefinitionError(where, "boards",
+                              "mixes emulated and real boards; use all of one or the other")
+    else:
+        clock = MonotonicClock()
+
+    drivers: dict[str, Any] = {}
+    by_kind: dict[str, Any] = {}
+    emulators: dict[str, Any] = {}
+    transports: list[Transport] = []
+    try:
+        for spec in definition.boards:
+            key = f"boards.{spec.name}"
+            driver_cls = resolve(spec.driver, where, f"{key}.driver")
+            driver_kind = getattr(driver_cls, "kind", None)
+            if driver_kind != spec.kind:
+                raise DefinitionError(where, f"{key}.driver",
+                                      f"{spec.driver} drives {driver_kind!r} boards, "
+                                      f"not {spec.kind!r}")
+            if spec.emulator is not None:
+                factory = resolve(spec.emulator, where, f"{key}.emulator")
+                emulator = factory(spec, world)
+                emulators[spec.name] = emulator
+                transport: Transport = InProcessTransport(emulator.receive)
+            else:
+                assert spec.port is not None
+                try:
+                    transport = SerialTransport(spec.port, spec.baudrate)
+                except TransportError as e:
+                    raise DefinitionError(where, f"{key}.port", str(e)) from None
+            transports.append(transport)
+            driver = driver_cls(spec.name, transport, timeout_s=spec.timeout_s,
+                                retries=spec.retries)
+            drivers[spec.name] = driver
+            by_kind[spec.kind] = driver
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+
+    flight = FlightSoftware(clock, power=by_kind["power"], thermal=by_kind["thermal"],
+                            accelerator=by_kind["accelerator"],
+                            rails={b.kind: b.power_channel for b in definition.boards
+                                   if b.power_channel is not None})
+    return Satellite(definition, clock, flight, drivers, world, emulators, transports)

@@ -1,0 +1,192 @@
+"""The `skyrack` command line: the only place that formats for humans.
+
+Every command takes --json, and on failure exits non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from boards import definition as boarddef
+from flight.software import FlightSoftware
+from hal.errors import SkyrackError
+from skyrack import mission
+from skyrack.assembly import assemble
+
+MAX_ORBITS = 1000.0
+
+
+class CliError(Exception):
+    """A failure to report to the user in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block; `--help` still shows the usage.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= MAX_ORBITS:
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, {MAX_ORBITS:g}]")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="skyrack", description="Flight software for compute satellites.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sim = sub.add_parser("sim", help="fly a simulated satellite and print a mission report")
+    sim.add_argument("--board", default=None, metavar="TOML",
+                     help="board definition (default: the packaged boards/sim.toml)")
+    sim.add_argument("--orbits", type=_positive_float, default=2.0,
+                     help="orbits to fly (default 2)")
+    sim.add_argument("--altitude", type=_float, default=None, metavar="KM",
+                     help="circular orbit altitude in km (default: the definition's, 500)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.set_defaults(run=cmd_sim)
+
+    dictionary = sub.add_parser("dictionary",
+                                help="print the command and telemetry dictionary")
+    dictionary.add_argument("--json", action="store_true", help="print it as JSON")
+    dictionary.set_defaults(run=cmd_dictionary)
+    return parser
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    path = args.board or boarddef.default_path()
+    definition = boarddef.load(path)
+    if not definition.emulated:
+        raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
+                       "definition")
+    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude)
+    assert satellite.world is not None
+    duration_s = args.orbits * satellite.world.orbit.period_s
+    started = time.perf_counter()
+    try:
+        recorder = mission.fly(satellite, duration_s)
+    finally:
+        satellite.close()
+    wall_s = time.perf_counter() - started
+    report = mission.report(satellite, recorder, seed=args.seed, orbits=args.orbits)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"(flew {duration_s:.0f} s in {wall_s:.2f} s of wall time, "
+              f"{duration_s / wall_s:.0f}x real time)", file=sys.stderr)
+    return 0
+
+
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    dictionary = FlightSoftware.dictionary()
+    if args.json:
+        print(json.dumps(dictionary.to_json(), indent=2))
+        return 0
+    lines = ["Commands"]
+    for c in dictionary.commands:
+        arg_text = " ".join(_arg_text(a) for a in c.args)
+        lines.append(f"  {c.name} {arg_text}".rstrip())
+        lines.append(f"      {c.description}")
+    lines.append("Telemetry")
+    for t in dictionary.telemetry:
+        unit = f" [{t.unit}]" if t.unit else ""
+        lines.append(f"  {t.name:32} {t.type:6} {t.description}{unit}")
+    lines.append("Events")
+    for e in dictionary.events:
+        lines.append(f"  {e.name:32} {e.severity.value:8} {e.description}")
+    print("\n".join(lines))
+    return 0
+
+
+def _arg_text(a: Any) -> str:
+    if a.type == "enum":
+        kind = "|".join(a.values)
+    elif a.min is not None or a.max is not None:
+        kind = f"{a.type} {a.min:g}..{a.max:g}" if a.min is not None and a.max is not None \
+            else a.type
+    else:
+        kind = a.type
+    unit = f" {a.unit}" if a.unit else ""
+    return f"{a.name}=<{kind}{unit}>"
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [f"Mission report: {r['satellite']} (seed {r['seed']})"]
+    if "orbit" in r:
+        o, w = r["orbit"], r["world"]
+        lines += [
+            "",
+            f"Orbit       {o['altitude_km']:g} km circular, sun-synchronous "
+            f"(i = {o['sso_inclination_deg']:.2f} deg), beta {o['beta_deg']:g} deg",
+            f"            period {o['period_s']:.1f} s; flew {o['orbits']:g} orbits "
+            f"= {r['duration_s']:.0f} s",
+            f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
+            f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %)",
+            f"Energy      solar in {w['solar_in_wh']:.1f} Wh, loads out {w['load_out_wh']:.1f} Wh, "
+            f"shunted {w['shunted_wh']:.1f} Wh",
+            f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "
+            f"{w['soc_pct']['max']:.1f} %, ending {w['soc_pct']['end']:.1f} %",
+            "Temperature " + "; ".join(
+                f"{n} {t['min']:.1f} .. {t['max']:.1f} degC" for n, t in w["temps_c"].items()),
+        ]
+    f = r["flight"]
+    lines += ["", "Flight software telemetry (min / max / last, samples)"]
+    for name, s in f["telemetry"].items():
+        lines.append(f"  {name:32} {s['min']:10.2f} {s['max']:10.2f} {s['last']:10.2f}"
+                     f"  {s['samples']}")
+    c = f["commands"]
+    lines += [
+        "",
+        f"Commands    {c['completed']} completed, {c['rejected']} rejected, {c['failed']} failed",
+    ]
+    for entry in f["command_log"]:
+        reason = f": {entry['reason']}" if "reason" in entry else ""
+        lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
+    events = ", ".join(f"{n} {sev}" for sev, n in f["events"].items()) or "none"
+    e = f["executive"]
+    lines += [
+        f"Events      {events}",
+        f"Executive   {e['ticks']} ticks at {'/'.join(f'{h:g}' for h in e['rates_hz'])} Hz, "
+        f"{e['overruns']} overruns, {e['task_errors']} task errors",
+        "Board links " + "; ".join(
+            f"{n}: {s['requests']} requests, {s['retries']} retries, {s['timeouts']} timeouts, "
+            f"{s['frames_rejected']} frames rejected" for n, s in r["boards"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CliError, SkyrackError, boarddef.DefinitionError, ValueError, OSError) as e:
+        reason = " ".join(str(e).split())
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": reason}))
+        print(f"skyrack {args.command}: error: {reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

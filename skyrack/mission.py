@@ -1,0 +1,107 @@
+"""A simulated mission: fly a satellite for a while, run its operations plan, and
+report what the world did and what the flight software saw."""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any
+
+from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
+from flight.dispatcher import CommandResult
+from skyrack.assembly import Satellite
+
+
+class Recorder:
+    """Listens on the flight bus: numeric telemetry extremes, events, command outcomes."""
+
+    def __init__(self, satellite: Satellite) -> None:
+        self.float_points = {t.name for t in satellite.flight.dictionary().telemetry
+                             if t.type == "float"}
+        self.points: dict[str, list[float]] = {}  # name -> [min, max, last, samples]
+        self.events: collections.Counter[str] = collections.Counter()
+        self.event_log: list[EventRecord] = []
+        self.commands: list[CommandResult] = []
+        satellite.flight.bus.subscribe(ALL, self._on_message)
+
+    def _on_message(self, topic: str, message: Any) -> None:
+        if isinstance(message, Sample):
+            if topic in self.float_points:
+                v = message.value
+                stats = self.points.get(topic)
+                if stats is None:
+                    self.points[topic] = [v, v, v, 1]
+                else:
+                    stats[0] = min(stats[0], v)
+                    stats[1] = max(stats[1], v)
+                    stats[2] = v
+                    stats[3] += 1
+        elif topic == EVENT:
+            self.events[message.severity.value] += 1
+            self.event_log.append(message)
+        elif topic == COMMAND:
+            self.commands.append(message)
+
+
+def fly(satellite: Satellite, duration_s: float) -> Recorder:
+    """Run the flight software for `duration_s`, sending the plan's commands on time."""
+    recorder = Recorder(satellite)
+    flight = satellite.flight
+    for step in sorted(satellite.definition.plan, key=lambda s: s.at_s):
+        if step.at_s > duration_s:
+            break
+        flight.run_until(step.at_s)
+        flight.submit(step.command, step.args)
+    flight.run_until(duration_s)
+    return recorder
+
+
+def _r(x: float, digits: int = 3) -> float:
+    return round(x, digits) if math.isfinite(x) else x
+
+
+def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float) -> dict[str, Any]:
+    """The mission report: plain data, identical for identical runs."""
+    flight = satellite.flight
+    out: dict[str, Any] = {"satellite": satellite.definition.name, "seed": seed}
+    world = satellite.world
+    if world is not None:
+        orbit, truth = world.orbit, world.truth
+        out["orbit"] = {
+            "altitude_km": _r(orbit.altitude_km),
+            "period_s": _r(orbit.period_s),
+            "sso_inclination_deg": _r(orbit.sso_inclination_deg),
+            "beta_deg": _r(orbit.beta_deg),
+            "orbits": _r(orbits),
+        }
+        out["duration_s"] = _r(world.t_s)
+        out["world"] = {
+            "sunlit_s": _r(truth.sunlit_s),
+            "eclipse_s": _r(truth.eclipse_s),
+            "eclipses": truth.eclipses,
+            "eclipse_fraction": _r(truth.eclipse_s / world.t_s if world.t_s else 0.0, 4),
+            "solar_in_wh": _r(truth.solar_wh, 1),
+            "load_out_wh": _r(truth.load_wh, 1),
+            "shunted_wh": _r(truth.shunted_wh, 1),
+            "soc_pct": {"min": _r(100 * truth.soc.low, 2), "max": _r(100 * truth.soc.high, 2),
+                        "end": _r(100 * world.battery.soc, 2)},
+            "temps_c": {name: {"min": _r(x.low, 2), "max": _r(x.high, 2),
+                               "end": _r(world.thermal.nodes[name].temp_c, 2)}
+                        for name, x in truth.temps_c.items()},
+        }
+    statuses = collections.Counter(c.status.value for c in recorder.commands)
+    out["flight"] = {
+        "telemetry": {name: {"min": _r(s[0]), "max": _r(s[1]), "last": _r(s[2]),
+                             "samples": s[3]}
+                      for name, s in sorted(recorder.points.items())},
+        "events": {sev: recorder.events[sev] for sev in sorted(recorder.events)},
+        "commands": {k: statuses[k] for k in ("completed", "rejected", "failed")},
+        "command_log": [{"t_s": _r(c.t_s, 1), "command": c.name, "status": c.status.value,
+                         **({"reason": c.reason} if c.reason else {})}
+                        for c in recorder.commands],
+        "executive": {"ticks": flight.executive.ticks, "overruns": flight.executive.overruns,
+                      "rates_hz": flight.executive.rates_hz,
+                      "task_errors": sum(flight.executive.task_errors.values())},
+    }
+    out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
+    return out
