@@ -15,11 +15,15 @@ def encode(data: bytes) -> bytes:
     out = bytearray()
     # Each zero-free run becomes a code byte (run length + 1) and the run; runs longer
     # than 254 bytes are split into 254-byte blocks whose code 0xFF implies no zero.
-    for run in bytes(data).split(b"\x00"):
+    runs = bytes(data).split(b"\x00")
+    last = len(runs) - 1
+    for index, run in enumerate(runs):
         while len(run) >= 254:
             out.append(0xFF)
             out += run[:254]
             run = run[254:]
+            if not run and index == last:
+                return bytes(out)  # canonical: no empty group after a final 0xFF block
         out.append(len(run) + 1)
         out += run
     return bytes(out)

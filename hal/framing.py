@@ -1,4 +1,7 @@
-"""Board-protocol framing: COBS(payload + CRC-16 big-endian) + 0x00.
+"""Board-protocol framing: 0x00 + COBS(payload + CRC-16 big-endian) + 0x00.
+
+The leading delimiter costs a byte and buys isolation: noise picked up while the line
+was idle ends at it, as a rejected fragment, instead of corrupting the frame behind it.
 
 `encode_frame` and `decode_frame` handle one frame; `Deframer` cuts a byte stream
 into frames, rejecting and counting bad ones and resynchronising at the next 0x00.
@@ -26,23 +29,22 @@ def max_encoded_bytes(max_payload_bytes: int) -> int:
 
 
 def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
-    """One frame ready for the wire, delimiter included."""
+    """One frame ready for the wire, delimiters included."""
     if len(payload) > max_payload_bytes:
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
     crc = crc16_ccitt_false(payload)
-    return cobs.encode(payload + crc.to_bytes(2, "big")) + DELIMITER
+    return DELIMITER + cobs.encode(payload + crc.to_bytes(2, "big")) + DELIMITER
 
 
 def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
-    """The payload of one frame (delimiter optional).
+    """The payload of one frame (delimiters optional).
 
     Raises:
         FrameError: kind "oversize", "cobs", "truncated" or "crc", with the reason.
     """
-    if frame.endswith(DELIMITER):
-        frame = frame[:-1]
+    frame = frame.strip(DELIMITER)
     if len(frame) > max_encoded_bytes(max_payload_bytes):
         raise FrameError(
             "oversize",
@@ -50,8 +52,8 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> by
             f"{max_encoded_bytes(max_payload_bytes)}-byte limit",
         )
     raw = cobs.decode(frame)
-    if len(raw) <= CRC_BYTES:
-        raise FrameError("truncated", f"frame of {len(raw)} bytes is too short for payload and CRC")
+    if len(raw) < CRC_BYTES:
+        raise FrameError("truncated", f"frame of {len(raw)} bytes is too short to hold its CRC")
     payload, sent = raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
     if len(payload) > max_payload_bytes:
         raise FrameError(

@@ -1,0 +1,101 @@
+"""Boards that misbehave on purpose, and a minimal firmware to serve behind them.
+
+`Misbehaving` wraps any board's `receive(rx) -> tx` and damages what the board sends
+back, the first `times` replies or all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boards.firmware.server import OpError, ProtocolServer
+
+
+class ClockPlatform:
+    serial_number = "TEST-0001"
+
+    def __init__(self) -> None:
+        self.t_s = 0.0
+        self.reboots = 0
+
+    def uptime_s(self) -> float:
+        return self.t_s
+
+    def reboot(self) -> None:
+        self.reboots += 1
+        self.t_s = 0.0
+
+
+class EchoFirmware:
+    kind = "test"
+
+    def __init__(self) -> None:
+        self.platform = ClockPlatform()
+        self.bumps = 0
+
+    def handlers(self) -> dict[str, Any]:
+        return {"tlm": self.tlm, "echo": lambda a: a, "fail": self.fail, "crash": self.crash,
+                "bump": self.bump}
+
+    def tlm(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"value": 42}
+
+    def fail(self, args: dict[str, Any]) -> None:
+        raise OpError("refused on purpose")
+
+    def crash(self, args: dict[str, Any]) -> None:
+        raise RuntimeError("firmware bug")
+
+    def bump(self, args: dict[str, Any]) -> dict[str, int]:
+        self.bumps += 1
+        return {"bumps": self.bumps}
+
+
+def make_server(name: str = "testboard") -> ProtocolServer:
+    return ProtocolServer(name, EchoFirmware())
+
+
+class Misbehaving:
+    """A board's UART with a fault: 'silent', 'garbage', 'flip', 'drop', 'stale', 'lose'."""
+
+    MODES = ("silent", "garbage", "flip", "drop", "stale", "lose")
+
+    def __init__(self, receive: Any, mode: str, times: int | None = None) -> None:
+        assert mode in self.MODES
+        self.receive = receive
+        self.mode = mode
+        self.remaining = times
+        self.calls = 0
+        self._previous = b""
+
+    def __call__(self, rx: bytes) -> bytes:
+        self.calls += 1
+        if self.mode == "silent" and self._active():
+            self._use()
+            return b""
+        tx = self.receive(rx)
+        if not tx or not self._active():
+            self._previous = tx
+            return tx
+        self._use()
+        if self.mode == "garbage":
+            out = b"\x55\xaa\x13\x00\xfe\xfe\xfe" + tx
+        elif self.mode == "flip":
+            damaged = bytearray(tx)
+            damaged[1] ^= 0x04 if damaged[1] != 0x04 else 0x08
+            out = bytes(damaged)
+        elif self.mode == "drop":
+            out = tx[:2] + tx[5:]
+        elif self.mode == "stale":
+            out = self._previous + tx
+        else:  # lose: the board ran the op but its reply never arrived
+            out = b""
+        self._previous = tx
+        return out
+
+    def _active(self) -> bool:
+        return self.remaining is None or self.remaining > 0
+
+    def _use(self) -> None:
+        if self.remaining is not None:
+            self.remaining -= 1

@@ -1,0 +1,115 @@
+from hypothesis import given, strategies as st
+import pytest
+
+from hal import cobs
+from hal.crc import crc16_ccitt_false
+from hal.errors import FrameError
+from hal.framing import MAX_PAYLOAD_BYTES, Deframer, decode_frame, encode_frame
+
+
+def test_crc16_ccitt_false_check_value() -> None:
+    assert crc16_ccitt_false(b"123456789") == 0x29B1
+
+
+def test_frame_is_cobs_of_payload_and_big_endian_crc_between_zeros() -> None:
+    frame = encode_frame(b"hi")
+    assert frame[0] == 0 and frame[-1] == 0 and frame.count(0) == 2
+    raw = cobs.decode(frame[1:-1])
+    assert raw[:-2] == b"hi"
+    assert int.from_bytes(raw[-2:], "big") == crc16_ccitt_false(b"hi")
+
+
+@given(st.binary(max_size=MAX_PAYLOAD_BYTES))
+def test_round_trip(payload: bytes) -> None:
+    assert decode_frame(encode_frame(payload)) == payload
+
+
+def test_bad_crc_is_rejected_with_both_values() -> None:
+    raw = b"payload" + (crc16_ccitt_false(b"payload") ^ 0x0001).to_bytes(2, "big")
+    with pytest.raises(FrameError, match=r"bad CRC: frame says 0x[0-9A-F]{4}") as e:
+        decode_frame(cobs.encode(raw))
+    assert e.value.kind == "crc"
+
+
+def test_a_flipped_bit_anywhere_is_rejected() -> None:
+    frame = bytearray(encode_frame(b"switch channel 3 on"))
+    for i in range(1, len(frame) - 1):
+        for bit in range(8):
+            damaged = bytearray(frame)
+            damaged[i] ^= 1 << bit
+            if damaged[i] == 0:
+                continue  # becomes a delimiter: a different, shorter frame
+            with pytest.raises(FrameError):
+                decode_frame(bytes(damaged))
+
+
+def test_frame_too_short_for_a_crc_is_truncated() -> None:
+    with pytest.raises(FrameError, match="too short") as e:
+        decode_frame(cobs.encode(b"\x42"))
+    assert e.value.kind == "truncated"
+
+
+def test_frame_cut_short_is_rejected() -> None:
+    frame = encode_frame(bytes(range(1, 40)))
+    with pytest.raises(FrameError):
+        decode_frame(frame[:-6])
+
+
+def test_oversize_payload_is_refused_both_ways() -> None:
+    with pytest.raises(FrameError, match="exceeds") as e:
+        encode_frame(bytes(MAX_PAYLOAD_BYTES + 1))
+    assert e.value.kind == "oversize"
+    big = encode_frame(bytes(200), max_payload_bytes=1000)
+    with pytest.raises(FrameError, match="exceeds") as e:
+        decode_frame(big, max_payload_bytes=100)
+    assert e.value.kind == "oversize"
+
+
+def test_deframer_resyncs_after_garbage_and_counts_it() -> None:
+    d = Deframer()
+    got = d.feed(b"\x13\x37garbage" + encode_frame(b"one") + b"\xff\xfe"
+                 + encode_frame(b"two"))
+    assert got == [b"one", b"two"]
+    assert sum(d.rejected.values()) == 2
+    assert d.last_error is not None
+
+
+def test_noise_on_an_idle_line_does_not_cost_the_next_frame() -> None:
+    d = Deframer()
+    assert d.feed(b"\x05\x41\x42") == []  # noise, never delimited by its sender
+    assert d.feed(encode_frame(b"reply")) == [b"reply"]
+    assert d.rejected["cobs"] + d.rejected["crc"] + d.rejected["truncated"] == 1
+
+
+def test_deframer_drops_an_endless_run_with_bounded_memory() -> None:
+    d = Deframer(max_payload_bytes=64)
+    for _ in range(100):
+        assert d.feed(b"\x01" * 1000) == []
+    assert len(d._buf) <= 100
+    assert d.feed(encode_frame(b"after", max_payload_bytes=64)) == [b"after"]
+    assert d.rejected["oversize"] == 1
+
+
+def test_deframer_ignores_idle_delimiters() -> None:
+    d = Deframer()
+    assert d.feed(b"\x00\x00\x00" + encode_frame(b"x") + b"\x00\x00") == [b"x"]
+    assert not d.rejected
+
+
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=8),
+       st.binary(max_size=300), st.integers(min_value=1, max_value=64))
+def test_deframer_recovers_every_frame_after_any_junk_in_any_chunking(
+        payloads: list[bytes], junk: bytes, chunk: int) -> None:
+    stream = junk + b"".join(encode_frame(p) for p in payloads)
+    d = Deframer()
+    got: list[bytes] = []
+    for i in range(0, len(stream), chunk):
+        got += d.feed(stream[i:i + chunk])
+    # Junk may by chance decode as a frame of its own; the real frames all come through.
+    assert got[len(got) - len(payloads):] == payloads
+
+
+@given(st.binary(max_size=3000))
+def test_deframer_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    d = Deframer(max_payload_bytes=256)
+    d.feed(data)
