@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from drivers.board import BoardDriver
 from hal.boards import AcceleratorHousekeeping, AcceleratorState
 from hal.errors import BoardError
-from drivers.board import BoardDriver
 
 NUMBER = (int, float)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from drivers.link import BoardLink
 from hal.boards import BoardInfo
 from hal.errors import BoardError
 from hal.transport import Transport
-from drivers.link import BoardLink
 
 
 class BoardDriver:

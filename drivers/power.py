@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hal.boards import PowerHousekeeping
 from drivers.board import BoardDriver
+from hal.boards import PowerHousekeeping
 
 NUMBER = (int, float)
 
@@ -15,20 +15,20 @@ class PowerDriver(BoardDriver):
     def housekeeping(self) -> PowerHousekeeping:
         r = self.link.call("tlm")
         f = self._field
-        switches = tuple(bool(s) for s in f(r, "tlm", "switches", list))
         return PowerHousekeeping(
             batt_v=float(f(r, "tlm", "batt_v", NUMBER)),
             batt_a=float(f(r, "tlm", "batt_a", NUMBER)),
             soc_pct=float(f(r, "tlm", "soc_pct", NUMBER)),
             solar_power_w=float(f(r, "tlm", "solar_power_w", NUMBER)),
             load_power_w=float(f(r, "tlm", "load_power_w", NUMBER)),
-            switches=switches,
+            switches=tuple(bool(s) for s in f(r, "tlm", "switches", list)),
             channel_a=tuple(float(a) for a in f(r, "tlm", "channel_a", list)),
             uptime_s=float(f(r, "tlm", "uptime_s", NUMBER)),
         )
 
     def set_switch(self, channel: int, on: bool) -> None:
         if not 0 <= channel < self.channel_count:
-            raise ValueError(f"{self.name}: channel {channel} out of range 0..{self.channel_count - 1}")
+            raise ValueError(f"{self.name}: channel {channel} out of range "
+                             f"0..{self.channel_count - 1}")
         # Setting a switch to a state (not toggling it) is idempotent, so it may be retried.
         self.link.call("switch", {"channel": channel, "on": bool(on)})

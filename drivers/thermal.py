@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from drivers.board import BoardDriver
 from hal.boards import ThermalHousekeeping
 from hal.errors import BoardError
-from drivers.board import BoardDriver
 
 
 class ThermalDriver(BoardDriver):
@@ -15,7 +15,8 @@ class ThermalDriver(BoardDriver):
         temps = self._field(r, "tlm", "temps_c", dict)
         if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
                    for k, v in temps.items()):
-            raise BoardError(self.name, "tlm", f"temps_c is not a map of names to numbers: {temps!r}")
+            raise BoardError(self.name, "tlm",
+                             f"temps_c is not a map of names to numbers: {temps!r}")
         return ThermalHousekeeping(
             temps_c={k: float(v) for k, v in temps.items()},
             heaters=tuple(bool(h) for h in self._field(r, "tlm", "heaters", list)),

@@ -24,6 +24,7 @@ SOC_PCT_SIGMA = 0.1
 SOLAR_W_SIGMA = 2.0
 TEMP_C_SIGMA = 0.2
 POWER_W_SIGMA = 1.0
+JUNCTION_W_K = 100.0  # die to cold plate
 
 
 class SimPlatform:
@@ -40,8 +41,8 @@ class SimPlatform:
     def uptime_s(self) -> float:
         return self.world.clock.now_s() - self._boot_s
 
-    def reboot(self) -> None:
-        self._boot_s = self.world.clock.now_s()
+    def reboot(self, at_s: float | None = None) -> None:
+        self._boot_s = self.world.clock.now_s() if at_s is None else at_s
 
     def noisy(self, value: float, sigma: float) -> float:
         return float(value + sigma * self.rng.standard_normal())
@@ -51,6 +52,9 @@ class SimPlatform:
 
     def power_ups(self) -> int:
         return 0 if self.channel is None else self.world.power_ups[self.channel]
+
+    def powered_since_s(self) -> float:
+        return self.world.power_up_s[self.channel] if self.channel is not None else 0.0
 
 
 class SimPowerPlatform(SimPlatform):
@@ -103,9 +107,9 @@ class SimAcceleratorPlatform(SimPlatform):
         self.world.accelerator.clock_pct = pct
 
     def temp_c(self) -> float:
-        # The die runs hotter than its cold plate by its power over the junction conductance.
-        die_c = self.world.thermal.nodes["accelerator"].temp_c + self.world.accelerator.power_w() / 100.0
-        return self.noisy(die_c, TEMP_C_SIGMA)
+        # The die runs above its cold plate by power over the junction conductance.
+        plate_c = self.world.thermal.nodes["accelerator"].temp_c
+        return self.noisy(plate_c + self.world.accelerator.power_w() / JUNCTION_W_K, TEMP_C_SIGMA)
 
     def power_w(self) -> float:
         return max(self.noisy(self.world.accelerator.power_w(), POWER_W_SIGMA), 0.0)
@@ -131,7 +135,7 @@ class EmulatedBoard:
         if self.platform.power_ups() != self._power_ups:
             self._power_ups = self.platform.power_ups()
             self.server = ProtocolServer(self.name, self.server.firmware)
-            self.platform.reboot()
+            self.platform.reboot(at_s=self.platform.powered_since_s())
         return self.server.receive(data)
 
 

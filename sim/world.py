@@ -73,6 +73,7 @@ class World:
         self.switches = [False] * CHANNEL_COUNT
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
         self.power_ups = [0] * CHANNEL_COUNT  # rising edges per channel: boards reboot on them
+        self.power_up_s = [clock.now_s()] * CHANNEL_COUNT  # time of each channel's last edge
         self.heaters = [False] * len(HEATER_NODES)
         self.lit = orbit.in_sunlight(clock.now_s())
         self.solar_w = 0.0
@@ -103,6 +104,7 @@ class World:
     def set_switch(self, channel: int, on: bool) -> None:
         if on and not self.switches[channel]:
             self.power_ups[channel] += 1
+            self.power_up_s[channel] = self.clock.now_s()
         self.switches[channel] = on
         if channel == self.accelerator_channel:
             if on:
@@ -120,7 +122,7 @@ class World:
             power[self.thermal_board_channel] += THERMAL_BOARD_W + HEATER_W * sum(self.heaters)
         if self.accelerator_channel is not None:
             power[self.accelerator_channel] += self.accelerator.power_w()
-        return [p if on else 0.0 for p, on in zip(power, self.switches)]
+        return [p if on else 0.0 for p, on in zip(power, self.switches, strict=True)]
 
     def advance_to(self, t_s: float) -> None:
         while self.t_s + self.STEP_S <= t_s + 1e-9:
@@ -149,7 +151,7 @@ class World:
             "bus": self.load_w - accelerator_w - sum(heater_w),
             "battery": self.battery.current_a**2 * self.battery.resistance_ohm,
         }
-        for node, w in zip(HEATER_NODES, heater_w):
+        for node, w in zip(HEATER_NODES, heater_w, strict=True):
             heat[node] += w
         self.thermal.step(dt_s, heat, lit)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boards.definition import DefinitionError, SatelliteDefinition, resolve
+from drivers.clock import MonotonicClock
 from flight.software import FlightSoftware
 from hal.clock import Clock
 from hal.errors import TransportError
 from hal.transport import InProcessTransport, SerialTransport, Transport
-from drivers.clock import MonotonicClock
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit
 from sim.world import World

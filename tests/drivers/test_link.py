@@ -9,7 +9,8 @@ from tests.doubles import Misbehaving, make_server
 def link_to(mode: str | None = None, times: int | None = None, retries: int = 2):
     server = make_server()
     peer = server.receive if mode is None else Misbehaving(server.receive, mode, times)
-    return BoardLink("testboard", InProcessTransport(peer), timeout_s=0.2, retries=retries), server, peer
+    link = BoardLink("testboard", InProcessTransport(peer), timeout_s=0.2, retries=retries)
+    return link, server, peer
 
 
 def test_a_good_board_answers_first_time() -> None:

@@ -3,8 +3,15 @@ import json
 import pytest
 
 from hal.dictionary import (
-    ArgSpec, ArgumentError, CommandSpec, Dictionary, EventSpec, ParameterSpec, Severity,
-    TelemetrySpec, validate_args,
+    ArgSpec,
+    ArgumentError,
+    CommandSpec,
+    Dictionary,
+    EventSpec,
+    ParameterSpec,
+    Severity,
+    TelemetrySpec,
+    validate_args,
 )
 
 SWITCH = CommandSpec("power.switch", "Switch a load", (

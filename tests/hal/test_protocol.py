@@ -1,6 +1,7 @@
-from hypothesis import given, strategies as st
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hal.errors import ProtocolError
 from hal.protocol import Reply, Request, decode_reply, decode_request, encode_reply, encode_request

@@ -1,0 +1,1 @@
+"""The ground segment: operators command the satellite and read its telemetry."""

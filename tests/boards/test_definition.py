@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from boards.definition import DefinitionError, default_path, load
+
+GOOD = Path(default_path()).read_text()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sat.toml"
+    path.write_text(text)
+    return path
+
+
+def fails(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(DefinitionError) as e:
+        load(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    return message
+
+
+def test_the_default_definition_wires_three_emulated_boards() -> None:
+    d = load(default_path())
+    assert {b.kind for b in d.boards} == {"power", "thermal", "accelerator"}
+    assert d.emulated
+    assert d.board("accelerator").power_channel == 2
+    assert d.sim["altitude_km"] == 500.0
+    assert [s.command for s in d.plan] == ["power.switch", "accelerator.set_state"]
+
+
+def test_unknown_board_kind_names_the_key(tmp_path: Path) -> None:
+    msg = fails(tmp_path, GOOD.replace('kind = "power"', 'kind = "powr"'))
+    assert "boards.power.kind: unknown board kind 'powr' (expected one of power, thermal" in msg
+
+
+def test_missing_driver_names_the_key(tmp_path: Path) -> None:
+    msg = fails(tmp_path, GOOD.replace('driver = "drivers.thermal:ThermalDriver"\n', ""))
+    assert msg.endswith("boards.thermal.driver: missing field")
+
+
+def test_missing_satellite_table(tmp_path: Path) -> None:
+    assert fails(tmp_path, GOOD.replace("[satellite]", "[satelite]")).endswith(
+        "satelite: unknown table")
+
+
+def test_unknown_key_is_not_silently_ignored(tmp_path: Path) -> None:
+    msg = fails(tmp_path, GOOD.replace("power_channel = 2", "power_chanel = 2"))
+    assert "boards.accelerator.power_chanel: unknown key" in msg
+
+
+def test_a_board_must_be_emulated_or_on_a_port_not_both(tmp_path: Path) -> None:
+    msg = fails(tmp_path, GOOD.replace('emulator = "sim.boards:EmulatedPowerBoard"',
+                                       'emulator = "sim.boards:EmulatedPowerBoard"\n'
+                                       'port = "/dev/ttyUSB0"'))
+    assert "boards.power: needs exactly one of 'emulator' or 'port'" in msg
+
+
+def test_a_missing_board_kind_is_named(tmp_path: Path) -> None:
+    start = GOOD.index("[boards.thermal]")
+    end = GOOD.index("[boards.accelerator]")
+    assert fails(tmp_path, GOOD[:start] + GOOD[end:]).endswith("boards: no board of kind 'thermal'")
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ('kind = "power"', 'kind = "power"\ntimeout_s = -1', "boards.power.timeout_s"),
+    ('kind = "power"', 'kind = "power"\nretries = "3"', "boards.power.retries"),
+    ("at_s = 60.0", "at_s = -5", "plan[0].at_s"),
+    ("altitude_km = 500.0", 'altitude_km = "low"', "sim.altitude_km"),
+])
+def test_out_of_range_and_wrong_typed_values_name_the_key(tmp_path, old, new, key) -> None:
+    assert f": {key}: " in fails(tmp_path, GOOD.replace(old, new, 1))
+
+
+def test_not_toml_and_no_file(tmp_path: Path) -> None:
+    assert "not valid TOML" in fails(tmp_path, "[boards\n")
+    with pytest.raises(DefinitionError, match="nowhere.toml: no such file"):
+        load(tmp_path / "nowhere.toml")

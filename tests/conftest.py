@@ -1,0 +1,20 @@
+"""Fixtures shared across the suite: a simulated world and its emulated boards."""
+
+from __future__ import annotations
+
+import pytest
+
+from boards.definition import BoardSpec
+from sim.clock import VirtualClock
+from sim.orbit import CircularOrbit
+from sim.world import World
+
+
+@pytest.fixture
+def world() -> World:
+    return World(VirtualClock(), CircularOrbit(500.0, beta_deg=0.0), seed=1)
+
+
+def spec(kind: str, name: str | None = None, power_channel: int | None = None) -> BoardSpec:
+    return BoardSpec(name=name or kind, kind=kind, driver="", emulator="x:y",
+                     power_channel=power_channel)

@@ -1,0 +1,105 @@
+"""Every driver against its emulated board, and against boards that misbehave."""
+
+import pytest
+
+from drivers.accelerator import AcceleratorDriver
+from drivers.power import PowerDriver
+from drivers.thermal import ThermalDriver
+from hal.boards import AcceleratorState
+from hal.errors import BoardError, BoardFault, BoardTimeout
+from hal.transport import InProcessTransport
+from sim.boards import EmulatedAcceleratorBoard, EmulatedPowerBoard, EmulatedThermalBoard
+from tests.conftest import spec
+from tests.doubles import Misbehaving
+
+DRIVERS = {
+    "power": (PowerDriver, EmulatedPowerBoard, None),
+    "thermal": (ThermalDriver, EmulatedThermalBoard, 1),
+    "accelerator": (AcceleratorDriver, EmulatedAcceleratorBoard, 2),
+}
+
+
+def attach(world, kind: str, mode: str | None = None, times: int | None = None):
+    driver_cls, emulator, channel = DRIVERS[kind]
+    board = emulator(spec(kind, power_channel=channel), world)
+    peer = board.receive if mode is None else Misbehaving(board.receive, mode, times)
+    return driver_cls(kind, InProcessTransport(peer), timeout_s=0.1, retries=2), board
+
+
+def test_power_driver_reads_typed_housekeeping_and_switches_loads(world) -> None:
+    power, _ = attach(world, "power")
+    hk = power.housekeeping()
+    assert 28.0 < hk.batt_v < 34.0 and 85.0 < hk.soc_pct < 95.0
+    assert hk.switches[0] and not hk.switches[2]
+    power.set_switch(2, True)
+    assert world.switches[2] and power.housekeeping().switches[2]
+    with pytest.raises(ValueError, match="channel 8 out of range"):
+        power.set_switch(8, True)
+
+
+def test_thermal_driver_reads_every_sensor_and_drives_heaters(world) -> None:
+    thermal, _ = attach(world, "thermal")
+    hk = thermal.housekeeping()
+    assert set(hk.temps_c) == {"accelerator", "radiator", "bus", "battery"}
+    assert all(abs(t - 20.0) < 2.0 for t in hk.temps_c.values())
+    thermal.set_heater(0, True)
+    assert world.heaters[0] and thermal.housekeeping().heaters == (True, False)
+    with pytest.raises(BoardFault, match="heater = 5 out of range"):
+        thermal.set_heater(5, True)
+
+
+def test_accelerator_driver_changes_state_and_clock_on_a_powered_board(world) -> None:
+    acc, _ = attach(world, "accelerator")
+    world.set_switch(2, True)
+    acc.set_state(AcceleratorState.ON)
+    acc.set_clock(50)
+    hk = acc.housekeeping()
+    assert hk.state is AcceleratorState.ON and hk.clock_pct == 50
+    assert 350.0 < hk.power_w < 430.0
+    with pytest.raises(BoardFault, match="clock_pct = 5 out of range"):
+        acc.set_clock(5)
+
+
+def test_an_unpowered_board_is_silent_and_boots_afresh_when_powered(world) -> None:
+    acc, board = attach(world, "accelerator")
+    with pytest.raises(BoardTimeout, match="accelerator: tlm: .*board silent"):
+        acc.housekeeping()
+    world.set_switch(2, True)
+    world.clock.sleep_until(30.0)
+    assert acc.ping() == 30.0
+    world.set_switch(2, False)
+    world.set_switch(2, True)
+    assert acc.ping() == 0.0  # rebooted on the new power-up
+    assert acc.info().kind == "accelerator"
+
+
+@pytest.mark.parametrize("kind", sorted(DRIVERS))
+@pytest.mark.parametrize("mode", ["silent", "flip", "drop"])
+def test_every_driver_times_out_cleanly_on_a_board_that_stays_broken(world, kind, mode) -> None:
+    driver, _ = attach(world, kind, mode)
+    world.set_switch(2, True)
+    with pytest.raises(BoardTimeout) as e:
+        driver.housekeeping()
+    assert e.value.board == kind and e.value.op == "tlm"
+
+
+@pytest.mark.parametrize("kind", sorted(DRIVERS))
+@pytest.mark.parametrize("mode", ["silent", "flip", "drop", "garbage", "lose"])
+def test_every_driver_rides_through_one_bad_reply(world, kind, mode) -> None:
+    driver, _ = attach(world, kind, mode, times=1)
+    world.set_switch(2, True)
+    assert driver.housekeeping().uptime_s >= 0.0
+
+
+def test_a_reply_of_the_wrong_shape_is_a_board_error_naming_the_field(world) -> None:
+    def liar(rx: bytes) -> bytes:
+        from hal.framing import Deframer, encode_frame
+        from hal.protocol import Reply, decode_request, encode_reply
+
+        (payload,) = Deframer().feed(rx)
+        request = decode_request(payload)
+        return encode_frame(encode_reply(Reply(request.seq, True, result={"batt_v": "high"})))
+
+    power = PowerDriver("power", InProcessTransport(liar))
+    with pytest.raises(BoardError, match="power: tlm: reply field 'batt_v' has the wrong type"):
+        power.housekeeping()

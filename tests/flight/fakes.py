@@ -1,0 +1,81 @@
+"""In-memory HAL boards for testing flight code without drivers or the sim."""
+
+from __future__ import annotations
+
+from hal.boards import (
+    AcceleratorHousekeeping,
+    AcceleratorState,
+    BoardInfo,
+    PowerHousekeeping,
+    ThermalHousekeeping,
+)
+from hal.errors import BoardFault, BoardTimeout
+
+
+class FakeBoard:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.silent = False
+        self.calls: list[str] = []
+
+    def _check(self, op: str) -> None:
+        self.calls.append(op)
+        if self.silent:
+            raise BoardTimeout(self.name, op, "board silent")
+
+    def ping(self) -> float:
+        self._check("ping")
+        return 0.0
+
+    def info(self) -> BoardInfo:
+        return BoardInfo(self.name, "fake", "0", "0")
+
+    def reset(self) -> None:
+        self._check("reset")
+
+
+class FakePower(FakeBoard):
+    channel_count = 8
+
+    def __init__(self) -> None:
+        super().__init__("power")
+        self.switches = [True, True] + [False] * 6
+
+    def housekeeping(self) -> PowerHousekeeping:
+        self._check("tlm")
+        return PowerHousekeeping(30.0, 1.0, 80.0, 1000.0, 500.0, tuple(self.switches),
+                                 (0.0,) * 8, 1.0)
+
+    def set_switch(self, channel: int, on: bool) -> None:
+        self._check("switch")
+        self.switches[channel] = on
+
+
+class FakeThermal(FakeBoard):
+    def __init__(self) -> None:
+        super().__init__("thermal")
+
+    def housekeeping(self) -> ThermalHousekeeping:
+        self._check("tlm")
+        return ThermalHousekeeping({"accelerator": 40.0, "bus": 20.0}, (False, False), 1.0)
+
+    def set_heater(self, heater: int, on: bool) -> None:
+        self._check("heater")
+        raise BoardFault(self.name, "heater", f"heater {heater} is open-circuit")
+
+
+class FakeAccelerator(FakeBoard):
+    def __init__(self) -> None:
+        super().__init__("accelerator")
+        self.state = AcceleratorState.OFF
+
+    def housekeeping(self) -> AcceleratorHousekeeping:
+        self._check("tlm")
+        return AcceleratorHousekeeping(self.state, 100, 45.0, 80.0, 0, 1.0)
+
+    def set_state(self, state: AcceleratorState) -> None:
+        self._check("set_state")
+        self.state = state
+
+    def set_clock(self, clock_pct: int) -> None:
+        self._check("set_clock")

@@ -1,0 +1,87 @@
+import pytest
+
+from flight.boardwatch import BoardComponent
+from flight.bus import EVENT
+from flight.component import Parameter
+from flight.software import FlightSoftware
+from hal.dictionary import ArgumentError, Severity
+from sim.clock import VirtualClock
+from tests.flight.fakes import FakeAccelerator, FakePower, FakeThermal
+
+
+def test_dictionary_comes_from_declarations_and_docstrings() -> None:
+    d = FlightSoftware.dictionary()
+    switch = d.command("power.switch")
+    assert switch.description == "Switch a load channel of the power board on or off."
+    channel = switch.args[0]
+    assert (channel.name, channel.type, channel.min, channel.max) == ("channel", "int", 0, 7)
+    assert channel.description == "Load output channel"
+    state = d.command("accelerator.set_state").args[0]
+    assert state.type == "enum" and state.values == ("off", "idle", "on")
+    assert d.command("accelerator.set_clock").args[0].unit == "%"
+    telemetry = {t.name: t for t in d.telemetry}
+    assert telemetry["power.batt_v"].unit == "V"
+    # Inherited declarations appear under every component that inherits them.
+    inherited = {"power.cmd_rejected", "thermal.board_errors", "accelerator.board_errors"}
+    assert inherited <= set(telemetry)
+    events = {e.name: e.severity for e in d.events}
+    assert events["accelerator.board_silent"] is Severity.WARNING
+
+
+def test_every_command_has_a_description() -> None:
+    assert all(c.description for c in FlightSoftware.dictionary().commands)
+
+
+def test_publishing_an_undeclared_point_or_event_is_a_programming_error() -> None:
+    fsw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=FakeThermal(),
+                         accelerator=FakeAccelerator())
+    power = fsw.component("power")
+    with pytest.raises(KeyError, match="telemetry point 'volts' is not declared"):
+        power.publish("volts", 1.0)
+    with pytest.raises(KeyError, match="event 'boom' is not declared"):
+        power.emit("boom")
+
+
+def test_parameters_are_range_checked() -> None:
+    class Probe(BoardComponent):
+        name = "probe"
+        parameters = (Parameter("floor_pct", "float", 30.0, "Floor", "%", 0.0, 100.0),)
+
+    probe = Probe()
+    assert probe.param("floor_pct") == 30.0
+    probe.set_param("floor_pct", 45)
+    assert probe.param("floor_pct") == 45.0
+    with pytest.raises(ArgumentError, match="floor_pct = 150.0 % is above the maximum"):
+        probe.set_param("floor_pct", 150)
+    with pytest.raises(ArgumentError, match="unknown parameter 'ceiling'"):
+        probe.set_param("ceiling", 1)
+    assert Probe.parameter_specs()[0].name == "probe.floor_pct"
+
+
+def test_a_silent_board_raises_one_event_and_one_on_recovery() -> None:
+    thermal = FakeThermal()
+    fsw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=thermal,
+                         accelerator=FakeAccelerator())
+    events = []
+    fsw.bus.subscribe(EVENT, lambda t, e: events.append(e.name))
+    thermal.silent = True
+    fsw.run_until(5.0)
+    thermal.silent = False
+    fsw.run_until(7.0)
+    assert events.count("thermal.board_silent") == 1
+    assert events.count("thermal.board_back") == 1
+    assert fsw.component("thermal").counters["board_errors"] == 5
+
+
+def test_a_board_on_a_switched_off_rail_is_not_polled() -> None:
+    power, acc = FakePower(), FakeAccelerator()
+    acc.silent = True  # it would time out if asked
+    fsw = FlightSoftware(VirtualClock(), power=power, thermal=FakeThermal(), accelerator=acc,
+                         rails={"accelerator": 2})
+    events = []
+    fsw.bus.subscribe(EVENT, lambda t, e: events.append(e.name))
+    fsw.run_until(5.0)
+    assert "tlm" not in acc.calls and events == []
+    power.switches[2] = True
+    fsw.run_until(6.0)
+    assert "tlm" in acc.calls and events == ["accelerator.board_silent"]

@@ -1,0 +1,110 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skyrack.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def two_orbits() -> str:
+    """`skyrack sim --orbits 2 --seed 1 --json`, run once for the module."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "skyrack"), "sim", "--orbits", "2",
+                           "--seed", "1", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_two_orbits_at_500_km_report_the_kepler_period(two_orbits: str) -> None:
+    report = json.loads(two_orbits)
+    assert abs(report["orbit"]["period_s"] - 5677.0) < 1.0
+    assert report["duration_s"] == pytest.approx(2 * report["orbit"]["period_s"], abs=1.0)
+    assert report["world"]["eclipses"] == 2
+
+
+def test_the_default_mission_runs_its_plan_cleanly(two_orbits: str) -> None:
+    report = json.loads(two_orbits)
+    flight = report["flight"]
+    assert flight["commands"] == {"completed": 2, "rejected": 0, "failed": 0}
+    assert "warning" not in flight["events"] and flight["executive"]["task_errors"] == 0
+    assert flight["executive"]["rates_hz"] == [10, 1]
+    # The accelerator drew its 700 W after the plan switched it on, and heated up.
+    assert flight["telemetry"]["accelerator.power_w"]["max"] > 690.0
+    assert report["world"]["temps_c"]["accelerator"]["max"] > 30.0
+    # State of charge fell in eclipse and rose in sunlight.
+    soc = report["world"]["soc_pct"]
+    assert soc["min"] < 90.0 < soc["max"]
+    assert all(b["timeouts"] == 0 for b in report["boards"].values())
+
+
+def test_the_same_seed_gives_the_same_report_byte_for_byte(capsys, two_orbits: str) -> None:
+    code, out, _ = run(capsys, "sim", "--orbits", "2", "--seed", "1", "--json")
+    assert code == 0 and out == two_orbits
+
+
+def test_another_seed_changes_what_is_random(capsys, two_orbits: str) -> None:
+    _, out, _ = run(capsys, "sim", "--orbits", "2", "--seed", "2", "--json")
+    one, two = json.loads(two_orbits), json.loads(out)
+    assert one["flight"]["telemetry"] != two["flight"]["telemetry"]  # sensor noise
+    assert one["orbit"] == two["orbit"] and one["world"] == two["world"]  # physics is not random
+
+
+@pytest.mark.parametrize("altitude,period_s", [("1000", 6307.0), ("2000", 7632.0)])
+def test_altitude_sets_the_period(capsys, altitude: str, period_s: float) -> None:
+    code, out, _ = run(capsys, "sim", "--orbits", "0.02", "--altitude", altitude, "--json")
+    assert code == 0
+    assert abs(json.loads(out)["orbit"]["period_s"] - period_s) < 1.0
+
+
+def test_the_human_report_names_what_matters(capsys) -> None:
+    code, out, err = run(capsys, "sim", "--orbits", "0.05")
+    assert code == 0
+    assert "Mission report: skyrack-sim-1 (seed 1)" in out
+    assert "period 5677.0 s" in out and "Battery" in out and "Board links" in out
+    assert "wall time" in err
+
+
+@pytest.mark.parametrize("argv,code,reason", [
+    (["sim", "--orbits", "-1"], 2, "argument --orbits: -1 is outside (0, 1000]"),
+    (["sim", "--orbits", "many"], 2, "argument --orbits: 'many' is not a number"),
+    (["sim", "--altitude", "10"], 1, "altitude 10.0 km is outside"),
+    (["sim", "--board", "/nowhere/sat.toml"], 1, "/nowhere/sat.toml: no such file"),
+    (["warp"], 2, "invalid choice: 'warp'"),
+])
+def test_bad_input_exits_non_zero_with_one_line(capsys, argv, code, reason) -> None:
+    if code == 2:  # argparse's own exit
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        got = exit_info.value.code
+    else:
+        got = main(argv)
+    err = capsys.readouterr().err
+    assert got == code
+    assert reason in err and err.count("\n") == 1
+
+
+def test_failure_with_json_also_prints_a_json_error(capsys) -> None:
+    code, out, err = run(capsys, "sim", "--board", "/nowhere/sat.toml", "--json")
+    assert code == 1
+    assert json.loads(out) == {"ok": False, "error": "/nowhere/sat.toml: no such file"}
+
+
+def test_dictionary_json_lists_commands_telemetry_and_events(capsys) -> None:
+    code, out, _ = run(capsys, "dictionary", "--json")
+    d = json.loads(out)
+    assert code == 0
+    names = {c["name"] for c in d["commands"]}
+    assert {"power.switch", "thermal.heater", "accelerator.set_state", "fsw.noop"} <= names
+    assert any(t["name"] == "power.soc_pct" and t["unit"] == "%" for t in d["telemetry"])
+    assert any(e["name"] == "power.board_silent" for e in d["events"])
+    code, text, _ = run(capsys, "dictionary")
+    assert "power.switch channel=<int 0..7> on=<bool>" in text
+
