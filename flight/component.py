@@ -13,7 +13,7 @@ import enum
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from flight.bus import EVENT, Bus, EventRecord, Sample
@@ -24,7 +24,6 @@ from hal.dictionary import (
     CommandSpec,
     EventSpec,
     ParameterSpec,
-    Severity,
     TelemetrySpec,
     check_value,
 )
@@ -42,30 +41,11 @@ class Arg:
     max: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Telemetry:
-    name: str
-    type: str
-    description: str = ""
-    unit: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    name: str
-    severity: Severity
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    name: str
-    type: str
-    default: Any
-    description: str = ""
-    unit: str | None = None
-    min: float | None = None
-    max: float | None = None
+# Components declare with the dictionary's own types under local names ("batt_v");
+# the dictionary qualifies them with the component's name ("power.batt_v").
+Telemetry = TelemetrySpec
+Event = EventSpec
+Parameter = ParameterSpec
 
 
 def command(fn: Callable[..., Any] | None = None, *, hazardous: bool = False) -> Any:
@@ -167,19 +147,9 @@ class Component:
         return specs
 
     @classmethod
-    def telemetry_specs(cls) -> list[TelemetrySpec]:
-        return [TelemetrySpec(f"{cls.name}.{t.name}", t.type, t.description, t.unit)
-                for t in cls.declared("telemetry")]
-
-    @classmethod
-    def event_specs(cls) -> list[EventSpec]:
-        return [EventSpec(f"{cls.name}.{e.name}", e.severity, e.description)
-                for e in cls.declared("events")]
-
-    @classmethod
-    def parameter_specs(cls) -> list[ParameterSpec]:
-        return [ParameterSpec(f"{cls.name}.{p.name}", p.type, p.default, p.description, p.unit,
-                              p.min, p.max) for p in cls.declared("parameters")]
+    def qualified(cls, what: str) -> list[Any]:
+        """Declared `telemetry`, `events` or `parameters`, named "component.local"."""
+        return [replace(spec, name=f"{cls.name}.{spec.name}") for spec in cls.declared(what)]
 
     def periodic_tasks(self) -> list[tuple[str, float, Callable[[], None]]]:
         tasks = []

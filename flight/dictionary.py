@@ -13,7 +13,7 @@ def build_dictionary(components: Iterable[type[Component]]) -> Dictionary:
     commands, telemetry, events, parameters = [], [], [], []
     for cls in components:
         commands += sorted(cls.command_specs(), key=lambda c: c.name)
-        telemetry += cls.telemetry_specs()
-        events += cls.event_specs()
-        parameters += cls.parameter_specs()
+        telemetry += cls.qualified("telemetry")
+        events += cls.qualified("events")
+        parameters += cls.qualified("parameters")
     return Dictionary(tuple(commands), tuple(telemetry), tuple(events), tuple(parameters))

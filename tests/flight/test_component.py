@@ -55,7 +55,7 @@ def test_parameters_are_range_checked() -> None:
         probe.set_param("floor_pct", 150)
     with pytest.raises(ArgumentError, match="unknown parameter 'ceiling'"):
         probe.set_param("ceiling", 1)
-    assert Probe.parameter_specs()[0].name == "probe.floor_pct"
+    assert Probe.qualified("parameters")[0].name == "probe.floor_pct"
 
 
 def test_a_silent_board_raises_one_event_and_one_on_recovery() -> None:
