@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from flight.bus import Bus, Sample
-from flight.component import Component, Event, Telemetry
+from flight.component import Component, Event, Parameter, Telemetry
 from hal.clock import Clock
 from hal.dictionary import Severity
 from hal.errors import BoardError
@@ -28,12 +28,17 @@ class BoardComponent(Component):
         Event("board_silent", Severity.WARNING, "The board stopped answering"),
         Event("board_back", Severity.INFO, "The board answers again"),
     )
+    parameters: ClassVar = (
+        Parameter("silent_after", "int", 3,
+                  "Consecutive failed polls before the board is reported silent", None, 1, 60),
+    )
 
     def __init__(self, rail: int | None = None) -> None:
         super().__init__()
         self.rail = rail  # power-board channel feeding this board; None: always powered
         self.powered = True
         self.reachable = True
+        self.failures = 0  # consecutive
 
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)
@@ -44,6 +49,7 @@ class BoardComponent(Component):
         self.powered = bool(sample.value >> self.rail & 1)
         if not self.powered:
             self.reachable = True  # silence while unpowered says nothing of the board
+            self.failures = 0
 
     def read(self, op: Callable[[], T]) -> T | None:
         """`op()`'s result, or None after counting and reporting a board error.
@@ -55,10 +61,12 @@ class BoardComponent(Component):
         except BoardError as e:
             self.counters["board_errors"] += 1
             self.publish("board_errors", self.counters["board_errors"])
-            if self.reachable:
+            self.failures += 1
+            if self.reachable and self.failures >= self.param("silent_after"):
                 self.reachable = False
-                self.emit("board_silent", reason=e.reason, op=e.op)
+                self.emit("board_silent", reason=e.reason, op=e.op, polls=self.failures)
             return None
+        self.failures = 0
         if not self.reachable:
             self.reachable = True
             self.emit("board_back")
