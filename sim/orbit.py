@@ -17,6 +17,8 @@ J2 = 1.08262668e-3
 TROPICAL_YEAR_S = 365.2421897 * 86400.0
 # The node must turn once per tropical year, eastward, to keep its angle to the sun.
 SSO_NODAL_RATE_RAD_S = 2.0 * math.pi / TROPICAL_YEAR_S
+MIN_ALTITUDE_KM = 100.0
+MAX_ALTITUDE_KM = 100_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,9 @@ class CircularOrbit:
     phase_deg: float = 0.0  # argument of latitude from the orbit noon point at t = 0
 
     def __post_init__(self) -> None:
-        if not 100.0 <= self.altitude_km <= 100_000.0:
-            raise ValueError(f"altitude {self.altitude_km} km is outside 100..100000 km")
+        if not MIN_ALTITUDE_KM <= self.altitude_km <= MAX_ALTITUDE_KM:
+            raise ValueError(f"altitude {self.altitude_km} km is outside "
+                             f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
         if not -90.0 <= self.beta_deg <= 90.0:
             raise ValueError(f"beta angle {self.beta_deg} deg is outside -90..90 deg")
 

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from boards import definition as boarddef
 from flight.software import FlightSoftware
 from hal.errors import SkyrackError
+from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM
 from skyrack import mission
 from skyrack.assembly import assemble
 
@@ -42,11 +43,25 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _float(text: str) -> float:
+def _altitude_km(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not MIN_ALTITUDE_KM <= value <= MAX_ALTITUDE_KM:
+        raise argparse.ArgumentTypeError(
+            f"{text} km is outside {MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..2^63-1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="board definition (default: the packaged boards/sim.toml)")
     sim.add_argument("--orbits", type=_positive_float, default=2.0,
                      help="orbits to fly (default 2)")
-    sim.add_argument("--altitude", type=_float, default=None, metavar="KM",
+    sim.add_argument("--altitude", type=_altitude_km, default=None, metavar="KM",
                      help="circular orbit altitude in km (default: the definition's, 500)")
-    sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.set_defaults(run=cmd_sim)
 
