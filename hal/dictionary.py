@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 ARG_TYPES = ("int", "float", "bool", "str", "enum")
@@ -81,16 +81,12 @@ class Dictionary:
     telemetry: tuple[TelemetrySpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     parameters: tuple[ParameterSpec, ...] = ()
-    _by_name: dict[str, CommandSpec] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._by_name.update({c.name: c for c in self.commands})
 
     def command(self, name: str) -> CommandSpec:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise ArgumentError(f"unknown command {name!r}") from None
+        for spec in self.commands:
+            if spec.name == name:
+                return spec
+        raise ArgumentError(f"unknown command {name!r}")
 
     def to_json(self) -> dict[str, Any]:
         def clean(spec: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from boards import definition as boarddef
@@ -33,35 +33,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= MAX_ORBITS:
-        raise argparse.ArgumentTypeError(f"{text} is outside (0, {MAX_ORBITS:g}]")
-    return value
+def _bounded(kind: type, accept: Callable[[Any], bool], allowed: str) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)`, refused in one line unless `accept(value)`."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} is outside {allowed}")
+        return value
+
+    return parse
 
 
-def _altitude_km(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not MIN_ALTITUDE_KM <= value <= MAX_ALTITUDE_KM:
-        raise argparse.ArgumentTypeError(
-            f"{text} km is outside {MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..2^63-1")
-    return value
+_orbits = _bounded(float, lambda v: 0 < v <= MAX_ORBITS, f"(0, {MAX_ORBITS:g}]")
+_altitude_km = _bounded(float, lambda v: MIN_ALTITUDE_KM <= v <= MAX_ALTITUDE_KM,
+                        f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
+_seed = _bounded(int, lambda v: 0 <= v < 2**63, "0..2^63-1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="fly a simulated satellite and print a mission report")
     sim.add_argument("--board", default=None, metavar="TOML",
                      help="board definition (default: the packaged boards/sim.toml)")
-    sim.add_argument("--orbits", type=_positive_float, default=2.0,
+    sim.add_argument("--orbits", type=_orbits, default=2.0,
                      help="orbits to fly (default 2)")
     sim.add_argument("--altitude", type=_altitude_km, default=None, metavar="KM",
                      help="circular orbit altitude in km (default: the definition's, 500)")

@@ -75,7 +75,7 @@ def test_the_human_report_names_what_matters(capsys) -> None:
 @pytest.mark.parametrize("argv,code,reason", [
     (["sim", "--orbits", "-1"], 2, "argument --orbits: -1 is outside (0, 1000]"),
     (["sim", "--orbits", "many"], 2, "argument --orbits: 'many' is not a number"),
-    (["sim", "--altitude", "10"], 2, "argument --altitude: 10 km is outside 100..100000 km"),
+    (["sim", "--altitude", "10"], 2, "argument --altitude: 10 is outside 100..100000 km"),
     (["sim", "--seed", "-1"], 2, "argument --seed: -1 is outside 0..2^63-1"),
     (["sim", "--board", "/nowhere/sat.toml"], 1, "/nowhere/sat.toml: no such file"),
     (["warp"], 2, "invalid choice: 'warp'"),
