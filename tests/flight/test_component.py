@@ -85,3 +85,11 @@ def test_a_board_on_a_switched_off_rail_is_not_polled() -> None:
     power.switches[2] = True
     fsw.run_until(8.0)
     assert "tlm" in acc.calls and events == ["accelerator.board_silent"]
+
+
+def test_the_exported_dictionary_describes_the_running_software() -> None:
+    fsw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=FakeThermal(),
+                         accelerator=FakeAccelerator())
+    assert [type(c) for c in fsw.components] == list(FlightSoftware.COMPONENTS)
+    running = {spec.name for c in fsw.components for spec in c.command_specs()}
+    assert running == {c.name for c in FlightSoftware.dictionary().commands}
