@@ -1,0 +1,11 @@
+"""The shield: radiation hardening for compute memory, in C behind a small Python API.
+
+- `crc32c`: CRC32C (Castagnoli), on the CPU's CRC instruction when it has one.
+- `ShieldedRegion`: per-block CRCs and RAID-6 parity over a numpy buffer; verify,
+  repair and commit.
+"""
+
+from flight.shield.kernel import ShieldError, crc32c, hardware_crc
+from flight.shield.region import RepairReport, ShieldedRegion
+
+__all__ = ["RepairReport", "ShieldError", "ShieldedRegion", "crc32c", "hardware_crc"]

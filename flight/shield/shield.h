@@ -1,0 +1,41 @@
+/* The shield kernel: CRC32C and RAID-6 (P+Q Reed-Solomon) parity over memory blocks.
+ * Pure functions on caller-owned buffers; no allocation, no global state after sk_init. */
+#ifndef SKYRACK_SHIELD_H
+#define SKYRACK_SHIELD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void sk_init(void);
+
+/* 0: none, 1: x86-64 SSE4.2 crc32, 2: ARMv8 CRC32C. */
+int sk_crc32c_hw_kind(void);
+
+/* CRC32C (Castagnoli) of buf continuing from crc (0 to start); hw != 0 uses the hardware
+ * path when the CPU has one. */
+uint32_t sk_crc32c(uint32_t crc, const uint8_t *buf, size_t len, int hw);
+
+/* CRC32C of blocks [first, first+count) of a buffer of len bytes cut into block-byte
+ * blocks (the last may be short). */
+void sk_crc_blocks(const uint8_t *buf, size_t len, size_t block, size_t first, size_t count,
+                   uint32_t *out, int hw);
+
+/* Indices of blocks in [first, first+count) whose CRC differs from table[index]; returns
+ * how many were written to bad (capacity count). */
+size_t sk_verify_blocks(const uint8_t *buf, size_t len, size_t block, size_t first,
+                        size_t count, const uint32_t *table, uint32_t *bad, int hw);
+
+/* P (xor) and Q (sum of g^i * D_i in GF(2^8), poly 0x11D) of stripe `stripe`: data blocks
+ * stripe*k .. stripe*k+k-1 that exist, shorter blocks zero-padded. p and q hold block bytes. */
+void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
+                  uint8_t *p, uint8_t *q);
+
+/* Rebuild lost data blocks x (and y, or -1) of a stripe into outx (and outy) from the
+ * surviving blocks and whichever parity is usable (p or q NULL when not). Stripe-relative
+ * indices; outx and outy both hold block bytes (outy is scratch for a single loss).
+ * Returns 0, or -1 when the loss is beyond what the usable parity can rebuild. */
+int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
+                  const uint8_t *p, const uint8_t *q, int x, int y, uint8_t *outx,
+                  uint8_t *outy);
+
+#endif

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+
+from flight.shield import ShieldedRegion, ShieldError
+
+BLOCK = 4096
+K = 8
+
+
+def region(nbytes: int = BLOCK * K * 4 + 1000, seed: int = 1):
+    data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
+    return ShieldedRegion(data, block_bytes=BLOCK, stripe_blocks=K), data.copy()
+
+
+def flip(r: ShieldedRegion, byte: int, bit: int) -> None:
+    r._bytes()[byte] ^= np.uint8(1 << bit)
+
+
+def test_a_clean_region_verifies_clean() -> None:
+    r, _ = region()
+    assert r.verify() == [] and r.bad_parity() == []
+    assert r.nblocks == K * 4 + 1 and r.nstripes == 5
+
+
+def test_random_single_bit_flips_are_found_and_repaired_exactly() -> None:
+    rng = np.random.default_rng(11)
+    r, golden = region()
+    for _ in range(200):
+        byte = int(rng.integers(0, r.nbytes))
+        flip(r, byte, int(rng.integers(0, 8)))
+        assert r.verify() == [byte // BLOCK]
+        report = r.repair()
+        assert report.ok and report.repaired == (byte // BLOCK,)
+        assert np.array_equal(r._bytes(), golden)
+
+
+def test_bursts_in_two_blocks_of_one_stripe_are_rebuilt() -> None:
+    rng = np.random.default_rng(12)
+    r, golden = region()
+    for _ in range(50):
+        stripe = int(rng.integers(0, 4))
+        a, b = sorted(rng.choice(K, 2, replace=False) + stripe * K)
+        for blk in (a, b):
+            start = int(blk * BLOCK + rng.integers(0, BLOCK - 16))
+            r._bytes()[start:start + 16] ^= rng.integers(1, 256, 16, dtype=np.uint8)
+        assert r.verify() == [a, b]
+        assert r.repair().repaired == (a, b)
+        assert np.array_equal(r._bytes(), golden)
+
+
+def test_the_short_last_block_is_protected_too() -> None:
+    r, golden = region()
+    flip(r, r.nbytes - 1, 3)
+    assert r.verify() == [r.nblocks - 1]
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_a_hit_parity_block_is_rebuilt_and_a_data_loss_beside_it_still_heals() -> None:
+    r, golden = region()
+    r.parity[1, 0, 100] ^= 0xFF  # P of stripe 1
+    flip(r, K * BLOCK + 5, 0)  # block K, in stripe 1
+    assert r.bad_parity() == [(1, 0)]
+    report = r.repair()
+    assert report.repaired == (K,) and report.parity_rebuilt == (1,)
+    assert r.bad_parity() == [] and np.array_equal(r._bytes(), golden)
+
+
+def test_damage_beyond_the_code_is_reported_never_miscorrected() -> None:
+    r, _ = region()
+    for blk in (0, 1, 2):  # three lost in stripe 0
+        flip(r, blk * BLOCK + 7, 1)
+    damaged = r._bytes().copy()
+    report = r.repair()
+    assert not report.ok and report.uncorrectable == (0, 1, 2)
+    assert np.array_equal(r._bytes(), damaged)  # left as it was
+    assert r.verify() == [0, 1, 2]
+
+
+def test_two_losses_with_a_hit_parity_are_uncorrectable() -> None:
+    r, _ = region()
+    r.parity[0, 1, 0] ^= 1  # Q of stripe 0
+    flip(r, 0, 0)
+    flip(r, BLOCK, 0)
+    assert r.repair().uncorrectable == (0, 1)
+
+
+def test_commit_takes_a_legitimate_write() -> None:
+    r, golden = region()
+    r._bytes()[BLOCK * 3:BLOCK * 3 + 10] = 42
+    assert r.verify() == [3]
+    assert r.commit([3]).ok
+    assert r.verify() == []
+    golden[BLOCK * 3:BLOCK * 3 + 10] = 42
+    flip(r, BLOCK * 3 + 1, 0)  # the new bytes are protected
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_commit_repairs_a_hit_neighbour_instead_of_baking_it_into_parity() -> None:
+    r, golden = region()
+    flip(r, BLOCK * 5 + 9, 6)  # a hit in block 5, not yet scrubbed
+    r._bytes()[BLOCK * 4:BLOCK * 5] = 7  # a legitimate write to block 4, same stripe
+    golden[BLOCK * 4:BLOCK * 5] = 7
+    report = r.commit([4])
+    assert report.repaired == (5,)
+    assert r.verify() == [] and np.array_equal(r._bytes(), golden)
+
+
+def test_every_core_verifies_the_same_answer_as_one() -> None:
+    data = np.random.default_rng(3).integers(0, 256, BLOCK * 1000, dtype=np.uint8)
+    many = ShieldedRegion(data, block_bytes=BLOCK, threads=4)
+    one = ShieldedRegion(data.copy(), block_bytes=BLOCK, threads=1)
+    assert np.array_equal(many.crcs, one.crcs)
+    for b in (0, 499, 500, 999):
+        flip(many, b * BLOCK, 0)
+    assert many.verify() == [0, 499, 500, 999]
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda: ShieldedRegion(np.zeros(0, np.uint8)), "cannot be empty"),
+    (lambda: ShieldedRegion(np.zeros(100, np.uint8), block_bytes=1000), "power of two"),
+    (lambda: ShieldedRegion(np.zeros(100, np.uint8), block_bytes=32), "power of two >= 64"),
+    (lambda: ShieldedRegion(np.zeros((10, 10))[:, ::2]), "C-contiguous"),
+    (lambda: ShieldedRegion(np.array([object()] * 8)), "Python objects"),
+    (lambda: ShieldedRegion(b"bytes are not an array"), "needs a numpy array"),
+    (lambda: ShieldedRegion(np.zeros(100, np.uint8), stripe_blocks=300), "1..255"),
+])
+def test_bad_input_is_refused_with_the_reason(make, reason: str) -> None:
+    with pytest.raises(ShieldError, match=reason):
+        make()
+
+
+def test_a_read_only_array_is_refused_and_block_indices_are_checked() -> None:
+    ro = np.zeros(4096, np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(ShieldError, match="writable"):
+        ShieldedRegion(ro)
+    r, _ = region()
+    with pytest.raises(ShieldError, match="block 99 is not in 0..32"):
+        r.commit([99])
