@@ -97,6 +97,10 @@ class ShieldedRegion:
 
         return [b for found in self._parallel(run) for b in found]
 
+    def bad_among(self, blocks: Iterable[int]) -> list[int]:
+        """Those of `blocks` whose CRC no longer matches (a spot check, not a scrub)."""
+        return [b for b in self._check_blocks(blocks) if self._block_crc(b) != self.crcs[b]]
+
     def bad_parity(self) -> list[tuple[int, int]]:
         """(stripe, 0 for P or 1 for Q) of parity blocks whose CRC no longer matches."""
         return [(s, w) for s in range(self.nstripes) for w in (0, 1)

@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+
+from flight.shield import CheckpointError, CheckpointStore, PowerCut, ShieldedRegion
+
+BLOCK = 4096
+
+
+def weights(seed: int = 1, n: int = 200_000) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+
+
+def test_round_trip_keeps_names_dtypes_shapes_and_metadata(tmp_path) -> None:
+    w = weights().reshape(400, 500)
+    counts = np.arange(7, dtype=np.int64)
+    store = CheckpointStore(tmp_path)
+    saved = store.save({"w": ShieldedRegion(w, block_bytes=BLOCK), "counts": counts},
+                       {"job": "mlp", "step": 12})
+    assert (saved.slot, saved.generation) == ("A", 0)
+    got = store.restore()
+    assert got.slot == "A" and got.metadata == {"job": "mlp", "step": 12}
+    assert got.arrays["w"].shape == (400, 500) and got.arrays["w"].dtype == np.float32
+    assert np.array_equal(got.arrays["w"], w) and np.array_equal(got.arrays["counts"], counts)
+    assert got.rejected == {"B": "no checkpoint written yet"}
+
+
+def test_saves_alternate_slots_and_write_only_blocks_whose_crc_changed(tmp_path) -> None:
+    w = weights()
+    region = ShieldedRegion(w, block_bytes=BLOCK)
+    store = CheckpointStore(tmp_path)
+    full = store.save({"w": region})
+    assert full.blocks_written == region.nblocks
+    assert store.save({"w": region}).slot == "B"  # B was empty: written in full
+    w[5] = 1.0
+    w[100_000] = 2.0
+    region.commit([0, 100_000 * 4 // BLOCK])
+    third = store.save({"w": region}, {"step": 3})
+    assert (third.slot, third.blocks_written) == ("A", 2)
+    assert third.bytes_written == 2 * BLOCK
+    got = store.restore()
+    assert got.generation == 2 and np.array_equal(got.arrays["w"], w)
+
+
+def three_generations(tmp_path, hook=None):
+    """Generations 0 (A) and 1 (B) saved cleanly, and generation 2 committed in memory:
+    blocks 0 and 150 changed, so against slot A it is dirty in two runs (0-98, 150)."""
+    w = weights()
+    region = ShieldedRegion(w, block_bytes=BLOCK)
+    store = CheckpointStore(tmp_path)
+    store.save({"w": region}, {"step": 0})
+    w[: len(w) // 2] += 1.0  # half the blocks change
+    region.commit(range(region.nblocks // 2 + 1))
+    gen1 = w.copy()
+    store.save({"w": region}, {"step": 1})
+    w[0] += 1.0
+    w[150 * BLOCK // 4] += 1.0
+    region.commit([0, 150])
+    store.crash_hook = hook
+    return store, region, gen1, w.copy()
+
+
+@pytest.mark.parametrize("step,run", [
+    ("data.write", 1), ("data.write", 2), ("data.fsync", 1), ("record.write", 1),
+    ("record.fsync", 1), ("record.rename", 1), ("dir.fsync", 1),
+])
+def test_a_power_cut_at_any_step_leaves_a_good_checkpoint(tmp_path, step, run) -> None:
+    calls = []
+
+    def hook(at: str) -> None:
+        calls.append(at)
+        if at == step and calls.count(at) == run:
+            raise PowerCut(at)
+
+    store, region, gen1, gen2 = three_generations(tmp_path, hook)
+    with pytest.raises(PowerCut):
+        store.save({"w": region}, {"step": 2})
+    store.crash_hook = None
+    got = store.restore()
+    if step == "dir.fsync":  # the new record was already in place
+        assert got.generation == 2 and np.array_equal(got.arrays["w"], gen2)
+    else:
+        assert got.generation == 1 and got.metadata == {"step": 1}
+        assert np.array_equal(got.arrays["w"], gen1)
+        assert "A" not in got.rejected  # older than B: never needed, so never read
+
+
+def test_a_flipped_bit_in_the_newest_data_falls_back_and_says_why(tmp_path) -> None:
+    store, region, gen1, _ = three_generations(tmp_path)
+    store.save({"w": region}, {"step": 2})  # generation 2, slot A
+    path = tmp_path / "slot-a.data"
+    raw = bytearray(path.read_bytes())
+    raw[3 * BLOCK + 17] ^= 0x10
+    path.write_bytes(bytes(raw))
+    got = store.restore()
+    assert (got.slot, got.generation) == ("B", 1) and np.array_equal(got.arrays["w"], gen1)
+    assert got.rejected == {"A": "buffer 'w': block 3 fails its CRC"}
+
+
+def test_a_flipped_bit_in_the_newest_record_falls_back(tmp_path) -> None:
+    store, region, _, _ = three_generations(tmp_path)
+    store.save({"w": region}, {"step": 2})
+    path = tmp_path / "slot-a.commit"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    got = store.restore()
+    assert got.slot == "B" and got.rejected == {"A": "slot-a.commit fails its CRC"}
+
+
+@pytest.mark.parametrize("victim,cut,reason", [
+    ("slot-a.data", 1000, "slot-a.data is truncated"),
+    ("slot-a.commit", 5, "slot-a.commit is truncated (5 bytes)"),
+    ("slot-a.commit", 40, "slot-a.commit is truncated: 40 bytes"),
+])
+def test_a_truncated_file_is_rejected_with_the_reason(tmp_path, victim, cut, reason) -> None:
+    store, region, _, _ = three_generations(tmp_path)
+    store.save({"w": region}, {"step": 2})
+    path = tmp_path / victim
+    path.write_bytes(path.read_bytes()[:cut])
+    got = store.restore()
+    assert got.slot == "B" and got.rejected["A"].startswith(reason)
+
+
+def test_no_usable_checkpoint_is_a_clear_error(tmp_path) -> None:
+    store = CheckpointStore(tmp_path)
+    with pytest.raises(CheckpointError, match="no valid checkpoint .* slot A: no checkpoint "
+                                              "written yet; slot B: no checkpoint written yet"):
+        store.restore()
+    store.save({"x": np.ones(10)})
+    (tmp_path / "slot-a.data").unlink()
+    with pytest.raises(CheckpointError, match="slot A: slot-a.data is missing"):
+        store.restore()
+
+
+def test_a_hit_since_the_last_commit_is_repaired_before_it_is_checkpointed(tmp_path) -> None:
+    w = weights()
+    region = ShieldedRegion(w, block_bytes=BLOCK)
+    golden = w.copy()
+    region.array.view(np.uint8)[10] ^= 0x40  # an upset in block 0
+    store = CheckpointStore(tmp_path)
+    store.save({"w": region})
+    assert np.array_equal(store.restore().arrays["w"], golden)
+
+
+def test_unrepairable_damage_refuses_the_save_and_keeps_the_old_checkpoint(tmp_path) -> None:
+    w = weights()
+    region = ShieldedRegion(w, block_bytes=BLOCK, stripe_blocks=4)
+    store = CheckpointStore(tmp_path)
+    store.save({"w": region}, "good")
+    for b in (0, 1, 2):
+        w[b * BLOCK // 4] += 1.0
+    region.commit([0, 1, 2])
+    for b in (0, 1, 2):  # three hits in one stripe
+        region.array.view(np.uint8)[b * BLOCK + 1] ^= 1
+    with pytest.raises(CheckpointError, match=r"blocks \[0, 1, 2\] fail their CRC"):
+        store.save({"w": region})
+    assert store.restore().metadata == "good"
+
+
+def test_a_changed_layout_is_written_in_full(tmp_path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.save({"a": np.ones(100)})
+    store.save({"a": np.ones(100)})
+    got = store.save({"a": np.zeros(5000), "b": np.arange(3)})
+    assert got.bytes_written == 5000 * 8 + 3 * 8
+    restored = store.restore()
+    assert set(restored.arrays) == {"a", "b"} and not restored.arrays["a"].any()
+
+
+@pytest.mark.parametrize("buffers,metadata,reason", [
+    ({}, None, "no buffers given"),
+    ({"": np.ones(3)}, None, "non-empty strings"),
+    ({"x": np.ones(0)}, None, "is empty"),
+    ({"x": [1, 2, 3]}, None, "not a ShieldedRegion or numpy array"),
+    ({"x": np.ones((4, 4))[:, ::2]}, None, "C-contiguous"),
+    ({"x": np.ones(3)}, {"f": object()}, "cannot be stored as msgpack"),
+])
+def test_bad_input_is_refused_with_the_reason(tmp_path, buffers, metadata, reason) -> None:
+    with pytest.raises(Exception, match=reason):
+        CheckpointStore(tmp_path).save(buffers, metadata)
