@@ -8,6 +8,7 @@ ffibuilder = FFI()
 ffibuilder.cdef("""
     void sk_init(void);
     int sk_crc32c_hw_kind(void);
+    int sk_crc32c_fold_available(void);
     uint32_t sk_crc32c(uint32_t crc, const uint8_t *buf, size_t len, int hw);
     void sk_crc_blocks(const uint8_t *buf, size_t len, size_t block, size_t first,
                        size_t count, uint32_t *out, int hw);

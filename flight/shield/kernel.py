@@ -21,8 +21,9 @@ class ShieldError(ValueError):
 
 
 def hardware_crc() -> str | None:
-    """The CPU's CRC32C instruction set in use ("sse4.2", "armv8-crc"), or None."""
-    return HARDWARE_PATHS[lib.sk_crc32c_hw_kind()]
+    """The CPU's CRC32C path in use ("sse4.2+vpclmulqdq", "sse4.2", "armv8-crc"), or None."""
+    path = HARDWARE_PATHS[lib.sk_crc32c_hw_kind()]
+    return f"{path}+vpclmulqdq" if path and lib.sk_crc32c_fold_available() else path
 
 
 def _use_hardware(hardware: bool | None) -> int:

@@ -4,7 +4,11 @@
  * throughput of 1, so one dependency chain runs at a third of the unit's speed. We run
  * three chains over three adjacent stretches and join them with the CRC "shift by n zero
  * bytes" operator (a 32x32 GF(2) matrix applied through four byte tables), after Mark
- * Adler's crc32c.c. The portable path is slicing-by-8.
+ * Adler's crc32c.c. From DRAM those chains keep too few cache lines in flight, so where
+ * the CPU has AVX-512 VPCLMULQDQ, long buffers are instead folded 256 bytes at a time with
+ * carry-less multiplies (Intel, "Fast CRC Computation for Generic Polynomials Using
+ * PCLMULQDQ") and the last 16 bytes handed to the crc32 instruction. The portable path is
+ * slicing-by-8.
  *
  * Parity: RAID-6 as in H. Peter Anvin, "The mathematics of RAID-6": P = xor of the data
  * blocks, Q = sum of g^i * D_i over GF(2^8) with g = 2 and polynomial 0x11D. Multiplying
@@ -16,7 +20,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define SK_X86 1
-#include <nmmintrin.h>
+#include <immintrin.h>
 #elif defined(__aarch64__)
 #define SK_ARM 1
 #include <arm_acle.h>
@@ -36,6 +40,11 @@ static uint32_t zeros_short[4][256];
 static uint8_t gf_exp[512];
 static uint8_t gf_log[256];
 static int hw_kind = -1;
+static int have_fold = 0;
+/* reflect(x^n mod P) << 1 for the fold distances used; see fold_constant(). */
+static uint64_t k_2048[2], k_512[2], k_384[2], k_256[2], k_128[2];
+#define FOLD_MIN_BYTES 256
+#define FOLD_PREFETCH_BYTES 1024
 
 /* ---- CRC32C, portable ------------------------------------------------------------ */
 
@@ -187,6 +196,82 @@ HW_ATTR static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len) {
 }
 #endif
 
+#if SK_X86
+/* x^n mod P in the reflected bit order the CRC uses, shifted left one: the multiplier
+ * that carries a 64-bit half-lane n bits further along the message. */
+static uint64_t fold_constant(unsigned n) {
+    uint64_t r = 1;
+    const uint64_t poly = 0x11EDC6F41ull; /* CRC32C, normal order, with its x^32 term */
+    for (unsigned i = 0; i < n; i++) {
+        r <<= 1;
+        if (r & (1ull << 32)) r ^= poly;
+    }
+    uint32_t v = (uint32_t)r, rev = 0;
+    for (int b = 0; b < 32; b++) rev |= ((v >> b) & 1u) << (31 - b);
+    return (uint64_t)rev << 1;
+}
+
+/* Fold across d bits: low half times x^(d+32), high half times x^(d-32). */
+static void fold_pair(uint64_t k[2], unsigned d) {
+    k[0] = fold_constant(d + 32);
+    k[1] = fold_constant(d - 32);
+}
+
+#define FOLD_ATTR __attribute__((target("avx512f,vpclmulqdq,pclmul,sse4.2")))
+
+FOLD_ATTR static inline __m512i fold512(__m512i x, __m512i k, __m512i next) {
+    __m512i lo = _mm512_clmulepi64_epi128(x, k, 0x00);
+    __m512i hi = _mm512_clmulepi64_epi128(x, k, 0x11);
+    return _mm512_ternarylogic_epi64(lo, hi, next, 0x96); /* lo ^ hi ^ next */
+}
+
+FOLD_ATTR static inline __m128i fold128(__m128i x, const uint64_t k[2]) {
+    __m128i kk = _mm_set_epi64x((long long)k[1], (long long)k[0]);
+    return _mm_xor_si128(_mm_clmulepi64_si128(x, kk, 0x00), _mm_clmulepi64_si128(x, kk, 0x11));
+}
+
+FOLD_ATTR static uint32_t crc_fold(uint32_t crc, const uint8_t *p, size_t len) {
+    __m512i k4 = _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k_2048[1],
+                                                       (long long)k_2048[0]));
+    __m512i k1 = _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k_512[1],
+                                                       (long long)k_512[0]));
+    __m512i z0 = _mm512_loadu_si512((const void *)p);
+    __m512i z1 = _mm512_loadu_si512((const void *)(p + 64));
+    __m512i z2 = _mm512_loadu_si512((const void *)(p + 128));
+    __m512i z3 = _mm512_loadu_si512((const void *)(p + 192));
+    /* Starting from register c is the same as xoring c into the first four bytes. */
+    z0 = _mm512_xor_si512(z0, _mm512_inserti32x4(_mm512_setzero_si512(),
+                                                   _mm_cvtsi32_si128((int)~crc), 0));
+    p += 256;
+    len -= 256;
+    while (len >= 256) {
+        /* Run ahead into the next block too: verify calls this once per block, and
+         * without it each block boundary stalls the stream (measured: 0.88x numpy's read
+         * at 64 KiB blocks without, 0.98x with). A prefetch never faults, so reaching
+         * past the buffer is harmless. */
+        for (int line = 0; line < 256; line += 64)
+            _mm_prefetch((const char *)p + FOLD_PREFETCH_BYTES + line, _MM_HINT_T0);
+        z0 = fold512(z0, k4, _mm512_loadu_si512((const void *)p));
+        z1 = fold512(z1, k4, _mm512_loadu_si512((const void *)(p + 64)));
+        z2 = fold512(z2, k4, _mm512_loadu_si512((const void *)(p + 128)));
+        z3 = fold512(z3, k4, _mm512_loadu_si512((const void *)(p + 192)));
+        p += 256;
+        len -= 256;
+    }
+    z0 = fold512(z0, k1, z1);
+    z0 = fold512(z0, k1, z2);
+    z0 = fold512(z0, k1, z3);
+    __m128i x = _mm512_extracti32x4_epi32(z0, 3);
+    x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z0, 0), k_384));
+    x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z0, 1), k_256));
+    x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z0, 2), k_128));
+    /* The folded 128 bits have the CRC residue of everything so far. */
+    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x));
+    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(x, 1));
+    return crc_hw(~(uint32_t)r, p, len);
+}
+#endif
+
 static int detect_hw(void) {
 #if SK_X86
     __builtin_cpu_init();
@@ -236,11 +321,27 @@ void sk_init(void) {
     zeros_tables(zeros_short, SHORT_BYTES);
     gf_init();
     hw_kind = detect_hw();
+#if SK_X86
+    if (hw_kind == 1 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("pclmul")) {
+        fold_pair(k_2048, 2048);
+        fold_pair(k_512, 512);
+        fold_pair(k_384, 384);
+        fold_pair(k_256, 256);
+        fold_pair(k_128, 128);
+        have_fold = 1;
+    }
+#endif
 }
+
+int sk_crc32c_fold_available(void) { return have_fold; }
 
 int sk_crc32c_hw_kind(void) { return hw_kind; }
 
 uint32_t sk_crc32c(uint32_t crc, const uint8_t *buf, size_t len, int hw) {
+#if SK_X86
+    if (hw && have_fold && hw != 2 && len >= FOLD_MIN_BYTES) return crc_fold(crc, buf, len);
+#endif
 #if SK_X86 || SK_ARM
     if (hw && hw_kind > 0) return crc_hw(crc, buf, len);
 #endif

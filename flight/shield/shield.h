@@ -11,8 +11,11 @@ void sk_init(void);
 /* 0: none, 1: x86-64 SSE4.2 crc32, 2: ARMv8 CRC32C. */
 int sk_crc32c_hw_kind(void);
 
-/* CRC32C (Castagnoli) of buf continuing from crc (0 to start); hw != 0 uses the hardware
- * path when the CPU has one. */
+/* 1 when long buffers are folded with AVX-512 VPCLMULQDQ on the hardware path. */
+int sk_crc32c_fold_available(void);
+
+/* CRC32C (Castagnoli) of buf continuing from crc (0 to start). hw: 0 the portable table
+ * path; 1 the fastest the CPU offers; 2 the crc32 instruction alone, without folding. */
 uint32_t sk_crc32c(uint32_t crc, const uint8_t *buf, size_t len, int hw);
 
 /* CRC32C of blocks [first, first+count) of a buffer of len bytes cut into block-byte

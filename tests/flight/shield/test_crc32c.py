@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flight.shield import ShieldError, crc32c, hardware_crc
+from flight.shield._kernel import ffi, lib
 
 PATHS = [False] + ([True] if hardware_crc() else [])
 
@@ -42,10 +43,15 @@ def test_hardware_and_table_paths_agree_on_every_length_and_offset() -> None:
         assert crc32c(chunk, hardware=True) == crc32c(chunk, hardware=False), (length, offset)
 
 
-@pytest.mark.parametrize("size", [3 * 8192, 3 * 8192 + 5, 3 * 256 + 3, 200_000])
-def test_paths_agree_across_the_interleaved_stretches(size: int) -> None:
-    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
-    assert crc32c(data, hardware=None) == crc32c(data, hardware=False)
+@pytest.mark.parametrize("size", [255, 256, 257, 511, 3 * 256 + 3, 3 * 8192, 3 * 8192 + 5,
+                                  65536, 200_003])
+def test_every_kernel_path_agrees_across_folds_and_interleaved_stretches(size: int) -> None:
+    """0: table, 1: fastest (AVX-512 fold where present), 2: the crc32 instruction alone."""
+    data = np.random.default_rng(size).integers(0, 256, size + 7, dtype=np.uint8)
+    for offset in range(8):
+        view = ffi.from_buffer("uint8_t[]", data[offset:offset + size])
+        results = {lib.sk_crc32c(0x1234, view, size, path) for path in (0, 1, 2)}
+        assert len(results) == 1, (size, offset)
 
 
 @given(st.binary(max_size=3000), st.integers(min_value=0, max_value=3000))
