@@ -178,3 +178,13 @@ def test_a_changed_layout_is_written_in_full(tmp_path) -> None:
 def test_bad_input_is_refused_with_the_reason(tmp_path, buffers, metadata, reason) -> None:
     with pytest.raises(Exception, match=reason):
         CheckpointStore(tmp_path).save(buffers, metadata)
+
+
+def test_a_lone_truncated_checkpoint_is_a_clear_error(tmp_path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.save({"x": np.arange(50_000.0)})
+    data = tmp_path / "slot-a.data"
+    data.write_bytes(data.read_bytes()[:1234])
+    with pytest.raises(CheckpointError, match="slot A: slot-a.data is truncated: 1234 bytes, "
+                                              "needs 400000; slot B: no checkpoint written yet"):
+        store.restore()
