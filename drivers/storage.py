@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from hal.durable import fsync_directory
 from hal.storage import StorageError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -39,11 +40,7 @@ class DirectoryStorage:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.root)
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

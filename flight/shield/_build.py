@@ -2,24 +2,15 @@
 `cffi_modules` in setup.py. Paths are relative to the repository root, where setup.py runs.
 """
 
+from pathlib import Path
+
 from cffi import FFI
 
 ffibuilder = FFI()
-ffibuilder.cdef("""
-    void sk_init(void);
-    int sk_crc32c_hw_kind(void);
-    int sk_crc32c_fold_available(void);
-    uint32_t sk_crc32c(uint32_t crc, const uint8_t *buf, size_t len, int hw);
-    void sk_crc_blocks(const uint8_t *buf, size_t len, size_t block, size_t first,
-                       size_t count, uint32_t *out, int hw);
-    size_t sk_verify_blocks(const uint8_t *buf, size_t len, size_t block, size_t first,
-                            size_t count, const uint32_t *table, uint32_t *bad, int hw);
-    void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
-                      uint8_t *p, uint8_t *q);
-    int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
-                      const uint8_t *p, const uint8_t *q, int x, int y, uint8_t *outx,
-                      uint8_t *outy);
-""")
+# The header is the one declaration of the kernel's API; cffi takes it without the
+# preprocessor lines (it drops comments itself).
+HEADER = Path(__file__).with_name("shield.h").read_text()
+ffibuilder.cdef("\n".join(line for line in HEADER.splitlines() if not line.startswith("#")))
 ffibuilder.set_source(
     "flight.shield._kernel",
     '#include "shield.h"',

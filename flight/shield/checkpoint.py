@@ -33,6 +33,7 @@ import numpy as np
 from flight.shield._kernel import ffi, lib
 from flight.shield.kernel import ShieldError, byte_view
 from flight.shield.region import DEFAULT_BLOCK_BYTES, ShieldedRegion
+from hal.durable import fsync_directory
 
 MAGIC = b"SKCK"
 VERSION = 1
@@ -215,11 +216,7 @@ class CheckpointStore:
         self._step("record.rename")
         os.replace(tmp, path)
         self._step("dir.fsync")
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.directory)
 
     def _step(self, step: str) -> None:
         if self.crash_hook is not None:
