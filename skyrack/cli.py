@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from boards import definition as boarddef
 from flight.software import FlightSoftware
 from hal.errors import SkyrackError
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM
-from skyrack import mission
+from skyrack import campaign, mission
 from skyrack.assembly import assemble
 
 MAX_ORBITS = 1000.0
@@ -53,6 +54,8 @@ _orbits = _bounded(float, lambda v: 0 < v <= MAX_ORBITS, f"(0, {MAX_ORBITS:g}]")
 _altitude_km = _bounded(float, lambda v: MIN_ALTITUDE_KM <= v <= MAX_ALTITUDE_KM,
                         f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
 _seed = _bounded(int, lambda v: 0 <= v < 2**63, "0..2^63-1")
+_injections = _bounded(int, lambda v: 1 <= v <= 10_000_000, "1..10000000")
+_workers = _bounded(int, lambda v: 1 <= v <= 256, "1..256")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.set_defaults(run=cmd_sim)
+
+    camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
+                          "the protection made of them")
+    camp.add_argument("--injections", type=_injections, default=1000,
+                      help="number of injected faults, one per job (default 1000)")
+    camp.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    camp.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                      help="worker processes (default: one per core)")
+    camp.add_argument("--json", action="store_true", help="print the report as JSON")
+    camp.set_defaults(run=cmd_campaign)
 
     dictionary = sub.add_parser("dictionary",
                                 help="print the command and telemetry dictionary")
@@ -100,6 +113,64 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"(flew {duration_s:.0f} s in {wall_s:.2f} s of wall time, "
               f"{duration_s / wall_s:.0f}x real time)", file=sys.stderr)
     return 0
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    progress = _progress_bar if sys.stderr.isatty() and not args.json else None
+    report = campaign.campaign(args.injections, args.seed, args.workers, progress)
+    if progress:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_campaign(report))
+    bad = report["outcomes"]["sdc"] + report["outcomes"]["due"]
+    if bad:
+        print(f"skyrack campaign: error: {report['outcomes']['sdc']} silent data corruptions, "
+              f"{report['outcomes']['due']} unrecoverable jobs", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
+          file=sys.stderr, flush=True)
+
+
+def format_campaign(r: dict[str, Any]) -> str:
+    o = r["outcomes"]
+    n = r["injections"]
+    corrected = o["scrub"] + o["abft"] + o["crc"] + o["rollback"]
+
+    def pct(k: int) -> str:
+        return f"{100 * k / n:6.2f} %"
+
+    lines = [
+        f"Fault-injection campaign: {n} injections, seed {r['seed']}, {r['workers']} workers, "
+        f"{r['wall_s']:.1f} s",
+        "",
+        f"  {'injected':34} {n:8}",
+        f"  {'masked':34} {o['masked']:8} {pct(o['masked'])}",
+        f"  {'detected and corrected':34} {corrected:8} {pct(corrected)}",
+        f"  {'  by scrub':34} {o['scrub']:8} {pct(o['scrub'])}",
+        f"  {'  by ABFT':34} {o['abft']:8} {pct(o['abft'])}",
+        f"  {'  by activation CRC':34} {o['crc']:8} {pct(o['crc'])}",
+        f"  {'  by rollback (hang, lost state)':34} {o['rollback']:8} {pct(o['rollback'])}",
+        f"  {'detected, unrecoverable (DUE)':34} {o['due']:8} {pct(o['due'])}",
+        f"  {'silent data corruption (SDC)':34} {o['sdc']:8} {pct(o['sdc'])}",
+        "",
+        f"  work lost: {r['steps_lost']} steps recomputed of {r['steps_run']} run; "
+        f"{r['rollbacks']} rollbacks, {r['power_cycles']} power cycles, "
+        f"{r['reloads']} weight reloads, {r['blocks_repaired']} blocks repaired",
+        f"  overhead: protected / unprotected fault-free wall time = "
+        f"{r['protection_overhead']:.2f}x (at the campaign's small job sizes)",
+        "",
+        "  by fault kind: " + "; ".join(
+            f"{kind} " + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+            for kind, outcomes in r["by_kind"].items()),
+    ]
+    return "\n".join(lines)
 
 
 def cmd_dictionary(args: argparse.Namespace) -> int:

@@ -1,0 +1,330 @@
+"""Runs a workload step by step on a compute device, so that it finishes with the
+result a fault-free run gives, bit for bit.
+
+Protection, all on the shield:
+- golden data (weights, training sets) and state sit in shielded regions; a scrub
+  verifies and repairs them every `scrub_every` steps and after any detection;
+- every GEMM is checked by ABFT against checksums taken when the golden data was
+  loaded (flight.compute.abft), so a weight hit between scrubs is still caught;
+- activations are CRC-checked from when they are written to when they are read;
+- state is checkpointed every `checkpoint_every` steps (A/B, power-cut safe).
+
+On a detection the step is run again after a scrub. Golden data beyond the parity's
+power is reloaded from its source; state beyond it is rolled back to the last good
+checkpoint (or to step 0 if none survives). A hung device is power-cycled, its memory
+reloaded and the state rolled back. Every event is recorded with its mechanism.
+
+`between(phase)` is called whenever data sits idle in device memory (before a step,
+and while an activation waits to be read): the moments the sim's radiation, or a fault
+campaign, acts.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flight.compute.abft import ComputeFault, LeftSums, RightSums, checked_gemm
+from flight.compute.workloads import Workload
+from flight.shield import CheckpointError, CheckpointStore, ShieldedRegion, crc32c
+from hal.compute import ComputeDevice, DeviceHang
+
+
+class ActivationCorrupt(ComputeFault):
+    mechanism = "crc"
+
+
+class StateCorrupt(ComputeFault):
+    """State the step may have read was hit: repaired, and the step runs again."""
+
+    mechanism = "scrub"
+
+
+class JobFailed(Exception):
+    """The job could not be brought to a correct finish (a detected, unrecoverable error)."""
+
+
+class _Uncorrectable(Exception):
+    """State damage beyond the parity: roll back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    enabled: bool = True
+    scrub_every: int = 4
+    checkpoint_every: int = 8
+    block_bytes: int = 4096
+    stripe_blocks: int = 8
+    max_attempts: int = 4  # runs of one step before the job is declared failed
+
+
+@dataclass
+class RunStats:
+    events: list[tuple[str, int]] = field(default_factory=list)  # (mechanism, step)
+    steps_run: int = 0  # including reruns
+    blocks_repaired: int = 0
+    rollbacks: int = 0
+    steps_lost: int = 0  # steps run again because of rollbacks and reruns
+    power_cycles: int = 0
+    reloads: int = 0
+    checkpoints: int = 0
+
+    def count(self) -> collections.Counter[str]:
+        return collections.Counter(m for m, _ in self.events)
+
+
+class JobRunner:
+    def __init__(self, workload: Workload, device: ComputeDevice,
+                 store: CheckpointStore | None, protection: Protection = Protection(), *,
+                 between: Callable[[str], None] | None = None,
+                 power_cycle: Callable[[], None] | None = None) -> None:
+        if protection.enabled and store is None:
+            raise ValueError("a protected job needs a checkpoint store")
+        self.workload = workload
+        self.device = device
+        self.store = store
+        self.protection = protection
+        self.between = between or (lambda phase: None)
+        self.power_cycle = power_cycle or device.reset
+        self.stats = RunStats()
+        self.next_step = 0
+        self.step_in_progress = -1
+        self.golden: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
+        self._shields: dict[str, ShieldedRegion] = {}
+        self._load()
+
+    # -- the job --------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.next_step >= self.workload.steps
+
+    def run(self) -> np.ndarray:
+        while not self.done:
+            self.run_step()
+        if self.protection.enabled:
+            self._scrub()  # what is handed over is what was committed
+        return self.workload.result(self.state)
+
+    def run_step(self) -> None:
+        p = self.protection
+        i = self.next_step
+        for attempt in range(p.max_attempts):
+            self.step_in_progress = i
+            try:
+                if p.enabled and (i % p.scrub_every == 0 or attempt > 0):
+                    self._scrub()
+                self.between(f"step {i}")
+                self.stats.steps_run += 1
+                updates = self.workload.step(i, self, self.golden, self.state)
+                self._apply(updates)
+            except ComputeFault as e:
+                if not p.enabled:
+                    raise
+                self._event(e.mechanism, i)
+                self.stats.steps_lost += 1
+                continue
+            except DeviceHang:
+                self._event("hang", i)
+                self._recover_from_hang()
+                return
+            except _Uncorrectable:
+                self._rollback()
+                return
+            self.next_step = i + 1
+            if p.enabled and self.next_step % p.checkpoint_every == 0 and not self.done:
+                self._checkpoint()
+            return
+        raise JobFailed(f"{self.workload.name}: step {i} failed its checks "
+                        f"{p.max_attempts} times")
+
+    # -- what a step may use (flight.compute.workloads.StepContext) ---------------------
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, *, right: RightSums | None = None,
+             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
+        if not self.protection.enabled:
+            return self.device.gemm(a, b)
+        return checked_gemm(self.device, a, b, right=right, left=left,
+                            what=f"step {self.step_in_progress} {what}")
+
+    def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
+        region_name = f"act.{name}"
+        try:
+            region = self.device.region(region_name)
+            if region.shape != values.shape:
+                raise KeyError(region_name)
+        except Exception:
+            region = self.device.alloc(region_name, values.shape)
+        region[...] = values
+        if not self.protection.enabled:
+            self.between(name)
+            return region
+        crc = crc32c(region)
+        self.between(name)
+        if crc32c(region) != crc:
+            raise ActivationCorrupt(f"step {self.step_in_progress}: activation {name!r} "
+                                    "changed while it waited")
+        return region
+
+    def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        rows = self.golden[name][start:stop]
+        if self.protection.enabled:
+            shield = self._shields[f"golden.{name}"]
+            bad = shield.bad_among(self._blocks_of(self.golden[name], rows, shield))
+            if bad:
+                raise ActivationCorrupt(f"step {self.step_in_progress}: golden {name!r} "
+                                        f"blocks {bad} fail their CRC")
+        return rows
+
+    # -- protection -----------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Golden data and fresh state into device memory, shielded; the first checkpoint."""
+        self._load_golden()
+        for name, shape in self.workload.state_shapes().items():
+            self.state[name] = self.device.alloc(f"state.{name}", shape)
+        self.workload.init_state(self.state)
+        self._shield_state()
+        self.workload.state_committed(self.state)
+        if self.protection.enabled:
+            self._checkpoint()
+
+    def _load_golden(self) -> None:
+        for name, values in self.workload.golden().items():
+            region = self.device.alloc(f"golden.{name}", values.shape)
+            region[...] = values
+            self.golden[name] = region
+            if self.protection.enabled:
+                self._shields[f"golden.{name}"] = self._shield(region)
+        self.workload.prepare(self.golden)
+
+    def _shield(self, region: np.ndarray) -> ShieldedRegion:
+        p = self.protection
+        return ShieldedRegion(region, block_bytes=p.block_bytes, stripe_blocks=p.stripe_blocks,
+                              threads=1)
+
+    def _shield_state(self) -> None:
+        if self.protection.enabled:
+            for name, region in self.state.items():
+                self._shields[f"state.{name}"] = self._shield(region)
+
+    def _apply(self, updates: dict[str, tuple[Any, np.ndarray]]) -> None:
+        if not self.protection.enabled:
+            for name, (index, values) in updates.items():
+                self.state[name][index] = values
+            self.workload.state_committed(self.state)
+            return
+        # First check the blocks about to be written, all of them before any write. A hit
+        # there would be blessed by the new CRC if the write did not cover it; and since a
+        # step may read the state it writes, the updates themselves may carry the hit: the
+        # step must run again on repaired state.
+        blocks = {name: self._blocks_of(self.state[name], self.state[name][index],
+                                        self._shields[f"state.{name}"])
+                  for name, (index, _) in updates.items()}
+        damaged = False
+        for name, touched in blocks.items():
+            shield = self._shields[f"state.{name}"]
+            bad = shield.bad_among(touched)
+            if bad:
+                damaged = True
+                if not shield.repair(bad).ok:
+                    self._event("scrub", self.step_in_progress)
+                    raise _Uncorrectable(name)
+        if damaged:
+            raise StateCorrupt(f"step {self.step_in_progress}: state hit during the step")
+        for name, (index, values) in updates.items():
+            self.state[name][index] = values
+            report = self._shields[f"state.{name}"].commit(blocks[name])
+            if report.repaired or report.uncorrectable:
+                self._event("scrub", self.step_in_progress)
+            if report.uncorrectable:
+                raise _Uncorrectable(name)
+        self.workload.state_committed(self.state)
+
+    @staticmethod
+    def _blocks_of(base: np.ndarray, part: np.ndarray, shield: ShieldedRegion) -> range:
+        start = part.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        first = start // shield.block_bytes
+        last = (start + max(part.nbytes, 1) - 1) // shield.block_bytes
+        return range(first, last + 1)
+
+    def _scrub(self) -> None:
+        step = self.step_in_progress
+        for key, shield in self._shields.items():
+            bad = shield.verify()
+            if not bad and not shield.bad_parity():
+                continue
+            report = shield.repair(bad)
+            self.stats.blocks_repaired += len(report.repaired)
+            self._event("scrub", step)
+            if report.uncorrectable:
+                if key.startswith("golden."):
+                    self._event("reload", step)
+                    self.stats.reloads += 1
+                    self._reload_golden(key.removeprefix("golden."))
+                else:
+                    raise _Uncorrectable(key)
+
+    def _reload_golden(self, name: str) -> None:
+        region = self.golden[name]
+        region[...] = self.workload.golden()[name]
+        self._shields[f"golden.{name}"] = self._shield(region)
+
+    def _checkpoint(self) -> None:
+        assert self.store is not None
+        shields = {name: self._shields[f"state.{name}"] for name in self.state}
+        try:
+            self.store.save(shields, {"step": self.next_step, "workload": self.workload.name})
+        except CheckpointError:
+            self._event("scrub", self.step_in_progress)
+            raise _Uncorrectable("state") from None
+        self.stats.checkpoints += 1
+
+    def _rollback(self) -> None:
+        """State back to the last checkpoint that verifies, or to step 0."""
+        self._event("rollback", self.step_in_progress)
+        self.stats.rollbacks += 1
+        before = self.next_step
+        restored = None
+        if self.store is not None:
+            try:
+                restored = self.store.restore()
+            except CheckpointError:
+                restored = None
+        if restored is not None:
+            if restored.rejected and any(s != "no checkpoint written yet"
+                                         for s in restored.rejected.values()):
+                self._event("checkpoint_fallback", self.step_in_progress)
+            for name, region in self.state.items():
+                region[...] = restored.arrays[name]
+            self.next_step = int(restored.metadata["step"])
+        else:
+            for region in self.state.values():
+                region[...] = 0.0
+            self.workload.init_state(self.state)
+            self.next_step = 0
+        self._shield_state()
+        self.workload.state_committed(self.state)
+        self.stats.steps_lost += max(before - self.next_step, 0)
+
+    def _recover_from_hang(self) -> None:
+        self.stats.power_cycles += 1
+        self.power_cycle()
+        self.device.reset()
+        self.golden.clear()
+        self._shields.clear()
+        self._load_golden()
+        for name, shape in self.workload.state_shapes().items():
+            self.state[name] = self.device.alloc(f"state.{name}", shape)
+        if not self.protection.enabled:
+            raise JobFailed(f"{self.workload.name}: the device hung and the job has no "
+                            "checkpoint to resume from")
+        self._rollback()
+
+    def _event(self, mechanism: str, step: int) -> None:
+        self.stats.events.append((mechanism, step))

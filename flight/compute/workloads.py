@@ -1,0 +1,191 @@
+"""Deterministic workloads with outputs that can be checked bit for bit.
+
+A workload declares its golden data (loaded once, read-only: weights, a training set),
+its state (what evolves and is checkpointed) and a step. A step reads through the
+context (checked GEMMs, CRC-checked activations, spot-checked golden rows) and returns
+its state updates instead of writing them, so a step that fails a check leaves state
+untouched and can be run again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from flight.compute.abft import LeftSums, RightSums
+
+Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
+
+
+class JobParameterError(ValueError):
+    """A job parameter is unknown or out of range; the message says which."""
+
+
+class StepContext(Protocol):
+    def gemm(self, a: np.ndarray, b: np.ndarray, *, right: RightSums | None = None,
+             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray: ...
+
+    def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Park `values` in device memory as activation `name`, CRC-checked when read."""
+        ...
+
+    def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of golden region `name`, their blocks spot-checked."""
+        ...
+
+
+class Workload(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # parameter -> (default, minimum, maximum); all integers
+    PARAMS: ClassVar[dict[str, tuple[int, int, int]]]
+
+    def __init__(self, seed: int = 0, **params: int) -> None:
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise JobParameterError(f"{self.name}: unknown parameter {unknown[0]!r} "
+                                    f"(expected {', '.join(self.PARAMS)})")
+        self.seed = seed
+        self.params: dict[str, int] = {}
+        for key, (default, lo, hi) in self.PARAMS.items():
+            value = params.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise JobParameterError(f"{self.name}: {key} = {value!r} is outside {lo}..{hi}")
+            self.params[key] = value
+
+    @property
+    def steps(self) -> int:
+        return self.params["steps"]
+
+    def rng(self, *stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *stream])
+
+    @abstractmethod
+    def golden(self) -> dict[str, np.ndarray]:
+        """Read-only data, regenerated identically on every call (the model file)."""
+
+    @abstractmethod
+    def state_shapes(self) -> dict[str, tuple[int, ...]]: ...
+
+    def init_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
+        """Fill freshly zeroed state (step 0)."""
+
+    @abstractmethod
+    def prepare(self, golden: dict[str, np.ndarray]) -> None:
+        """Take checksums of the golden data as loaded."""
+
+    def state_committed(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional
+        """State was just updated and committed (checksums of evolving operands)."""
+
+    @abstractmethod
+    def step(self, i: int, ctx: StepContext, golden: dict[str, np.ndarray],
+             state: dict[str, np.ndarray]) -> Updates:
+        """Step i's state updates. State may be read only where the step also writes it:
+        those blocks are checked before the updates land, and the step rerun if hit."""
+
+    @abstractmethod
+    def result(self, state: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+class QuantizedMLP(Workload):
+    """Int8 MLP inference over batches: x -> relu(x W1) >> shift, clipped to int8 -> W2."""
+
+    name = "mlp"
+    description = "quantized MLP inference, one batch a step"
+    PARAMS = {
+        "steps": (16, 1, 100_000), "batch": (32, 1, 1024), "inputs": (128, 1, 4096),
+        "hidden": (128, 1, 4096), "outputs": (32, 1, 4096), "shift": (7, 0, 30),
+    }
+
+    def golden(self) -> dict[str, np.ndarray]:
+        p, rng = self.params, self.rng(0)
+        return {
+            "w1": rng.integers(-127, 128, (p["inputs"], p["hidden"])).astype(np.float64),
+            "w2": rng.integers(-127, 128, (p["hidden"], p["outputs"])).astype(np.float64),
+        }
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        p = self.params
+        return {"y": (p["steps"], p["batch"], p["outputs"])}
+
+    def prepare(self, golden: dict[str, np.ndarray]) -> None:
+        self.sums = {name: RightSums.of(w) for name, w in golden.items()}
+
+    def step(self, i: int, ctx: StepContext, golden: dict[str, np.ndarray],
+             state: dict[str, np.ndarray]) -> Updates:
+        p = self.params
+        x = self.rng(1, i).integers(-127, 128, (p["batch"], p["inputs"])).astype(np.float64)
+        x = ctx.boundary("x", x)
+        h = ctx.gemm(x, golden["w1"], right=self.sums["w1"], what="layer 1")
+        h = np.clip(np.floor(np.maximum(h, 0.0) / 2.0 ** p["shift"]), 0.0, 127.0)
+        h = ctx.boundary("h", h)
+        y = ctx.gemm(h, golden["w2"], right=self.sums["w2"], what="layer 2")
+        return {"y": (i, y)}
+
+    def result(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return state["y"].copy()
+
+
+class LinearTraining(Workload):
+    """Least-squares training of a linear model in Q16 fixed point, one minibatch a step.
+
+    W <- W - floor(X_b^T (floor(X_b W / 2^16) - Y_b) * 2^(16 - lr_shift)); every value
+    is an integer, so the run is exact and the same on every backend.
+    """
+
+    name = "train"
+    description = "fixed-point linear regression by minibatch gradient descent"
+    PARAMS = {
+        "steps": (32, 1, 100_000), "batch": (32, 1, 1024), "features": (64, 1, 1024),
+        "outputs": (8, 1, 256), "batches": (8, 1, 1024), "lr_shift": (17, 10, 40),
+    }
+    FRAC_BITS = 16
+
+    def golden(self) -> dict[str, np.ndarray]:
+        p, rng = self.params, self.rng(0)
+        rows = p["batch"] * p["batches"]
+        x = rng.integers(-15, 16, (rows, p["features"])).astype(np.float64)
+        truth = rng.integers(-8, 9, (p["features"], p["outputs"])).astype(np.float64)
+        noise = rng.integers(-2, 3, (rows, p["outputs"])).astype(np.float64)
+        return {"x": x, "y": x @ truth + noise}
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"w": (self.params["features"], self.params["outputs"])}
+
+    def prepare(self, golden: dict[str, np.ndarray]) -> None:
+        b = self.params["batch"]
+        x = golden["x"]
+        self.x_sums = [LeftSums.of(x[k * b:(k + 1) * b]) for k in range(self.params["batches"])]
+        self.xt_sums = [LeftSums.of(x[k * b:(k + 1) * b].T)
+                        for k in range(self.params["batches"])]
+
+    def state_committed(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional
+        self.w_sums = RightSums.of(state["w"])
+
+    def step(self, i: int, ctx: StepContext, golden: dict[str, np.ndarray],
+             state: dict[str, np.ndarray]) -> Updates:
+        b, k = self.params["batch"], i % self.params["batches"]
+        xb = golden["x"][k * b:(k + 1) * b]
+        yb = ctx.golden_rows("y", k * b, (k + 1) * b)
+        pred = ctx.gemm(xb, state["w"], right=self.w_sums, left=self.x_sums[k], what="forward")
+        r = ctx.boundary("residual", np.floor(pred / 2.0 ** self.FRAC_BITS) - yb)
+        grad = ctx.gemm(xb.T, r, left=self.xt_sums[k], what="gradient")
+        step = np.floor(grad * 2.0 ** (self.FRAC_BITS - self.params["lr_shift"]))
+        return {"w": (slice(None), state["w"] - step)}
+
+    def result(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return state["w"].copy()
+
+
+WORKLOADS: dict[str, type[Workload]] = {w.name: w for w in (QuantizedMLP, LinearTraining)}
+
+
+def make_workload(name: str, seed: int = 0, **params: int) -> Workload:
+    try:
+        cls = WORKLOADS[name]
+    except KeyError:
+        raise JobParameterError(f"unknown workload {name!r} "
+                                f"(known: {', '.join(sorted(WORKLOADS))})") from None
+    return cls(seed, **params)

@@ -1,0 +1,151 @@
+"""Targeted fault injection into a compute device, its memory and its checkpoints.
+
+One Injection strikes once, at a chosen step: a bit flip in golden data (weights),
+a burst across three blocks of one parity stripe (beyond the parity's power), a flip in
+an activation while it waits in memory, a flipped bit in a GEMM's output (a logic upset),
+a flip in committed state, a corrupted newest checkpoint followed by a hang, or a hang.
+
+The injector acts through the same two seams radiation uses: a wrapped device (for
+faults inside an operation) and the `between(phase)` call the job runner makes whenever
+data sits idle in memory. It reads nothing of the flight software.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hal.compute import ComputeDevice, DeviceHang
+
+KINDS = ("weight", "weight_burst", "activation", "gemm", "state", "checkpoint", "hang")
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    kind: str
+    step: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown injection kind {self.kind!r} (known: {', '.join(KINDS)})")
+
+
+def flip_bit(array: np.ndarray, rng: np.random.Generator, byte: int | None = None) -> int:
+    """Flip one random bit (in `byte` when given) of an array's memory; returns the byte."""
+    raw = array.reshape(-1).view(np.uint8)
+    if byte is None:
+        byte = int(rng.integers(0, raw.size))
+    raw[byte] ^= np.uint8(1 << int(rng.integers(0, 8)))
+    return byte
+
+
+class FaultInjector:
+    """Wraps a device and strikes once, as `injection` says."""
+
+    def __init__(self, device: ComputeDevice, injection: Injection, *,
+                 checkpoint_dir: str | Path | None = None, block_bytes: int = 4096,
+                 stripe_blocks: int = 8) -> None:
+        self.inner = device
+        self.name = f"faulty-{device.name}"
+        self.injection = injection
+        self.rng = np.random.default_rng(injection.seed)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.block_bytes = block_bytes
+        self.stripe_blocks = stripe_blocks
+        self.step = -1
+        self.fired = False
+        self.hang_armed = False
+
+    # -- the radiation seam ---------------------------------------------------------
+
+    def between(self, phase: str) -> None:
+        if phase.startswith("step "):
+            self.step = int(phase.split()[1])
+        if self.fired or self.step != self.injection.step:
+            return
+        kind = self.injection.kind
+        if kind == "activation" and not phase.startswith("step "):
+            self._fire(self.inner.region(f"act.{phase}"))
+        elif kind == "weight" and phase.startswith("step "):
+            self._fire(self._pick("golden."))
+        elif kind == "state" and phase.startswith("step "):
+            self._fire(self._pick("state."))
+        elif kind == "weight_burst" and phase.startswith("step "):
+            self._burst(self._largest("golden."))
+        elif kind == "checkpoint" and phase.startswith("step "):
+            self._corrupt_newest_checkpoint()
+            self.hang_armed = True
+            self.fired = True
+        elif kind == "hang" and phase.startswith("step "):
+            self.hang_armed = True
+            self.fired = True
+
+    # -- ComputeDevice --------------------------------------------------------------
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if self.hang_armed:
+            self.hang_armed = False
+            self.inner.hung = True  # type: ignore[attr-defined]
+            raise DeviceHang(f"{self.name}: gemm: device not responding")
+        c = self.inner.gemm(a, b, out)
+        if (not self.fired and self.injection.kind == "gemm"
+                and self.step == self.injection.step):
+            self._fire(c)
+        return c
+
+    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self.inner.alloc(region, shape)
+
+    def region(self, region: str) -> np.ndarray:
+        return self.inner.region(region)
+
+    def regions(self) -> dict[str, np.ndarray]:
+        return self.inner.regions()
+
+    def free(self, region: str) -> None:
+        self.inner.free(region)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _fire(self, array: np.ndarray) -> None:
+        flip_bit(array, self.rng)
+        self.fired = True
+
+    def _pick(self, prefix: str) -> np.ndarray:
+        names = sorted(n for n in self.inner.regions() if n.startswith(prefix))
+        return self.inner.region(names[int(self.rng.integers(0, len(names)))])
+
+    def _largest(self, prefix: str) -> np.ndarray:
+        regions = {n: r for n, r in self.inner.regions().items() if n.startswith(prefix)}
+        return max(regions.values(), key=lambda r: r.nbytes)
+
+    def _burst(self, array: np.ndarray) -> None:
+        """One flip in each of three blocks of one stripe: more than P+Q can rebuild."""
+        blocks = -(-array.nbytes // self.block_bytes)
+        stripe = int(self.rng.integers(0, -(-blocks // self.stripe_blocks)))
+        first = stripe * self.stripe_blocks
+        members = list(range(first, min(first + self.stripe_blocks, blocks)))
+        for block in self.rng.permutation(members)[:3]:
+            start = int(block) * self.block_bytes
+            size = min(self.block_bytes, array.nbytes - start)
+            flip_bit(array, self.rng, start + int(self.rng.integers(0, size)))
+        self.fired = True
+
+    def _corrupt_newest_checkpoint(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        slots = sorted(self.checkpoint_dir.glob("slot-*.commit"),
+                       key=lambda p: p.stat().st_mtime_ns)
+        if not slots:
+            return
+        data = slots[-1].with_suffix(".data")
+        raw = bytearray(data.read_bytes())
+        if raw:
+            raw[int(self.rng.integers(0, len(raw)))] ^= 1 << int(self.rng.integers(0, 8))
+            data.write_bytes(bytes(raw))

@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+
+from drivers.compute import NumpyDevice
+from flight.compute.abft import AbftMismatch, RightSums, checked_gemm
+from flight.compute.runner import JobRunner, Protection
+from flight.compute.workloads import JobParameterError, make_workload
+from flight.shield import CheckpointStore
+
+SMALL = {"mlp": {"steps": 6, "batch": 16, "inputs": 64, "hidden": 64, "outputs": 16},
+         "train": {"steps": 12, "batch": 16, "features": 32, "outputs": 4, "batches": 4}}
+
+
+def job(tmp_path, name: str, protection: Protection | None = None, between=None, **kw):
+    protection = protection or Protection()
+    device = kw.pop("device", NumpyDevice())
+    runner = JobRunner(make_workload(name, 5, **SMALL[name]), device,
+                       CheckpointStore(tmp_path) if protection.enabled else None, protection,
+                       between=between)
+    return runner
+
+
+@pytest.fixture(params=sorted(SMALL))
+def name(request) -> str:
+    return request.param
+
+
+def golden(tmp_path, name: str) -> bytes:
+    return job(tmp_path / "g", name, Protection(enabled=False)).run().tobytes()
+
+
+def test_protected_and_plain_runs_agree_bit_for_bit(tmp_path, name) -> None:
+    runner = job(tmp_path, name)
+    assert runner.run().tobytes() == golden(tmp_path, name)
+    assert runner.stats.events == [] and runner.stats.checkpoints >= 1
+
+
+def test_the_training_job_learns(tmp_path) -> None:
+    w = make_workload("train", 5, steps=120, **{k: v for k, v in SMALL["train"].items()
+                                                if k != "steps"})
+    g = w.golden()
+    before = np.abs(g["y"]).mean()
+    weights = JobRunner(w, NumpyDevice(), None, Protection(enabled=False)).run()
+    after = np.abs(np.floor(g["x"] @ weights / 2**16) - g["y"]).mean()
+    assert after < before / 3
+
+
+def test_a_weight_hit_between_scrubs_is_caught_by_abft_and_repaired(tmp_path) -> None:
+    device = NumpyDevice()
+    fired = []
+
+    def hit(phase: str) -> None:
+        if phase == "step 1" and not fired:  # scrubs run at steps 0 and 4
+            fired.append(1)
+            device.region("golden.w1").reshape(-1).view(np.uint8)[4000] ^= 0x40
+
+    runner = job(tmp_path, "mlp", between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "mlp")
+    assert [m for m, _ in runner.stats.events][:2] == ["abft", "scrub"]
+
+
+def test_an_activation_hit_while_it_waits_is_caught_by_its_crc(tmp_path) -> None:
+    device = NumpyDevice()
+    state = {"fired": False}
+
+    def hit(phase: str) -> None:
+        if phase == "h" and not state["fired"]:
+            state["fired"] = True
+            device.region("act.h")[0, 0] += 1.0
+
+    runner = job(tmp_path, "mlp", between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "mlp")
+    assert runner.stats.events[0][0] == "crc" and runner.stats.steps_lost == 1
+
+
+def test_a_hit_in_committed_state_beside_a_write_is_repaired_not_blessed(tmp_path) -> None:
+    """Two output rows share a block: row 0 is hit while step 1 writes row 1."""
+    device = NumpyDevice()
+    fired = []
+
+    def hit(phase: str) -> None:
+        if phase == "step 1" and not fired:
+            fired.append(1)
+            device.region("state.y").reshape(-1).view(np.uint8)[100] ^= 0x08
+
+    runner = job(tmp_path, "mlp", Protection(block_bytes=4096, scrub_every=100),
+                 between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "mlp")
+    assert runner.stats.events[0][0] == "scrub"
+
+
+def test_a_hang_power_cycles_and_resumes_from_the_checkpoint(tmp_path) -> None:
+    device = NumpyDevice()
+    cycles = []
+
+    def hang(phase: str) -> None:
+        if phase == "step 10" and not cycles:
+            device.hung = True
+
+    runner = JobRunner(make_workload("train", 5, **SMALL["train"]), device,
+                       CheckpointStore(tmp_path), Protection(checkpoint_every=4),
+                       between=hang, power_cycle=lambda: cycles.append(1))
+    assert runner.run().tobytes() == golden(tmp_path, "train")
+    assert cycles == [1] and runner.stats.rollbacks == 1
+    assert runner.stats.steps_lost == 2  # steps 8 and 9 again
+
+
+def test_without_protection_a_weight_hit_is_silent_corruption(tmp_path) -> None:
+    device = NumpyDevice()
+
+    def hit(phase: str) -> None:
+        if phase == "step 0":  # unprotected: every step runs once
+            device.region("golden.w2")[3, 3] += 64.0
+
+    plain = job(tmp_path, "mlp", Protection(enabled=False), between=hit, device=device)
+    assert plain.run().tobytes() != golden(tmp_path, "mlp")  # what the shield is for
+
+
+def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(-127, 128, (8, 16)).astype(np.float64)
+    b = rng.integers(-127, 128, (16, 8)).astype(np.float64)
+    sums = RightSums.of(b)
+
+    class Corrupting(NumpyDevice):
+        def __init__(self, corrupt) -> None:
+            super().__init__()
+            self.corrupt = corrupt
+
+        def gemm(self, x, y, out=None):
+            c = super().gemm(x, y, out)
+            self.corrupt(c)
+            return c
+
+    def low_bit(c):
+        c.view(np.uint64)[2, 2] ^= np.uint64(1)
+
+    def pair(c):
+        c[1, 0] += 4.0
+        c[1, 5] -= 4.0
+
+    for corrupt in (low_bit, pair):
+        with pytest.raises(AbftMismatch):
+            checked_gemm(Corrupting(corrupt), a, b, right=sums)
+    assert np.array_equal(checked_gemm(NumpyDevice(), a, b, right=sums), a @ b)
+
+
+@pytest.mark.parametrize("call,reason", [
+    (lambda: make_workload("resnet"), "unknown workload 'resnet' \\(known: mlp, train\\)"),
+    (lambda: make_workload("mlp", steps=0), "mlp: steps = 0 is outside 1..100000"),
+    (lambda: make_workload("train", lr_shift=3), "lr_shift = 3 is outside 10..40"),
+    (lambda: make_workload("mlp", layers=3), "unknown parameter 'layers'"),
+])
+def test_bad_job_parameters_are_refused_with_the_reason(call, reason) -> None:
+    with pytest.raises(JobParameterError, match=reason):
+        call()
+
+
+def test_a_state_hit_too_small_for_abft_reruns_the_step_instead_of_spreading(tmp_path) -> None:
+    """A flip in W's lowest mantissa bit vanishes in the forward GEMM's rounding (ABFT is
+    right to pass it) but rides the update W - step into the new weights; the pre-write
+    check must send the step round again, not write updates computed from the hit."""
+    device = NumpyDevice()
+    fired = []
+
+    def hit(phase: str) -> None:
+        if phase == "step 5" and not fired:
+            fired.append(1)
+            device.region("state.w").reshape(-1).view(np.uint64)[7] ^= np.uint64(1)
+
+    runner = job(tmp_path, "train", Protection(scrub_every=100), between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "train")
+    assert runner.stats.events[0] == ("scrub", 5) and runner.stats.steps_lost == 1
