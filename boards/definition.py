@@ -18,6 +18,7 @@ from typing import Any
 KINDS = ("power", "thermal", "accelerator")
 BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
+    "compute",
 }
 SIM_KEYS = {"altitude_km", "beta_deg"}
 
@@ -43,6 +44,7 @@ class BoardSpec:
     timeout_s: float = 0.25
     retries: int = 2
     power_channel: int | None = None  # power-board output that feeds this board
+    compute: str | None = None  # "module:Class" of an accelerator's data-plane backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,11 @@ def _board(name: str, doc: Any, where: str) -> BoardSpec:
         if not 0 < timeout_s <= 60:
             raise DefinitionError(where, f"{prefix}.timeout_s", "must be in (0, 60] s")
         overrides["timeout_s"] = timeout_s
+    if "compute" in doc:
+        if kind != "accelerator":
+            raise DefinitionError(where, f"{prefix}.compute", "only an accelerator has a compute "
+                                  "backend")
+        overrides["compute"] = _get(doc, "compute", str, where, f"{prefix}.compute")
     if "power_channel" in doc:
         overrides["power_channel"] = _get(doc, "power_channel", int, where,
                                           f"{prefix}.power_channel")

@@ -48,11 +48,14 @@ Event = EventSpec
 Parameter = ParameterSpec
 
 
-def command(fn: Callable[..., Any] | None = None, *, hazardous: bool = False) -> Any:
-    """Mark a method as a ground command; its docstring is its description."""
+def command(fn: Callable[..., Any] | None = None, *, hazardous: bool = False,
+            name: str | None = None) -> Any:
+    """Mark a method as a ground command; its docstring is its description. `name` gives
+    the command another name than the method's (when that would shadow a builtin)."""
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-        f._skyrack_command = {"hazardous": hazardous}  # type: ignore[attr-defined]
+        f._skyrack_command = {"hazardous": hazardous,  # type: ignore[attr-defined]
+                              "name": name or f.__name__}
         return f
 
     return mark(fn) if fn is not None else mark
@@ -131,7 +134,9 @@ class Component:
 
     @classmethod
     def handlers(cls) -> dict[str, Callable[..., Any]]:
-        return {n: f for n, f in inspect.getmembers(cls, inspect.isfunction)
+        """Handler functions by command name."""
+        members = inspect.getmembers(cls, inspect.isfunction)
+        return {f._skyrack_command["name"]: f for _, f in members
                 if hasattr(f, "_skyrack_command")}
 
     @classmethod
@@ -194,7 +199,7 @@ class Component:
 
     def run_command(self, command: str, args: dict[str, Any]) -> None:
         """Call the handler of `command` with checked wire values, enums made typed."""
-        handler = getattr(self, command)
+        handler = getattr(self, self.handlers()[command].__name__)
         hints = typing.get_type_hints(handler, include_extras=True)
         typed = {}
         for name, value in args.items():

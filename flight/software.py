@@ -4,19 +4,23 @@ composition root's business."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from flight.accelerator import AcceleratorComponent
 from flight.bus import Bus
 from flight.component import Component, Event, Telemetry, command, periodic
+from flight.compute.manager import ComputeManager
 from flight.dictionary import build_dictionary
 from flight.dispatcher import Dispatcher
 from flight.executive import Executive
 from flight.power import PowerComponent
 from flight.thermal import ThermalComponent
-from hal.boards import AcceleratorBoard, PowerBoard, ThermalBoard
+from hal.boards import AcceleratorBoard, AcceleratorState, PowerBoard, ThermalBoard
 from hal.clock import Clock
+from hal.compute import ComputeDevice, DeviceError
 from hal.dictionary import Dictionary, Severity
+from hal.storage import Storage
 
 
 class SystemComponent(Component):
@@ -55,13 +59,20 @@ class SystemComponent(Component):
 
 class FlightSoftware:
     COMPONENTS: ClassVar[tuple[type[Component], ...]] = (
-        SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent,
+        SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent, ComputeManager,
     )
 
     def __init__(self, clock: Clock, *, power: PowerBoard, thermal: ThermalBoard,
-                 accelerator: AcceleratorBoard, rails: dict[str, int] | None = None) -> None:
-        """`rails` maps a board kind to the power-board channel that feeds it."""
+                 accelerator: AcceleratorBoard, rails: dict[str, int] | None = None,
+                 compute: ComputeDevice | None = None, storage: Storage | None = None,
+                 work_dir: str | Path | None = None) -> None:
+        """`rails` maps a board kind to the power-board channel that feeds it; `compute` is
+        the accelerator's data plane, `storage` where results go, `work_dir` where job
+        checkpoints are written."""
         rails = rails or {}
+        self._power = power
+        self._accelerator = accelerator
+        self._accelerator_rail = rails.get("accelerator")
         self.clock = clock
         self.bus = Bus()
         self.executive = Executive(clock)
@@ -70,6 +81,7 @@ class FlightSoftware:
             PowerComponent(power),
             ThermalComponent(thermal, rails.get("thermal")),
             AcceleratorComponent(accelerator, rails.get("accelerator")),
+            ComputeManager(compute, storage, work_dir, self.power_cycle_accelerator),
         ]
         self.dispatcher = Dispatcher(self.components, self.bus, clock)
         self.executive.add("dispatcher", 10, self.dispatcher.drain)
@@ -77,6 +89,15 @@ class FlightSoftware:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
+
+    def power_cycle_accelerator(self) -> None:
+        """Cut the accelerator's rail and restore it, then bring compute back up: the cure
+        for a hung accelerator."""
+        if self._accelerator_rail is None:
+            raise DeviceError("the accelerator has no switched rail to power-cycle")
+        self._power.set_switch(self._accelerator_rail, False)
+        self._power.set_switch(self._accelerator_rail, True)
+        self._accelerator.set_state(AcceleratorState.ON)
 
     @classmethod
     def dictionary(cls) -> Dictionary:

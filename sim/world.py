@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,7 @@ class World:
         self.thermal = thermal or default_model()
         self.accelerator = AcceleratorModel()
         self.accelerator_channel: int | None = None
+        self.compute: Any = None  # the accelerator's data plane (a hal ComputeDevice)
         self.thermal_board_channel: int | None = None
         self.switches = [False] * CHANNEL_COUNT
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
@@ -111,6 +113,8 @@ class World:
                 self.accelerator.powered = True
             else:
                 self.accelerator.power_lost()
+                if self.compute is not None:
+                    self.compute.reset()  # device memory does not survive a power cut
 
     def rail_on(self, channel: int | None) -> bool:
         return channel is None or self.switches[channel]

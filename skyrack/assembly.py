@@ -7,11 +7,15 @@ to import every layer.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from boards.definition import DefinitionError, SatelliteDefinition, resolve
 from drivers.clock import MonotonicClock
+from drivers.storage import DirectoryStorage
 from flight.software import FlightSoftware
 from hal.clock import Clock
 from hal.errors import TransportError
@@ -32,10 +36,13 @@ class Satellite:
     world: World | None = None
     emulators: dict[str, Any] = field(default_factory=dict)
     transports: list[Transport] = field(default_factory=list)
+    work_dir: Path | None = None  # storage and job checkpoints; removed on close
 
     def close(self) -> None:
         for transport in self.transports:
             transport.close()
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
@@ -92,8 +99,18 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
             transport.close()
         raise
 
+    compute = None
+    accelerator = definition.board("accelerator")
+    if accelerator.compute is not None:
+        compute = resolve(accelerator.compute, where, f"boards.{accelerator.name}.compute")()
+        if world is not None:
+            world.compute = compute  # the sim's radiation and power cuts reach the same memory
+    work_dir = Path(tempfile.mkdtemp(prefix="skyrack-"))
     flight = FlightSoftware(clock, power=by_kind["power"], thermal=by_kind["thermal"],
                             accelerator=by_kind["accelerator"],
                             rails={b.kind: b.power_channel for b in definition.boards
-                                   if b.power_channel is not None})
-    return Satellite(definition, clock, flight, drivers, world, emulators, transports)
+                                   if b.power_channel is not None},
+                            compute=compute, storage=DirectoryStorage(work_dir / "storage"),
+                            work_dir=work_dir / "jobs")
+    return Satellite(definition, clock, flight, drivers, world, emulators, transports,
+                     work_dir=work_dir)

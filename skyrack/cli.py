@@ -238,6 +238,16 @@ def format_report(r: dict[str, Any]) -> str:
     for entry in f["command_log"]:
         reason = f": {entry['reason']}" if "reason" in entry else ""
         lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
+    comp = r["compute"]
+    lines.append(f"Compute     {comp['completed']} jobs completed, {comp['failed']} failed, "
+                 f"{comp['faults_corrected']} faults corrected, "
+                 f"{comp['silent_corruptions']} silent corruptions")
+    for job in comp["jobs"]:
+        check = {True: "matches the fault-free reference", False: "DIFFERS from the reference",
+                 None: ""}[job.get("matches_reference")]
+        digest = f" crc32c {job['crc32c']:08x}" if "crc32c" in job else ""
+        lines.append(f"  job {job['id']}: {job['workload']} seed {job['seed']}, "
+                     f"{job['steps']} steps, {job['state']}{digest} {check}".rstrip())
     events = ", ".join(f"{n} {sev}" for sev, n in f["events"].items()) or "none"
     e = f["executive"]
     lines += [

@@ -7,8 +7,12 @@ import collections
 import math
 from typing import Any
 
+from drivers.compute import NumpyDevice
 from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
+from flight.compute.runner import JobRunner, Protection
+from flight.compute.workloads import make_workload
 from flight.dispatcher import CommandResult
+from flight.shield import crc32c
 from skyrack.assembly import Satellite
 
 
@@ -103,5 +107,32 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
                       "rates_hz": flight.executive.rates_hz,
                       "task_errors": sum(flight.executive.task_errors.values())},
     }
+    out["compute"] = compute_report(satellite)
     out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
     return out
+
+
+def compute_report(satellite: Satellite) -> dict[str, Any]:
+    """Jobs as the flight software ran them, each checked against a fault-free reference
+    run of the same job: a digest that differs is silent data corruption."""
+    manager = satellite.flight.component("compute")
+    jobs = []
+    for job in manager.jobs.values():
+        entry: dict[str, Any] = {"id": job.id, "workload": job.workload, "seed": job.seed,
+                                 "steps": job.steps, "state": job.state.value}
+        if job.runner is not None:
+            entry["faults_corrected"] = len(job.runner.stats.events)
+            entry["steps_lost"] = job.runner.stats.steps_lost
+        if job.digest is not None:
+            reference = JobRunner(make_workload(job.workload, job.seed, **job.params),
+                                  NumpyDevice(), None, Protection(enabled=False)).run()
+            entry["crc32c"] = job.digest
+            entry["matches_reference"] = job.digest == crc32c(reference)
+        jobs.append(entry)
+    return {
+        "jobs": jobs,
+        "completed": manager.totals["completed"],
+        "failed": manager.totals["failed"],
+        "faults_corrected": manager.totals["faults_corrected"],
+        "silent_corruptions": sum(1 for j in jobs if j.get("matches_reference") is False),
+    }

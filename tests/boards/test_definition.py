@@ -28,7 +28,9 @@ def test_the_default_definition_wires_three_emulated_boards() -> None:
     assert d.emulated
     assert d.board("accelerator").power_channel == 2
     assert d.sim["altitude_km"] == 500.0
-    assert [s.command for s in d.plan] == ["power.switch", "accelerator.set_state"]
+    assert [s.command for s in d.plan] == ["power.switch", "accelerator.set_state",
+                                           "compute.submit", "compute.submit"]
+    assert d.board("accelerator").compute == "drivers.compute:NumpyDevice"
 
 
 def test_unknown_board_kind_names_the_key(tmp_path: Path) -> None:
@@ -78,3 +80,10 @@ def test_not_toml_and_no_file(tmp_path: Path) -> None:
     assert "not valid TOML" in fails(tmp_path, "[boards\n")
     with pytest.raises(DefinitionError, match="nowhere.toml: no such file"):
         load(tmp_path / "nowhere.toml")
+
+
+def test_only_an_accelerator_has_a_compute_backend(tmp_path: Path) -> None:
+    msg = fails(tmp_path, GOOD.replace('driver = "drivers.power:PowerDriver"',
+                                       'driver = "drivers.power:PowerDriver"\n'
+                                       'compute = "drivers.compute:NumpyDevice"'))
+    assert "boards.power.compute: only an accelerator has a compute backend" in msg

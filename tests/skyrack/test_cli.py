@@ -33,7 +33,10 @@ def test_two_orbits_at_500_km_report_the_kepler_period(two_orbits: str) -> None:
 def test_the_default_mission_runs_its_plan_cleanly(two_orbits: str) -> None:
     report = json.loads(two_orbits)
     flight = report["flight"]
-    assert flight["commands"] == {"completed": 2, "rejected": 0, "failed": 0}
+    assert flight["commands"] == {"completed": 4, "rejected": 0, "failed": 0}
+    compute = report["compute"]
+    assert compute["completed"] == 2 and compute["silent_corruptions"] == 0
+    assert all(job["matches_reference"] for job in compute["jobs"])
     assert "warning" not in flight["events"] and flight["executive"]["task_errors"] == 0
     assert flight["executive"]["rates_hz"] == [10, 1]
     # The accelerator drew its 700 W after the plan switched it on, and heated up.

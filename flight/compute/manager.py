@@ -1,0 +1,237 @@
+"""The compute manager: ground-commanded jobs on the accelerator, run in steps under the
+executive, protected end to end, results stored.
+
+Commands submit, cancel, query and list jobs. One job runs at a time, a few steps a
+second (a parameter); each step is checked and, when a check fires, repaired and run
+again, rolled back or resumed after a power cycle (flight.compute.runner). Finished
+results go to storage as `job-<id>.result` (msgpack, with a CRC32C of the data).
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+import msgpack
+import numpy as np
+
+from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
+from flight.compute.runner import JobFailed, JobRunner, Protection
+from flight.compute.workloads import WORKLOADS, JobParameterError, make_workload
+from flight.shield import CheckpointStore, crc32c
+from hal.compute import ComputeDevice
+from hal.dictionary import Severity
+from hal.storage import Storage
+
+WorkloadName = enum.Enum("WorkloadName", {name.upper(): name for name in sorted(WORKLOADS)})
+
+
+@enum.unique
+class JobState(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass
+class Job:
+    id: int
+    workload: str
+    seed: int
+    params: dict[str, int]
+    steps: int
+    state: JobState = JobState.QUEUED
+    runner: JobRunner | None = None
+    digest: int | None = None
+    error: str = ""
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def progress_pct(self) -> float:
+        done = self.runner.next_step if self.runner else 0
+        return 100.0 if self.state is JobState.COMPLETED else 100.0 * done / self.steps
+
+
+class ComputeManager(Component):
+    """Runs accelerator jobs the ground submits."""
+
+    name = "compute"
+    telemetry: ClassVar = (
+        Telemetry("queued", "int", "Jobs waiting to run"),
+        Telemetry("active_job", "int", "Id of the running job; 0 when idle"),
+        Telemetry("progress_pct", "float", "Progress of the running job", "%"),
+        Telemetry("completed", "int", "Jobs completed"),
+        Telemetry("failed", "int", "Jobs that could not finish correct"),
+        Telemetry("faults_corrected", "int", "Faults detected and corrected in jobs"),
+        Telemetry("steps_lost", "int", "Steps run again after faults"),
+    )
+    events: ClassVar = (
+        Event("job_submitted", Severity.INFO, "A job was queued"),
+        Event("job_started", Severity.INFO, "A job started running"),
+        Event("job_completed", Severity.INFO, "A job finished; its result is stored"),
+        Event("job_failed", Severity.ERROR, "A job could not be brought to a correct finish"),
+        Event("job_cancelled", Severity.INFO, "A job was cancelled"),
+        Event("job_status", Severity.INFO, "The state of a job, on request"),
+        Event("fault_corrected", Severity.WARNING, "A check caught a fault in a job"),
+    )
+    parameters: ClassVar = (
+        Parameter("steps_per_tick", "int", 1, "Job steps run each second", None, 1, 100),
+        Parameter("scrub_every", "int", 4, "Steps between scrubs of job memory", None, 1, 10000),
+        Parameter("checkpoint_every", "int", 8, "Steps between checkpoints", None, 1, 10000),
+    )
+
+    def __init__(self, device: ComputeDevice | None, storage: Storage | None,
+                 work_dir: str | Path | None,
+                 power_cycle: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.device = device
+        self.storage = storage
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.power_cycle = power_cycle
+        self.jobs: dict[int, Job] = {}
+        self._next_id = 1
+        self.totals = {"completed": 0, "failed": 0, "faults_corrected": 0, "steps_lost": 0}
+
+    # -- commands ---------------------------------------------------------------------
+
+    @command
+    def submit(self, workload: Annotated[WorkloadName, Arg("Workload to run")],
+               seed: Annotated[int, Arg("Seed of the job's data", min=0, max=2**31 - 1)] = 0,
+               steps: Annotated[int, Arg("Steps to run; 0 for the workload's default",
+                                         min=0, max=100_000)] = 0) -> None:
+        """Queue a compute job on the accelerator."""
+        if self.device is None or self.work_dir is None:
+            raise ValueError("this satellite has no compute device")
+        params = {"steps": steps} if steps else {}
+        try:
+            probe = make_workload(workload.value, seed, **params)
+        except JobParameterError as e:
+            raise ValueError(str(e)) from None
+        job = Job(self._next_id, workload.value, seed, params, probe.steps)
+        self._next_id += 1
+        self.jobs[job.id] = job
+        self.emit("job_submitted", job=job.id, workload=job.workload, steps=job.steps)
+        self._publish()
+
+    @command
+    def cancel(self, job: Annotated[int, Arg("Job id", min=1, max=2**31 - 1)]) -> None:
+        """Cancel a queued or running job."""
+        target = self._job(job)
+        if target.state in FINISHED:
+            raise ValueError(f"job {job} is already {target.state.value}; nothing to cancel")
+        self._finish(target, JobState.CANCELLED)
+        self.emit("job_cancelled", job=job)
+
+    @command
+    def query(self, job: Annotated[int, Arg("Job id", min=1, max=2**31 - 1)]) -> None:
+        """Report a job's state, progress and result digest as an event."""
+        self._status(self._job(job))
+
+    @command(name="list")
+    def list_jobs(self) -> None:
+        """Report every job's state as events."""
+        for job in self.jobs.values():
+            self._status(job)
+
+    # -- running ----------------------------------------------------------------------
+
+    @periodic(1)
+    def run(self) -> None:
+        job = self._active() or self._start_next()
+        if job is None:
+            return
+        runner = job.runner
+        assert runner is not None
+        try:
+            for _ in range(self.param("steps_per_tick")):
+                if runner.done:
+                    break
+                seen = len(runner.stats.events)
+                runner.run_step()
+                for mechanism, step in runner.stats.events[seen:]:
+                    self.totals["faults_corrected"] += 1
+                    self.emit("fault_corrected", job=job.id, mechanism=mechanism, step=step)
+            if runner.done:
+                self._complete(job, runner.run())  # final scrub, then the result
+        except JobFailed as e:
+            job.error = str(e)
+            self._finish(job, JobState.FAILED)
+            self.emit("job_failed", job=job.id, reason=job.error)
+        self._publish()
+
+    def _start_next(self) -> Job | None:
+        job = next((j for j in self.jobs.values() if j.state is JobState.QUEUED), None)
+        if job is None:
+            return None
+        assert self.device is not None and self.work_dir is not None
+        directory = self.work_dir / f"job-{job.id}"
+        protection = Protection(scrub_every=self.param("scrub_every"),
+                                checkpoint_every=self.param("checkpoint_every"))
+        job.runner = JobRunner(make_workload(job.workload, job.seed, **job.params), self.device,
+                               CheckpointStore(directory), protection,
+                               power_cycle=self.power_cycle)
+        job.state = JobState.RUNNING
+        self.emit("job_started", job=job.id)
+        return job
+
+    def _complete(self, job: Job, result: np.ndarray) -> None:
+        job.digest = crc32c(result)
+        if self.storage is not None:
+            self.storage.write(f"job-{job.id}.result", msgpack.packb({
+                "job": job.id, "workload": job.workload, "seed": job.seed, "steps": job.steps,
+                "dtype": result.dtype.str, "shape": list(result.shape),
+                "crc32c": job.digest, "data": result.tobytes(),
+            }))
+        assert job.runner is not None
+        self.totals["steps_lost"] += job.runner.stats.steps_lost
+        self._finish(job, JobState.COMPLETED)
+        self.emit("job_completed", job=job.id, crc32c=job.digest,
+                  faults=len(job.runner.stats.events))
+
+    def _finish(self, job: Job, state: JobState) -> None:
+        job.state = state
+        if state is JobState.COMPLETED:
+            self.totals["completed"] += 1
+        elif state is JobState.FAILED:
+            self.totals["failed"] += 1
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir / f"job-{job.id}", ignore_errors=True)
+        if job.runner is not None and self.device is not None:
+            for region in list(self.device.regions()):
+                self.device.free(region)
+        self._publish()
+
+    def _active(self) -> Job | None:
+        return next((j for j in self.jobs.values() if j.state is JobState.RUNNING), None)
+
+    def _job(self, job_id: int) -> Job:
+        try:
+            return self.jobs[job_id]
+        except KeyError:
+            raise ValueError(f"no job {job_id}") from None
+
+    def _status(self, job: Job) -> None:
+        args: dict[str, Any] = {"job": job.id, "workload": job.workload, "state": job.state.value,
+                                "progress_pct": round(job.progress_pct, 1)}
+        if job.digest is not None:
+            args["crc32c"] = job.digest
+        if job.error:
+            args["reason"] = job.error
+        self.emit("job_status", **args)
+
+    def _publish(self) -> None:
+        active = self._active()
+        self.publish("queued", sum(j.state is JobState.QUEUED for j in self.jobs.values()))
+        self.publish("active_job", active.id if active else 0)
+        self.publish("progress_pct", active.progress_pct if active else 0.0)
+        for key, value in self.totals.items():
+            self.publish(key, value)

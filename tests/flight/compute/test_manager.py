@@ -1,0 +1,117 @@
+import msgpack
+import numpy as np
+import pytest
+
+from drivers.compute import NumpyDevice
+from drivers.storage import DirectoryStorage
+from flight.bus import EVENT
+from flight.compute.runner import JobRunner, Protection
+from flight.compute.workloads import make_workload
+from flight.dispatcher import Status
+from flight.shield import crc32c
+from flight.software import FlightSoftware
+from hal.boards import AcceleratorState
+from sim.clock import VirtualClock
+from tests.flight.fakes import FakeAccelerator, FakePower, FakeThermal
+
+
+@pytest.fixture
+def fsw(tmp_path):
+    power = FakePower()
+    sw = FlightSoftware(VirtualClock(), power=power, thermal=FakeThermal(),
+                        accelerator=FakeAccelerator(), rails={"accelerator": 2},
+                        compute=NumpyDevice(), storage=DirectoryStorage(tmp_path / "nv"),
+                        work_dir=tmp_path / "jobs")
+    sw.events = []
+    sw.bus.subscribe(EVENT, lambda t, e: sw.events.append(e))
+    return sw
+
+
+def send(fsw, command: str, **args):
+    return fsw.dispatcher.dispatch(command, args)
+
+
+def reference(workload: str, seed: int, **params) -> np.ndarray:
+    return JobRunner(make_workload(workload, seed, **params), NumpyDevice(), None,
+                     Protection(enabled=False)).run()
+
+
+def test_a_submitted_job_runs_under_the_executive_and_stores_its_result(fsw, tmp_path) -> None:
+    assert send(fsw, "compute.submit", workload="mlp", seed=4, steps=5).status is Status.COMPLETED
+    fsw.run_until(10.0)
+    manager = fsw.component("compute")
+    job = manager.jobs[1]
+    assert job.state.value == "completed"
+    stored = msgpack.unpackb(DirectoryStorage(tmp_path / "nv").read("job-1.result"))
+    data = np.frombuffer(stored["data"], dtype=stored["dtype"]).reshape(stored["shape"])
+    assert data.tobytes() == reference("mlp", 4, steps=5).tobytes()
+    assert stored["crc32c"] == crc32c(data) == job.digest
+    names = [e.name for e in fsw.events]
+    assert names.index("compute.job_started") < names.index("compute.job_completed")
+    assert not (tmp_path / "jobs" / "job-1").exists()  # checkpoints cleaned up
+
+
+def test_jobs_run_one_after_another_at_the_step_rate(fsw) -> None:
+    send(fsw, "compute.submit", workload="train", seed=1, steps=6)
+    send(fsw, "compute.submit", workload="mlp", seed=2, steps=3)
+    fsw.run_until(3.0)
+    jobs = fsw.component("compute").jobs
+    assert jobs[1].state.value == "running" and jobs[2].state.value == "queued"
+    fsw.run_until(12.0)
+    assert [j.state.value for j in jobs.values()] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("command,args,status,reason", [
+    ("compute.submit", {"workload": "resnet"}, Status.REJECTED, "must be one of mlp, train"),
+    ("compute.submit", {"workload": "mlp", "steps": 200_000}, Status.REJECTED,
+     "steps = 200000 is above the maximum 100000"),
+    ("compute.submit", {"workload": "mlp", "seed": -1}, Status.REJECTED, "below the minimum"),
+    ("compute.cancel", {"job": 9}, Status.FAILED, "no job 9"),
+    ("compute.query", {"job": 0}, Status.REJECTED, "below the minimum 1"),
+])
+def test_bad_requests_get_a_clear_reason(fsw, command, args, status, reason) -> None:
+    result = send(fsw, command, **args)
+    assert result.status is status and reason in result.reason
+
+
+def test_cancelling_a_finished_job_is_refused(fsw) -> None:
+    send(fsw, "compute.submit", workload="mlp", steps=2)
+    fsw.run_until(5.0)
+    result = send(fsw, "compute.cancel", job=1)
+    assert result.status is Status.FAILED
+    assert result.reason == "job 1 is already completed; nothing to cancel"
+
+
+def test_cancel_query_and_list(fsw) -> None:
+    send(fsw, "compute.submit", workload="train", steps=50)
+    fsw.run_until(3.0)
+    assert send(fsw, "compute.cancel", job=1).status is Status.COMPLETED
+    send(fsw, "compute.query", job=1)
+    send(fsw, "compute.list")
+    status = [e for e in fsw.events if e.name == "compute.job_status"]
+    assert status[0].args["state"] == "cancelled" and len(status) == 2
+    assert 0 < status[0].args["progress_pct"] < 100
+
+
+def test_a_hung_accelerator_is_power_cycled_through_its_rail(fsw) -> None:
+    power = fsw.component("power").board
+    accelerator = fsw.component("accelerator").board
+    send(fsw, "compute.submit", workload="train", seed=3, steps=12)
+    fsw.run_until(9.5)
+    fsw.component("compute").device.hung = True
+    calls_before = list(power.calls)
+    fsw.run_until(20.0)
+    job = fsw.component("compute").jobs[1]
+    assert job.state.value == "completed"
+    assert job.digest == crc32c(reference("train", 3, steps=12))
+    assert power.calls[len(calls_before):].count("switch") == 2  # off, then on
+    assert accelerator.state is AcceleratorState.ON
+    assert any(e.name == "compute.fault_corrected" and e.args["mechanism"] == "hang"
+               for e in fsw.events)
+
+
+def test_without_a_compute_device_submit_says_so(tmp_path) -> None:
+    sw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=FakeThermal(),
+                        accelerator=FakeAccelerator())
+    result = sw.dispatcher.dispatch("compute.submit", {"workload": "mlp"})
+    assert result.status is Status.FAILED and "no compute device" in result.reason
