@@ -20,7 +20,8 @@ BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
     "compute",
 }
-SIM_KEYS = {"altitude_km", "beta_deg"}
+SIM_KEYS = {"altitude_km", "beta_deg", "node_lon_deg", "upsets_per_bit_day", "saa_factor",
+            "radiation_acceleration", "hangs_per_day"}
 
 
 class DefinitionError(ValueError):

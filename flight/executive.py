@@ -75,6 +75,7 @@ class Executive:
                     task.run()
                 except Exception as e:
                     self.task_errors[task.name] += 1
-                    log.exception("task %s failed", task.name)
+                    if self.task_errors[task.name] == 1:  # once; after that, counted
+                        log.exception("task %s failed", task.name)
                     if self.on_task_error is not None:
                         self.on_task_error(task.name, e)

@@ -17,6 +17,7 @@ J2 = 1.08262668e-3
 TROPICAL_YEAR_S = 365.2421897 * 86400.0
 # The node must turn once per tropical year, eastward, to keep its angle to the sun.
 SSO_NODAL_RATE_RAD_S = 2.0 * math.pi / TROPICAL_YEAR_S
+EARTH_ROTATION_RAD_S = 7.2921159e-5
 MIN_ALTITUDE_KM = 100.0
 MAX_ALTITUDE_KM = 100_000.0
 
@@ -70,6 +71,18 @@ class CircularOrbit:
             return True
         across_sq = x * x + y * y + z * z - along * along
         return across_sq >= R_EARTH_KM * R_EARTH_KM
+
+    def ground_track(self, t_s: float, node_lon_deg: float = 0.0) -> tuple[float, float]:
+        """(latitude, longitude) in degrees under the satellite, for a sun-synchronous
+        inclination, with the ascending node over `node_lon_deg` at t = 0 and the Earth
+        turning beneath. (Its phase is not yet tied to the sun geometry of in_sunlight.)"""
+        inc = math.radians(self.sso_inclination_deg)
+        u = math.radians(self.phase_deg) + self.mean_motion_rad_s * t_s
+        lat = math.asin(math.sin(inc) * math.sin(u))
+        lon = (math.radians(node_lon_deg) + math.atan2(math.cos(inc) * math.sin(u), math.cos(u))
+               - EARTH_ROTATION_RAD_S * t_s)
+        lon = (lon + math.pi) % (2.0 * math.pi) - math.pi
+        return math.degrees(lat), math.degrees(lon)
 
     def eclipse_fraction(self) -> float:
         """Analytic fraction of each orbit in the cylindrical shadow."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from sim.accelerator import AcceleratorModel
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit
 from sim.power import Battery, SolarArray
+from sim.radiation import RadiationConfig, RadiationModel, in_saa
 from sim.thermal import ThermalModel, default_model
 
 CHANNEL_COUNT = 8
@@ -60,8 +62,11 @@ class World:
 
     STEP_S = 1.0
 
+    STORAGE_STEP_S = 10.0  # radiation on stored files, batched: listing them costs more
+
     def __init__(self, clock: VirtualClock, orbit: CircularOrbit, seed: int,
-                 thermal: ThermalModel | None = None) -> None:
+                 thermal: ThermalModel | None = None,
+                 radiation: RadiationConfig | None = None, node_lon_deg: float = 0.0) -> None:
         self.clock = clock
         self.orbit = orbit
         self.seed = seed
@@ -71,6 +76,10 @@ class World:
         self.accelerator = AcceleratorModel()
         self.accelerator_channel: int | None = None
         self.compute: Any = None  # the accelerator's data plane (a hal ComputeDevice)
+        self.storage_dirs: list[Path] = []  # the flight computer's files, under radiation
+        self.node_lon_deg = node_lon_deg
+        self.radiation = RadiationModel(radiation or RadiationConfig(), self.rng("radiation"))
+        self._storage_dt_s = 0.0
         self.thermal_board_channel: int | None = None
         self.switches = [False] * CHANNEL_COUNT
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
@@ -158,6 +167,16 @@ class World:
         for node, w in zip(HEATER_NODES, heater_w, strict=True):
             heat[node] += w
         self.thermal.step(dt_s, heat, lit)
+
+        lat, lon = self.orbit.ground_track(t + dt_s / 2, self.node_lon_deg)
+        self.radiation.in_saa = in_saa(lat, lon)
+        self._storage_dt_s += dt_s
+        storage: list[Path] = []
+        if self._storage_dt_s >= self.STORAGE_STEP_S:
+            storage, self._storage_dt_s = self.storage_dirs, 0.0
+        self.radiation.step(dt_s, self.compute, [])
+        if storage:
+            self.radiation.step_storage(self.STORAGE_STEP_S, storage)
 
         hours = dt_s / 3600.0
         if lit:

@@ -22,6 +22,7 @@ from hal.errors import TransportError
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit
+from sim.radiation import IrradiatedDevice, RadiationConfig
 from sim.world import World
 
 DEFAULT_ALTITUDE_KM = 500.0
@@ -58,7 +59,16 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
             orbit = CircularOrbit(altitude, beta_deg=definition.sim.get("beta_deg", 0.0))
         except ValueError as e:
             raise DefinitionError(where, "sim", str(e)) from None
-        world = World(clock, orbit, seed)
+        try:
+            radiation = RadiationConfig(
+                upsets_per_bit_day=definition.sim.get("upsets_per_bit_day", 1e-8),
+                saa_factor=definition.sim.get("saa_factor", 30.0),
+                acceleration=definition.sim.get("radiation_acceleration", 1.0),
+                hangs_per_day=definition.sim.get("hangs_per_day", 0.05))
+        except ValueError as e:
+            raise DefinitionError(where, "sim", str(e)) from None
+        world = World(clock, orbit, seed, radiation=radiation,
+                      node_lon_deg=definition.sim.get("node_lon_deg", 0.0))
     elif any(b.emulator for b in definition.boards):
         raise DefinitionError(where, "boards",
                               "mixes emulated and real boards; use all of one or the other")
@@ -104,8 +114,12 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     if accelerator.compute is not None:
         compute = resolve(accelerator.compute, where, f"boards.{accelerator.name}.compute")()
         if world is not None:
-            world.compute = compute  # the sim's radiation and power cuts reach the same memory
+            # The sim's radiation and power cuts reach the very memory the flight computes on.
+            compute = IrradiatedDevice(compute, world.radiation)
+            world.compute = compute
     work_dir = Path(tempfile.mkdtemp(prefix="skyrack-"))
+    if world is not None:
+        world.storage_dirs = [work_dir / "jobs"]
     flight = FlightSoftware(clock, power=by_kind["power"], thermal=by_kind["thermal"],
                             accelerator=by_kind["accelerator"],
                             rails={b.kind: b.power_channel for b in definition.boards

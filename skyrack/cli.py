@@ -222,6 +222,9 @@ def format_report(r: dict[str, Any]) -> str:
             f"shunted {w['shunted_wh']:.1f} Wh",
             f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "
             f"{w['soc_pct']['max']:.1f} %, ending {w['soc_pct']['end']:.1f} %",
+            f"Radiation   {r['radiation']['upsets_injected_total']} upsets injected "
+            f"(rates x{r['radiation']['acceleration']:g}; {r['radiation']['saa_s']:.0f} s in the "
+            "SAA): " + ", ".join(f"{k} {v}" for k, v in r["radiation"]["upsets_injected"].items()),
             "Temperature " + "; ".join(
                 f"{n} {t['min']:.1f} .. {t['max']:.1f} degC" for n, t in w["temps_c"].items()),
         ]
@@ -239,8 +242,9 @@ def format_report(r: dict[str, Any]) -> str:
         reason = f": {entry['reason']}" if "reason" in entry else ""
         lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
     comp = r["compute"]
+    by = ", ".join(f"{k} {v}" for k, v in comp["corrected_by"].items())
     lines.append(f"Compute     {comp['completed']} jobs completed, {comp['failed']} failed, "
-                 f"{comp['faults_corrected']} faults corrected, "
+                 f"{comp['faults_corrected']} faults corrected ({by or 'none'}), "
                  f"{comp['silent_corruptions']} silent corruptions")
     for job in comp["jobs"]:
         check = {True: "matches the fault-free reference", False: "DIFFERS from the reference",

@@ -79,6 +79,13 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
             "orbits": _r(orbits),
         }
         out["duration_s"] = _r(world.t_s)
+        rad = world.radiation
+        out["radiation"] = {
+            "acceleration": rad.config.acceleration,
+            "saa_s": _r(rad.saa_s),
+            "upsets_injected": {k: rad.injected[k] for k in sorted(rad.injected)},
+            "upsets_injected_total": sum(rad.injected.values()),
+        }
         out["world"] = {
             "sunlit_s": _r(truth.sunlit_s),
             "eclipse_s": _r(truth.eclipse_s),
@@ -129,10 +136,15 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
         jobs.append(entry)
+    by_mechanism: collections.Counter[str] = collections.Counter()
+    for job in manager.jobs.values():
+        if job.runner is not None:
+            by_mechanism.update(job.runner.stats.count())
     return {
         "jobs": jobs,
         "completed": manager.totals["completed"],
         "failed": manager.totals["failed"],
         "faults_corrected": manager.totals["faults_corrected"],
+        "corrected_by": {k: by_mechanism[k] for k in sorted(by_mechanism)},
         "silent_corruptions": sum(1 for j in jobs if j.get("matches_reference") is False),
     }

@@ -185,14 +185,32 @@ class JobRunner:
 
     def _load(self) -> None:
         """Golden data and fresh state into device memory, shielded; the first checkpoint."""
-        self._load_golden()
-        for name, shape in self.workload.state_shapes().items():
-            self.state[name] = self.device.alloc(f"state.{name}", shape)
+
+        def load() -> None:
+            self._load_golden()
+            for name, shape in self.workload.state_shapes().items():
+                self.state[name] = self.device.alloc(f"state.{name}", shape)
+
+        self._through_hangs(load)
         self.workload.init_state(self.state)
         self._shield_state()
         self.workload.state_committed(self.state)
         if self.protection.enabled:
             self._checkpoint()
+
+    def _through_hangs(self, action: Callable[[], None]) -> None:
+        """`action()`, power-cycling the device and trying again while it hangs."""
+        for _ in range(self.protection.max_attempts):
+            try:
+                action()
+                return
+            except DeviceHang:
+                self._event("hang", self.step_in_progress)
+                self.stats.power_cycles += 1
+                self.power_cycle()
+                self.device.reset()
+        raise JobFailed(f"{self.workload.name}: the device hung "
+                        f"{self.protection.max_attempts} times in a row")
 
     def _load_golden(self) -> None:
         for name, values in self.workload.golden().items():
@@ -316,11 +334,15 @@ class JobRunner:
         self.stats.power_cycles += 1
         self.power_cycle()
         self.device.reset()
-        self.golden.clear()
-        self._shields.clear()
-        self._load_golden()
-        for name, shape in self.workload.state_shapes().items():
-            self.state[name] = self.device.alloc(f"state.{name}", shape)
+
+        def reload() -> None:
+            self.golden.clear()
+            self._shields.clear()
+            self._load_golden()
+            for name, shape in self.workload.state_shapes().items():
+                self.state[name] = self.device.alloc(f"state.{name}", shape)
+
+        self._through_hangs(reload)
         if not self.protection.enabled:
             raise JobFailed(f"{self.workload.name}: the device hung and the job has no "
                             "checkpoint to resume from")
