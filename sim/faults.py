@@ -70,9 +70,13 @@ class FaultInjector:
         if kind == "activation" and not phase.startswith("step "):
             self._fire(self.inner.region(f"act.{phase}"))
         elif kind == "weight" and phase.startswith("step "):
-            self._fire(self._pick("golden."))
+            self._fire(self._pick("golden."))  # every workload has golden data
         elif kind == "state" and phase.startswith("step "):
-            self._fire(self._pick("state."))
+            target = self._pick("state.")
+            if target is None:
+                self.fired = True  # a workload without state: nothing there to hit
+            else:
+                self._fire(target)
         elif kind == "weight_burst" and phase.startswith("step "):
             self._burst(self._largest("golden."))
         elif kind == "checkpoint" and phase.startswith("step "):
@@ -117,8 +121,10 @@ class FaultInjector:
         flip_bit(array, self.rng)
         self.fired = True
 
-    def _pick(self, prefix: str) -> np.ndarray:
+    def _pick(self, prefix: str) -> np.ndarray | None:
         names = sorted(n for n in self.inner.regions() if n.startswith(prefix))
+        if not names:
+            return None
         return self.inner.region(names[int(self.rng.integers(0, len(names)))])
 
     def _largest(self, prefix: str) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from flight.compute.abft import ComputeFault, LeftSums, RightSums, checked_gemm
 from flight.compute.workloads import Workload
-from flight.shield import CheckpointError, CheckpointStore, ShieldedRegion, crc32c
+from flight.shield import CheckpointError, CheckpointStore, ShieldedRegion, copy_crc32c, crc32c
 from hal.compute import ComputeDevice, DeviceHang
 
 
@@ -55,10 +55,10 @@ class _Uncorrectable(Exception):
 @dataclass(frozen=True, slots=True)
 class Protection:
     enabled: bool = True
-    scrub_every: int = 4
-    checkpoint_every: int = 8
-    block_bytes: int = 4096
-    stripe_blocks: int = 8
+    scrub_every: int = 16
+    checkpoint_every: int = 64
+    block_bytes: int = 65536  # the shield's defaults: 64 KiB blocks, stripes of 16
+    stripe_blocks: int = 16
     max_attempts: int = 4  # runs of one step before the job is declared failed
 
 
@@ -95,6 +95,8 @@ class JobRunner:
         self.step_in_progress = -1
         self.golden: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
+        self.outputs: dict[int, tuple[np.ndarray, int]] = {}  # step -> (output, its CRC32C)
+        self._pending: np.ndarray | None = None
         self._shields: dict[str, ShieldedRegion] = {}
         self._load()
 
@@ -109,7 +111,12 @@ class JobRunner:
             self.run_step()
         if self.protection.enabled:
             self._scrub()  # what is handed over is what was committed
-        return self.workload.result(self.state)
+            for step, (output, crc) in self.outputs.items():
+                if crc32c(output) != crc:
+                    raise JobFailed(f"{self.workload.name}: output of step {step} changed "
+                                    "after it was committed")
+        outputs = [self.outputs[i][0] for i in sorted(self.outputs)]
+        return self.workload.result(self.state, outputs)
 
     def run_step(self) -> None:
         p = self.protection
@@ -121,8 +128,11 @@ class JobRunner:
                     self._scrub()
                 self.between(f"step {i}")
                 self.stats.steps_run += 1
+                self._pending = None
                 updates = self.workload.step(i, self, self.golden, self.state)
                 self._apply(updates)
+                if self._pending is not None:
+                    self.outputs[i] = (self._pending, crc32c(self._pending))
             except ComputeFault as e:
                 if not p.enabled:
                     raise
@@ -160,16 +170,19 @@ class JobRunner:
                 raise KeyError(region_name)
         except Exception:
             region = self.device.alloc(region_name, values.shape)
-        region[...] = values
         if not self.protection.enabled:
+            region[...] = values
             self.between(name)
             return region
-        crc = crc32c(region)
+        crc = copy_crc32c(region, values)
         self.between(name)
         if crc32c(region) != crc:
             raise ActivationCorrupt(f"step {self.step_in_progress}: activation {name!r} "
                                     "changed while it waited")
         return region
+
+    def emit(self, values: np.ndarray) -> None:
+        self._pending = np.array(values)  # off the device, into flight computer memory
 
     def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         rows = self.golden[name][start:stop]
@@ -184,7 +197,8 @@ class JobRunner:
     # -- protection -----------------------------------------------------------------
 
     def _load(self) -> None:
-        """Golden data and fresh state into device memory, shielded; the first checkpoint."""
+        """Golden data and fresh state into device memory, shielded. No checkpoint yet: a
+        rollback with none restarts at step 0 from fresh state, which is all it would hold."""
 
         def load() -> None:
             self._load_golden()
@@ -195,8 +209,6 @@ class JobRunner:
         self.workload.init_state(self.state)
         self._shield_state()
         self.workload.state_committed(self.state)
-        if self.protection.enabled:
-            self._checkpoint()
 
     def _through_hangs(self, action: Callable[[], None]) -> None:
         """`action()`, power-cycling the device and trying again while it hangs."""
@@ -295,6 +307,8 @@ class JobRunner:
 
     def _checkpoint(self) -> None:
         assert self.store is not None
+        if not self.state:
+            return  # nothing evolves: committed outputs and the step count are all there is
         shields = {name: self._shields[f"state.{name}"] for name in self.state}
         try:
             self.store.save(shields, {"step": self.next_step, "workload": self.workload.name})
@@ -308,6 +322,8 @@ class JobRunner:
         self._event("rollback", self.step_in_progress)
         self.stats.rollbacks += 1
         before = self.next_step
+        if not self.state:
+            return  # steps are independent: rerun the current one, keep what was committed
         restored = None
         if self.store is not None:
             try:

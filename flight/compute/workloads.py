@@ -4,7 +4,9 @@ A workload declares its golden data (loaded once, read-only: weights, a training
 its state (what evolves and is checkpointed) and a step. A step reads through the
 context (checked GEMMs, CRC-checked activations, spot-checked golden rows) and returns
 its state updates instead of writing them, so a step that fails a check leaves state
-untouched and can be run again.
+untouched and can be run again. What a step produces for the outside (a batch's
+inference output) it emits: outputs leave the device when the step commits, as they
+would be streamed to storage, so they are never part of checkpointed state.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class StepContext(Protocol):
 
     def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of golden region `name`, their blocks spot-checked."""
+        ...
+
+    def emit(self, values: np.ndarray) -> None:
+        """This step's output; it leaves the device if and when the step commits."""
         ...
 
 
@@ -66,8 +72,9 @@ class Workload(ABC):
     def golden(self) -> dict[str, np.ndarray]:
         """Read-only data, regenerated identically on every call (the model file)."""
 
-    @abstractmethod
-    def state_shapes(self) -> dict[str, tuple[int, ...]]: ...
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The evolving state; none for a workload whose steps are independent."""
+        return {}
 
     def init_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
         """Fill freshly zeroed state (step 0)."""
@@ -86,7 +93,8 @@ class Workload(ABC):
         those blocks are checked before the updates land, and the step rerun if hit."""
 
     @abstractmethod
-    def result(self, state: dict[str, np.ndarray]) -> np.ndarray: ...
+    def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
+        """The job's result, from its final state and the outputs of its steps in order."""
 
 
 class QuantizedMLP(Workload):
@@ -106,10 +114,6 @@ class QuantizedMLP(Workload):
             "w2": rng.integers(-127, 128, (p["hidden"], p["outputs"])).astype(np.float64),
         }
 
-    def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        p = self.params
-        return {"y": (p["steps"], p["batch"], p["outputs"])}
-
     def prepare(self, golden: dict[str, np.ndarray]) -> None:
         self.sums = {name: RightSums.of(w) for name, w in golden.items()}
 
@@ -121,11 +125,11 @@ class QuantizedMLP(Workload):
         h = ctx.gemm(x, golden["w1"], right=self.sums["w1"], what="layer 1")
         h = np.clip(np.floor(np.maximum(h, 0.0) / 2.0 ** p["shift"]), 0.0, 127.0)
         h = ctx.boundary("h", h)
-        y = ctx.gemm(h, golden["w2"], right=self.sums["w2"], what="layer 2")
-        return {"y": (i, y)}
+        ctx.emit(ctx.gemm(h, golden["w2"], right=self.sums["w2"], what="layer 2"))
+        return {}
 
-    def result(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        return state["y"].copy()
+    def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
+        return np.stack(outputs)
 
 
 class LinearTraining(Workload):
@@ -175,7 +179,7 @@ class LinearTraining(Workload):
         step = np.floor(grad * 2.0 ** (self.FRAC_BITS - self.params["lr_shift"]))
         return {"w": (slice(None), state["w"] - step)}
 
-    def result(self, state: dict[str, np.ndarray]) -> np.ndarray:
+    def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
         return state["w"].copy()
 
 

@@ -4,13 +4,22 @@
 - `ShieldedRegion`: per-block CRCs and RAID-6 parity over a numpy buffer; verify,
   repair and commit.
 - `CheckpointStore`: A/B, incremental, power-cut-safe checkpoints of named buffers.
+- `abft_scan`, `copy_crc32c`: the one-pass kernels behind checked GEMMs and activations.
 """
 
 from flight.shield.checkpoint import CheckpointError, CheckpointStore, PowerCut, Restored, Saved
-from flight.shield.kernel import ShieldError, crc32c, hardware_crc
+from flight.shield.kernel import (
+    AbftScan,
+    ShieldError,
+    abft_scan,
+    copy_crc32c,
+    crc32c,
+    hardware_crc,
+)
 from flight.shield.region import RepairReport, ShieldedRegion
 
 __all__ = [
-    "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored", "Saved",
-    "ShieldError", "ShieldedRegion", "crc32c", "hardware_crc",
+    "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
+    "Saved", "ShieldError", "ShieldedRegion", "abft_scan", "copy_crc32c", "crc32c",
+    "hardware_crc",
 ]

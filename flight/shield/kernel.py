@@ -5,6 +5,7 @@ No pointer ever leaves this module. Every C call releases the GIL (cffi API mode
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,3 +60,35 @@ def crc32c(buffer: Any, value: int = 0, *, hardware: bool | None = None) -> int:
         raise ShieldError(f"value must be a 32-bit unsigned CRC, got {value}")
     view = byte_view(buffer)
     return lib.sk_crc32c(value, view, len(view), _use_hardware(hardware))
+
+
+@dataclass(frozen=True, slots=True)
+class AbftScan:
+    non_integer: int
+    col_sum: np.ndarray | None = None
+    col_wsum: np.ndarray | None = None
+
+
+def abft_scan(c: np.ndarray, *, columns: bool = False) -> AbftScan:
+    """One vectorised pass over a 2-D float64 matrix: -0.0 made 0.0 in place, how many
+    entries are not integers, and with `columns` its column sums and column sums weighted
+    1..rows (flight.compute.abft)."""
+    if (c.ndim != 2 or c.dtype != np.float64 or not c.flags.c_contiguous
+            or not c.flags.writeable):
+        raise ShieldError(f"abft_scan needs a writable C-contiguous 2-D float64 matrix, got "
+                          f"{c.dtype} {c.shape}")
+    rows, cols = c.shape
+    col = (np.empty(cols), np.empty(cols)) if columns else None
+    f = ffi.from_buffer
+    views = [f("double[]", x) for x in col] if col else [ffi.NULL, ffi.NULL]
+    bad = lib.sk_abft_scan(f("double[]", c), rows, cols, *views)
+    return AbftScan(int(bad), *(col or (None, None)))
+
+
+def copy_crc32c(dst: np.ndarray, src: np.ndarray) -> int:
+    """Copy src into dst (same shape, float64, contiguous) and return the CRC32C of dst,
+    in one pass."""
+    if dst.shape != src.shape or dst.dtype != src.dtype:
+        raise ShieldError(f"copy_crc32c: {src.dtype} {src.shape} into {dst.dtype} {dst.shape}")
+    d = byte_view(dst, "destination", writable=True)
+    return int(lib.sk_copy_crc32c(d, byte_view(np.ascontiguousarray(src), "source"), len(d)))

@@ -41,4 +41,15 @@ int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
                   const uint8_t *p, const uint8_t *q, int x, int y, uint8_t *outx,
                   uint8_t *outy);
 
+/* One pass over a row-major rows x cols matrix of integer-valued doubles (the ABFT scan).
+ * Turns -0.0 into 0.0 in place and returns how many entries are not integers below 2^52
+ * in magnitude (NaN included); when col_sum is not NULL, also fills column sums and
+ * column sums weighted 1..rows (exact for integers while they stay below 2^53). Row sums
+ * are a reduction and go faster through BLAS. */
+size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double *col_wsum);
+
+/* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
+ * (each chunk is checksummed while it is still in cache). */
+uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n);
+
 #endif
