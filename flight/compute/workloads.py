@@ -142,8 +142,8 @@ class LinearTraining(Workload):
     name = "train"
     description = "fixed-point linear regression by minibatch gradient descent"
     PARAMS = {
-        "steps": (32, 1, 100_000), "batch": (32, 1, 1024), "features": (64, 1, 1024),
-        "outputs": (8, 1, 256), "batches": (8, 1, 1024), "lr_shift": (17, 10, 40),
+        "steps": (32, 1, 100_000), "batch": (32, 1, 8192), "features": (64, 1, 1024),
+        "outputs": (8, 1, 4096), "batches": (8, 1, 1024), "lr_shift": (17, 10, 40),
     }
     FRAC_BITS = 16
 

@@ -1,0 +1,110 @@
+"""What protection costs a compute job: protected / unprotected wall time per workload at
+the default protection settings, and the ABFT check on its own.
+
+    python bench/compute.py [--repeats 5] [--json out.json]
+
+Two sizes of each job, because the check's share falls as the work per byte rises: ABFT
+re-reads A and C (O(bn + bm) bytes) against the GEMM's O(bnm) work, and training must
+re-protect its whole state every step. "small" is a 1024-wide feed-forward block
+(batch 256, 1024 -> 1024 -> 256) and a 512 x 256 model on batches of 512;
+"representative" is a 4096-wide block (4096 -> 4096 -> 1024), the width of a 7B-class
+transformer layer, and a 1024 x 512 model on batches of 2048. Medians over repeats,
+plain and protected runs interleaved; every ratio divides two numbers from this run.
+Target (issue): protected / unprotected <= 1.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from drivers.compute import NumpyDevice
+from flight.compute.abft import RightSums, checked_gemm
+from flight.compute.runner import JobRunner, Protection
+from flight.compute.workloads import make_workload
+from flight.shield import CheckpointStore
+
+JOBS = {
+    "small": {
+        "mlp": {"steps": 128, "batch": 256, "inputs": 1024, "hidden": 1024, "outputs": 256},
+        "train": {"steps": 128, "batch": 512, "features": 512, "outputs": 256, "batches": 8},
+    },
+    "representative": {
+        "mlp": {"steps": 24, "batch": 256, "inputs": 4096, "hidden": 4096, "outputs": 1024},
+        "train": {"steps": 96, "batch": 2048, "features": 1024, "outputs": 512, "batches": 4},
+    },
+}
+
+
+def job_s(name: str, params: dict[str, int], protection: Protection) -> float:
+    directory = tempfile.mkdtemp(prefix="skyrack-bench-")
+    try:
+        runner = JobRunner(make_workload(name, 1, **params), NumpyDevice(),
+                           CheckpointStore(directory) if protection.enabled else None,
+                           protection)
+        started = time.perf_counter()
+        runner.run()
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def gemm_s(a: np.ndarray, b: np.ndarray, checked: bool, reps: int = 10) -> float:
+    device, sums = NumpyDevice(), RightSums.of(b)
+    started = time.perf_counter()
+    for _ in range(reps):
+        if checked:
+            checked_gemm(device, a, b, right=sums)
+        else:
+            device.gemm(a, b)
+    return (time.perf_counter() - started) / reps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+
+    results: dict[str, float] = {}
+    for size, jobs in JOBS.items():
+        for name, params in jobs.items():
+            plain, protected = [], []
+            for _ in range(args.repeats):  # interleaved, so drift hits both alike
+                plain.append(job_s(name, params, Protection(enabled=False)))
+                protected.append(job_s(name, params, Protection()))
+            p, q = statistics.median(plain), statistics.median(protected)
+            results[f"{size}_{name}_unprotected_s"] = p
+            results[f"{size}_{name}_protected_s"] = q
+            results[f"{size}_{name}_protected_over_unprotected"] = q / p
+
+    rng = np.random.default_rng(0)
+    for m, n in ((1024, 1024), (4096, 4096)):
+        a = rng.integers(-127, 128, (256, m)).astype(np.float64)
+        b = rng.integers(-127, 128, (m, n)).astype(np.float64)
+        plain = statistics.median(gemm_s(a, b, False) for _ in range(args.repeats))
+        checked = statistics.median(gemm_s(a, b, True) for _ in range(args.repeats))
+        results[f"gemm_256x{m}x{n}_ms"] = plain * 1e3
+        results[f"abft_checked_gemm_256x{m}x{n}_ms"] = checked * 1e3
+        results[f"abft_overhead_256x{m}x{n}"] = checked / plain - 1.0
+
+    width = max(len(k) for k in results)
+    print(f"{'metric':{width}} {'value':>10}  target")
+    for key, value in results.items():
+        target = ""
+        if key.endswith("protected_over_unprotected"):
+            target = f"<= 1.05  {'met' if value <= 1.05 else 'MISSED'}"
+        print(f"{key:{width}} {value:10.3f}  {target}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
