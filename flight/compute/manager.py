@@ -5,14 +5,20 @@ Commands submit, cancel, query and list jobs. One job runs at a time, a few step
 second (a parameter); each step is checked and, when a check fires, repaired and run
 again, rolled back or resumed after a power cycle (flight.compute.runner). Finished
 results go to storage as `job-<id>.result` (msgpack, with a CRC32C of the data).
+
+Scrub and checkpoint intervals follow flight.compute.schedule: the upset rate is
+estimated from the corrections made (so scrubs speed up in the SAA by themselves), and
+a checkpoint's cost is modelled from the bytes it writes at the storage bandwidth
+measured by bench/shield.py, so that runs stay deterministic.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -21,12 +27,14 @@ import numpy as np
 
 from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
 from flight.compute.runner import JobFailed, JobRunner, Protection
+from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
 from flight.compute.workloads import WORKLOADS, JobParameterError, make_workload
 from flight.shield import CheckpointStore, crc32c
 from hal.compute import ComputeDevice
 from hal.dictionary import Severity
 from hal.storage import Storage
 
+SECONDS_PER_DAY = 86400.0
 WorkloadName = enum.Enum("WorkloadName", {name.upper(): name for name in sorted(WORKLOADS)})
 
 
@@ -73,6 +81,9 @@ class ComputeManager(Component):
         Telemetry("failed", "int", "Jobs that could not finish correct"),
         Telemetry("faults_corrected", "int", "Faults detected and corrected in jobs"),
         Telemetry("steps_lost", "int", "Steps run again after faults"),
+        Telemetry("upset_rate", "float", "Estimated upsets per bit per day", "1/bit/day"),
+        Telemetry("scrub_interval_s", "float", "Scrub interval in use", "s"),
+        Telemetry("checkpoint_interval_s", "float", "Checkpoint interval in use", "s"),
     )
     events: ClassVar = (
         Event("job_submitted", Severity.INFO, "A job was queued"),
@@ -85,8 +96,16 @@ class ComputeManager(Component):
     )
     parameters: ClassVar = (
         Parameter("steps_per_tick", "int", 1, "Job steps run each second", None, 1, 100),
-        Parameter("scrub_every", "int", 4, "Steps between scrubs of job memory", None, 1, 10000),
-        Parameter("checkpoint_every", "int", 8, "Steps between checkpoints", None, 1, 10000),
+        Parameter("upsets_per_bit_day", "float", 1e-8,
+                  "Prior upset rate of accelerator memory", None, 0.0, 1.0),
+        Parameter("hangs_per_day", "float", 0.05, "Prior rate of accelerator hangs", None,
+                  0.0, 1e4),
+        Parameter("losses_per_day", "float", 1e-6,
+                  "Target rate of stripes lost beyond parity", None, 1e-12, 1.0),
+        Parameter("storage_bytes_per_s", "float", 1.2e9,
+                  "Checkpoint write bandwidth (bench/shield.py)", "B/s", 1e3, 1e12),
+        Parameter("checkpoint_fixed_s", "float", 0.005, "Checkpoint cost beside the bytes "
+                  "(fsyncs, commit record)", "s", 0.0, 10.0),
     )
 
     def __init__(self, device: ComputeDevice | None, storage: Storage | None,
@@ -100,6 +119,10 @@ class ComputeManager(Component):
         self.jobs: dict[int, Job] = {}
         self._next_id = 1
         self.totals = {"completed": 0, "failed": 0, "faults_corrected": 0, "steps_lost": 0}
+        self.upsets = RateEstimate(prior=self.param("upsets_per_bit_day") / SECONDS_PER_DAY)
+        self.hangs = RateEstimate(prior=self.param("hangs_per_day") / SECONDS_PER_DAY,
+                                  window_s=86400.0)
+        self.intervals_s = (math.inf, math.inf)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -152,6 +175,8 @@ class ComputeManager(Component):
         runner = job.runner
         assert runner is not None
         try:
+            self._schedule(runner)
+            upsets = hangs = 0
             for _ in range(self.param("steps_per_tick")):
                 if runner.done:
                     break
@@ -159,7 +184,11 @@ class ComputeManager(Component):
                 runner.run_step()
                 for mechanism, step in runner.stats.events[seen:]:
                     self.totals["faults_corrected"] += 1
+                    hangs += mechanism == "hang"
+                    upsets += mechanism in ("scrub", "abft", "crc")
                     self.emit("fault_corrected", job=job.id, mechanism=mechanism, step=step)
+            self.upsets.add(upsets, runner.memory_bits, 1.0)
+            self.hangs.add(hangs, 1.0, 1.0)
             if runner.done:
                 self._complete(job, runner.run())  # final scrub, then the result
         except JobFailed as e:
@@ -168,16 +197,29 @@ class ComputeManager(Component):
             self.emit("job_failed", job=job.id, reason=job.error)
         self._publish()
 
+    def _schedule(self, runner: JobRunner) -> None:
+        """Scrub and checkpoint intervals for the rates estimated now, in steps."""
+        p = runner.protection
+        stripes = runner.stripes
+        scrub_s = scrub_interval_s(self.upsets.rate, p.block_bytes, p.stripe_blocks, stripes,
+                                   self.param("losses_per_day") / SECONDS_PER_DAY)
+        cost_s = (runner.state_bytes / self.param("storage_bytes_per_s")
+                  + self.param("checkpoint_fixed_s"))
+        mtbf_s = 1.0 / self.hangs.rate if self.hangs.rate > 0 else math.inf
+        ckpt_s = young_daly_interval_s(cost_s, mtbf_s)
+        self.intervals_s = (scrub_s, ckpt_s)
+        rate = self.param("steps_per_tick")
+        runner.protection = replace(p, scrub_every=_steps(scrub_s, rate),
+                                    checkpoint_every=_steps(ckpt_s, rate))
+
     def _start_next(self) -> Job | None:
         job = next((j for j in self.jobs.values() if j.state is JobState.QUEUED), None)
         if job is None:
             return None
         assert self.device is not None and self.work_dir is not None
         directory = self.work_dir / f"job-{job.id}"
-        protection = Protection(scrub_every=self.param("scrub_every"),
-                                checkpoint_every=self.param("checkpoint_every"))
         job.runner = JobRunner(make_workload(job.workload, job.seed, **job.params), self.device,
-                               CheckpointStore(directory), protection,
+                               CheckpointStore(directory), Protection(),
                                power_cycle=self.power_cycle)
         job.state = JobState.RUNNING
         self.emit("job_started", job=job.id)
@@ -235,3 +277,11 @@ class ComputeManager(Component):
         self.publish("progress_pct", active.progress_pct if active else 0.0)
         for key, value in self.totals.items():
             self.publish(key, value)
+        self.publish("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
+        self.publish("scrub_interval_s", min(self.intervals_s[0], 1e9))
+        self.publish("checkpoint_interval_s", min(self.intervals_s[1], 1e9))
+
+
+def _steps(interval_s: float, steps_per_s: int) -> int:
+    """An interval in whole steps, at least one, capped where it no longer matters."""
+    return max(1, min(int(interval_s * steps_per_s), 1_000_000))

@@ -103,6 +103,19 @@ class JobRunner:
     # -- the job --------------------------------------------------------------------
 
     @property
+    def memory_bits(self) -> int:
+        """Bits of shielded device memory this job holds (its exposure to upsets)."""
+        return sum(s.nbytes for s in self._shields.values()) * 8
+
+    @property
+    def stripes(self) -> int:
+        return sum(s.nstripes for s in self._shields.values())
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(region.nbytes for region in self.state.values())
+
+    @property
     def done(self) -> bool:
         return self.next_step >= self.workload.steps
 

@@ -100,7 +100,8 @@ def test_a_hung_accelerator_is_power_cycled_through_its_rail(fsw) -> None:
     fsw.run_until(9.5)
     fsw.component("compute").device.hung = True
     calls_before = list(power.calls)
-    fsw.run_until(20.0)
+    # At the prior hang rate Young/Daly puts no checkpoint in a 12-step job: it restarts.
+    fsw.run_until(40.0)
     job = fsw.component("compute").jobs[1]
     assert job.state.value == "completed"
     assert job.digest == crc32c(reference("train", 3, steps=12))
