@@ -15,7 +15,7 @@ class AcceleratorModel:
     state: str = "off"
     clock_pct: int = 100
     powered: bool = False
-    error_count: int = 0
+    error_count: int = 0  # device hangs its management controller saw (survives power cuts)
 
     def power_w(self) -> float:
         if not self.powered:

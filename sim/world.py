@@ -174,7 +174,10 @@ class World:
         storage: list[Path] = []
         if self._storage_dt_s >= self.STORAGE_STEP_S:
             storage, self._storage_dt_s = self.storage_dirs, 0.0
+        hung_before = getattr(self.compute, "hung", False)
         self.radiation.step(dt_s, self.compute, [])
+        if not hung_before and getattr(self.compute, "hung", False):
+            self.accelerator.error_count += 1  # the board's controller sees its device hang
         if storage:
             self.radiation.step_storage(self.STORAGE_STEP_S, storage)
 

@@ -79,3 +79,21 @@ def test_bad_rates_are_refused() -> None:
         RadiationConfig(upsets_per_bit_day=-1.0)
     with pytest.raises(ValueError, match="burst_fraction must be in 0..1"):
         RadiationConfig(burst_fraction=2.0)
+
+
+def test_a_hang_is_counted_by_the_accelerator_board_and_reported_over_the_protocol() -> None:
+    from boards.definition import default_path, load
+    from skyrack.assembly import assemble
+
+    satellite = assemble(load(default_path()), seed=1)
+    world = satellite.world
+    world.set_switch(2, True)
+    satellite.flight.run_until(2.0)
+    world.compute.inner.hung = False
+    world.radiation.config = RadiationConfig(hangs_per_day=86400.0 * 10)  # ~every step
+    satellite.flight.run_until(5.0)
+    try:
+        hk = satellite.drivers["accelerator"].housekeeping()
+    finally:
+        satellite.close()
+    assert world.accelerator.error_count >= 1 and hk.error_count == world.accelerator.error_count
