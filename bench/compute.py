@@ -16,13 +16,13 @@ Target (issue): protected / unprotected <= 1.05.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
 import time
 
 import numpy as np
+from table import report
 
 from drivers.compute import NumpyDevice
 from flight.compute.abft import RightSums, checked_gemm
@@ -94,16 +94,8 @@ def main() -> None:
         results[f"abft_checked_gemm_256x{m}x{n}_ms"] = checked * 1e3
         results[f"abft_overhead_256x{m}x{n}"] = checked / plain - 1.0
 
-    width = max(len(k) for k in results)
-    print(f"{'metric':{width}} {'value':>10}  target")
-    for key, value in results.items():
-        target = ""
-        if key.endswith("protected_over_unprotected"):
-            target = f"<= 1.05  {'met' if value <= 1.05 else 'MISSED'}"
-        print(f"{key:{width}} {value:10.3f}  {target}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, {k: ("<=", 1.05) for k in results
+                     if k.endswith("protected_over_unprotected")}, args.json)
 
 
 if __name__ == "__main__":

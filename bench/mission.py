@@ -12,9 +12,10 @@ Reports medians over repeats, each measured in this run against its baseline:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+
+from table import report
 
 from boards.definition import default_path, load
 from skyrack import mission
@@ -69,13 +70,7 @@ def main() -> None:
         "tlm_handler_direct_us_median": round(direct_us, 2),
         "wire_path_overhead_ratio": round(wire_us / direct_us, 2),
     }
-    width = max(len(k) for k in results)
-    print(f"{'metric':{width}}  value")
-    for key, value in results.items():
-        print(f"{key:{width}}  {value}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, json_path=args.json)
 
 
 if __name__ == "__main__":

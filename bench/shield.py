@@ -10,7 +10,6 @@ write with fsync; an incremental checkpoint at 1 % dirty blocks <= 0.05x a full 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from table import report
 
 from flight.shield import CheckpointStore, ShieldedRegion, crc32c, hardware_crc
 
@@ -125,18 +125,7 @@ def main() -> None:
         "full_checkpoint_over_raw_write": (">=", 0.8),
         "incremental_1pct_over_full": ("<=", 0.05),
     }
-    print(f"{'metric':34} {'value':>10}  target")
-    for key, value in results.items():
-        shown = f"{value:10.3f}" if isinstance(value, float) else f"{value!s:>10}"
-        target = ""
-        if key in targets:
-            op, bound = targets[key]
-            met = value >= bound if op == ">=" else value <= bound
-            target = f"{op} {bound}  {'met' if met else 'MISSED'}"
-        print(f"{key:34} {shown}  {target}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, targets, args.json)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hal.compute import ComputeDevice, DeviceHang
+from sim.device import DeviceWrapper
 
 KINDS = ("weight", "weight_burst", "activation", "gemm", "state", "checkpoint", "hang")
 
@@ -42,14 +43,13 @@ def flip_bit(array: np.ndarray, rng: np.random.Generator, byte: int | None = Non
     return byte
 
 
-class FaultInjector:
+class FaultInjector(DeviceWrapper):
     """Wraps a device and strikes once, as `injection` says."""
 
     def __init__(self, device: ComputeDevice, injection: Injection, *,
                  checkpoint_dir: str | Path | None = None, block_bytes: int = 4096,
                  stripe_blocks: int = 8) -> None:
-        self.inner = device
-        self.name = f"faulty-{device.name}"
+        super().__init__(device, f"faulty-{device.name}")
         self.injection = injection
         self.rng = np.random.default_rng(injection.seed)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -87,33 +87,18 @@ class FaultInjector:
             self.hang_armed = True
             self.fired = True
 
-    # -- ComputeDevice --------------------------------------------------------------
+    # -- the device seam -------------------------------------------------------------
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self.hang_armed:
             self.hang_armed = False
-            self.inner.hung = True  # type: ignore[attr-defined]
+            self.hung = True
             raise DeviceHang(f"{self.name}: gemm: device not responding")
         c = self.inner.gemm(a, b, out)
         if (not self.fired and self.injection.kind == "gemm"
                 and self.step == self.injection.step):
             self._fire(c)
         return c
-
-    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self.inner.alloc(region, shape)
-
-    def region(self, region: str) -> np.ndarray:
-        return self.inner.region(region)
-
-    def regions(self) -> dict[str, np.ndarray]:
-        return self.inner.regions()
-
-    def free(self, region: str) -> None:
-        self.inner.free(region)
-
-    def reset(self) -> None:
-        self.inner.reset()
 
     # -- internals ------------------------------------------------------------------
 

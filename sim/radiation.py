@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hal.compute import ComputeDevice, DeviceHang
+from sim.device import DeviceWrapper
 
 SECONDS_PER_DAY = 86400.0
 SAA_LAT_DEG = (-50.0, -10.0)
@@ -122,22 +123,13 @@ class RadiationModel:
         words[word] ^= np.uint64(mask)
 
 
-class IrradiatedDevice:
+class IrradiatedDevice(DeviceWrapper):
     """A compute device under radiation: GEMMs may come back with a logic upset, and a hung
     device refuses work. Memory upsets are the RadiationModel's, between operations."""
 
     def __init__(self, device: Any, radiation: RadiationModel) -> None:
-        self.inner = device
+        super().__init__(device, f"{device.name} (irradiated)")
         self.radiation = radiation
-        self.name = f"{device.name} (irradiated)"
-
-    @property
-    def hung(self) -> bool:
-        return getattr(self.inner, "hung", False)
-
-    @hung.setter
-    def hung(self, value: bool) -> None:
-        self.inner.hung = value
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self.hung:
@@ -147,18 +139,3 @@ class IrradiatedDevice:
             self.radiation._upset(c)
             self.radiation.injected["logic.gemm"] += 1
         return c
-
-    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self.inner.alloc(region, shape)
-
-    def region(self, region: str) -> np.ndarray:
-        return self.inner.region(region)
-
-    def regions(self) -> dict[str, np.ndarray]:
-        return self.inner.regions()
-
-    def free(self, region: str) -> None:
-        self.inner.free(region)
-
-    def reset(self) -> None:
-        self.inner.reset()
