@@ -20,7 +20,7 @@ BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
     "compute",
 }
-SIM_KEYS = {"altitude_km", "beta_deg", "node_lon_deg", "upsets_per_bit_day", "saa_factor",
+SIM_KEYS = {"altitude_km", "ltan", "upsets_per_bit_day", "saa_factor",
             "radiation_acceleration", "hangs_per_day"}
 
 
@@ -62,7 +62,7 @@ class SatelliteDefinition:
     path: str
     name: str
     boards: tuple[BoardSpec, ...]
-    sim: dict[str, float]
+    sim: dict[str, Any]
     plan: tuple[PlanStep, ...]
 
     def board(self, kind: str) -> BoardSpec:
@@ -118,12 +118,15 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
     sim_doc = doc.get("sim", {})
     if not isinstance(sim_doc, dict):
         raise DefinitionError(where, "sim", "must be a table")
-    sim: dict[str, float] = {}
+    sim: dict[str, Any] = {}
     for key, value in sim_doc.items():
         if key not in SIM_KEYS:
             raise DefinitionError(where, f"sim.{key}",
                                   f"unknown key (expected one of {', '.join(sorted(SIM_KEYS))})")
-        sim[key] = _number(value, where, f"sim.{key}")
+        if key == "ltan":
+            sim[key] = _get(sim_doc, key, str, where, "sim.ltan")  # "HH:MM", checked by the sim
+        else:
+            sim[key] = _number(value, where, f"sim.{key}")
 
     plan_doc = doc.get("plan", [])
     if not isinstance(plan_doc, list):

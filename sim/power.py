@@ -31,9 +31,10 @@ class SolarArray:
     area_m2: float = 3.2
     efficiency: float = 0.30
 
-    def power_w(self, lit: bool) -> float:
-        # Sun-tracking: the array faces the sun whenever it can see it.
-        return SOLAR_CONSTANT_W_M2 * self.area_m2 * self.efficiency if lit else 0.0
+    def power_w(self, illumination: float) -> float:
+        """Power for the visible fraction of the sun's disc (sun-tracking: the array
+        faces the sun whenever it can see it)."""
+        return SOLAR_CONSTANT_W_M2 * self.area_m2 * self.efficiency * illumination
 
 
 @dataclass(slots=True)

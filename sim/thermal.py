@@ -26,7 +26,7 @@ class ThermalModel:
     nodes: dict[str, Node]
     links_w_k: list[tuple[str, str, float]] = field(default_factory=list)
 
-    def step(self, dt_s: float, heat_w: dict[str, float], lit: bool) -> None:
+    def step(self, dt_s: float, heat_w: dict[str, float], illumination: float) -> None:
         """Advance by dt_s (explicit Euler; dt_s must be well below every node's C/G)."""
         flow = {name: heat_w.get(name, 0.0) for name in self.nodes}
         for a, b, g in self.links_w_k:
@@ -38,8 +38,8 @@ class ThermalModel:
             if node.radiator_m2:
                 flow[name] -= (node.emissivity * STEFAN_BOLTZMANN_W_M2_K4 * node.radiator_m2
                                * (t_k**4 - DEEP_SPACE_K**4))
-            if lit and node.sunlit_m2:
-                flow[name] += node.absorptivity * SOLAR_W_M2 * node.sunlit_m2
+            if illumination and node.sunlit_m2:
+                flow[name] += node.absorptivity * SOLAR_W_M2 * node.sunlit_m2 * illumination
         for name, node in self.nodes.items():
             node.temp_c += flow[name] * dt_s / node.heat_capacity_j_k
 

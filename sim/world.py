@@ -48,7 +48,8 @@ class Truth:
     """What really happened, accumulated every physics step."""
 
     sunlit_s: float = 0.0
-    eclipse_s: float = 0.0
+    eclipse_s: float = 0.0  # less than half the sun's disc visible
+    penumbra_s: float = 0.0  # part of the disc hidden
     eclipses: int = 0
     solar_wh: float = 0.0
     load_wh: float = 0.0
@@ -66,7 +67,7 @@ class World:
 
     def __init__(self, clock: VirtualClock, orbit: CircularOrbit, seed: int,
                  thermal: ThermalModel | None = None,
-                 radiation: RadiationConfig | None = None, node_lon_deg: float = 0.0) -> None:
+                 radiation: RadiationConfig | None = None) -> None:
         self.clock = clock
         self.orbit = orbit
         self.seed = seed
@@ -77,7 +78,6 @@ class World:
         self.accelerator_channel: int | None = None
         self.compute: Any = None  # the accelerator's data plane (a hal ComputeDevice)
         self.storage_dirs: list[Path] = []  # the flight computer's files, under radiation
-        self.node_lon_deg = node_lon_deg
         self.radiation = RadiationModel(radiation or RadiationConfig(), self.rng("radiation"))
         self._storage_dt_s = 0.0
         self.thermal_board_channel: int | None = None
@@ -86,7 +86,8 @@ class World:
         self.power_ups = [0] * CHANNEL_COUNT  # rising edges per channel: boards reboot on them
         self.power_up_s = [clock.now_s()] * CHANNEL_COUNT  # time of each channel's last edge
         self.heaters = [False] * len(HEATER_NODES)
-        self.lit = orbit.in_sunlight(clock.now_s())
+        self.illumination = orbit.illumination(clock.now_s())  # fraction of the sun's disc
+        self.lit = self.illumination > 0.5
         self.solar_w = 0.0
         self.load_w = 0.0
         self.truth = Truth(temps_c={n: Extremes() for n in self.thermal.nodes})
@@ -143,13 +144,15 @@ class World:
 
     def _step(self, dt_s: float) -> None:
         t = self.t_s
-        lit = self.orbit.in_sunlight(t + dt_s / 2)
+        illumination = self.orbit.illumination(t + dt_s / 2)
+        lit = illumination > 0.5
         truth = self.truth
         if self.lit and not lit:
             truth.eclipses += 1
         self.lit = lit
+        self.illumination = illumination
 
-        self.solar_w = self.array.power_w(lit)
+        self.solar_w = self.array.power_w(illumination)
         channels = self.channel_power_w()
         self.load_w = sum(channels)
         taken_w = self.battery.step(self.solar_w - self.load_w, dt_s)
@@ -166,9 +169,9 @@ class World:
         }
         for node, w in zip(HEATER_NODES, heater_w, strict=True):
             heat[node] += w
-        self.thermal.step(dt_s, heat, lit)
+        self.thermal.step(dt_s, heat, illumination)
 
-        lat, lon = self.orbit.ground_track(t + dt_s / 2, self.node_lon_deg)
+        lat, lon = self.orbit.ground_track(t + dt_s / 2)
         self.radiation.in_saa = in_saa(lat, lon)
         self._storage_dt_s += dt_s
         storage: list[Path] = []
@@ -186,6 +189,8 @@ class World:
             truth.sunlit_s += dt_s
         else:
             truth.eclipse_s += dt_s
+        if 0.0 < illumination < 1.0:
+            truth.penumbra_s += dt_s
         truth.solar_wh += (self.solar_w - shunted_w) * hours
         truth.shunted_wh += shunted_w * hours
         truth.load_wh += self.load_w * hours

@@ -21,11 +21,12 @@ from hal.clock import Clock
 from hal.errors import TransportError
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
-from sim.orbit import CircularOrbit
+from sim.orbit import CircularOrbit, parse_ltan
 from sim.radiation import IrradiatedDevice, RadiationConfig
 from sim.world import World
 
 DEFAULT_ALTITUDE_KM = 500.0
+DEFAULT_LTAN = "10:30"
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Satellite:
 
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
-             altitude_km: float | None = None) -> Satellite:
+             altitude_km: float | None = None, ltan: str | None = None) -> Satellite:
     """Build the satellite a definition describes. Raises DefinitionError (file and key)."""
     where = definition.path
     world = None
@@ -56,7 +57,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
         altitude = altitude_km if altitude_km is not None else definition.sim.get(
             "altitude_km", DEFAULT_ALTITUDE_KM)
         try:
-            orbit = CircularOrbit(altitude, beta_deg=definition.sim.get("beta_deg", 0.0))
+            orbit = CircularOrbit(altitude, ltan_h=parse_ltan(
+                ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)))
         except ValueError as e:
             raise DefinitionError(where, "sim", str(e)) from None
         try:
@@ -67,8 +69,7 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                 hangs_per_day=definition.sim.get("hangs_per_day", 0.05))
         except ValueError as e:
             raise DefinitionError(where, "sim", str(e)) from None
-        world = World(clock, orbit, seed, radiation=radiation,
-                      node_lon_deg=definition.sim.get("node_lon_deg", 0.0))
+        world = World(clock, orbit, seed, radiation=radiation)
     elif any(b.emulator for b in definition.boards):
         raise DefinitionError(where, "boards",
                               "mixes emulated and real boards; use all of one or the other")

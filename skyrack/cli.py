@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from boards import definition as boarddef
 from flight.software import FlightSoftware
 from hal.errors import SkyrackError
-from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM
+from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 from skyrack import campaign, mission
 from skyrack.assembly import assemble
 
@@ -54,8 +54,17 @@ _orbits = _bounded(float, lambda v: 0 < v <= MAX_ORBITS, f"(0, {MAX_ORBITS:g}]")
 _altitude_km = _bounded(float, lambda v: MIN_ALTITUDE_KM <= v <= MAX_ALTITUDE_KM,
                         f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
 _seed = _bounded(int, lambda v: 0 <= v < 2**63, "0..2^63-1")
+_days = _bounded(float, lambda v: 0 < v <= 30, "(0, 30] days")
 _injections = _bounded(int, lambda v: 1 <= v <= 10_000_000, "1..10000000")
 _workers = _bounded(int, lambda v: 1 <= v <= 256, "1..256")
+
+
+def _ltan(text: str) -> str:
+    try:
+        parse_ltan(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,10 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="fly a simulated satellite and print a mission report")
     sim.add_argument("--board", default=None, metavar="TOML",
                      help="board definition (default: the packaged boards/sim.toml)")
-    sim.add_argument("--orbits", type=_orbits, default=2.0,
-                     help="orbits to fly (default 2)")
+    length = sim.add_mutually_exclusive_group()
+    length.add_argument("--orbits", type=_orbits, default=None,
+                        help="orbits to fly (default 2)")
+    length.add_argument("--days", type=_days, default=None,
+                        help="days to fly, instead of --orbits")
     sim.add_argument("--altitude", type=_altitude_km, default=None, metavar="KM",
                      help="circular orbit altitude in km (default: the definition's, 500)")
+    sim.add_argument("--ltan", type=_ltan, default=None, metavar="HH:MM",
+                     help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
+                          "noon-midnight (default: the definition's, 10:30)")
     sim.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.set_defaults(run=cmd_sim)
@@ -96,16 +111,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not definition.emulated:
         raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
                        "definition")
-    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude)
+    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan)
     assert satellite.world is not None
-    duration_s = args.orbits * satellite.world.orbit.period_s
+    period_s = satellite.world.orbit.period_s
+    duration_s = args.days * 86400.0 if args.days is not None else (args.orbits or 2.0) * period_s
     started = time.perf_counter()
     try:
         recorder = mission.fly(satellite, duration_s)
     finally:
         satellite.close()
     wall_s = time.perf_counter() - started
-    report = mission.report(satellite, recorder, seed=args.seed, orbits=args.orbits)
+    report = mission.report(satellite, recorder, seed=args.seed, orbits=duration_s / period_s)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -206,6 +222,11 @@ def _arg_text(a: Any) -> str:
     return f"{a.name}=<{kind}{unit}>"
 
 
+def _hhmm(hours: float) -> str:
+    minutes = round(hours * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"Mission report: {r['satellite']} (seed {r['seed']})"]
     if "orbit" in r:
@@ -213,11 +234,13 @@ def format_report(r: dict[str, Any]) -> str:
         lines += [
             "",
             f"Orbit       {o['altitude_km']:g} km circular, sun-synchronous "
-            f"(i = {o['sso_inclination_deg']:.2f} deg), beta {o['beta_deg']:g} deg",
+            f"(i = {o['sso_inclination_deg']:.2f} deg), LTAN {_hhmm(o['ltan_h'])}, "
+            f"beta {o['beta_deg_start']:.1f} .. {o['beta_deg_end']:.1f} deg",
             f"            period {o['period_s']:.1f} s; flew {o['orbits']:g} orbits "
             f"= {r['duration_s']:.0f} s",
             f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
-            f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %)",
+            f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "
+            f"{w['penumbra_s']:.0f} s in penumbra)",
             f"Energy      solar in {w['solar_in_wh']:.1f} Wh, loads out {w['load_out_wh']:.1f} Wh, "
             f"shunted {w['shunted_wh']:.1f} Wh",
             f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "

@@ -75,7 +75,9 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
             "altitude_km": _r(orbit.altitude_km),
             "period_s": _r(orbit.period_s),
             "sso_inclination_deg": _r(orbit.sso_inclination_deg),
-            "beta_deg": _r(orbit.beta_deg),
+            "ltan_h": _r(orbit.ltan_h),
+            "beta_deg_start": _r(orbit.beta_deg(0.0), 2),
+            "beta_deg_end": _r(orbit.beta_deg(world.t_s), 2),
             "orbits": _r(orbits),
         }
         out["duration_s"] = _r(world.t_s)
@@ -89,6 +91,7 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
         out["world"] = {
             "sunlit_s": _r(truth.sunlit_s),
             "eclipse_s": _r(truth.eclipse_s),
+            "penumbra_s": _r(truth.penumbra_s),
             "eclipses": truth.eclipses,
             "eclipse_fraction": _r(truth.eclipse_s / world.t_s if world.t_s else 0.0, 4),
             "solar_in_wh": _r(truth.solar_wh, 1),

@@ -12,7 +12,7 @@ from sim.world import World
 
 @pytest.fixture
 def world() -> World:
-    return World(VirtualClock(), CircularOrbit(500.0, beta_deg=0.0), seed=1)
+    return World(VirtualClock(), CircularOrbit(500.0, ltan_h=12.0), seed=1)  # beta near 0
 
 
 def spec(kind: str, name: str | None = None, power_channel: int | None = None) -> BoardSpec:

@@ -116,3 +116,32 @@ def test_dictionary_json_lists_commands_telemetry_and_events(capsys) -> None:
     code, text, _ = run(capsys, "dictionary")
     assert "power.switch channel=<int 0..7> on=<bool>" in text
 
+
+
+def test_a_dawn_dusk_day_at_2000_km_has_no_eclipse(capsys) -> None:
+    code, out, _ = run(capsys, "sim", "--altitude", "2000", "--ltan", "06:00", "--days", "1",
+                       "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["world"]["eclipse_s"] == 0.0 and report["world"]["penumbra_s"] == 0.0
+    assert report["duration_s"] == pytest.approx(86400.0, abs=1.0)
+    assert report["orbit"]["orbits"] == pytest.approx(86400.0 / 7631.9, rel=1e-3)
+
+
+def test_a_noon_midnight_orbit_sees_an_eclipse_every_orbit(capsys) -> None:
+    code, out, _ = run(capsys, "sim", "--ltan", "12:00", "--orbits", "3", "--json")
+    world = json.loads(out)["world"]
+    assert code == 0 and world["eclipses"] == 3
+    assert world["eclipse_fraction"] == pytest.approx(0.378, abs=0.01)
+
+
+@pytest.mark.parametrize("argv,reason", [
+    (["sim", "--ltan", "25:00"], "argument --ltan: LTAN '25:00' is outside 00:00..23:59"),
+    (["sim", "--days", "1", "--orbits", "2"], "not allowed with argument"),
+    (["sim", "--days", "40"], "argument --days: 40 is outside (0, 30] days"),
+])
+def test_bad_orbit_options_exit_2_with_one_line(capsys, argv, reason) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and reason in err and err.count("\n") == 1
