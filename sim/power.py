@@ -39,7 +39,10 @@ class SolarArray:
 
 @dataclass(slots=True)
 class Battery:
-    capacity_ah: float = 100.0
+    # Sized for the bus, not for 700 W of compute through a long eclipse (about 740 Wh:
+    # a noon-midnight eclipse at full compute would take it below 35 %). As on real
+    # compute satellites, the compute budget has to act in eclipse.
+    capacity_ah: float = 25.0
     cells_series: int = 8
     resistance_ohm: float = 0.04
     soc: float = 0.9

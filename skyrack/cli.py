@@ -264,6 +264,11 @@ def format_report(r: dict[str, Any]) -> str:
     for entry in f["command_log"]:
         reason = f": {entry['reason']}" if "reason" in entry else ""
         lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
+    m = r["modes"]
+    lines.append("Modes       " + ", ".join(f"{k} {v:.0f} s" for k, v in m["mode_s"].items() if v)
+                 + "; compute budget: " + ", ".join(f"{k} {v:.0f} s"
+                                                     for k, v in m["budget_s"].items())
+                 + f"; shed {m['compute_sheds']} times")
     comp = r["compute"]
     by = ", ".join(f"{k} {v}" for k, v in comp["corrected_by"].items())
     lines.append(f"Compute     {comp['completed']} jobs completed, {comp['failed']} failed, "

@@ -117,6 +117,15 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
                       "rates_hz": flight.executive.rates_hz,
                       "task_errors": sum(flight.executive.task_errors.values())},
     }
+    modes = flight.component("mode")
+    out["modes"] = {
+        "mode_s": {k: _r(v) for k, v in modes.mode_s.items()},
+        "budget_s": {k: _r(v) for k, v in modes.budget_s.items() if v},
+        "compute_sheds": modes.sheds,
+        "compute_sheds_in_eclipse": modes.sheds_in_eclipse,
+        "soc_floor_pct": modes.param("soc_floor_pct"),
+        "eclipses_seen": modes.eclipses.seen,
+    }
     out["compute"] = compute_report(satellite)
     out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
     return out

@@ -123,6 +123,7 @@ class ComputeManager(Component):
         self.hangs = RateEstimate(prior=self.param("hangs_per_day") / SECONDS_PER_DAY,
                                   window_s=86400.0)
         self.intervals_s = (math.inf, math.inf)
+        self.allowed = True  # the mode manager's say: no new job steps while False
 
     # -- commands ---------------------------------------------------------------------
 
@@ -169,6 +170,9 @@ class ComputeManager(Component):
 
     @periodic(1)
     def run(self) -> None:
+        if not self.allowed:
+            self._publish()
+            return
         job = self._active() or self._start_next()
         if job is None:
             return

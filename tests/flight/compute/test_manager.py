@@ -24,6 +24,9 @@ def fsw(tmp_path):
                         work_dir=tmp_path / "jobs")
     sw.events = []
     sw.bus.subscribe(EVENT, lambda t, e: sw.events.append(e))
+    # Jobs run in COMPUTE mode; a battery the fake power board's numbers cannot trip.
+    sw.component("mode").set_param("battery_wh", 1e6)
+    assert sw.dispatcher.dispatch("mode.set", {"mode": "compute"}).status is Status.COMPLETED
     return sw
 
 
