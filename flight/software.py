@@ -14,6 +14,7 @@ from flight.compute.manager import ComputeManager
 from flight.dictionary import build_dictionary
 from flight.dispatcher import Dispatcher
 from flight.executive import Executive
+from flight.fdir import Fdir
 from flight.modes import ModeManager
 from flight.power import PowerComponent
 from flight.thermal import ThermalComponent
@@ -61,7 +62,7 @@ class SystemComponent(Component):
 class FlightSoftware:
     COMPONENTS: ClassVar[tuple[type[Component], ...]] = (
         SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent, ComputeManager,
-        ModeManager,
+        ModeManager, Fdir,
     )
 
     def __init__(self, clock: Clock, *, power: PowerBoard, thermal: ThermalBoard,
@@ -85,7 +86,8 @@ class FlightSoftware:
             AcceleratorComponent(accelerator, rails.get("accelerator")),
             ComputeManager(compute, storage, work_dir, self.power_cycle_accelerator),
         ]
-        self.components.append(ModeManager(accelerator, self.components[-1]))
+        modes = ModeManager(accelerator, self.components[-1])
+        self.components += [modes, Fdir(power, dict(rails), modes)]
         self.dispatcher = Dispatcher(self.components, self.bus, clock)
         self.executive.add("dispatcher", 10, self.dispatcher.drain)
         for component in self.components:

@@ -128,14 +128,20 @@ class EmulatedBoard:
         self.platform = platform
         self.server = ProtocolServer(spec.name, firmware(platform))
         self._power_ups = platform.power_ups()
+        # A single-event latch-up: the board stops answering until its power is cycled.
+        self.latched = False
+        self.failed = False  # a dead board: nothing brings it back
 
     def receive(self, data: bytes) -> bytes:
         if not self.platform.powered():
             return b""
         if self.platform.power_ups() != self._power_ups:
             self._power_ups = self.platform.power_ups()
+            self.latched = False
             self.server = ProtocolServer(self.name, self.server.firmware)
             self.platform.reboot(at_s=self.platform.powered_since_s())
+        if self.latched or self.failed:
+            return b""
         return self.server.receive(data)
 
 

@@ -2,7 +2,9 @@
 
 The battery is an open-circuit-voltage curve of state of charge plus a series
 resistance; state of charge is Coulomb-counted from the current that satisfies
-P = V·I at the terminals.
+P = V·I at the terminals. Charging is constant-current/constant-voltage: the charge
+regulator never lets the terminal rise above 4.2 V a cell, and shunts what the battery
+cannot take.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Battery:
     # compute satellites, the compute budget has to act in eclipse.
     capacity_ah: float = 25.0
     cells_series: int = 8
+    max_cell_v: float = 4.2  # the charge regulator's constant-voltage limit
     resistance_ohm: float = 0.04
     soc: float = 0.9
     current_a: float = field(default=0.0)  # positive while charging
@@ -67,6 +70,8 @@ class Battery:
         if disc < 0.0:
             disc = 0.0
         current = (-ocv + math.sqrt(disc)) / (2.0 * r)
+        if current > 0.0:  # constant voltage: the terminal stays at or below the limit
+            current = min(current, max(0.0, (self.cells_series * self.max_cell_v - ocv) / r))
         if current < 0.0 and self.soc <= 0.0:
             current = 0.0
         self.current_a = current

@@ -269,6 +269,9 @@ def format_report(r: dict[str, Any]) -> str:
                  + "; compute budget: " + ", ".join(f"{k} {v:.0f} s"
                                                      for k, v in m["budget_s"].items())
                  + f"; shed {m['compute_sheds']} times")
+    actions = r["fdir"]["actions"]
+    lines.append(f"FDIR        {len(actions)} actions" + "".join(
+        f"\n  t={a['t_s']:8.1f} s  {a['action']}" for a in actions))
     comp = r["compute"]
     by = ", ".join(f"{k} {v}" for k, v in comp["corrected_by"].items())
     lines.append(f"Compute     {comp['completed']} jobs completed, {comp['failed']} failed, "

@@ -126,6 +126,8 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
         "soc_floor_pct": modes.param("soc_floor_pct"),
         "eclipses_seen": modes.eclipses.seen,
     }
+    fdir = flight.component("fdir")
+    out["fdir"] = {"actions": [{"t_s": _r(t, 1), "action": what} for t, what in fdir.actions]}
     out["compute"] = compute_report(satellite)
     out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
     return out

@@ -1,0 +1,67 @@
+"""Scenarios on the whole simulated satellite that assert physical outcomes."""
+
+from boards.definition import default_path, load
+from flight.bus import EVENT
+from flight.modes import Mode
+from skyrack.assembly import assemble
+
+
+def satellite():
+    sat = assemble(load(default_path()), seed=3)
+    sat.events = []
+    sat.flight.bus.subscribe(EVENT, lambda t, e: sat.events.append((e.t_s, e.name, e.args)))
+    return sat
+
+
+def test_a_latched_board_is_power_cycled_and_the_mission_continues() -> None:
+    sat = satellite()
+    try:
+        sat.flight.run_until(100.0)
+        sat.emulators["thermal"].latched = True  # a single-event latch-up at t = 100 s
+        sat.flight.run_until(200.0)
+        names = [name for _, name, _ in sat.events]
+        assert names.index("thermal.board_silent") < names.index("fdir.board_power_cycled")
+        assert names.index("fdir.board_power_cycled") < names.index("thermal.board_back")
+        back = next(t for t, name, _ in sat.events if name == "thermal.board_back")
+        assert back < 110.0  # three missed polls, a cycle, an answer
+        assert sat.world.power_ups[1] == 2  # the thermal rail: on at boot, cycled once
+        assert sat.flight.component("mode").mode is Mode.NOMINAL  # no SAFE needed
+        temps = []
+        sat.flight.bus.subscribe("thermal.radiator_temp_c", lambda t, s: temps.append(s.t_s))
+        sat.flight.run_until(210.0)
+        assert len(temps) == 10  # telemetry flows again
+    finally:
+        sat.close()
+
+
+def test_a_board_that_stays_silent_through_its_cycles_sends_the_satellite_to_safe() -> None:
+    sat = satellite()
+    try:
+        sat.flight.run_until(70.0)
+        sat.emulators["thermal"].failed = True  # dead for good: cycling does not help
+        sat.flight.run_until(200.0)
+        cycles = [a for _, n, a in sat.events if n == "fdir.board_power_cycled"]
+        assert [c["attempt"] for c in cycles] == [1, 2, 3]
+        assert any(n == "fdir.board_given_up" for _, n, _ in sat.events)
+        assert sat.flight.component("mode").mode is Mode.SAFE
+        assert sat.world.accelerator.state == "off"
+    finally:
+        sat.close()
+
+
+def test_a_red_limit_held_for_its_persistence_sends_the_satellite_to_safe() -> None:
+    sat = satellite()
+    try:
+        sat.flight.submit("power.switch", {"channel": 2, "on": True})
+        sat.flight.submit("mode.set", {"mode": "compute"})
+        sat.flight.run_until(70.0)
+        assert sat.flight.component("mode").mode is Mode.COMPUTE
+        sat.world.battery.soc = 0.25  # a sudden drain: below the 30 % red limit
+        sat.flight.run_until(75.0)
+        assert sat.flight.component("mode").mode is Mode.COMPUTE  # persistence not yet met
+        sat.flight.run_until(80.0)
+        assert sat.flight.component("mode").mode is Mode.SAFE
+        assert any(n == "fdir.limit_red" and a["point"] == "power.soc_pct"
+                   for _, n, a in sat.events)
+    finally:
+        sat.close()
