@@ -24,7 +24,12 @@ class PowerDriver(BoardDriver):
             switches=tuple(bool(s) for s in f(r, "tlm", "switches", list)),
             channel_a=tuple(float(a) for a in f(r, "tlm", "channel_a", list)),
             uptime_s=float(f(r, "tlm", "uptime_s", NUMBER)),
+            fc_boot_cause=f(r, "tlm", "fc_boot_cause", str),
+            watchdog_resets=f(r, "tlm", "watchdog_resets", int),
         )
+
+    def kick_watchdog(self) -> None:
+        self.link.call("kick")
 
     def set_switch(self, channel: int, on: bool) -> None:
         if not 0 <= channel < self.channel_count:

@@ -15,13 +15,14 @@ from flight.dictionary import build_dictionary
 from flight.dispatcher import Dispatcher
 from flight.executive import Executive
 from flight.fdir import Fdir
-from flight.modes import ModeManager
+from flight.modes import Mode, ModeManager
 from flight.power import PowerComponent
 from flight.thermal import ThermalComponent
 from hal.boards import AcceleratorBoard, AcceleratorState, PowerBoard, ThermalBoard
 from hal.clock import Clock
 from hal.compute import ComputeDevice, DeviceError
 from hal.dictionary import Dictionary, Severity
+from hal.errors import BoardError
 from hal.storage import Storage
 
 
@@ -39,15 +40,25 @@ class SystemComponent(Component):
         Event("noop", Severity.INFO, "A no-op command arrived"),
     )
 
-    def __init__(self, executive: Executive) -> None:
+    def __init__(self, executive: Executive, power: PowerBoard | None = None) -> None:
         super().__init__()
         self.executive = executive
+        self.power = power
         executive.on_task_error = self._task_failed
 
     @command
     def noop(self) -> None:
         """Do nothing but count and report it: checks the command path end to end."""
         self.emit("noop")
+
+    @periodic(1)
+    def kick_watchdog(self) -> None:
+        """Tell the power board this computer is alive."""
+        if self.power is not None:
+            try:
+                self.power.kick_watchdog()
+            except BoardError:
+                pass  # the power board's silence is FDIR's business
 
     @periodic(1)
     def housekeeping(self) -> None:
@@ -80,7 +91,7 @@ class FlightSoftware:
         self.bus = Bus()
         self.executive = Executive(clock)
         self.components: list[Component] = [
-            SystemComponent(self.executive),
+            SystemComponent(self.executive, power),
             PowerComponent(power),
             ThermalComponent(thermal, rails.get("thermal")),
             AcceleratorComponent(accelerator, rails.get("accelerator")),
@@ -88,12 +99,22 @@ class FlightSoftware:
         ]
         modes = ModeManager(accelerator, self.components[-1])
         self.components += [modes, Fdir(power, dict(rails), modes)]
+        self.boot_cause = self._boot_cause(power)
+        if self.boot_cause == "watchdog":
+            modes.mode = Mode.SAFE  # came back from a hang: an operator decides what next
         self.dispatcher = Dispatcher(self.components, self.bus, clock)
         self.executive.add("dispatcher", 10, self.dispatcher.drain)
         for component in self.components:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
+
+    @staticmethod
+    def _boot_cause(power: PowerBoard) -> str:
+        try:
+            return power.housekeeping().fc_boot_cause
+        except BoardError:
+            return "unknown"
 
     def power_cycle_accelerator(self) -> None:
         """Cut the accelerator's rail and restore it, then bring compute back up: the cure

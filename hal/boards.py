@@ -30,6 +30,8 @@ class PowerHousekeeping:
     switches: tuple[bool, ...]
     channel_a: tuple[float, ...]
     uptime_s: float
+    fc_boot_cause: str = "power_on"  # why the flight computer last started: or "watchdog"
+    watchdog_resets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,11 @@ class PowerBoard(Board, Protocol):
 
     def set_switch(self, channel: int, on: bool) -> None:
         """Switch output `channel` (0-based) on or off."""
+        ...
+
+    def kick_watchdog(self) -> None:
+        """Tell the power board the flight computer is alive; left unkicked, it
+        power-cycles the flight computer."""
         ...
 
 

@@ -36,13 +36,15 @@ class SimPlatform:
         self.channel = spec.power_channel
         self.serial_number = f"SIM-{zlib.crc32(spec.name.encode()):08X}"
         self.rng = world.rng(f"board:{spec.name}")
-        self._boot_s = world.clock.now_s()
+        self._boot_s = world.t_s
 
+    # Boards keep the world's physics time: it advances step by step while the flight
+    # software sleeps, so a board's timers run even when nothing talks to it.
     def uptime_s(self) -> float:
-        return self.world.clock.now_s() - self._boot_s
+        return self.world.t_s - self._boot_s
 
     def reboot(self, at_s: float | None = None) -> None:
-        self._boot_s = self.world.clock.now_s() if at_s is None else at_s
+        self._boot_s = self.world.t_s if at_s is None else at_s
 
     def noisy(self, value: float, sigma: float) -> float:
         return float(value + sigma * self.rng.standard_normal())
@@ -146,7 +148,9 @@ class EmulatedBoard:
 
 
 def EmulatedPowerBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802
-    return EmulatedBoard(spec, SimPowerPlatform(world, spec), PowerFirmware)
+    board = EmulatedBoard(spec, SimPowerPlatform(world, spec), PowerFirmware)
+    world.timers.append(board.server.firmware.tick)  # the firmware's timer interrupt
+    return board
 
 
 def EmulatedThermalBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802

@@ -80,6 +80,7 @@ class World:
         self.storage_dirs: list[Path] = []  # the flight computer's files, under radiation
         self.radiation = RadiationModel(radiation or RadiationConfig(), self.rng("radiation"))
         self._storage_dt_s = 0.0
+        self.timers: list[Any] = []  # board firmware timer interrupts, once a step
         self.thermal_board_channel: int | None = None
         self.switches = [False] * CHANNEL_COUNT
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
@@ -116,7 +117,7 @@ class World:
     def set_switch(self, channel: int, on: bool) -> None:
         if on and not self.switches[channel]:
             self.power_ups[channel] += 1
-            self.power_up_s[channel] = self.clock.now_s()
+            self.power_up_s[channel] = self.t_s
         self.switches[channel] = on
         if channel == self.accelerator_channel:
             if on:
@@ -198,3 +199,5 @@ class World:
         for name, node in self.thermal.nodes.items():
             truth.temps_c[name].add(node.temp_c)
         self._steps += 1
+        for timer in self.timers:
+            timer()

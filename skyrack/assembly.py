@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit, parse_ltan
 from sim.radiation import IrradiatedDevice, RadiationConfig
-from sim.world import World
+from sim.world import FLIGHT_COMPUTER_CHANNEL, World
 
 DEFAULT_ALTITUDE_KM = 500.0
 DEFAULT_LTAN = "10:30"
@@ -39,6 +40,31 @@ class Satellite:
     emulators: dict[str, Any] = field(default_factory=dict)
     transports: list[Transport] = field(default_factory=list)
     work_dir: Path | None = None  # storage and job checkpoints; removed on close
+    boot: Callable[[], FlightSoftware] | None = None  # starts the flight software afresh
+    reboots: int = 0
+    on_reboot: list[Callable[[FlightSoftware], None]] = field(default_factory=list)
+    _fc_power_ups: int = 0
+
+    def run_until(self, t_s: float) -> None:
+        """Run the flight software to `t_s`. If the flight computer's power was cycled
+        (the power board's watchdog), what ran is gone: boot a fresh flight software,
+        as the computer would."""
+        # Bounded by the executive's own tick grid: a t_s between two ticks runs the
+        # ticks before it and stops, rather than waiting on a tick that never comes.
+        while self.flight.executive.next_tick_s() <= t_s + 1e-9:
+            self.flight.run_until(min(t_s, self.clock.now_s() + 1.0))
+            self._reboot_if_power_cycled()
+
+    def _reboot_if_power_cycled(self) -> None:
+        if self.world is None or self.boot is None:
+            return
+        ups = self.world.power_ups[FLIGHT_COMPUTER_CHANNEL]
+        if ups != self._fc_power_ups:
+            self._fc_power_ups = ups
+            self.flight = self.boot()
+            self.reboots += 1
+            for listener in self.on_reboot:
+                listener(self.flight)
 
     def close(self) -> None:
         for transport in self.transports:
@@ -121,11 +147,17 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     work_dir = Path(tempfile.mkdtemp(prefix="skyrack-"))
     if world is not None:
         world.storage_dirs = [work_dir / "jobs"]
-    flight = FlightSoftware(clock, power=by_kind["power"], thermal=by_kind["thermal"],
-                            accelerator=by_kind["accelerator"],
-                            rails={b.kind: b.power_channel for b in definition.boards
-                                   if b.power_channel is not None},
-                            compute=compute, storage=DirectoryStorage(work_dir / "storage"),
-                            work_dir=work_dir / "jobs")
-    return Satellite(definition, clock, flight, drivers, world, emulators, transports,
-                     work_dir=work_dir)
+
+    def boot() -> FlightSoftware:
+        return FlightSoftware(clock, power=by_kind["power"], thermal=by_kind["thermal"],
+                              accelerator=by_kind["accelerator"],
+                              rails={b.kind: b.power_channel for b in definition.boards
+                                     if b.power_channel is not None},
+                              compute=compute, storage=DirectoryStorage(work_dir / "storage"),
+                              work_dir=work_dir / "jobs")
+
+    satellite = Satellite(definition, clock, boot(), drivers, world, emulators, transports,
+                          work_dir=work_dir, boot=boot)
+    if world is not None:
+        satellite._fc_power_ups = world.power_ups[FLIGHT_COMPUTER_CHANNEL]
+    return satellite

@@ -27,6 +27,7 @@ class Recorder:
         self.event_log: list[EventRecord] = []
         self.commands: list[CommandResult] = []
         satellite.flight.bus.subscribe(ALL, self._on_message)
+        satellite.on_reboot.append(lambda flight: flight.bus.subscribe(ALL, self._on_message))
 
     def _on_message(self, topic: str, message: Any) -> None:
         if isinstance(message, Sample):
@@ -50,13 +51,12 @@ class Recorder:
 def fly(satellite: Satellite, duration_s: float) -> Recorder:
     """Run the flight software for `duration_s`, sending the plan's commands on time."""
     recorder = Recorder(satellite)
-    flight = satellite.flight
     for step in sorted(satellite.definition.plan, key=lambda s: s.at_s):
         if step.at_s > duration_s:
             break
-        flight.run_until(step.at_s)
-        flight.submit(step.command, step.args)
-    flight.run_until(duration_s)
+        satellite.run_until(step.at_s)
+        satellite.flight.submit(step.command, step.args)
+    satellite.run_until(duration_s)
     return recorder
 
 
@@ -113,6 +113,7 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float
         "command_log": [{"t_s": _r(c.t_s, 1), "command": c.name, "status": c.status.value,
                          **({"reason": c.reason} if c.reason else {})}
                         for c in recorder.commands],
+        "reboots": satellite.reboots,
         "executive": {"ticks": flight.executive.ticks, "overruns": flight.executive.overruns,
                       "rates_hz": flight.executive.rates_hz,
                       "task_errors": sum(flight.executive.task_errors.values())},

@@ -1,4 +1,10 @@
-"""Power board firmware: battery and solar sensing, switchable load outputs."""
+"""Power board firmware: battery and solar sensing, switchable load outputs, and the
+flight computer's watchdog.
+
+The watchdog: the flight computer must `kick` at least every `WATCHDOG_S`; if it does
+not, the board power-cycles the flight computer's output (channel 0), records the boot
+cause as "watchdog" and counts the reset. `tick()` is the firmware's timer interrupt.
+"""
 
 from __future__ import annotations
 
@@ -27,14 +33,37 @@ class PowerPlatform(Platform, Protocol):
     def set_switch(self, channel: int, on: bool) -> None: ...
 
 
+FLIGHT_COMPUTER_CHANNEL = 0
+WATCHDOG_S = 30.0
+
+
 class PowerFirmware:
     kind = "power"
 
     def __init__(self, platform: PowerPlatform) -> None:
         self.platform = platform
+        self.last_kick_s = platform.uptime_s()
+        self.fc_boot_cause = "power_on"
+        self.watchdog_resets = 0
 
     def handlers(self) -> dict[str, Handler]:
-        return {"tlm": self.tlm, "switch": self.switch}
+        return {"tlm": self.tlm, "switch": self.switch, "kick": self.kick}
+
+    def kick(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.last_kick_s = self.platform.uptime_s()
+        return {"watchdog_s": WATCHDOG_S}
+
+    def tick(self) -> None:
+        """The timer interrupt: fire the watchdog if the flight computer went quiet."""
+        now = self.platform.uptime_s()
+        if now < self.last_kick_s:  # this board rebooted: its clock restarted
+            self.last_kick_s = now
+        if now - self.last_kick_s > WATCHDOG_S:
+            self.platform.set_switch(FLIGHT_COMPUTER_CHANNEL, False)
+            self.platform.set_switch(FLIGHT_COMPUTER_CHANNEL, True)
+            self.fc_boot_cause = "watchdog"
+            self.watchdog_resets += 1
+            self.last_kick_s = now
 
     def tlm(self, args: dict[str, Any]) -> dict[str, Any]:
         s = self.platform.sense()
@@ -46,6 +75,8 @@ class PowerFirmware:
             "load_power_w": s.batt_v * sum(s.channel_a),
             "switches": list(self.platform.switches()),
             "channel_a": list(s.channel_a),
+            "fc_boot_cause": self.fc_boot_cause,
+            "watchdog_resets": self.watchdog_resets,
         }
 
     def switch(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class FakePower(FakeBoard):
         self._check("switch")
         self.switches[channel] = on
 
+    def kick_watchdog(self) -> None:
+        self._check("kick")
+
 
 class FakeThermal(FakeBoard):
     def __init__(self) -> None:

@@ -67,3 +67,14 @@ def test_mixing_emulated_and_real_boards_is_refused(tmp_path: Path) -> None:
     text = GOOD.replace('emulator = "sim.boards:EmulatedPowerBoard"', 'port = "loop://"')
     with pytest.raises(DefinitionError, match="boards: mixes emulated and real boards"):
         assemble_text(tmp_path, text)
+
+
+def test_running_to_a_time_between_two_ticks_returns() -> None:
+    sat = assemble(load(default_path()), seed=1)
+    try:
+        sat.run_until(10.05)  # ticks fall on tenths: this must stop at 10.0, not spin
+        assert sat.clock.now_s() == pytest.approx(10.0)
+        sat.run_until(10.05)  # and again, with nothing left to run
+        assert sat.flight.executive.ticks == 100
+    finally:
+        sat.close()

@@ -65,3 +65,26 @@ def test_a_red_limit_held_for_its_persistence_sends_the_satellite_to_safe() -> N
                    for _, n, a in sat.events)
     finally:
         sat.close()
+
+
+def test_a_flight_software_hang_trips_the_watchdog_and_the_satellite_recovers_in_safe() -> None:
+    sat = satellite()
+    try:
+        sat.run_until(100.0)
+        first = sat.flight
+        sat.clock.sleep_until(160.0)  # hung: time passes, nothing kicks the watchdog
+        assert sat.world.power_ups[0] == 1  # the power board cut the flight computer
+        sat.run_until(170.0)
+        assert sat.reboots == 1 and sat.flight is not first
+        assert sat.flight.boot_cause == "watchdog"
+        assert sat.flight.component("mode").mode is Mode.SAFE
+        hk = sat.drivers["power"].housekeeping()
+        assert hk.watchdog_resets == 1 and hk.fc_boot_cause == "watchdog"
+        polls = []
+        sat.flight.bus.subscribe("power.soc_pct", lambda t, s: polls.append(s.t_s))
+        sat.flight.submit("mode.set", {"mode": "nominal"})
+        sat.run_until(240.0)  # kicked again: no second reset
+        assert len(polls) == 70 and sat.reboots == 1
+        assert sat.flight.component("mode").mode is Mode.NOMINAL
+    finally:
+        sat.close()
