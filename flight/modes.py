@@ -22,7 +22,9 @@ The budget:
   Shed compute comes back only with some headroom (hysteresis) or at sunrise, so that it
   does not flicker on the threshold.
 - Thermal: throttle the clock above the yellow accelerator temperature, stop compute
-  above the red one, both below the slowdown temperature; resume below yellow.
+  above the red one, both below the slowdown temperature; resume below yellow, and
+  restore the full clock only a few degrees below it, so sensor noise does not flicker
+  the clock.
 """
 
 from __future__ import annotations
@@ -129,6 +131,10 @@ class ModeManager(Component):
         Parameter("stop_c", "float", 82.0, "Accelerator temperature to stop compute at "
                   "(below its 85 degC slowdown)", "degC", -50.0, 150.0),
         Parameter("throttle_pct", "int", 50, "Clock while throttled", "%", 10, 100),
+        # More than the die's own drop when throttled (power over the junction
+        # conductance: ~3 degC from 700 W to 390 W), or a throttle would undo itself.
+        Parameter("thermal_hysteresis_c", "float", 5.0, "How far below the throttle "
+                  "temperature the clock is restored", "degC", 0.0, 30.0),
     )
 
     def __init__(self, accelerator: AcceleratorBoard, compute: Any) -> None:
@@ -223,8 +229,11 @@ class ModeManager(Component):
             floor += self.param("hysteresis_pct")  # in eclipse, once shed, stay shed a while
         if predicted is not None and predicted < floor:
             return Budget.SHED_POWER
-        if temp is not None and temp >= self.param("throttle_c"):
-            return Budget.THROTTLED
+        if temp is not None:
+            restore_c = self.param("throttle_c") - (self.param("thermal_hysteresis_c")
+                                                    if self.budget is Budget.THROTTLED else 0.0)
+            if temp >= restore_c:
+                return Budget.THROTTLED
         return Budget.OK
 
     def _apply(self, budget: Budget) -> None:

@@ -88,3 +88,24 @@ def test_a_flight_software_hang_trips_the_watchdog_and_the_satellite_recovers_in
         assert sat.flight.component("mode").mode is Mode.NOMINAL
     finally:
         sat.close()
+
+
+def test_a_hot_case_throttles_before_the_limit_and_stays_below_slowdown() -> None:
+    sat = satellite()
+    try:
+        thermal = sat.world.thermal
+        # A degraded cold plate: a fifth of the conductance to the radiator.
+        thermal.links_w_k = [(a, b, g / 5 if (a, b) == ("accelerator", "radiator") else g)
+                             for a, b, g in thermal.links_w_k]
+        sat.flight.submit("power.switch", {"channel": 2, "on": True})
+        sat.flight.submit("mode.set", {"mode": "compute"})
+        temps = []
+        sat.flight.bus.subscribe("accelerator.temp_c", lambda t, s: temps.append(s.value))
+        sat.run_until(4000.0)
+        throttles = [t for t, n, _ in sat.events if n == "mode.throttled"]
+        assert throttles and len(throttles) <= 3  # throttled, without flicker
+        first = throttles[0]
+        assert 74.0 < temps[int(first) - 1] < 80.0  # at the yellow limit, not after it
+        assert max(temps) < 85.0  # never reached the slowdown temperature
+    finally:
+        sat.close()
