@@ -18,7 +18,7 @@ from boards import definition as boarddef
 from flight.software import FlightSoftware
 from hal.errors import SkyrackError
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
-from skyrack import campaign, mission
+from skyrack import campaign, mission, plot
 from skyrack.assembly import assemble
 
 MAX_ORBITS = 1000.0
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "noon-midnight (default: the definition's, 10:30)")
     sim.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--plot", metavar="FILE", default=None,
+                     help="draw state of charge, power, temperatures and mode to FILE "
+                          "(PNG, PDF or SVG; needs the 'plot' extra: matplotlib)")
     sim.set_defaults(run=cmd_sim)
 
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
@@ -106,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if args.plot and not plot.available():
+        raise CliError(plot.INSTALL_HINT)  # before flying, not after
     path = args.board or boarddef.default_path()
     definition = boarddef.load(path)
     if not definition.emulated:
@@ -122,6 +127,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
         satellite.close()
     wall_s = time.perf_counter() - started
     report = mission.report(satellite, recorder, seed=args.seed, orbits=duration_s / period_s)
+    if args.plot:
+        try:
+            plot.plot_mission(recorder.series, args.plot,
+                              f"{report['satellite']}: {report['orbit']['altitude_km']:g} km, "
+                              f"LTAN {_hhmm(report['orbit']['ltan_h'])}, seed {args.seed}")
+        except (RuntimeError, ValueError, OSError) as e:
+            raise CliError(f"cannot write plot {args.plot}: {e}") from None
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -15,9 +15,15 @@ from flight.dispatcher import CommandResult
 from flight.shield import crc32c
 from skyrack.assembly import Satellite
 
+SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
+          "thermal.accelerator_temp_c", "thermal.radiator_temp_c", "thermal.bus_temp_c",
+          "thermal.battery_temp_c", "mode.mode")
+SERIES_STEP_S = 10.0
+
 
 class Recorder:
-    """Listens on the flight bus: numeric telemetry extremes, events, command outcomes."""
+    """Listens on the flight bus: numeric telemetry extremes, events, command outcomes, and
+    a few points every 10 s for plots."""
 
     def __init__(self, satellite: Satellite) -> None:
         self.float_points = {t.name for t in satellite.flight.dictionary().telemetry
@@ -26,11 +32,15 @@ class Recorder:
         self.events: collections.Counter[str] = collections.Counter()
         self.event_log: list[EventRecord] = []
         self.commands: list[CommandResult] = []
+        self.series: dict[str, list[tuple[float, Any]]] = {name: [] for name in SERIES}
         satellite.flight.bus.subscribe(ALL, self._on_message)
         satellite.on_reboot.append(lambda flight: flight.bus.subscribe(ALL, self._on_message))
 
     def _on_message(self, topic: str, message: Any) -> None:
         if isinstance(message, Sample):
+            track = self.series.get(topic)
+            if track is not None and (not track or message.t_s - track[-1][0] >= SERIES_STEP_S):
+                track.append((message.t_s, message.value))
             if topic in self.float_points:
                 v = message.value
                 stats = self.points.get(topic)

@@ -156,3 +156,23 @@ def test_a_noon_midnight_orbit_sheds_compute_in_eclipse_above_the_floor(capsys) 
     assert modes["compute_sheds_in_eclipse"] >= 2 and modes["budget_s"]["shed_power"] > 600
     assert world["soc_pct"]["min"] >= modes["soc_floor_pct"]
     assert report["compute"]["completed"] == 2 and report["compute"]["silent_corruptions"] == 0
+
+
+def test_plot_draws_a_png_when_matplotlib_is_installed(capsys, tmp_path) -> None:
+    from skyrack import plot
+
+    if not plot.available():
+        pytest.skip("matplotlib (the 'plot' extra) is not installed")
+    target = tmp_path / "mission.png"
+    code, _, _ = run(capsys, "sim", "--orbits", "0.2", "--plot", str(target))
+    assert code == 0 and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_get_it_before_flying(capsys, tmp_path) -> None:
+    from skyrack import plot
+
+    if plot.available():
+        pytest.skip("matplotlib is installed here")
+    code, out, err = run(capsys, "sim", "--plot", str(tmp_path / "m.png"))
+    assert code == 1 and out == ""
+    assert err == "skyrack sim: error: plotting needs matplotlib: pip install 'skyrack[plot]'\n"

@@ -1,0 +1,56 @@
+"""Mission plots: state of charge, power, temperatures and mode against time. matplotlib
+is an optional extra (`pip install 'skyrack[plot]'`); without it, a clear error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODES = ("safe", "nominal", "compute")
+INSTALL_HINT = "plotting needs matplotlib: pip install 'skyrack[plot]'"
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: str) -> None:
+    """Four stacked panels into `path` (PNG, PDF, SVG: by its extension)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no screen needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError(INSTALL_HINT) from None
+
+    def xy(name: str) -> tuple[list[float], list[float]]:
+        points = series.get(name, [])
+        return [t / 3600.0 for t, _ in points], [v for _, v in points]
+
+    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
+    axes[0].plot(*xy("power.soc_pct"), color="tab:green")
+    axes[0].set_ylabel("state of charge (%)")
+    for name, label in (("power.solar_power_w", "solar"), ("power.load_power_w", "loads")):
+        axes[1].plot(*xy(name), label=label)
+    axes[1].set_ylabel("power (W)")
+    axes[1].legend(loc="upper right")
+    labels = {"accelerator.temp_c": "accelerator die", "thermal.accelerator_temp_c":
+              "accelerator cold plate", "thermal.radiator_temp_c": "radiator",
+              "thermal.bus_temp_c": "bus", "thermal.battery_temp_c": "battery"}
+    for name, label in labels.items():
+        axes[2].plot(*xy(name), label=label)
+    axes[2].set_ylabel("temperature (degC)")
+    axes[2].legend(loc="upper right", fontsize="small")
+    t, modes = xy("mode.mode")
+    axes[3].step(t, [MODES.index(m) if m in MODES else -1 for m in modes], where="post")
+    axes[3].set_yticks(range(len(MODES)), MODES)
+    axes[3].set_ylabel("mode")
+    axes[3].set_xlabel("mission elapsed time (h)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
