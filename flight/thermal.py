@@ -1,11 +1,16 @@
-"""Thermal control: temperatures from the thermal board, and its heaters."""
+"""Thermal control: temperatures from the thermal board, and its heaters.
+
+The battery heater is a thermostat: on below `battery_heater_on_c`, off above
+`battery_heater_off_c` (the gap keeps it from chattering). In practice it works in
+eclipse, when the battery cools.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
 from flight.boardwatch import BoardComponent
-from flight.component import Arg, Event, Telemetry, command, periodic
+from flight.component import Arg, Event, Parameter, Telemetry, command, periodic
 from hal.boards import ThermalBoard
 from hal.dictionary import Severity
 
@@ -23,6 +28,13 @@ class ThermalComponent(BoardComponent):
     events: ClassVar = (
         Event("heater_changed", Severity.INFO, "A heater was switched"),
     )
+    parameters: ClassVar = (
+        Parameter("battery_heater_on_c", "float", 5.0, "Battery heater on below", "degC",
+                  -40.0, 40.0),
+        Parameter("battery_heater_off_c", "float", 10.0, "Battery heater off above", "degC",
+                  -40.0, 50.0),
+    )
+    BATTERY_HEATER = 0
 
     def __init__(self, board: ThermalBoard, rail: int | None = None) -> None:
         super().__init__(rail)
@@ -44,3 +56,14 @@ class ThermalComponent(BoardComponent):
             if sensor in hk.temps_c:
                 self.publish(f"{sensor}_temp_c", hk.temps_c[sensor])
         self.publish("heaters", sum(1 << i for i, on in enumerate(hk.heaters) if on))
+        self._battery_thermostat(hk.temps_c.get("battery"), hk.heaters)
+
+    def _battery_thermostat(self, temp_c: float | None, heaters: tuple[bool, ...]) -> None:
+        if temp_c is None or len(heaters) <= self.BATTERY_HEATER:
+            return
+        on = heaters[self.BATTERY_HEATER]
+        want = (temp_c < self.param("battery_heater_on_c") if not on
+                else temp_c <= self.param("battery_heater_off_c"))
+        if want != on:
+            self.read(lambda: self.board.set_heater(self.BATTERY_HEATER, want))
+            self.emit("heater_changed", heater=self.BATTERY_HEATER, on=want, temp_c=temp_c)

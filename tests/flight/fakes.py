@@ -55,16 +55,22 @@ class FakePower(FakeBoard):
 
 
 class FakeThermal(FakeBoard):
+    """Heater 0 (battery) works; heater 1 is open-circuit."""
+
     def __init__(self) -> None:
         super().__init__("thermal")
+        self.temps_c = {"accelerator": 40.0, "bus": 20.0, "battery": 20.0}
+        self.heaters = [False, False]
 
     def housekeeping(self) -> ThermalHousekeeping:
         self._check("tlm")
-        return ThermalHousekeeping({"accelerator": 40.0, "bus": 20.0}, (False, False), 1.0)
+        return ThermalHousekeeping(dict(self.temps_c), tuple(self.heaters), 1.0)
 
     def set_heater(self, heater: int, on: bool) -> None:
         self._check("heater")
-        raise BoardFault(self.name, "heater", f"heater {heater} is open-circuit")
+        if heater == 1:
+            raise BoardFault(self.name, "heater", f"heater {heater} is open-circuit")
+        self.heaters[heater] = on
 
 
 class FakeAccelerator(FakeBoard):

@@ -94,3 +94,15 @@ def test_the_exported_dictionary_describes_the_running_software() -> None:
     assert [type(c) for c in fsw.components] == list(FlightSoftware.COMPONENTS)
     running = {spec.name for c in fsw.components for spec in c.command_specs()}
     assert running == {c.name for c in FlightSoftware.dictionary().commands}
+
+
+def test_the_battery_heater_is_a_thermostat_with_a_gap() -> None:
+    thermal = FakeThermal()
+    fsw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=thermal,
+                         accelerator=FakeAccelerator())
+    seen = []
+    for temp in (12.0, 6.0, 4.0, 7.0, 9.5, 10.5, 8.0):  # cooling in eclipse, then warming
+        thermal.temps_c["battery"] = temp
+        fsw.run_until(fsw.clock.now_s() + 1.0)
+        seen.append(thermal.heaters[0])
+    assert seen == [False, False, True, True, True, False, False]
