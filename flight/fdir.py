@@ -40,7 +40,8 @@ LIMITS = (
     # Red low is the survival temperature: switched off, the accelerator has no heater yet.
     Limit("accelerator.temp_c", (-20.0, 80.0), (-40.0, 90.0)),
     Limit("thermal.battery_temp_c", (0.0, 40.0), (-10.0, 50.0), 30.0),
-    Limit("thermal.bus_temp_c", (-20.0, 50.0), (-40.0, 70.0), 30.0),
+    Limit("thermal.structure_temp_c", (-20.0, 50.0), (-40.0, 70.0), 30.0),
+    Limit("thermal.flight_computer_temp_c", (-10.0, 60.0), (-25.0, 75.0), 30.0),
 )
 
 

@@ -14,7 +14,7 @@ from flight.component import Arg, Event, Parameter, Telemetry, command, periodic
 from hal.boards import ThermalBoard
 from hal.dictionary import Severity
 
-SENSORS = ("accelerator", "radiator", "bus", "battery")
+SENSORS = ("accelerator", "radiator", "structure", "flight_computer", "battery")
 
 
 class ThermalComponent(BoardComponent):
@@ -24,7 +24,8 @@ class ThermalComponent(BoardComponent):
     telemetry: ClassVar = tuple(
         Telemetry(f"{s}_temp_c", "float", f"Temperature at the {s} sensor", "degC")
         for s in SENSORS
-    ) + (Telemetry("heaters", "int", "Heater states, bit n for heater n (0 battery, 1 bus)"),)
+    ) + (Telemetry("heaters", "int", "Heater states, bit n for heater n (0 battery, "
+                   "1 structure)"),)
     events: ClassVar = (
         Event("heater_changed", Severity.INFO, "A heater was switched"),
     )
@@ -41,7 +42,8 @@ class ThermalComponent(BoardComponent):
         self.board = board
 
     @command
-    def heater(self, heater: Annotated[int, Arg("Heater: 0 battery, 1 bus", min=0, max=1)],
+    def heater(self, heater: Annotated[int, Arg("Heater: 0 battery, 1 structure", min=0,
+                                                max=1)],
                on: Annotated[bool, Arg("True heats")]) -> None:
         """Switch a heater on or off."""
         self.board.set_heater(heater, on)

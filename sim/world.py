@@ -8,6 +8,7 @@ what the flight software saw.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from sim.accelerator import AcceleratorModel
 from sim.clock import VirtualClock
-from sim.orbit import CircularOrbit
+from sim.orbit import R_EARTH_KM, CircularOrbit, sun_vector
 from sim.power import Battery, SolarArray
 from sim.radiation import RadiationConfig, RadiationModel, in_saa
 from sim.thermal import ThermalModel, default_model
@@ -25,10 +26,11 @@ from sim.thermal import ThermalModel, default_model
 CHANNEL_COUNT = 8
 FLIGHT_COMPUTER_CHANNEL = 0
 # Fixed loads by power-board channel; the accelerator's channel is set by its board.
-FLIGHT_COMPUTER_W = 120.0  # flight computer, radios and attitude control
+FLIGHT_COMPUTER_W = 120.0  # channel 0: flight computer, radios and attitude control
+FLIGHT_COMPUTER_HEAT_W = 30.0  # the computer's own share; the rest heats the structure
 THERMAL_BOARD_W = 5.0
 HEATER_W = 15.0
-HEATER_NODES = ("battery", "bus")
+HEATER_NODES = ("battery", "structure")
 
 
 @dataclass(slots=True)
@@ -163,14 +165,20 @@ class World:
         accelerator_w = self.accelerator.power_w()
         heater_on = self.rail_on(self.thermal_board_channel)
         heater_w = [HEATER_W if (on and heater_on) else 0.0 for on in self.heaters]
+        avionics_w = self.load_w - accelerator_w - sum(heater_w)
         heat = {
             "accelerator": accelerator_w,
-            "bus": self.load_w - accelerator_w - sum(heater_w),
+            "flight_computer": min(avionics_w, FLIGHT_COMPUTER_HEAT_W),
+            "structure": max(avionics_w - FLIGHT_COMPUTER_HEAT_W, 0.0),  # other avionics
             "battery": self.battery.current_a**2 * self.battery.resistance_ohm,
         }
         for node, w in zip(HEATER_NODES, heater_w, strict=True):
             heat[node] += w
-        self.thermal.step(dt_s, heat, illumination)
+        x, y, z = self.orbit.position_km(t + dt_s / 2)
+        r = math.sqrt(x * x + y * y + z * z)
+        (sx, sy, sz), _ = sun_vector(self.orbit.epoch_unix_s + t + dt_s / 2)
+        self.thermal.step(dt_s, heat, illumination, earth_view=(R_EARTH_KM / r) ** 2,
+                          albedo_cos=max(0.0, (x * sx + y * sy + z * sz) / r))
 
         lat, lon = self.orbit.ground_track(t + dt_s / 2)
         self.radiation.in_saa = in_saa(lat, lon)

@@ -16,7 +16,8 @@ from flight.shield import crc32c
 from skyrack.assembly import Satellite
 
 SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
-          "thermal.accelerator_temp_c", "thermal.radiator_temp_c", "thermal.bus_temp_c",
+          "thermal.accelerator_temp_c", "thermal.radiator_temp_c", "thermal.structure_temp_c",
+          "thermal.flight_computer_temp_c",
           "thermal.battery_temp_c", "mode.mode")
 SERIES_STEP_S = 10.0
 

@@ -40,7 +40,8 @@ def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: s
     axes[1].legend(loc="upper right")
     labels = {"accelerator.temp_c": "accelerator die", "thermal.accelerator_temp_c":
               "accelerator cold plate", "thermal.radiator_temp_c": "radiator",
-              "thermal.bus_temp_c": "bus", "thermal.battery_temp_c": "battery"}
+              "thermal.structure_temp_c": "structure", "thermal.flight_computer_temp_c":
+              "flight computer", "thermal.battery_temp_c": "battery"}
     for name, label in labels.items():
         axes[2].plot(*xy(name), label=label)
     axes[2].set_ylabel("temperature (degC)")

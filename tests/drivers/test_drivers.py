@@ -40,7 +40,8 @@ def test_power_driver_reads_typed_housekeeping_and_switches_loads(world) -> None
 def test_thermal_driver_reads_every_sensor_and_drives_heaters(world) -> None:
     thermal, _ = attach(world, "thermal")
     hk = thermal.housekeeping()
-    assert set(hk.temps_c) == {"accelerator", "radiator", "bus", "battery"}
+    assert set(hk.temps_c) == {"accelerator", "radiator", "structure", "flight_computer",
+                               "battery"}
     assert all(abs(t - 20.0) < 2.0 for t in hk.temps_c.values())
     thermal.set_heater(0, True)
     assert world.heaters[0] and thermal.housekeeping().heaters == (True, False)

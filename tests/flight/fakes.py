@@ -59,7 +59,7 @@ class FakeThermal(FakeBoard):
 
     def __init__(self) -> None:
         super().__init__("thermal")
-        self.temps_c = {"accelerator": 40.0, "bus": 20.0, "battery": 20.0}
+        self.temps_c = {"accelerator": 40.0, "structure": 20.0, "battery": 20.0}
         self.heaters = [False, False]
 
     def housekeeping(self) -> ThermalHousekeeping:
