@@ -26,6 +26,8 @@ class PowerDriver(BoardDriver):
             uptime_s=float(f(r, "tlm", "uptime_s", NUMBER)),
             fc_boot_cause=f(r, "tlm", "fc_boot_cause", str),
             watchdog_resets=f(r, "tlm", "watchdog_resets", int),
+            latchups=tuple(int(n) for n in f(r, "tlm", "latchups", list)),
+            lvd_trips=f(r, "tlm", "lvd_trips", int),
         )
 
     def kick_watchdog(self) -> None:

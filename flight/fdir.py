@@ -9,6 +9,10 @@ Silent boards. When a board component reports its board silent (flight.boardwatc
 FDIR power-cycles the board's rail and waits for it to answer. After `max_cycles`
 failed cycles, or at once for a board on no switched rail (the power board itself),
 the satellite goes to SAFE.
+
+Latch-ups. The power board cuts a channel that draws too much (which also clears the
+latch-up); FDIR switches it back on, up to `max_relatches` times a channel, then leaves
+it off. A low-voltage disconnect means the battery reached its hardware floor: SAFE.
 """
 
 from __future__ import annotations
@@ -61,12 +65,16 @@ class Fdir(Component):
         Event("board_power_cycled", Severity.WARNING, "FDIR power-cycled a silent board"),
         Event("board_given_up", Severity.ERROR, "A board stayed silent through its power "
               "cycles"),
+        Event("channel_restored", Severity.WARNING, "FDIR switched a tripped channel back on"),
+        Event("channel_left_off", Severity.ERROR, "A channel kept latching up; left off"),
     )
     parameters: ClassVar = (
         Parameter("max_cycles", "int", 3, "Power cycles of a silent board before SAFE",
                   None, 0, 20),
         Parameter("retry_s", "float", 10.0, "Wait for a power-cycled board to answer before "
                   "cycling it again", "s", 1.0, 3600.0),
+        Parameter("max_relatches", "int", 3, "Times a tripped channel is switched back on",
+                  None, 0, 100),
     )
 
     def __init__(self, power: PowerBoard, rails: dict[str, int], modes: Any,
@@ -82,6 +90,8 @@ class Fdir(Component):
         self.last_cycle_s: dict[str, float] = {}
         self.silent: set[str] = set()  # until the board answers again
         self.given_up: set[str] = set()
+        self.relatches: dict[int, int] = {}
+        self.tripped: list[int] = []  # channels to switch back on
         self.actions: list[tuple[float, str]] = []
 
     def bind(self, bus: Bus, clock: Clock) -> None:
@@ -121,7 +131,12 @@ class Fdir(Component):
 
     def _on_event(self, topic: str, record: EventRecord) -> None:
         component, _, event = record.name.partition(".")
-        if event == "board_silent":
+        if record.name == "power.latchup":
+            self.tripped.append(int(record.args["channel"]))
+        elif record.name == "power.low_voltage_disconnect":
+            self._act("low-voltage disconnect: SAFE")
+            self.modes.enter_safe("low-voltage disconnect")
+        elif event == "board_silent":
             self.silent.add(component)
         elif event == "board_back":
             for table in (self.silent, self.given_up):
@@ -132,6 +147,21 @@ class Fdir(Component):
     @periodic(1)
     def recover(self) -> None:
         now = self.clock.now_s()
+        while self.tripped:
+            channel = self.tripped.pop(0)
+            count = self.relatches.get(channel, 0)
+            if count >= self.param("max_relatches"):
+                self.emit("channel_left_off", channel=channel, relatches=count)
+                self._act(f"channel {channel} kept latching up: left off")
+                continue
+            try:
+                self.power.set_switch(channel, True)
+            except BoardError:
+                self.tripped.insert(0, channel)
+                break
+            self.relatches[channel] = count + 1
+            self.emit("channel_restored", channel=channel, attempt=count + 1)
+            self._act(f"switched channel {channel} back on after a latch-up")
         for component in sorted(self.silent - self.given_up):
             rail = self.rails.get(component)
             cycles = self.cycles.get(component, 0)

@@ -145,6 +145,7 @@ class ModeManager(Component):
         self.budget = Budget.OFF
         self.eclipses = EclipseWatch(self.param("orbit_period_s"), self.param("eclipse_prior_s"))
         self.latest: dict[str, float] = {}
+        self.accelerator_state: str | None = None
         self.mode_s = {m.value: 0.0 for m in Mode}
         self.budget_s = {b.value: 0.0 for b in Budget}
         self.sheds = 0
@@ -154,10 +155,13 @@ class ModeManager(Component):
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)
         for point in ("power.soc_pct", "power.solar_power_w", "power.load_power_w",
-                      "accelerator.temp_c", "accelerator.power_w"):
+                      "accelerator.temp_c", "accelerator.power_w", "accelerator.state"):
             bus.subscribe(point, self._on_sample)
 
     def _on_sample(self, topic: str, sample: Sample) -> None:
+        if topic == "accelerator.state":
+            self.accelerator_state = str(sample.value)
+            return
         self.latest[topic] = float(sample.value)
 
     @command
@@ -189,7 +193,11 @@ class ModeManager(Component):
             self.publish("soc_at_eclipse_end_pct", predicted)
         self.mode_s[self.mode.value] += 1.0
         if self.mode is Mode.COMPUTE:
-            self._apply(self._decide(predicted))
+            budget = self._decide(predicted)
+            if (budget in (Budget.OK, Budget.THROTTLED) and self.accelerator_state is not None
+                    and self.accelerator_state != AcceleratorState.ON.value):
+                self.budget = Budget.OFF  # it lost power (a trip, a cycle): bring it back
+            self._apply(budget)
         self.budget_s[self.budget.value] += 1.0
         self.publish("mode", self.mode.value)
         self.publish("budget", self.budget.value)

@@ -21,14 +21,20 @@ class PowerComponent(BoardComponent):
         Telemetry("solar_power_w", "float", "Power from the solar array", "W"),
         Telemetry("load_power_w", "float", "Power drawn by all switched loads", "W"),
         Telemetry("switches", "int", "Load switch states, bit n for channel n"),
+        Telemetry("latchups", "int", "Over-current trips the power board has counted"),
     )
     events: ClassVar = (
         Event("switch_changed", Severity.INFO, "A load channel was switched"),
+        Event("latchup", Severity.WARNING, "The power board tripped a channel on over-current"),
+        Event("low_voltage_disconnect", Severity.ERROR,
+              "The power board shed every load but the flight computer: battery at its floor"),
     )
 
     def __init__(self, board: PowerBoard) -> None:
         super().__init__()
         self.board = board
+        self._latchups: tuple[int, ...] | None = None  # as last seen, to report new ones
+        self._lvd_trips: int | None = None
 
     @command
     def switch(self, channel: Annotated[int, Arg("Load output channel", min=0, max=7)],
@@ -48,3 +54,11 @@ class PowerComponent(BoardComponent):
         self.publish("solar_power_w", hk.solar_power_w)
         self.publish("load_power_w", hk.load_power_w)
         self.publish("switches", sum(1 << i for i, on in enumerate(hk.switches) if on))
+        self.publish("latchups", sum(hk.latchups))
+        if self._latchups is not None:
+            for channel, (old, new) in enumerate(zip(self._latchups, hk.latchups, strict=False)):
+                if new > old:
+                    self.emit("latchup", channel=channel, count=new)
+        if self._lvd_trips is not None and hk.lvd_trips > self._lvd_trips:
+            self.emit("low_voltage_disconnect", batt_v=hk.batt_v, soc_pct=hk.soc_pct)
+        self._latchups, self._lvd_trips = hk.latchups, hk.lvd_trips

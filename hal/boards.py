@@ -32,6 +32,8 @@ class PowerHousekeeping:
     uptime_s: float
     fc_boot_cause: str = "power_on"  # why the flight computer last started: or "watchdog"
     watchdog_resets: int = 0
+    latchups: tuple[int, ...] = ()  # over-current trips, per channel
+    lvd_trips: int = 0  # low-voltage disconnects
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,21 @@ def cell_ocv_v(soc: float) -> float:
 
 @dataclass(slots=True)
 class SolarArray:
-    area_m2: float = 3.2
-    efficiency: float = 0.30
+    """A sun-tracking array: its normal follows the sun to within a pointing error, and its
+    cells lose a fixed fraction of their efficiency each year (radiation damage)."""
 
-    def power_w(self, illumination: float) -> float:
-        """Power for the visible fraction of the sun's disc (sun-tracking: the array
-        faces the sun whenever it can see it)."""
-        return SOLAR_CONSTANT_W_M2 * self.area_m2 * self.efficiency * illumination
+    area_m2: float = 3.2
+    efficiency: float = 0.30  # at beginning of life
+    incidence_deg: float = 3.0  # tracking error: the sun's angle off the array normal
+    degradation_per_year: float = 0.025
+    age_years: float = 0.0  # at the start of the simulation
+
+    def power_w(self, illumination: float, elapsed_s: float = 0.0) -> float:
+        """Power for the visible fraction of the sun's disc."""
+        age = self.age_years + elapsed_s / (365.25 * 86400.0)
+        return (SOLAR_CONSTANT_W_M2 * self.area_m2 * self.efficiency
+                * (1.0 - self.degradation_per_year) ** age
+                * math.cos(math.radians(self.incidence_deg)) * illumination)
 
 
 @dataclass(slots=True)

@@ -49,11 +49,12 @@ class RadiationConfig:
     burst_fraction: float = 0.1
     logic_upsets_per_mac: float = 1e-20  # per multiply-add, outside the SAA
     hangs_per_day: float = 0.05  # SEFIs needing a power cycle, outside the SAA
+    latchups_per_day: float = 0.02  # SELs on a switched load, outside the SAA
     acceleration: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("upsets_per_bit_day", "saa_factor", "logic_upsets_per_mac",
-                     "hangs_per_day", "acceleration"):
+                     "hangs_per_day", "latchups_per_day", "acceleration"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"radiation {name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.burst_fraction <= 1.0:
@@ -106,6 +107,17 @@ class RadiationModel:
                         raw[int(self.rng.integers(0, size))] ^= 1 << int(self.rng.integers(0, 8))
                     path.write_bytes(bytes(raw))
                     self.injected["storage"] += count
+
+    def latchup(self, dt_s: float, loads: list[int]) -> int | None:
+        """A single-event latch-up on one of the powered `loads`, or None. Like a hang, an
+        event of a whole device: its rate is not accelerated."""
+        if not loads or not self.config.latchups_per_day:
+            return None
+        saa = self.config.saa_factor if self.in_saa else 1.0
+        if self.rng.random() < self.config.latchups_per_day / SECONDS_PER_DAY * saa * dt_s:
+            self.injected["latchup"] += 1
+            return loads[int(self.rng.integers(0, len(loads)))]
+        return None
 
     def logic_upset(self, macs: int) -> bool:
         p = self.config.logic_upsets_per_mac * macs * self.factor()

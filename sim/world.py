@@ -30,6 +30,7 @@ FLIGHT_COMPUTER_W = 120.0  # channel 0: flight computer, radios and attitude con
 FLIGHT_COMPUTER_HEAT_W = 30.0  # the computer's own share; the rest heats the structure
 THERMAL_BOARD_W = 5.0
 HEATER_W = 15.0
+LATCHUP_W = 1500.0  # what a latched-up load draws on top of its own
 HEATER_NODES = ("battery", "structure")
 
 
@@ -88,6 +89,7 @@ class World:
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
         self.power_ups = [0] * CHANNEL_COUNT  # rising edges per channel: boards reboot on them
         self.power_up_s = [clock.now_s()] * CHANNEL_COUNT  # time of each channel's last edge
+        self.latched_loads = [False] * CHANNEL_COUNT  # a latch-up draws extra until unpowered
         self.heaters = [False] * len(HEATER_NODES)
         self.illumination = orbit.illumination(clock.now_s())  # fraction of the sun's disc
         self.lit = self.illumination > 0.5
@@ -120,6 +122,8 @@ class World:
         if on and not self.switches[channel]:
             self.power_ups[channel] += 1
             self.power_up_s[channel] = self.t_s
+        if not on:
+            self.latched_loads[channel] = False  # cutting the power clears a latch-up
         self.switches[channel] = on
         if channel == self.accelerator_channel:
             if on:
@@ -139,6 +143,9 @@ class World:
             power[self.thermal_board_channel] += THERMAL_BOARD_W + HEATER_W * sum(self.heaters)
         if self.accelerator_channel is not None:
             power[self.accelerator_channel] += self.accelerator.power_w()
+        for channel, latched in enumerate(self.latched_loads):
+            if latched:
+                power[channel] += LATCHUP_W
         return [p if on else 0.0 for p, on in zip(power, self.switches, strict=True)]
 
     def advance_to(self, t_s: float) -> None:
@@ -155,7 +162,7 @@ class World:
         self.lit = lit
         self.illumination = illumination
 
-        self.solar_w = self.array.power_w(illumination)
+        self.solar_w = self.array.power_w(illumination, t)
         channels = self.channel_power_w()
         self.load_w = sum(channels)
         taken_w = self.battery.step(self.solar_w - self.load_w, dt_s)
@@ -188,6 +195,10 @@ class World:
             storage, self._storage_dt_s = self.storage_dirs, 0.0
         hung_before = getattr(self.compute, "hung", False)
         self.radiation.step(dt_s, self.compute, [])
+        channel = self.radiation.latchup(dt_s, [c for c, on in enumerate(self.switches)
+                                                if on and c != FLIGHT_COMPUTER_CHANNEL])
+        if channel is not None:
+            self.latched_loads[channel] = True
         if not hung_before and getattr(self.compute, "hung", False):
             self.accelerator.error_count += 1  # the board's controller sees its device hang
         if storage:

@@ -4,6 +4,13 @@ flight computer's watchdog.
 The watchdog: the flight computer must `kick` at least every `WATCHDOG_S`; if it does
 not, the board power-cycles the flight computer's output (channel 0), records the boot
 cause as "watchdog" and counts the reset. `tick()` is the firmware's timer interrupt.
+
+Protection, in the same interrupt, as a real power board does it in hardware:
+- over-current: a channel drawing more than its trip current (a latch-up, a short) is
+  switched off at once and its latch-up counter incremented; turning it back on is the
+  flight software's decision;
+- low-voltage disconnect: below `LVD_V` the battery is near its depth-of-discharge floor,
+  and every load but the flight computer is shed; the board reconnects nothing itself.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class PowerPlatform(Platform, Protocol):
 
 FLIGHT_COMPUTER_CHANNEL = 0
 WATCHDOG_S = 30.0
+LVD_V = 24.5  # 3.06 V a cell: the hardware's depth-of-discharge floor
+TRIP_A = (8.0, 4.0, 35.0, 8.0, 8.0, 8.0, 8.0, 8.0)  # per channel: nominal load plus margin
 
 
 class PowerFirmware:
@@ -45,6 +54,8 @@ class PowerFirmware:
         self.last_kick_s = platform.uptime_s()
         self.fc_boot_cause = "power_on"
         self.watchdog_resets = 0
+        self.latchups = [0] * platform.channel_count
+        self.lvd_trips = 0
 
     def handlers(self) -> dict[str, Handler]:
         return {"tlm": self.tlm, "switch": self.switch, "kick": self.kick}
@@ -54,7 +65,17 @@ class PowerFirmware:
         return {"watchdog_s": WATCHDOG_S}
 
     def tick(self) -> None:
-        """The timer interrupt: fire the watchdog if the flight computer went quiet."""
+        """The timer interrupt: over-current and low-voltage protection, and the watchdog."""
+        sense = self.platform.sense()
+        switches = self.platform.switches()
+        for channel, current in enumerate(sense.channel_a):
+            if switches[channel] and current > TRIP_A[channel]:
+                self.platform.set_switch(channel, False)
+                self.latchups[channel] += 1
+        if sense.batt_v < LVD_V and any(switches[1:]):
+            for channel in range(1, self.platform.channel_count):
+                self.platform.set_switch(channel, False)
+            self.lvd_trips += 1
         now = self.platform.uptime_s()
         if now < self.last_kick_s:  # this board rebooted: its clock restarted
             self.last_kick_s = now
@@ -77,6 +98,8 @@ class PowerFirmware:
             "channel_a": list(s.channel_a),
             "fc_boot_cause": self.fc_boot_cause,
             "watchdog_resets": self.watchdog_resets,
+            "latchups": list(self.latchups),
+            "lvd_trips": self.lvd_trips,
         }
 
     def switch(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -40,11 +40,12 @@ class FakePower(FakeBoard):
     def __init__(self) -> None:
         super().__init__("power")
         self.switches = [True, True] + [False] * 6
+        self.latchups = [0] * 8
 
     def housekeeping(self) -> PowerHousekeeping:
         self._check("tlm")
         return PowerHousekeeping(30.0, 1.0, 80.0, 1000.0, 500.0, tuple(self.switches),
-                                 (0.0,) * 8, 1.0)
+                                 (0.0,) * 8, 1.0, latchups=tuple(self.latchups))
 
     def set_switch(self, channel: int, on: bool) -> None:
         self._check("switch")

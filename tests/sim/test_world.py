@@ -65,3 +65,14 @@ def test_the_same_seed_gives_the_same_noise_and_another_seed_does_not() -> None:
     b = World(VirtualClock(), CircularOrbit(500.0), seed=1).rng("board:power").normal(size=4)
     c = World(VirtualClock(), CircularOrbit(500.0), seed=2).rng("board:power").normal(size=4)
     assert list(a) == list(b) and list(a) != list(c)
+
+
+def test_the_array_loses_power_with_tracking_error_and_age() -> None:
+    from sim.power import SolarArray
+
+    new = SolarArray(incidence_deg=0.0)
+    tilted = SolarArray(incidence_deg=60.0)
+    assert tilted.power_w(1.0) == pytest.approx(0.5 * new.power_w(1.0))
+    ten_years = 10 * 365.25 * 86400.0
+    assert new.power_w(1.0, ten_years) == pytest.approx(new.power_w(1.0) * 0.975**10)
+    assert new.power_w(0.25) == pytest.approx(0.25 * new.power_w(1.0))  # penumbra

@@ -109,3 +109,38 @@ def test_a_hot_case_throttles_before_the_limit_and_stays_below_slowdown() -> Non
         assert max(temps) < 85.0  # never reached the slowdown temperature
     finally:
         sat.close()
+
+
+def test_a_latchup_is_tripped_by_the_power_board_and_fdir_brings_the_load_back() -> None:
+    sat = satellite()
+    try:
+        sat.flight.submit("power.switch", {"channel": 2, "on": True})
+        sat.flight.submit("mode.set", {"mode": "compute"})
+        sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 4, "steps": 40})
+        sat.run_until(20.0)
+        sat.world.latched_loads[2] = True  # a single-event latch-up on the accelerator
+        sat.run_until(60.0)
+        names = [n for _, n, _ in sat.events]
+        assert names.index("power.latchup") < names.index("fdir.channel_restored")
+        assert sat.drivers["power"].housekeeping().latchups[2] == 1
+        assert sat.world.switches[2] and not sat.world.latched_loads[2]
+        assert sat.world.accelerator.state == "on"  # the mode manager reasserted it
+        jobs = sat.flight.component("compute").jobs
+        assert jobs[1].state.value == "completed"
+    finally:
+        sat.close()
+
+
+def test_a_low_voltage_disconnect_sheds_the_loads_and_the_satellite_goes_safe() -> None:
+    sat = satellite()
+    try:
+        sat.flight.submit("power.switch", {"channel": 2, "on": True})
+        sat.run_until(10.0)
+        sat.world.array.area_m2 = 0.0  # the array fails: the battery carries every load
+        sat.world.battery.soc = 0.01  # nearly empty: the terminal sags below 24.5 V
+        sat.run_until(15.0)
+        assert not any(sat.world.switches[1:]) and sat.world.switches[0]
+        assert sat.drivers["power"].housekeeping().lvd_trips >= 1
+        assert sat.flight.component("mode").mode is Mode.SAFE
+    finally:
+        sat.close()
