@@ -23,6 +23,7 @@ from hal.errors import TransportError
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit, parse_ltan
+from sim.pty import PtyBoard
 from sim.radiation import IrradiatedDevice, RadiationConfig
 from sim.world import FLIGHT_COMPUTER_CHANNEL, World
 
@@ -41,6 +42,7 @@ class Satellite:
     transports: list[Transport] = field(default_factory=list)
     work_dir: Path | None = None  # storage and job checkpoints; removed on close
     boot: Callable[[], FlightSoftware] | None = None  # starts the flight software afresh
+    ptys: list[Any] = field(default_factory=list)  # boards served on pseudo-terminals
     reboots: int = 0
     on_reboot: list[Callable[[FlightSoftware], None]] = field(default_factory=list)
     _fc_power_ups: int = 0
@@ -69,12 +71,17 @@ class Satellite:
     def close(self) -> None:
         for transport in self.transports:
             transport.close()
+        for served in self.ptys:
+            served.close()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
-             altitude_km: float | None = None, ltan: str | None = None) -> Satellite:
+             altitude_km: float | None = None, ltan: str | None = None,
+             serial: bool = False) -> Satellite:
+    """`serial` serves each emulated board on a pseudo-terminal and talks to it through
+    pyserial, exactly as to a board on a USB serial port."""
     """Build the satellite a definition describes. Raises DefinitionError (file and key)."""
     where = definition.path
     world = None
@@ -106,6 +113,7 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     by_kind: dict[str, Any] = {}
     emulators: dict[str, Any] = {}
     transports: list[Transport] = []
+    ptys: list[PtyBoard] = []
     try:
         for spec in definition.boards:
             key = f"boards.{spec.name}"
@@ -119,7 +127,12 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                 factory = resolve(spec.emulator, where, f"{key}.emulator")
                 emulator = factory(spec, world)
                 emulators[spec.name] = emulator
-                transport: Transport = InProcessTransport(emulator.receive)
+                if serial:
+                    served = PtyBoard(spec.name, emulator.receive)
+                    ptys.append(served)
+                    transport: Transport = SerialTransport(served.path, spec.baudrate)
+                else:
+                    transport = InProcessTransport(emulator.receive)
             else:
                 assert spec.port is not None
                 try:
@@ -134,6 +147,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     except BaseException:
         for transport in transports:
             transport.close()
+        for served in ptys:
+            served.close()
         raise
 
     compute = None
@@ -157,7 +172,7 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                               work_dir=work_dir / "jobs")
 
     satellite = Satellite(definition, clock, boot(), drivers, world, emulators, transports,
-                          work_dir=work_dir, boot=boot)
+                          work_dir=work_dir, boot=boot, ptys=ptys)
     if world is not None:
         satellite._fc_power_ups = world.power_ups[FLIGHT_COMPUTER_CHANNEL]
     return satellite

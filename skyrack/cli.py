@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
                           "noon-midnight (default: the definition's, 10:30)")
     sim.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    sim.add_argument("--serial", action="store_true",
+                     help="serve every emulated board on a pseudo-terminal and talk to it "
+                          "through pyserial, as to real boards")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--plot", metavar="FILE", default=None,
                      help="draw state of charge, power, temperatures and mode to FILE "
@@ -116,7 +119,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not definition.emulated:
         raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
                        "definition")
-    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan)
+    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
+                         serial=args.serial)
     assert satellite.world is not None
     period_s = satellite.world.orbit.period_s
     duration_s = args.days * 86400.0 if args.days is not None else (args.orbits or 2.0) * period_s

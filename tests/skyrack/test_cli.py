@@ -176,3 +176,12 @@ def test_plot_without_matplotlib_says_how_to_get_it_before_flying(capsys, tmp_pa
     code, out, err = run(capsys, "sim", "--plot", str(tmp_path / "m.png"))
     assert code == 1 and out == ""
     assert err == "skyrack sim: error: plotting needs matplotlib: pip install 'skyrack[plot]'\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pseudo-terminals on Linux")
+def test_boards_on_ptys_give_the_same_report_as_in_process(capsys) -> None:
+    code, serial, _ = run(capsys, "sim", "--serial", "--orbits", "1", "--seed", "1", "--json")
+    assert code == 0
+    code, in_process, _ = run(capsys, "sim", "--orbits", "1", "--seed", "1", "--json")
+    assert serial == in_process
+    assert json.loads(serial)["boards"]["power"]["requests"] > 5000  # real traffic on the ptys
