@@ -1,9 +1,10 @@
 """The host side of the board protocol: request, await the matching reply, retry.
 
-Idempotent ops are retried a bounded number of times after a timeout or a garbled
-reply; other ops are sent once, because a lost reply does not mean the op did not
-run. Replies with another sequence number (late answers to an earlier try) are
-discarded, and the deframer resynchronises after any garbage on the line.
+Every op is retried a bounded number of times after a timeout or a garbled reply, with
+the same sequence number: a board that already ran it answers the retry from its last
+reply without running it again (boards.firmware.server), so a lost reply never makes a
+non-idempotent op run twice. Replies with another sequence number (late answers to an
+earlier call) are discarded, and the deframer resynchronises after any garbage.
 """
 
 from __future__ import annotations
@@ -35,21 +36,23 @@ class BoardLink:
 
     def call(self, op: str, args: dict[str, Any] | None = None, *,
              idempotent: bool = True) -> Any:
-        """Run `op` on the board and return its result.
+        """Run `op` on the board and return its result. `idempotent=False` marks an op
+        whose retries rely on the board's duplicate suppression (all boards of this
+        protocol have it); it is retried all the same.
 
         Raises:
             BoardFault: the board answered that the op failed (never retried).
             BoardTimeout: no valid reply after every allowed attempt.
             BoardLinkError: the transport failed.
         """
-        attempts = 1 + (self.retries if idempotent else 0)
+        attempts = 1 + self.retries
         rejected_before = sum(self.deframer.rejected.values())
         bad_before = self.counters["bad_replies"]
+        seq = self._next_seq()  # one number for every try: the board spots the repeats
+        request = Request(seq, op, args or {})
         for attempt in range(attempts):
             if attempt:
                 self.counters["retries"] += 1
-            seq = self._next_seq()
-            request = Request(seq, op, args or {})
             try:
                 self.transport.write(encode_frame(encode_request(request)))
                 self.counters["requests"] += 1
@@ -65,8 +68,6 @@ class BoardLink:
             return reply.result
         self.counters["timeouts"] += 1
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-        if not idempotent:
-            tries += " (not retried: op is not idempotent)"
         reason = self._silence_reason(rejected_before, bad_before)
         raise BoardTimeout(self.board, op,
                            f"no valid reply within {self.timeout_s:g} s after {tries}: {reason}")

@@ -3,6 +3,11 @@
 Every board answers `ping`, `info`, `tlm` and `reset`; its firmware adds ops in its
 handler table. Nothing a host sends can crash the server: undecodable frames are
 counted and dropped, bad requests get an error reply.
+
+Duplicates: a host retries a request with the same sequence number when a reply was
+lost. The server keeps its last reply and, for a request repeating the last sequence
+number and op, sends that reply again without running the op a second time, so even a
+non-idempotent op runs once however often it is retried.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class ProtocolServer:
             **firmware.handlers(),
         }
         self._pending_reset = False
+        self._last: tuple[int, str, bytes] | None = None  # seq, op, reply frame
 
     @property
     def ops(self) -> list[str]:
@@ -100,7 +106,13 @@ class ProtocolServer:
                 self.counters["bad_requests"] += 1
                 log.debug("%s: dropped request: %s", self.name, e)
                 continue
-            out += encode_frame(encode_reply(self._handle(request)))
+            if self._last is not None and self._last[:2] == (request.seq, request.op):
+                self.counters["duplicates"] += 1
+                out += self._last[2]  # a retry: the same answer, the op not run again
+                continue
+            frame = encode_frame(encode_reply(self._handle(request)))
+            self._last = (request.seq, request.op, frame)
+            out += frame
             if self._pending_reset:
                 self._reboot()
                 break  # a rebooting board drops whatever else was in flight
@@ -151,6 +163,7 @@ class ProtocolServer:
 
     def _reboot(self) -> None:
         self._pending_reset = False
+        self._last: tuple[int, str, bytes] | None = None  # seq, op, reply frame
         self.boot_count += 1
         self.counters.clear()
         self._deframer = Deframer()

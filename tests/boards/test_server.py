@@ -60,3 +60,12 @@ def test_two_requests_in_one_read_get_two_replies() -> None:
     rx = b"".join(encode_frame(encode_request(Request(s, "echo", {"s": s}))) for s in (1, 2))
     replies = [decode_reply(p) for p in Deframer().feed(server.receive(rx))]
     assert [r.seq for r in replies] == [1, 2]
+
+
+def test_a_repeated_request_is_answered_again_without_running_twice() -> None:
+    server = make_server()
+    first = ask(server, "bump", seq=7)
+    again = ask(server, "bump", seq=7)
+    assert first == again == Reply(7, True, result={"bumps": 1})
+    assert server.firmware.bumps == 1 and server.counters["duplicates"] == 1
+    assert ask(server, "bump", seq=8).result == {"bumps": 2}  # a new number runs again
