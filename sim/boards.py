@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 from boards.definition import BoardSpec
 from boards.firmware.accelerator import AcceleratorFirmware
+from boards.firmware.bootloader import Bootloader
 from boards.firmware.power import PowerFirmware, PowerSense
 from boards.firmware.server import Firmware, ProtocolServer
 from boards.firmware.thermal import ThermalFirmware
+from hal import image
 from sim.world import CHANNEL_COUNT, HEATER_NODES, World
 
 # Sensor noise, one standard deviation, typical of a 12-bit ADC front end.
@@ -37,6 +39,16 @@ class SimPlatform:
         self.serial_number = f"SIM-{zlib.crc32(spec.name.encode()):08X}"
         self.rng = world.rng(f"board:{spec.name}")
         self._boot_s = world.t_s
+        self.nvm: dict[str, bytes] = {}  # survives reboots and power cuts
+        self.nvm_crash: Callable[[str], None] | None = None  # tests cut power before a write
+
+    def nvm_read(self, key: str) -> bytes | None:
+        return self.nvm.get(key)
+
+    def nvm_write(self, key: str, data: bytes) -> None:
+        if self.nvm_crash is not None:
+            self.nvm_crash(key)
+        self.nvm[key] = bytes(data)
 
     # Boards keep the world's physics time: it advances step by step while the flight
     # software sleeps, so a board's timers run even when nothing talks to it.
@@ -127,8 +139,10 @@ class EmulatedBoard:
     def __init__(self, spec: BoardSpec, platform: SimPlatform,
                  firmware: Callable[[SimPlatform], Firmware]) -> None:
         self.name = spec.name
+        self.kind = spec.kind
         self.platform = platform
-        self.server = ProtocolServer(spec.name, firmware(platform))
+        self.server = ProtocolServer(spec.name, firmware(platform), self._bootloader())
+        platform.world.timers.append(self.tick)
         self._power_ups = platform.power_ups()
         # A single-event latch-up: the board stops answering until its power is cycled.
         self.latched = False
@@ -140,17 +154,25 @@ class EmulatedBoard:
         if self.platform.power_ups() != self._power_ups:
             self._power_ups = self.platform.power_ups()
             self.latched = False
-            self.server = ProtocolServer(self.name, self.server.firmware)
             self.platform.reboot(at_s=self.platform.powered_since_s())
+            self.server = ProtocolServer(self.name, self.server.firmware, self._bootloader())
         if self.latched or self.failed:
             return b""
         return self.server.receive(data)
 
+    def tick(self) -> None:
+        """The board's timer interrupt, once a physics step, while it has power."""
+        if self.platform.powered() and not self.failed:
+            self.server.tick()
+
+    def _bootloader(self) -> Bootloader:
+        """Booted from NVM: on first power-up it installs the factory image."""
+        factory = image.build(self.kind, "1.0.0", f"factory firmware: {self.kind}".encode())
+        return Bootloader(self.kind, self.platform, factory)
+
 
 def EmulatedPowerBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802
-    board = EmulatedBoard(spec, SimPowerPlatform(world, spec), PowerFirmware)
-    world.timers.append(board.server.firmware.tick)  # the firmware's timer interrupt
-    return board
+    return EmulatedBoard(spec, SimPowerPlatform(world, spec), PowerFirmware)
 
 
 def EmulatedThermalBoard(spec: BoardSpec, world: World) -> EmulatedBoard:  # noqa: N802

@@ -77,9 +77,10 @@ class ProtocolServer:
     sends back out. A pty, a UART interrupt or an in-process transport drive it alike.
     """
 
-    def __init__(self, name: str, firmware: Firmware) -> None:
+    def __init__(self, name: str, firmware: Firmware, bootloader: Any = None) -> None:
         self.name = name
         self.firmware = firmware
+        self.bootloader = bootloader  # boards.firmware.bootloader.Bootloader, if it has NVM
         self.boot_count = 1
         self.counters: collections.Counter[str] = collections.Counter()
         self._deframer = Deframer()
@@ -87,6 +88,7 @@ class ProtocolServer:
             "ping": self._ping,
             "info": self._info,
             "reset": self._reset,
+            **(bootloader.handlers() if bootloader is not None else {}),
             **firmware.handlers(),
         }
         self._pending_reset = False
@@ -134,6 +136,8 @@ class ProtocolServer:
             log.exception("%s: op %s failed", self.name, request.op)
             return Reply(request.seq, False, error=f"internal error in {request.op}: {e}")
         self.counters["served"] += 1
+        if request.op == "flash_activate":
+            self._pending_reset = True  # boot the new image once the reply is out
         if request.op == "tlm" and isinstance(result, dict):
             result = {**result, **self._status()}
         return Reply(request.seq, True, result=result)
@@ -153,7 +157,8 @@ class ProtocolServer:
         return {
             "name": self.name,
             "kind": self.firmware.kind,
-            "firmware_version": FIRMWARE_VERSION,
+            "firmware_version": (self.bootloader.version if self.bootloader is not None
+                                 else FIRMWARE_VERSION),
             "serial_number": self.firmware.platform.serial_number,
         }
 
@@ -163,8 +168,18 @@ class ProtocolServer:
 
     def _reboot(self) -> None:
         self._pending_reset = False
-        self._last: tuple[int, str, bytes] | None = None  # seq, op, reply frame
+        self._last = None  # a rebooted board remembers no replies
         self.boot_count += 1
         self.counters.clear()
         self._deframer = Deframer()
         self.firmware.platform.reboot()
+        if self.bootloader is not None:
+            self.bootloader.boot()
+
+    def tick(self) -> None:
+        """The board's timer interrupt: its firmware's, and the bootloader's trial window."""
+        tick = getattr(self.firmware, "tick", None)
+        if tick is not None:
+            tick()
+        if self.bootloader is not None and self.bootloader.tick():
+            self._reboot()  # the new image never confirmed: reboot, and so roll back
