@@ -71,6 +71,13 @@ class SatelliteDefinition:
                 return spec
         raise DefinitionError(self.path, "boards", f"no board of kind {kind!r}")
 
+    def named(self, name: str) -> BoardSpec:
+        for spec in self.boards:
+            if spec.name == name:
+                return spec
+        raise DefinitionError(self.path, "boards", f"no board named {name!r} (it has "
+                              f"{', '.join(b.name for b in self.boards)})")
+
     @property
     def emulated(self) -> bool:
         return all(b.emulator is not None for b in self.boards)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from drivers.link import BoardLink
-from hal.errors import BoardError
-from hal.image import HEADER_BYTES, verify
+from hal.errors import BoardError, BoardTimeout
+from hal.image import HEADER_BYTES, ImageHeader, verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +21,9 @@ class FlashResult:
     board: str
     slot: str
     version: str  # what the board runs now
-    state: str  # "confirmed", "trial" (not yet confirmed) or "rolled_back"
+    # "confirmed"; "trial" (not yet confirmed); "rolled_back"; or "unchanged" (the board
+    # runs a confirmed image, but not the one flashed)
+    state: str
     bytes_sent: int
 
     @property
@@ -31,7 +32,7 @@ class FlashResult:
 
 
 def upload(link: BoardLink, image: bytes,
-           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+           progress: Callable[[int, int], None] | None = None) -> ImageHeader:
     """Image into the board's inactive slot, verified there. Raises ImageError for a bad
     image (before anything is sent) and BoardError for what the board refuses."""
     header = verify(image)
@@ -43,12 +44,19 @@ def upload(link: BoardLink, image: bytes,
         link.call("flash_chunk", {"offset": offset, "data": data, "crc32": zlib.crc32(data)})
         if progress is not None:
             progress(min(offset + chunk, header.length), header.length)
-    return link.call("flash_end")
+    link.call("flash_end")
+    return header
 
 
 def activate(link: BoardLink) -> None:
-    """Boot the uploaded image (on trial). The board reboots after it answers."""
-    link.call("flash_activate")
+    """Boot the uploaded image (on trial). The board reboots after it answers, so the
+    op is sent once: a retry would reach a rebooted board, which remembers no replies,
+    and activate the other slot. A lost reply is not an error; what the board booted
+    is read next."""
+    try:
+        link.call("flash_activate", retries=0)
+    except BoardTimeout:
+        pass
     link.deframer.reset()
 
 
@@ -65,7 +73,7 @@ def flash(link: BoardLink, image: bytes, *, progress: Callable[[int, int], None]
     """Upload, activate, and report what the board runs once it has decided. `wait()` is
     called between looks at the board while its new image is on trial; it returns False
     when no more waiting is allowed."""
-    upload(link, image, progress)
+    header = upload(link, image, progress)
     activate(link)
     while True:
         try:
@@ -78,5 +86,7 @@ def flash(link: BoardLink, image: bytes, *, progress: Callable[[int, int], None]
             if result is None:
                 raise BoardError(link.board, "boot_info", "the board did not come back")
             break
-    return FlashResult(result.board, result.slot, result.version, result.state,
-                       len(image))
+    state = result.state
+    if state == "confirmed" and result.version != header.version_text:
+        state = "unchanged"
+    return FlashResult(result.board, result.slot, result.version, state, len(image))

@@ -35,17 +35,19 @@ class BoardLink:
         self._seq = 0
 
     def call(self, op: str, args: dict[str, Any] | None = None, *,
-             idempotent: bool = True) -> Any:
+             idempotent: bool = True, retries: int | None = None) -> Any:
         """Run `op` on the board and return its result. `idempotent=False` marks an op
         whose retries rely on the board's duplicate suppression (all boards of this
-        protocol have it); it is retried all the same.
+        protocol have it); it is retried all the same. `retries` overrides the link's
+        count for this call (0 for an op the board resets after, whose duplicate
+        suppression the reset wipes).
 
         Raises:
             BoardFault: the board answered that the op failed (never retried).
             BoardTimeout: no valid reply after every allowed attempt.
             BoardLinkError: the transport failed.
         """
-        attempts = 1 + self.retries
+        attempts = 1 + (self.retries if retries is None else retries)
         rejected_before = sum(self.deframer.rejected.values())
         bad_before = self.counters["bad_replies"]
         seq = self._next_seq()  # one number for every try: the board spots the repeats

@@ -1,10 +1,13 @@
-"""Emulated boards on pseudo-terminals: the same bytes as in process, through a real
+"""Emulated boards on serial lines: the same bytes as in process, through a real
 serial-port path that pyserial opens like /dev/ttyUSB0.
 
-Each board gets a pty pair and a thread that reads what the host writes, hands it to
-the board's firmware and writes back the reply. Requests are strictly sequential (a
-driver waits for each reply), so the board thread touches the world only while the
-flight software's thread is blocked on that reply: runs stay deterministic.
+`PtyBoard` makes a pseudo-terminal pair and serves the board on it; `PortBoard` serves
+it on a serial port that exists (a USB-serial adapter wired to a flight computer on
+the bench). Either runs a thread that reads what the host writes, hands it to the
+board's firmware and writes back the reply. Requests are strictly sequential (a driver
+waits for each reply), so in `skyrack sim --serial` the board thread touches the world
+only while the flight software's thread is blocked on that reply: runs stay
+deterministic.
 """
 
 from __future__ import annotations
@@ -20,41 +23,92 @@ from collections.abc import Callable
 POLL_S = 0.05
 
 
-class PtyBoard:
-    """Serve `receive(rx) -> tx` on a new pseudo-terminal until `close()`."""
+class _ServedBoard:
+    """A thread serving `receive(rx) -> tx` until `close()`."""
+
+    path: str
 
     def __init__(self, name: str, receive: Callable[[bytes], bytes]) -> None:
-        if not sys.platform.startswith(("linux", "darwin")):
-            raise OSError("pseudo-terminals need Linux or macOS")
         self.name = name
         self._receive = receive
-        self._controller, self._peripheral = os.openpty()
-        tty.setraw(self._peripheral, termios.TCSANOW)  # bytes, not lines: no echo, no edits
-        self.path = os.ttyname(self._peripheral)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"pty-{name}", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._serve, name=f"serve-{name}", daemon=True)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._controller], [], [], POLL_S)
-            if not ready:
-                continue
             try:
-                data = os.read(self._controller, 65536)
+                data = self._read()
+                if data:
+                    self._write(self._receive(data))
             except OSError:
-                return  # the other end went away
-            reply = self._receive(data)
-            view = memoryview(reply)
-            while view:
-                written = os.write(self._controller, view)
-                view = view[written:]
+                return  # the line went away
+            # SerialException is an OSError; anything else is a bug and should be seen.
+
+    def _read(self) -> bytes:
+        raise NotImplementedError
+
+    def _write(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
+
+
+class PtyBoard(_ServedBoard):
+    """Serve a board on a new pseudo-terminal; `path` is the end a host opens."""
+
+    def __init__(self, name: str, receive: Callable[[bytes], bytes]) -> None:
+        if not sys.platform.startswith(("linux", "darwin")):
+            raise OSError("pseudo-terminals need Linux or macOS")
+        super().__init__(name, receive)
+        self._controller, self._peripheral = os.openpty()
+        tty.setraw(self._peripheral, termios.TCSANOW)  # bytes, not lines: no echo, no edits
+        self.path = os.ttyname(self._peripheral)
+        self._thread.start()
+
+    def _read(self) -> bytes:
+        ready, _, _ = select.select([self._controller], [], [], POLL_S)
+        return os.read(self._controller, 65536) if ready else b""
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._controller, view):]
+
+    def close(self) -> None:
+        super().close()
         for fd in (self._controller, self._peripheral):
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+
+class PortBoard(_ServedBoard):
+    """Serve a board on an existing serial port (any pyserial URL)."""
+
+    def __init__(self, name: str, receive: Callable[[bytes], bytes], url: str,
+                 baudrate: int = 115200) -> None:
+        import serial
+
+        super().__init__(name, receive)
+        try:
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S)
+        except (serial.SerialException, ValueError) as e:
+            raise OSError(f"cannot open serial port {url!r}: {e}") from None
+        self.path = url
+        self._thread.start()
+
+    def _read(self) -> bytes:
+        first = self._port.read(1)
+        waiting = self._port.in_waiting if first else 0
+        return first + self._port.read(waiting) if waiting else first
+
+    def _write(self, data: bytes) -> None:
+        self._port.write(data)
+        self._port.flush()
+
+    def close(self) -> None:
+        super().close()
+        self._port.close()

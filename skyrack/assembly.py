@@ -77,32 +77,38 @@ class Satellite:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
+def build_world(definition: SatelliteDefinition, *, seed: int = 1,
+                altitude_km: float | None = None, ltan: str | None = None) -> World:
+    """The simulated world a sim definition's [sim] table describes, on a virtual clock.
+    Raises DefinitionError (file and key)."""
+    where = definition.path
+    altitude = altitude_km if altitude_km is not None else definition.sim.get(
+        "altitude_km", DEFAULT_ALTITUDE_KM)
+    try:
+        orbit = CircularOrbit(altitude, ltan_h=parse_ltan(
+            ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)))
+        radiation = RadiationConfig(
+            upsets_per_bit_day=definition.sim.get("upsets_per_bit_day", 1e-8),
+            saa_factor=definition.sim.get("saa_factor", 30.0),
+            acceleration=definition.sim.get("radiation_acceleration", 1.0),
+            hangs_per_day=definition.sim.get("hangs_per_day", 0.05))
+    except ValueError as e:
+        raise DefinitionError(where, "sim", str(e)) from None
+    return World(VirtualClock(), orbit, seed, radiation=radiation)
+
+
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
              altitude_km: float | None = None, ltan: str | None = None,
              serial: bool = False) -> Satellite:
-    """`serial` serves each emulated board on a pseudo-terminal and talks to it through
+    """Build the satellite a definition describes. Raises DefinitionError (file and key).
+
+    `serial` serves each emulated board on a pseudo-terminal and talks to it through
     pyserial, exactly as to a board on a USB serial port."""
-    """Build the satellite a definition describes. Raises DefinitionError (file and key)."""
     where = definition.path
     world = None
     if definition.emulated:
-        clock: Clock = VirtualClock()
-        altitude = altitude_km if altitude_km is not None else definition.sim.get(
-            "altitude_km", DEFAULT_ALTITUDE_KM)
-        try:
-            orbit = CircularOrbit(altitude, ltan_h=parse_ltan(
-                ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)))
-        except ValueError as e:
-            raise DefinitionError(where, "sim", str(e)) from None
-        try:
-            radiation = RadiationConfig(
-                upsets_per_bit_day=definition.sim.get("upsets_per_bit_day", 1e-8),
-                saa_factor=definition.sim.get("saa_factor", 30.0),
-                acceleration=definition.sim.get("radiation_acceleration", 1.0),
-                hangs_per_day=definition.sim.get("hangs_per_day", 0.05))
-        except ValueError as e:
-            raise DefinitionError(where, "sim", str(e)) from None
-        world = World(clock, orbit, seed, radiation=radiation)
+        world = build_world(definition, seed=seed, altitude_km=altitude_km, ltan=ltan)
+        clock: Clock = world.clock
     elif any(b.emulator for b in definition.boards):
         raise DefinitionError(where, "boards",
                               "mixes emulated and real boards; use all of one or the other")

@@ -1,0 +1,107 @@
+"""`skyrack image build`, `skyrack board serve` and `skyrack flash`, each its own process,
+talking over a pseudo-terminal exactly as over a USB serial port."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SKYRACK = str(Path(sys.executable).parent / "skyrack")
+DEFINITION = str(Path(__file__).resolve().parents[2] / "boards" / "sim.toml")
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")),
+                                reason="pseudo-terminals need Linux or macOS")
+
+
+def skyrack(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SKYRACK, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def served_thermal() -> Iterator[str]:
+    """The emulated thermal board on a pty, its world at 10x real time (the 10 s trial
+    window then passes in 1 s)."""
+    proc = subprocess.Popen([SKYRACK, "board", "serve", "--board", f"{DEFINITION}:thermal",
+                             "--speed", "10", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        yield json.loads(line)["serving"]["thermal"]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["ok"] and summary["served_s"] > 0
+
+
+def build(tmp_path: Path, version: str, payload: bytes, kind: str = "thermal") -> str:
+    (tmp_path / "payload.bin").write_bytes(payload)
+    out = str(tmp_path / f"{kind}-{version}.img")
+    proc = skyrack("image", "build", str(tmp_path / "payload.bin"), "--kind", kind,
+                   "--version", version, "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["payload_bytes"] == len(payload)
+    return out
+
+
+def test_an_image_flashed_over_a_pty_boots_and_confirms(served_thermal, tmp_path) -> None:
+    img = build(tmp_path, "2.3.4", bytes(range(256)) * 40)
+    proc = skyrack("flash", "--board", f"{DEFINITION}:thermal", "--port", served_thermal,
+                   img, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["state"], result["running"], result["slot"]) == ("confirmed", "2.3.4", "b")
+    assert result["link"]["timeouts"] == 0
+    again = skyrack("flash", "--board", f"{DEFINITION}:thermal", "--port", served_thermal,
+                    build(tmp_path, "2.3.5", b"next"))
+    assert again.returncode == 0, again.stderr
+    assert "flashed 2.3.5" in again.stdout and "slot a" in again.stdout
+
+
+def test_an_image_that_never_confirms_is_rolled_back(served_thermal, tmp_path) -> None:
+    img = build(tmp_path, "9.9.9", b"NOCONFIRM" + b"\x00" * 3000)
+    proc = skyrack("flash", "--board", f"{DEFINITION}:thermal", "--port", served_thermal,
+                   img, "--json")
+    assert proc.returncode == 1
+    result = json.loads(proc.stdout)
+    assert (result["state"], result["running"]) == ("rolled_back", "1.0.0")
+    assert proc.stderr.strip() == ("skyrack flash: error: the board rolled back to 1.0.0: "
+                                   "image 9.9.9 never confirmed itself")
+
+
+def test_bad_flash_requests_fail_in_one_line_before_touching_the_board(tmp_path) -> None:
+    power_img = build(tmp_path, "1.0.1", b"p", kind="power")
+    cases = {
+        ("--board", f"{DEFINITION}:thermal", "--port", "/dev/null", power_img):
+            "is a 'power' image; board 'thermal' is a 'thermal' board",
+        ("--board", f"{DEFINITION}:thermal", power_img.replace("power", "nothing")):
+            "No such file",
+        ("--board", DEFINITION, power_img): "name the board too, as TOML:NAME",
+        ("--board", f"{DEFINITION}:radio", power_img): "no board named 'radio'",
+        ("--board", f"{DEFINITION}:power", power_img):
+            "serve it with `skyrack board serve` and pass its path as --port",
+    }
+    corrupt = tmp_path / "corrupt.img"
+    corrupt.write_bytes(Path(power_img).read_bytes()[:-1] + b"\xff")
+    cases[("--board", f"{DEFINITION}:power", "--port", "/dev/null", str(corrupt))] = (
+        "payload fails its CRC32")
+    for argv, reason in cases.items():
+        proc = skyrack("flash", *argv)
+        assert proc.returncode == 1, argv
+        assert len(proc.stderr.strip().splitlines()) == 1 and reason in proc.stderr, proc.stderr
+
+
+def test_board_serve_refuses_what_it_cannot_serve() -> None:
+    proc = skyrack("board", "serve", "--board", f"{DEFINITION}:thermal", "--on", "power=x",
+                   "--seconds", "1")
+    assert proc.returncode == 1 and "--on names power, which is not served" in proc.stderr
+    proc = skyrack("board", "serve", "--board", f"{DEFINITION}:thermal", "--on",
+                   "thermal=/nonexistent/tty", "--seconds", "1", "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"].startswith("cannot open serial port")
