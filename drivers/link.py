@@ -5,6 +5,12 @@ the same sequence number: a board that already ran it answers the retry from its
 reply without running it again (boards.firmware.server), so a lost reply never makes a
 non-idempotent op run twice. Replies with another sequence number (late answers to an
 earlier call) are discarded, and the deframer resynchronises after any garbage.
+
+A board that restarts forgets its last reply, so a retry that reaches it after a reset
+runs the op afresh. Replies carry the board's boot count: when it changes between the
+first try of a non-idempotent op and the reply, the link raises BoardReset rather than
+pass off a result that may be the op's second run. Resets seen any other way are
+counted.
 """
 
 from __future__ import annotations
@@ -13,7 +19,14 @@ import collections
 import time
 from typing import Any
 
-from hal.errors import BoardFault, BoardLinkError, BoardTimeout, ProtocolError, TransportError
+from hal.errors import (
+    BoardFault,
+    BoardLinkError,
+    BoardReset,
+    BoardTimeout,
+    ProtocolError,
+    TransportError,
+)
 from hal.framing import Deframer, encode_frame
 from hal.protocol import SEQ_MODULO, Reply, Request, decode_reply, encode_request
 from hal.transport import Transport
@@ -33,6 +46,7 @@ class BoardLink:
         self.deframer = Deframer()
         self.counters: collections.Counter[str] = collections.Counter()
         self._seq = 0
+        self.boot: int | None = None  # the board's boot count, as its last reply gave it
 
     def call(self, op: str, args: dict[str, Any] | None = None, *,
              idempotent: bool = True, retries: int | None = None) -> Any:
@@ -64,6 +78,7 @@ class BoardLink:
                 raise BoardLinkError(self.board, op, str(e)) from e
             if reply is None:
                 continue
+            self._note_boot(reply.boot, op, mid_request=attempt > 0 and not idempotent)
             if not reply.ok:
                 self.counters["faults"] += 1
                 raise BoardFault(self.board, op, reply.error or "unspecified error")
@@ -73,6 +88,17 @@ class BoardLink:
         reason = self._silence_reason(rejected_before, bad_before)
         raise BoardTimeout(self.board, op,
                            f"no valid reply within {self.timeout_s:g} s after {tries}: {reason}")
+
+    def _note_boot(self, boot: int | None, op: str, mid_request: bool) -> None:
+        before, self.boot = self.boot, boot if boot is not None else self.boot
+        if boot is None or before is None or boot == before:
+            return
+        self.counters["resets"] += 1
+        if mid_request:
+            raise BoardReset(self.board, op,
+                             f"the board restarted during the request (boot {before} -> "
+                             f"{boot}): the restarted board ran it, and it may have run "
+                             "before the restart too")
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) % SEQ_MODULO
@@ -112,6 +138,6 @@ class BoardLink:
         """Counters for housekeeping: requests, retries, timeouts, faults, rejects."""
         out = {k: self.counters[k] for k in
                ("requests", "retries", "timeouts", "faults", "link_errors", "bad_replies",
-                "stale_replies")}
+                "stale_replies", "resets")}
         out["frames_rejected"] = sum(self.deframer.rejected.values())
         return out

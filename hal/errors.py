@@ -46,5 +46,10 @@ class BoardFault(BoardError):
     """The board answered and reported that the operation failed."""
 
 
+class BoardReset(BoardError):
+    """The board restarted while a non-idempotent request was in flight: the restarted
+    board ran it, and it may have run before the reset too."""
+
+
 class BoardLinkError(BoardError):
     """The link to the board failed underneath the protocol (transport error)."""

@@ -1,8 +1,10 @@
 """Board-protocol messages: msgpack maps carried in frames (hal.framing).
 
 Request: {"seq": u16, "op": str, "args": map}. Reply: {"seq": u16, "ok": true,
-"result": any} or {"seq": u16, "ok": false, "error": str}. The decoders check every
-field, so a reply that decodes is one the caller can trust the shape of.
+"result": any} or {"seq": u16, "ok": false, "error": str}, plus "boot": u32, the
+board's boot count, when the board keeps one: a host that sees it change knows the
+board restarted (and forgot the replies it had given). The decoders check every field,
+so a reply that decodes is one the caller can trust the shape of.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Reply:
     ok: bool
     result: Any = None
     error: str | None = None
+    boot: int | None = None  # the board's boot count
 
 
 def _unpack(payload: bytes) -> dict[str, Any]:
@@ -71,6 +74,8 @@ def encode_reply(reply: Reply) -> bytes:
         message["result"] = reply.result
     else:
         message["error"] = reply.error or "unspecified error"
+    if reply.boot is not None:
+        message["boot"] = reply.boot
     return msgpack.packb(message)
 
 
@@ -80,9 +85,13 @@ def decode_reply(payload: bytes) -> Reply:
     ok = message.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError(f"ok must be a boolean, got {ok!r}")
+    boot = message.get("boot")
+    if boot is not None and (not isinstance(boot, int) or isinstance(boot, bool)
+                             or not 0 <= boot < 1 << 32):
+        raise ProtocolError(f"boot must be an integer in [0, 2^32), got {boot!r}")
     if ok:
-        return Reply(seq, True, result=message.get("result"))
+        return Reply(seq, True, result=message.get("result"), boot=boot)
     error = message.get("error")
     if not isinstance(error, str):
         raise ProtocolError(f"a failed reply must carry an error string, got {error!r}")
-    return Reply(seq, False, error=error)
+    return Reply(seq, False, error=error, boot=boot)

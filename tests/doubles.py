@@ -56,12 +56,16 @@ def make_server(name: str = "testboard") -> ProtocolServer:
 
 
 class Misbehaving:
-    """A board's UART with a fault: 'silent', 'garbage', 'flip', 'drop', 'stale', 'lose'."""
+    """A board's UART with a fault: 'silent', 'garbage', 'flip', 'drop', 'stale', 'lose',
+    or 'reset' (the board ran the op, then restarted before its reply went out; needs
+    the `server` to restart)."""
 
-    MODES = ("silent", "garbage", "flip", "drop", "stale", "lose")
+    MODES = ("silent", "garbage", "flip", "drop", "stale", "lose", "reset")
 
-    def __init__(self, receive: Any, mode: str, times: int | None = None) -> None:
-        assert mode in self.MODES
+    def __init__(self, receive: Any, mode: str, times: int | None = None,
+                 server: ProtocolServer | None = None) -> None:
+        assert mode in self.MODES and (mode != "reset" or server is not None)
+        self.server = server
         self.receive = receive
         self.mode = mode
         self.remaining = times
@@ -88,6 +92,10 @@ class Misbehaving:
             out = tx[:2] + tx[5:]
         elif self.mode == "stale":
             out = self._previous + tx
+        elif self.mode == "reset":
+            assert self.server is not None
+            self.server._reboot()  # a brownout or a watchdog, before the UART sent the reply
+            out = b""
         else:  # lose: the board ran the op but its reply never arrived
             out = b""
         self._previous = tx

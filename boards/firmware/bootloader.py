@@ -65,12 +65,16 @@ class Bootloader:
         self.factory_image = factory_image
         self.running = "a"
         self.boot_cause = "power_on"
+        self.boots = 0  # boots of this board, ever: kept in NVM
         self.boot()
 
     # -- the boot sequence ----------------------------------------------------------
 
     def boot(self) -> None:
         """What the board does on every power-up and reset."""
+        counted = _unseal(self.nvm.nvm_read("boot.count")) or {}
+        self.boots = int(counted.get("boots", 0)) + 1
+        self.nvm.nvm_write("boot.count", _seal({"boots": self.boots}))
         record = self._record()
         if record is None:  # a board fresh from the factory
             self._install_factory()

@@ -8,6 +8,9 @@ Duplicates: a host retries a request with the same sequence number when a reply 
 lost. The server keeps its last reply and, for a request repeating the last sequence
 number and op, sends that reply again without running the op a second time, so even a
 non-idempotent op runs once however often it is retried.
+
+Every reply carries the board's boot count (kept in NVM by the bootloader, when there
+is one), so a host can tell that the board restarted, and with it forgot its last reply.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class ProtocolServer:
         self.name = name
         self.firmware = firmware
         self.bootloader = bootloader  # boards.firmware.bootloader.Bootloader, if it has NVM
-        self.boot_count = 1
+        self.boot_count = bootloader.boots if bootloader is not None else 1
         self.counters: collections.Counter[str] = collections.Counter()
         self._deframer = Deframer()
         self._handlers: dict[str, Handler] = {
@@ -125,22 +128,23 @@ class ProtocolServer:
         if handler is None:
             self.counters["unknown_ops"] += 1
             return Reply(request.seq, False, error=f"unknown op {request.op!r} "
-                         f"(supported: {', '.join(self.ops)})")
+                         f"(supported: {', '.join(self.ops)})", boot=self.boot_count)
         try:
             result = handler(request.args)
         except OpError as e:
             self.counters["refused"] += 1
-            return Reply(request.seq, False, error=str(e))
+            return Reply(request.seq, False, error=str(e), boot=self.boot_count)
         except Exception as e:  # firmware must answer, not die
             self.counters["internal_errors"] += 1
             log.exception("%s: op %s failed", self.name, request.op)
-            return Reply(request.seq, False, error=f"internal error in {request.op}: {e}")
+            return Reply(request.seq, False, error=f"internal error in {request.op}: {e}",
+                         boot=self.boot_count)
         self.counters["served"] += 1
         if request.op == "flash_activate":
             self._pending_reset = True  # boot the new image once the reply is out
         if request.op == "tlm" and isinstance(result, dict):
             result = {**result, **self._status()}
-        return Reply(request.seq, True, result=result)
+        return Reply(request.seq, True, result=result, boot=self.boot_count)
 
     def _status(self) -> dict[str, Any]:
         return {
@@ -169,12 +173,14 @@ class ProtocolServer:
     def _reboot(self) -> None:
         self._pending_reset = False
         self._last = None  # a rebooted board remembers no replies
-        self.boot_count += 1
         self.counters.clear()
         self._deframer = Deframer()
         self.firmware.platform.reboot()
         if self.bootloader is not None:
             self.bootloader.boot()
+            self.boot_count = self.bootloader.boots
+        else:
+            self.boot_count += 1
 
     def tick(self) -> None:
         """The board's timer interrupt: its firmware's, and the bootloader's trial window."""

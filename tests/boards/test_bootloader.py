@@ -120,3 +120,16 @@ def test_a_power_cut_before_any_write_of_a_flash_leaves_a_bootable_board(world) 
             break
         write += 1
     assert total is not None and total >= 8  # every step of upload, activation and boot
+
+
+def test_the_boot_count_survives_power_cycles_and_the_host_sees_each_restart(world) -> None:
+    board = EmulatedThermalBoard(spec("thermal", power_channel=1), world)
+    link = BoardLink("thermal", InProcessTransport(board.receive), timeout_s=0.2)
+    assert link.call("tlm")["boot_count"] == 1
+    for expected in (2, 3):
+        world.set_switch(board.platform.channel, False)
+        world.set_switch(board.platform.channel, True)
+        assert link.call("tlm")["boot_count"] == expected  # kept in NVM, not in RAM
+    link.call("reset")
+    assert link.call("ping") is not None and link.boot == 4
+    assert link.stats()["resets"] == 3

@@ -20,7 +20,7 @@ def test_every_board_answers_ping_info_tlm_reset() -> None:
     assert info["serial_number"] == "TEST-0001" and info["firmware_version"]
     tlm = ask(server, "tlm").result
     assert tlm["value"] == 42 and tlm["boot_count"] == 1 and tlm["uptime_s"] == 12.5
-    assert ask(server, "reset", seq=5) == Reply(5, True, result={})
+    assert ask(server, "reset", seq=5) == Reply(5, True, result={}, boot=1)
     assert server.boot_count == 2
     assert server.firmware.platform.reboots == 1
     assert ask(server, "ping").result == {"uptime_s": 0.0}
@@ -28,7 +28,7 @@ def test_every_board_answers_ping_info_tlm_reset() -> None:
 
 def test_reply_carries_the_request_seq() -> None:
     server = make_server()
-    assert ask(server, "echo", {"x": 1}, seq=40000) == Reply(40000, True, result={"x": 1})
+    assert ask(server, "echo", {"x": 1}, seq=40000) == Reply(40000, True, result={"x": 1}, boot=1)
 
 
 def test_unknown_op_is_refused_with_the_supported_list() -> None:
@@ -66,6 +66,6 @@ def test_a_repeated_request_is_answered_again_without_running_twice() -> None:
     server = make_server()
     first = ask(server, "bump", seq=7)
     again = ask(server, "bump", seq=7)
-    assert first == again == Reply(7, True, result={"bumps": 1})
+    assert first == again == Reply(7, True, result={"bumps": 1}, boot=1)
     assert server.firmware.bumps == 1 and server.counters["duplicates"] == 1
     assert ask(server, "bump", seq=8).result == {"bumps": 2}  # a new number runs again

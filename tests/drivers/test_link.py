@@ -1,14 +1,14 @@
 import pytest
 
 from drivers.link import BoardLink
-from hal.errors import BoardFault, BoardLinkError, BoardTimeout, TransportError
+from hal.errors import BoardFault, BoardLinkError, BoardReset, BoardTimeout, TransportError
 from hal.transport import InProcessTransport
 from tests.doubles import Misbehaving, make_server
 
 
 def link_to(mode: str | None = None, times: int | None = None, retries: int = 2):
     server = make_server()
-    peer = server.receive if mode is None else Misbehaving(server.receive, mode, times)
+    peer = server.receive if mode is None else Misbehaving(server.receive, mode, times, server)
     link = BoardLink("testboard", InProcessTransport(peer), timeout_s=0.2, retries=retries)
     return link, server, peer
 
@@ -68,6 +68,36 @@ def test_a_lost_reply_is_retried_and_a_non_idempotent_op_still_runs_once() -> No
     assert link.call("bump", idempotent=False) == {"bumps": 1}
     assert server.firmware.bumps == 1  # the board answered the retries from its last reply
     assert server.counters["duplicates"] == 2 and link.stats()["retries"] == 2
+
+
+def test_a_board_reset_mid_request_is_a_clear_error_for_a_non_idempotent_op() -> None:
+    link, server, peer = link_to("reset", times=0)
+    assert link.call("ping") is not None  # boot 1: what the link knows before the reset
+    peer.remaining = 1
+    with pytest.raises(BoardReset) as e:
+        link.call("bump", idempotent=False)
+    assert str(e.value) == ("testboard: bump: the board restarted during the request "
+                            "(boot 1 -> 2): the restarted board ran it, and it may have "
+                            "run before the restart too")
+    assert server.firmware.bumps == 2  # which is exactly why it must not pass silently
+    assert link.stats()["resets"] == 1 and link.boot == 2
+    assert link.call("bump", idempotent=False) == {"bumps": 3}  # the link carries on
+
+
+def test_a_board_reset_mid_request_is_counted_for_an_idempotent_op() -> None:
+    link, server, peer = link_to("reset", times=0)
+    link.call("ping")
+    peer.remaining = 1
+    assert link.call("tlm")["value"] == 42  # running it twice is harmless
+    assert link.stats()["resets"] == 1 and link.stats()["retries"] == 1
+
+
+def test_a_reset_between_requests_is_counted_not_raised() -> None:
+    link, server, _ = link_to()
+    link.call("ping")
+    server._reboot()
+    assert link.call("bump", idempotent=False) == {"bumps": 1}
+    assert link.stats()["resets"] == 1
 
 
 def test_a_transport_failure_is_a_link_error() -> None:

@@ -15,8 +15,10 @@ def test_request_round_trip() -> None:
 def test_reply_round_trip_ok_and_error() -> None:
     ok = Reply(9, True, result={"uptime_s": 1.5})
     bad = Reply(9, False, error="channel 9 out of range")
+    booted = Reply(9, True, result=None, boot=4_000_000_000)
     assert decode_reply(encode_reply(ok)) == ok
     assert decode_reply(encode_reply(bad)) == bad
+    assert decode_reply(encode_reply(booted)) == booted
 
 
 @pytest.mark.parametrize("message,reason", [
@@ -35,6 +37,9 @@ def test_malformed_requests_are_refused_with_the_reason(message: object, reason:
 @pytest.mark.parametrize("message,reason", [
     ({"seq": 1}, "ok must be a boolean"),
     ({"seq": 1, "ok": False}, "must carry an error string"),
+    ({"seq": 1, "ok": True, "boot": -1}, "boot must be an integer"),
+    ({"seq": 1, "ok": True, "boot": 1 << 32}, "boot must be an integer"),
+    ({"seq": 1, "ok": True, "boot": "2"}, "boot must be an integer"),
 ])
 def test_malformed_replies_are_refused_with_the_reason(message: object, reason: str) -> None:
     with pytest.raises(ProtocolError, match=reason):
