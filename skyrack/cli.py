@@ -6,6 +6,7 @@ Every command takes --json, and on failure exits non-zero with a one-line reason
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -101,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="draw state of charge, power, temperatures and mode to FILE "
                           "(PNG, PDF or SVG; needs the 'plot' extra: matplotlib)")
     sim.set_defaults(run=cmd_sim)
+
+    fly = sub.add_parser("fly", help="fly the flight software against boards on serial "
+                         "ports, on the wall clock, and print what it saw")
+    fly.add_argument("--board", required=True, metavar="TOML",
+                     help="definition whose boards are on ports (e.g. a copy of "
+                          "boards/flatsat-example.toml)")
+    fly.add_argument("--port", action="append", default=[], metavar="NAME=URL",
+                     help="put board NAME on this port instead (repeatable); this also "
+                          "turns an emulated board of a sim definition into a port")
+    fly.add_argument("--seconds", type=_seconds, default=60.0,
+                     help="how long to fly (default 60); Ctrl-C stops early and reports")
+    fly.add_argument("--json", action="store_true", help="print the report as JSON")
+    fly.set_defaults(run=cmd_fly)
 
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
                           "the protection made of them")
@@ -237,12 +251,7 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
     from skyrack.serve import BoardServer  # pseudo-terminals: only where they are used
 
     definition, name = _board_ref(args.board, need_name=False)
-    ports = {}
-    for item in args.on:
-        board_name, eq, url = item.partition("=")
-        if not eq or not board_name or not url:
-            raise CliError(f"--on {item!r}: expected NAME=URL")
-        ports[board_name] = url
+    ports = _name_urls(args.on, "--on")
     server = BoardServer(definition, [name] if name else (), seed=args.seed, ports=ports,
                          speed=args.speed)
     stop = threading.Event()
@@ -320,6 +329,48 @@ def cmd_flash(args: argparse.Namespace) -> int:
     else:
         print(f"{name}: flashed {header.version_text} ({len(data)} bytes) into slot "
               f"{result.slot} in {wall_s:.1f} s; booted and confirmed")
+    return 0
+
+
+def _name_urls(items: Sequence[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, eq, url = item.partition("=")
+        if not eq or not name or not url:
+            raise CliError(f"{flag} {item!r}: expected NAME=URL")
+        out[name] = url
+    return out
+
+
+def cmd_fly(args: argparse.Namespace) -> int:
+    definition = boarddef.load(args.board)
+    ports = _name_urls(args.port, "--port")
+    boards = []
+    for spec in definition.boards:
+        if spec.name in ports:
+            spec = dataclasses.replace(spec, port=ports.pop(spec.name), emulator=None)
+        boards.append(spec)
+    if ports:
+        definition.named(next(iter(ports)))  # raises: no such board
+    definition = dataclasses.replace(definition, boards=tuple(boards))
+    emulated = [b.name for b in definition.boards if b.emulator is not None]
+    if emulated:
+        raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
+                       "drives boards on ports; give each a --port NAME=URL (from "
+                       "`skyrack board serve`), or use `skyrack sim`")
+    satellite = assemble(definition)
+    recorder = mission.Recorder(satellite)
+    try:
+        mission.fly(satellite, args.seconds, recorder)
+    except KeyboardInterrupt:
+        print("interrupted; reporting what ran", file=sys.stderr)
+    finally:
+        satellite.close()
+    report = mission.report(satellite, recorder)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
     return 0
 
 
@@ -420,7 +471,10 @@ def _hhmm(hours: float) -> str:
 
 
 def format_report(r: dict[str, Any]) -> str:
-    lines = [f"Mission report: {r['satellite']} (seed {r['seed']})"]
+    seed = f" (seed {r['seed']})" if r["seed"] is not None else ""
+    lines = [f"Mission report: {r['satellite']}{seed}"]
+    if "orbit" not in r:
+        lines.append(f"Flew {r['duration_s']:.1f} s on the wall clock, against real ports")
     if "orbit" in r:
         o, w = r["orbit"], r["world"]
         lines += [

@@ -59,9 +59,9 @@ class Recorder:
             self.commands.append(message)
 
 
-def fly(satellite: Satellite, duration_s: float) -> Recorder:
+def fly(satellite: Satellite, duration_s: float, recorder: Recorder | None = None) -> Recorder:
     """Run the flight software for `duration_s`, sending the plan's commands on time."""
-    recorder = Recorder(satellite)
+    recorder = recorder or Recorder(satellite)
     for step in sorted(satellite.definition.plan, key=lambda s: s.at_s):
         if step.at_s > duration_s:
             break
@@ -75,12 +75,16 @@ def _r(x: float, digits: int = 3) -> float:
     return round(x, digits) if math.isfinite(x) else x
 
 
-def report(satellite: Satellite, recorder: Recorder, *, seed: int, orbits: float) -> dict[str, Any]:
-    """The mission report: plain data, identical for identical runs."""
+def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
+           orbits: float = 0.0) -> dict[str, Any]:
+    """The mission report: plain data, identical for identical runs in the sim. Without
+    a world (real boards), it is what the flight software saw, and for how long."""
     flight = satellite.flight
     out: dict[str, Any] = {"satellite": satellite.definition.name, "seed": seed}
     world = satellite.world
-    if world is not None:
+    if world is None:
+        out["duration_s"] = _r(satellite.clock.now_s())
+    else:
         orbit, truth = world.orbit, world.truth
         out["orbit"] = {
             "altitude_km": _r(orbit.altitude_km),

@@ -33,6 +33,17 @@ def test_the_default_definition_wires_three_emulated_boards() -> None:
     assert d.board("accelerator").compute == "drivers.compute:NumpyDevice"
 
 
+def test_the_example_bench_puts_every_board_on_a_port_wired_as_the_sim() -> None:
+    bench = load(Path(default_path()).with_name("flatsat-example.toml"))
+    sim = load(default_path())
+    assert not any(b.emulator for b in bench.boards)
+    assert all(b.port and b.port.startswith("/dev/serial/by-id/") for b in bench.boards)
+    for spec in sim.boards:  # same drivers, same power wiring: the sim can stand in
+        on_bench = bench.named(spec.name)
+        assert (on_bench.kind, on_bench.driver, on_bench.power_channel) == (
+            spec.kind, spec.driver, spec.power_channel)
+
+
 def test_unknown_board_kind_names_the_key(tmp_path: Path) -> None:
     msg = fails(tmp_path, GOOD.replace('kind = "power"', 'kind = "powr"'))
     assert "boards.power.kind: unknown board kind 'powr' (expected one of power, thermal" in msg

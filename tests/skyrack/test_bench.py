@@ -1,5 +1,5 @@
-"""`skyrack image build`, `skyrack board serve` and `skyrack flash`, each its own process,
-talking over a pseudo-terminal exactly as over a USB serial port."""
+"""The bench workflow: `skyrack board serve`, `skyrack flash` and `skyrack fly`, each its
+own process, talking over pseudo-terminals exactly as over USB serial ports."""
 
 import json
 import subprocess
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 SKYRACK = str(Path(sys.executable).parent / "skyrack")
-DEFINITION = str(Path(__file__).resolve().parents[2] / "boards" / "sim.toml")
+BOARDS = Path(__file__).resolve().parents[2] / "boards"
+DEFINITION = str(BOARDS / "sim.toml")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")),
                                 reason="pseudo-terminals need Linux or macOS")
@@ -105,3 +106,39 @@ def test_board_serve_refuses_what_it_cannot_serve() -> None:
                    "thermal=/nonexistent/tty", "--seconds", "1", "--json")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["error"].startswith("cannot open serial port")
+
+
+def test_the_flight_software_flies_the_bench_definition_against_served_boards() -> None:
+    """What a flight computer on the bench does, with the sim standing in for the boards."""
+    serve = subprocess.Popen([SKYRACK, "board", "serve", "--board", DEFINITION, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        ports = json.loads(serve.stdout.readline())["serving"]
+        assert set(ports) == {"power", "thermal", "accelerator"}
+        proc = skyrack("fly", "--board", str(BOARDS / "flatsat-example.toml"), "--seconds",
+                       "11", "--json", *(f"--port={n}={p}" for n, p in ports.items()))
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["satellite"] == "skyrack-flatsat-1" and "orbit" not in report
+    assert 10.5 <= report["duration_s"] <= 12.0
+    assert [c["command"] for c in report["flight"]["command_log"]] == [
+        "power.switch", "mode.set", "compute.submit"]
+    assert report["flight"]["commands"] == {"completed": 3, "rejected": 0, "failed": 0}
+    assert report["flight"]["telemetry"]["power.soc_pct"]["samples"] >= 9
+    assert report["flight"]["telemetry"]["accelerator.power_w"]["max"] > 100  # switched on
+    for name, link in report["boards"].items():
+        assert link["requests"] > 0 and link["timeouts"] == 0, name
+
+
+def test_fly_refuses_a_definition_it_cannot_fly() -> None:
+    proc = skyrack("fly", "--board", DEFINITION, "--port", "power=/dev/null", "--seconds", "1")
+    assert proc.returncode == 1
+    assert "thermal, accelerator emulated in" in proc.stderr
+    proc = skyrack("fly", "--board", DEFINITION, "--port", "radio=/dev/null", "--json")
+    assert proc.returncode == 1 and "no board named 'radio'" in json.loads(proc.stdout)["error"]
+    proc = skyrack("fly", "--board", str(BOARDS / "flatsat-example.toml"), "--seconds", "1")
+    assert proc.returncode == 1 and "cannot open serial port" in proc.stderr
