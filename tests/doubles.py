@@ -57,10 +57,11 @@ def make_server(name: str = "testboard") -> ProtocolServer:
 
 class Misbehaving:
     """A board's UART with a fault: 'silent', 'garbage', 'flip', 'drop', 'stale', 'lose',
+    'slow' (each reply comes only after the host gave up on it: with the next exchange),
     or 'reset' (the board ran the op, then restarted before its reply went out; needs
     the `server` to restart)."""
 
-    MODES = ("silent", "garbage", "flip", "drop", "stale", "lose", "reset")
+    MODES = ("silent", "garbage", "flip", "drop", "stale", "lose", "slow", "reset")
 
     def __init__(self, receive: Any, mode: str, times: int | None = None,
                  server: ProtocolServer | None = None) -> None:
@@ -71,6 +72,7 @@ class Misbehaving:
         self.remaining = times
         self.calls = 0
         self._previous = b""
+        self._late = b""  # 'slow': replies still on their way
 
     def __call__(self, rx: bytes) -> bytes:
         self.calls += 1
@@ -78,6 +80,13 @@ class Misbehaving:
             self._use()
             return b""
         tx = self.receive(rx)
+        if self.mode == "slow":
+            late, self._late = self._late, b""
+            if tx and self._active():
+                self._use()
+                self._late = tx
+                return late
+            return late + tx
         if not tx or not self._active():
             self._previous = tx
             return tx

@@ -85,11 +85,25 @@ def test_every_driver_times_out_cleanly_on_a_board_that_stays_broken(world, kind
 
 
 @pytest.mark.parametrize("kind", sorted(DRIVERS))
-@pytest.mark.parametrize("mode", ["silent", "flip", "drop", "garbage", "lose"])
+@pytest.mark.parametrize("mode", ["silent", "flip", "drop", "garbage", "lose", "slow"])
 def test_every_driver_rides_through_one_bad_reply(world, kind, mode) -> None:
     driver, _ = attach(world, kind, mode, times=1)
     world.set_switch(2, True)
     assert driver.housekeeping().uptime_s >= 0.0
+
+
+@pytest.mark.parametrize("kind", sorted(DRIVERS))
+def test_every_driver_gets_through_to_a_board_slower_than_its_timeout(world, kind) -> None:
+    """Every reply arrives late, with the next exchange: each call succeeds on its first
+    retry (the board answers it from its last reply) and the late leftovers are
+    discarded as stale."""
+    driver, board = attach(world, kind, "slow")
+    world.set_switch(2, True)
+    for _ in range(3):
+        assert driver.housekeeping().uptime_s >= 0.0
+    stats = driver.link.stats()
+    assert stats["timeouts"] == 0 and stats["retries"] == 3 and stats["stale_replies"] >= 2
+    assert board.server.counters["duplicates"] == 3
 
 
 def test_a_reply_of_the_wrong_shape_is_a_board_error_naming_the_field(world) -> None:

@@ -28,7 +28,7 @@ def test_a_silent_board_times_out_after_bounded_retries_naming_board_and_op() ->
     assert peer.calls == 3 and link.stats()["timeouts"] == 1
 
 
-@pytest.mark.parametrize("mode", ["flip", "drop", "silent", "lose"])
+@pytest.mark.parametrize("mode", ["flip", "drop", "silent", "lose", "slow"])
 def test_a_transient_fault_is_retried_to_success(mode: str) -> None:
     link, _, _ = link_to(mode, times=1)
     assert link.call("tlm")["value"] == 42
