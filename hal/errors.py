@@ -53,3 +53,13 @@ class BoardReset(BoardError):
 
 class BoardLinkError(BoardError):
     """The link to the board failed underneath the protocol (transport error)."""
+
+
+class PacketError(SkyrackError):
+    """A space packet that cannot be accepted: malformed, wrong CRC, not authenticated.
+    `kind` is what it is counted under."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
