@@ -1,0 +1,156 @@
+"""Fixed big-endian binary layouts of commands, telemetry and parameters, generated
+from the dictionary, so any ground system given the dictionary (JSON or XTCE) decodes
+the space link without our code.
+
+    int    int64    (telemetry not yet sampled: INT64_MIN)
+    float  float64  (not yet sampled: NaN)
+    bool   uint8    0 or 1
+    enum   uint8    index into the declared values
+    str    32 octets, UTF-8, NUL-padded (not yet sampled: empty)
+
+Names become 16-bit ids by CRC-16/CCITT-FALSE of their UTF-8 text: a command's
+function id (service 8), a housekeeping structure's id (service 3, one structure per
+component, its points in dictionary order), an event id (service 5), a parameter id
+(service 20). A ground holding a stale dictionary then meets unknown ids, not other
+commands. `Layouts` refuses a dictionary in which two names share an id.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hal.crc import crc16_ccitt_false
+from hal.dictionary import ArgSpec, CommandSpec, Dictionary, ParameterSpec, TelemetrySpec
+from hal.errors import PacketError
+
+STR_BYTES = 32
+INT_INVALID = -(1 << 63)
+_SIMPLE = {"int": struct.Struct(">q"), "float": struct.Struct(">d"),
+           "bool": struct.Struct(">B"), "enum": struct.Struct(">B")}
+
+Field = ArgSpec | TelemetrySpec | ParameterSpec
+
+
+def name_id(name: str) -> int:
+    return crc16_ccitt_false(name.encode())
+
+
+def field_bytes(spec: Field) -> int:
+    return STR_BYTES if spec.type == "str" else _SIMPLE[spec.type].size
+
+
+def pack(specs: Sequence[Field], values: Sequence[Any]) -> bytes:
+    """`values` in the layout of `specs`; None packs as "not yet sampled"."""
+    out = bytearray()
+    for spec, value in zip(specs, values, strict=True):
+        kind = spec.type
+        if kind == "str":
+            raw = ("" if value is None else str(value)).encode()[:STR_BYTES]
+            out += raw.ljust(STR_BYTES, b"\0")
+        elif kind == "enum":
+            out += _SIMPLE["enum"].pack(getattr(spec, "values", ()).index(value))
+        elif kind == "float":
+            out += _SIMPLE["float"].pack(math.nan if value is None else float(value))
+        elif kind == "int":
+            out += _SIMPLE["int"].pack(INT_INVALID if value is None else int(value))
+        else:
+            out += _SIMPLE["bool"].pack(bool(value))
+    return bytes(out)
+
+
+def unpack(specs: Sequence[Field], data: bytes, what: str) -> list[Any]:
+    """Values of `specs` read from `data`, which must be exactly their size. Raises
+    PacketError (kind "layout")."""
+    size = sum(field_bytes(s) for s in specs)
+    if len(data) != size:
+        raise PacketError("layout", f"{what}: {len(data)} octets where the layout has {size}")
+    out: list[Any] = []
+    offset = 0
+    for spec in specs:
+        kind = spec.type
+        if kind == "str":
+            raw = data[offset:offset + STR_BYTES].rstrip(b"\0")
+            try:
+                out.append(raw.decode())
+            except UnicodeDecodeError:
+                raise PacketError("layout", f"{what}: {spec.name} is not UTF-8") from None
+        else:
+            (value,) = _SIMPLE[kind].unpack_from(data, offset)
+            if kind == "enum":
+                values = getattr(spec, "values", ())
+                if value >= len(values):
+                    raise PacketError("layout", f"{what}: {spec.name} index {value} is not "
+                                      f"one of {len(values)} values")
+                value = values[value]
+            elif kind == "bool":
+                if value > 1:
+                    raise PacketError("layout", f"{what}: {spec.name} is {value}, not 0 or 1")
+                value = bool(value)
+            elif kind == "int" and value == INT_INVALID:
+                value = None
+            elif kind == "float" and math.isnan(value):
+                value = None
+            out.append(value)
+        offset += field_bytes(spec)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A housekeeping structure: one component's telemetry points."""
+
+    sid: int
+    name: str  # the component
+    points: tuple[TelemetrySpec, ...]
+
+
+class Layouts:
+    """Every id and layout of one dictionary."""
+
+    def __init__(self, dictionary: Dictionary) -> None:
+        self.dictionary = dictionary
+        self.commands = self._by_id(dictionary.commands, "command")
+        self.events = self._by_id(dictionary.events, "event")
+        self.parameters = self._by_id(dictionary.parameters, "parameter")
+        components: dict[str, list[TelemetrySpec]] = {}
+        for point in dictionary.telemetry:
+            components.setdefault(point.name.split(".")[0], []).append(point)
+        self.structures = self._by_id(
+            [Structure(name_id(c), c, tuple(points)) for c, points in components.items()],
+            "housekeeping structure")
+
+    @staticmethod
+    def _by_id(specs: Sequence[Any], what: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for spec in specs:
+            key = name_id(spec.name)
+            if key in out:
+                raise ValueError(f"{what}s {out[key].name!r} and {spec.name!r} share the id "
+                                 f"0x{key:04x}; rename one")
+            out[key] = spec
+        return out
+
+    def command_by_id(self, function_id: int) -> CommandSpec:
+        try:
+            return self.commands[function_id]
+        except KeyError:
+            raise PacketError("unknown_function", f"function id 0x{function_id:04x} is not a "
+                              "command of this flight software") from None
+
+    def pack_command(self, name: str, args: dict[str, Any]) -> bytes:
+        """Service 8 application data: function id, then every argument in order
+        (validated values, defaults filled in)."""
+        spec = self.dictionary.command(name)
+        return (struct.pack(">H", name_id(name))
+                + pack(spec.args, [args[a.name] for a in spec.args]))
+
+    def unpack_command(self, data: bytes) -> tuple[CommandSpec, dict[str, Any]]:
+        if len(data) < 2:
+            raise PacketError("layout", "perform-function data has no function id")
+        spec = self.command_by_id(struct.unpack_from(">H", data)[0])
+        values = unpack(spec.args, data[2:], spec.name)
+        return spec, {a.name: v for a, v in zip(spec.args, values, strict=True)}
