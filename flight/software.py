@@ -17,12 +17,14 @@ from flight.executive import Executive
 from flight.fdir import Fdir
 from flight.modes import Mode, ModeManager
 from flight.power import PowerComponent
+from flight.spacelink import SpaceLink
 from flight.thermal import ThermalComponent
 from hal.boards import AcceleratorBoard, AcceleratorState, PowerBoard, ThermalBoard
 from hal.clock import Clock
 from hal.compute import ComputeDevice, DeviceError
 from hal.dictionary import Dictionary, Severity
 from hal.errors import BoardError
+from hal.packetlink import PacketLink
 from hal.storage import Storage
 
 
@@ -73,16 +75,18 @@ class SystemComponent(Component):
 class FlightSoftware:
     COMPONENTS: ClassVar[tuple[type[Component], ...]] = (
         SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent, ComputeManager,
-        ModeManager, Fdir,
+        ModeManager, Fdir, SpaceLink,
     )
 
     def __init__(self, clock: Clock, *, power: PowerBoard, thermal: ThermalBoard,
                  accelerator: AcceleratorBoard, rails: dict[str, int] | None = None,
                  compute: ComputeDevice | None = None, storage: Storage | None = None,
-                 work_dir: str | Path | None = None) -> None:
+                 work_dir: str | Path | None = None, link: PacketLink | None = None,
+                 keys: dict[int, bytes] | None = None, active_key: int = 1) -> None:
         """`rails` maps a board kind to the power-board channel that feeds it; `compute` is
         the accelerator's data plane, `storage` where results go, `work_dir` where job
-        checkpoints are written."""
+        checkpoints are written; `link` the space link to the ground, and `keys` (by id)
+        what its telecommands may be signed with, `active_key` the one in use."""
         rails = rails or {}
         self._power = power
         self._accelerator = accelerator
@@ -98,11 +102,13 @@ class FlightSoftware:
             ComputeManager(compute, storage, work_dir, self.power_cycle_accelerator),
         ]
         modes = ModeManager(accelerator, self.components[-1])
-        self.components += [modes, Fdir(power, dict(rails), modes)]
+        self.space_link = SpaceLink(link, self.dictionary(), keys or {}, active_key, storage)
+        self.components += [modes, Fdir(power, dict(rails), modes), self.space_link]
         self.boot_cause = self._boot_cause(power)
         if self.boot_cause == "watchdog":
             modes.mode = Mode.SAFE  # came back from a hang: an operator decides what next
         self.dispatcher = Dispatcher(self.components, self.bus, clock)
+        self.space_link.attach(self.dispatcher, self.components)
         self.executive.add("dispatcher", 10, self.dispatcher.drain)
         for component in self.components:
             component.bind(self.bus, clock)

@@ -18,8 +18,10 @@ from boards.definition import DefinitionError, SatelliteDefinition, resolve
 from drivers.clock import MonotonicClock
 from drivers.storage import DirectoryStorage
 from flight.software import FlightSoftware
+from hal.auth import KeyFile
 from hal.clock import Clock
 from hal.errors import TransportError
+from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit, parse_ltan
@@ -99,11 +101,13 @@ def build_world(definition: SatelliteDefinition, *, seed: int = 1,
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
              altitude_km: float | None = None, ltan: str | None = None,
-             serial: bool = False) -> Satellite:
+             serial: bool = False, link: PacketLink | None = None,
+             keys: KeyFile | None = None) -> Satellite:
     """Build the satellite a definition describes. Raises DefinitionError (file and key).
 
     `serial` serves each emulated board on a pseudo-terminal and talks to it through
-    pyserial, exactly as to a board on a USB serial port."""
+    pyserial, exactly as to a board on a USB serial port. `link` is the space link to
+    the ground, and `keys` what its telecommands are signed with."""
     where = definition.path
     world = None
     if definition.emulated:
@@ -175,7 +179,9 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                               rails={b.kind: b.power_channel for b in definition.boards
                                      if b.power_channel is not None},
                               compute=compute, storage=DirectoryStorage(work_dir / "storage"),
-                              work_dir=work_dir / "jobs")
+                              work_dir=work_dir / "jobs", link=link,
+                              keys=keys.keys if keys else None,
+                              active_key=keys.active if keys else 1)
 
     satellite = Satellite(definition, clock, boot(), drivers, world, emulators, transports,
                           work_dir=work_dir, boot=boot, ptys=ptys)

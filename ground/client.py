@@ -1,0 +1,231 @@
+"""The operator's side of the space link: sign and send commands, follow their
+verification, and keep the latest telemetry and events.
+
+It knows the satellite only through hal's wire formats and the dictionary the flight
+software exports, so it can run anywhere the link reaches.
+"""
+
+from __future__ import annotations
+
+import collections
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from hal import layout
+from hal.auth import MAX_COUNTER, sign
+from hal.dictionary import Dictionary, validate_args
+from hal.errors import PacketError
+from hal.layout import Layouts, name_id
+from hal.packetlink import PacketLink
+from hal.pus import ACK_ALL, APID, N, Report, parse_verification
+from hal.spacepacket import SEQ_MODULO, Telecommand, Telemetry, cuc, decode_tm, encode_tc
+
+EVENT_SEVERITY = {1: "info", 2: "warning", 3: "error", 4: "critical"}
+MAX_EVENTS = 10_000
+
+
+@dataclass
+class Sent:
+    """A command sent, and what service 1 said of it so far."""
+
+    name: str
+    apid: int
+    seq_count: int
+    t_sent_s: float
+    args: dict[str, Any] = field(default_factory=dict)
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[str]:
+        return [r.stage for r in self.reports]
+
+    @property
+    def done(self) -> bool:
+        return any(s in ("completed", "failed", "accept_failed", "start_failed")
+                   for s in self.stages)
+
+    @property
+    def ok(self) -> bool:
+        return "completed" in self.stages
+
+    @property
+    def failure(self) -> Report | None:
+        return next((r for r in self.reports if r.code), None)
+
+
+@dataclass(frozen=True, slots=True)
+class GroundEvent:
+    t_s: float
+    name: str
+    severity: str
+    args: dict[str, Any]
+
+
+class Signer:
+    """One key and the anti-replay counter that goes with it. `save(counter)` is called
+    after each use so that a restarted ground never reuses a counter."""
+
+    def __init__(self, key_id: int, key: bytes, counter: int = 0,
+                 save: Callable[[int], None] | None = None) -> None:
+        self.key_id = key_id
+        self.key = key
+        self.counter = counter  # the last one used
+        self._save = save
+
+    def next_counter(self) -> int:
+        if self.counter >= MAX_COUNTER:
+            raise ValueError(f"key {self.key_id}'s counter is exhausted: rotate the key")
+        self.counter += 1
+        if self._save is not None:
+            self._save(self.counter)
+        return self.counter
+
+
+class GroundClient:
+    def __init__(self, link: PacketLink, dictionary: Dictionary, signer: Signer | None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.link = link
+        self.dictionary = dictionary
+        self.layouts = Layouts(dictionary)
+        self.signer = signer
+        self._clock = clock or (lambda: 0.0)
+        self._seq = 0
+        self.sent: dict[tuple[int, int], Sent] = {}
+        self.values: dict[str, tuple[float, Any]] = {}  # point -> (on-board time, value)
+        self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
+        self.replies: collections.deque[Telemetry] = collections.deque(maxlen=MAX_EVENTS)
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.received = 0
+        self.on_tm: list[Callable[[Telemetry, bytes], None]] = []
+
+    # -- uplink ----------------------------------------------------------------------
+
+    def command(self, name: str, args: dict[str, Any] | None = None) -> Sent:
+        """Send a dictionary command (service 8). Raises ArgumentError before sending
+        anything if the command or its arguments are not in the dictionary."""
+        spec = self.dictionary.command(name)
+        checked = validate_args(spec, dict(args or {}))
+        return self.service(8, 1, self.layouts.pack_command(name, checked), name, checked)
+
+    def service(self, service: int, subtype: int, data: bytes = b"", name: str = "",
+                args: dict[str, Any] | None = None) -> Sent:
+        """Send any TC, signed, and start following its verification."""
+        tc = self.telecommand(service, subtype, data)
+        self.link.send(self.sign(tc))
+        sent = Sent(name or f"TC[{service},{subtype}]", tc.apid, tc.seq_count, self._clock(),
+                    dict(args or {}))
+        self.sent[(tc.apid, tc.seq_count)] = sent
+        return sent
+
+    def telecommand(self, service: int, subtype: int, data: bytes = b"") -> Telecommand:
+        tc = Telecommand(APID, service, subtype, data, self._seq, source_id=1, ack_flags=ACK_ALL)
+        self._seq = (self._seq + 1) % SEQ_MODULO
+        return tc
+
+    def sign(self, tc: Telecommand) -> bytes:
+        if self.signer is None:
+            return encode_tc(tc)  # unsigned: the flight software will refuse it
+        return sign(tc, self.signer.key_id, self.signer.next_counter(), self.signer.key)
+
+    def time_tagged(self, release_s: float, name: str, args: dict[str, Any] | None = None) -> Sent:
+        """Schedule a command on board (service 11) for on-board time `release_s`."""
+        spec = self.dictionary.command(name)
+        inner = self.telecommand(8, 1, self.layouts.pack_command(
+            name, validate_args(spec, dict(args or {}))))
+        return self.service(11, 4, N.pack(1) + cuc(release_s) + encode_tc(inner),
+                            f"schedule {name}", dict(args or {}))
+
+    # -- downlink --------------------------------------------------------------------
+
+    def poll(self) -> list[Telemetry]:
+        """Take in what the link brought; returns the packets, decoded."""
+        out = []
+        for packet in self.link.receive():
+            try:
+                tm = decode_tm(packet)
+                self._take(tm)
+            except PacketError as e:
+                self.rejected[e.kind] += 1
+                continue
+            self.received += 1
+            for listener in self.on_tm:
+                listener(tm, packet)
+            out.append(tm)
+        return out
+
+    def _take(self, tm: Telemetry) -> None:
+        key = (tm.service, tm.subtype)
+        if tm.service == 1:
+            report = parse_verification(tm.subtype, tm.data)
+            sent = self.sent.get((report.apid, report.seq_count))
+            if sent is not None:
+                sent.reports.append(report)
+        elif key == (3, 25):
+            for name, value in self.decode_hk(tm.data).items():
+                self.values[name] = (tm.time_s, value)
+        elif tm.service == 5:
+            self.events.append(self.decode_event(tm))
+        else:
+            self.replies.append(tm)
+
+    def decode_hk(self, data: bytes) -> dict[str, Any]:
+        if len(data) < 2:
+            raise PacketError("layout", "TM[3,25] without a structure id")
+        (sid,) = N.unpack_from(data)
+        structure = self.layouts.structures.get(sid)
+        if structure is None:
+            raise PacketError("layout", f"housekeeping structure 0x{sid:04x} is not in the "
+                              "dictionary")
+        values = layout.unpack(structure.points, data[2:], structure.name)
+        return {p.name: v for p, v in zip(structure.points, values, strict=True)}
+
+    def decode_event(self, tm: Telemetry) -> GroundEvent:
+        if len(tm.data) < 2:
+            raise PacketError("layout", "TM[5,x] without an event id")
+        (event_id,) = N.unpack_from(tm.data)
+        spec = self.layouts.events.get(event_id)
+        try:
+            args = msgpack.unpackb(tm.data[2:]) if len(tm.data) > 2 else {}
+        except (ValueError, msgpack.UnpackException):
+            raise PacketError("layout", "event arguments are not one msgpack map") from None
+        return GroundEvent(tm.time_s, spec.name if spec else f"0x{event_id:04x}",
+                           EVENT_SEVERITY.get(tm.subtype, "info"),
+                           args if isinstance(args, dict) else {})
+
+    def parameter_values(self, tm: Telemetry) -> dict[str, Any]:
+        """The values in a TM[20,2]."""
+        (n,) = N.unpack_from(tm.data)
+        out, offset = {}, 2
+        for _ in range(n):
+            spec = self.layouts.parameters[N.unpack_from(tm.data, offset)[0]]
+            size = layout.field_bytes(spec)
+            (out[spec.name],) = layout.unpack([spec], tm.data[offset + 2:offset + 2 + size],
+                                              spec.name)
+            offset += 2 + size
+        return out
+
+    # -- services as calls ----------------------------------------------------------
+
+    def get_parameters(self, *names: str) -> Sent:
+        return self.service(20, 1, N.pack(len(names)) + b"".join(
+            N.pack(name_id(n)) for n in names), "parameters.get")
+
+    def set_parameter(self, name: str, value: Any) -> Sent:
+        spec = next((p for p in self.dictionary.parameters if p.name == name), None)
+        if spec is None:
+            raise ValueError(f"unknown parameter {name!r}")
+        return self.service(20, 3, N.pack(1) + N.pack(name_id(name))
+                            + layout.pack([spec], [value]), f"parameters.set {name}")
+
+    def housekeeping(self, subtype: int, *components: str, interval_ms: int = 0) -> Sent:
+        """Service 3: 5 enable, 6 disable, 27 one-shot, 31 set the interval."""
+        sids = [name_id(c) for c in components]
+        if subtype == 31:
+            data = N.pack(len(sids)) + b"".join(struct.pack(">HI", s, interval_ms) for s in sids)
+        else:
+            data = N.pack(len(sids)) + b"".join(N.pack(s) for s in sids)
+        return self.service(3, subtype, data, f"housekeeping {subtype}")

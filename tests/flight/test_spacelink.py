@@ -1,0 +1,192 @@
+"""The flight software's PUS services, commanded by the ground client over an
+in-process link, on the simulated satellite."""
+
+import pytest
+
+from boards.definition import default_path, load
+from ground.client import GroundClient, Signer
+from hal.auth import KeyFile, sign
+from hal.dictionary import ArgumentError
+from hal.packetlink import InProcessLink
+from hal.pus import APID, N
+from hal.spacepacket import Telecommand, cuc, encode_tc
+from skyrack.assembly import assemble
+
+KEYS = KeyFile(1, {1: bytes(range(32)), 2: bytes(range(32, 64))})
+
+
+@pytest.fixture
+def pair():
+    """(satellite, ground) joined by an in-process space link."""
+    flight_end, ground_end = InProcessLink.pair()
+    satellite = assemble(load(default_path()), seed=1, link=flight_end, keys=KEYS)
+    ground = GroundClient(ground_end, satellite.flight.dictionary(),
+                          Signer(1, KEYS.keys[1]), clock=satellite.clock.now_s)
+    yield satellite, ground
+    satellite.close()
+
+
+def run(satellite, ground, seconds: float = 1.0) -> None:
+    satellite.run_until(satellite.clock.now_s() + seconds)
+    ground.poll()
+
+
+def events(ground, name: str) -> list:
+    return [e for e in ground.events if e.name == name]
+
+
+def test_a_command_is_accepted_started_completed_and_its_effect_seen(pair) -> None:
+    satellite, ground = pair
+    sent = ground.command("power.switch", {"channel": 2, "on": True})
+    run(satellite, ground, 2.0)
+    assert sent.stages == ["accepted", "started", "completed"]
+    assert satellite.world.switches[2]
+    assert ground.values["power.switches"][1] & 0b100  # housekeeping shows the switch on
+    assert 20 < ground.values["power.batt_v"][1] < 40
+    assert ground.values["link.tc_accepted"][1] == 1
+
+
+def test_a_failing_command_reports_its_failure_and_reason(pair) -> None:
+    satellite, ground = pair
+    sent = ground.command("compute.cancel", {"job": 7})
+    run(satellite, ground)
+    assert sent.stages == ["accepted", "started", "failed"]
+    assert sent.failure.failure == "failed" and "job 7" in sent.failure.reason
+
+
+def test_the_ground_refuses_bad_arguments_before_sending(pair) -> None:
+    _, ground = pair
+    with pytest.raises(ArgumentError, match="channel = 9 is above the maximum 7"):
+        ground.command("power.switch", {"channel": 9, "on": True})
+    with pytest.raises(ArgumentError, match="unknown command"):
+        ground.command("power.explode")
+    assert ground.sent == {}
+
+
+def test_replayed_tampered_unsigned_and_wrong_key_tcs_are_refused_and_counted(pair) -> None:
+    satellite, ground = pair
+    link = ground.link
+    good = ground.sign(ground.telecommand(17, 1))
+    link.send(good)
+    link.send(good)  # replayed
+    tampered = bytearray(ground.sign(ground.telecommand(17, 1)))
+    tampered[16] ^= 0x01  # the counter's last octet; the CRC is fixed up below
+    from hal.crc import crc16_ccitt_false
+    tampered[-2:] = crc16_ccitt_false(bytes(tampered[:-2])).to_bytes(2, "big")
+    link.send(bytes(tampered))
+    link.send(encode_tc(ground.telecommand(17, 1)))  # unsigned
+    link.send(sign(ground.telecommand(17, 1), 2, 1, KEYS.keys[2]))  # a key not in use
+    link.send(sign(ground.telecommand(17, 1), 1, 10**6, KEYS.keys[1]))  # out of window
+    link.send(b"\x18\x10garbage")  # not a packet at all
+    run(satellite, ground, 2.0)
+    space = satellite.flight.space_link
+    assert dict(space.rejected) == {"replayed": 1, "tampered": 1, "unsigned": 1,
+                                    "unknown_key": 1, "out_of_window": 1, "malformed": 1}
+    assert space.counters["tc_accepted"] == 1
+    assert ground.values["link.tc_auth_rejected"][1] == 5
+    for name in ("tc_replayed", "tc_tampered", "tc_unsigned", "tc_unknown_key",
+                 "tc_out_of_window", "tc_malformed"):
+        assert len(events(ground, f"link.{name}")) == 1, name
+    assert sum(1 for tm in ground.replies if (tm.service, tm.subtype) == (17, 2)) == 1
+
+
+def test_a_ground_holding_the_wrong_key_gets_no_command_through(pair) -> None:
+    satellite, ground = pair
+    impostor = GroundClient(ground.link, ground.dictionary, Signer(1, bytes(32)))
+    sent = impostor.command("power.switch", {"channel": 2, "on": True})
+    satellite.run_until(2.0)
+    impostor.poll()
+    assert not satellite.world.switches[2]
+    assert sent.stages == ["accept_failed"] and sent.failure.failure == "tampered"
+    assert satellite.flight.space_link.rejected["tampered"] == 1
+
+
+def test_keys_rotate_by_an_authenticated_command(pair) -> None:
+    satellite, ground = pair
+    sent = ground.command("link.use_key", {"key_id": 2})
+    run(satellite, ground, 2.0)
+    assert sent.ok and ground.values["link.key_id"][1] == 2
+    old = ground.command("fsw.noop")
+    run(satellite, ground)
+    assert old.failure is not None and old.failure.failure == "unknown_key"
+    ground.signer = Signer(2, KEYS.keys[2])
+    assert ground.command("fsw.noop") and run(satellite, ground) is None
+    assert satellite.flight.space_link.counters["tc_accepted"] == 2
+
+
+def test_are_you_alive_and_one_shot_and_disabled_housekeeping(pair) -> None:
+    satellite, ground = pair
+    ground.service(17, 1)
+    ground.housekeeping(6, *[s.name for s in ground.layouts.structures.values()])
+    run(satellite, ground)
+    ground.values.clear()
+    run(satellite, ground, 3.0)
+    assert ground.values == {}  # disabled: nothing periodic
+    ground.housekeeping(27, "thermal")
+    run(satellite, ground)
+    assert set(ground.values) == {p.name for p in ground.dictionary.telemetry
+                                  if p.name.startswith("thermal.")}
+    assert any((tm.service, tm.subtype) == (17, 2) for tm in ground.replies)
+
+
+def test_parameters_are_read_set_and_kept_across_a_restart(pair) -> None:
+    satellite, ground = pair
+    sent = ground.set_parameter("compute.steps_per_tick", 4)
+    run(satellite, ground)
+    assert sent.ok
+    ground.get_parameters("compute.steps_per_tick", "link.replay_window")
+    run(satellite, ground)
+    (reply,) = [tm for tm in ground.replies if (tm.service, tm.subtype) == (20, 2)]
+    assert ground.parameter_values(reply) == {"compute.steps_per_tick": 4,
+                                              "link.replay_window": 1024}
+    bad = ground.set_parameter("compute.steps_per_tick", 1000)
+    run(satellite, ground)
+    assert bad.failure.failure == "bad_arguments" and "above the maximum 100" in \
+        bad.failure.reason
+    rebooted = satellite.boot()  # the same storage, a fresh flight software
+    assert rebooted.component("compute").param("steps_per_tick") == 4
+    assert rebooted.space_link.ring.counters == {1: 3}  # no replay after a restart
+
+
+def test_time_tagged_commands_wait_for_their_time_and_can_be_deleted(pair) -> None:
+    satellite, ground = pair
+    now = satellite.clock.now_s()
+    ground.time_tagged(now + 5.0, "power.switch", {"channel": 2, "on": True})
+    ground.time_tagged(now + 6.0, "fsw.noop")
+    run(satellite, ground)
+    ground.service(11, 17)
+    run(satellite, ground)
+    (summary,) = [tm for tm in ground.replies if (tm.service, tm.subtype) == (11, 13)]
+    assert N.unpack_from(summary.data)[0] == 2
+    noop_seq = summary.data[2 + 12 + 8:2 + 12 + 10]  # second entry's sequence count
+    ground.service(11, 5, N.pack(1) + N.pack(APID) + noop_seq)
+    run(satellite, ground, 2.0)
+    assert not satellite.world.switches[2]
+    run(satellite, ground, 4.0)
+    assert satellite.world.switches[2]
+    assert len(satellite.flight.space_link.schedule) == 0
+    assert satellite.flight.component("fsw").counters["cmd_accepted"] == 0  # noop deleted
+
+
+def test_malformed_service_data_is_refused_with_the_reason(pair) -> None:
+    satellite, ground = pair
+    cases = [
+        (ground.service(8, 1, b"\xbe"), "no function id"),
+        (ground.service(8, 1, b"\xbe\xef"), "function id 0xbeef"),
+        (ground.service(3, 5, N.pack(3) + b"\x00"), "3 items need 8 octets"),
+        (ground.service(3, 27, N.pack(1) + N.pack(0x1234)), "no housekeeping structure"),
+        (ground.service(11, 4, N.pack(1) + cuc(1.0) + b"\x18\x10\xc0"), "truncated"),
+        (ground.service(42, 1), "TC[42,1] is not a service"),
+        (ground.service(20, 1, N.pack(1) + N.pack(7)), "no parameter 0x0007"),
+    ]
+    run(satellite, ground)
+    for sent, reason in cases:
+        assert sent.stages == ["accept_failed"], sent
+        assert reason in sent.failure.reason, (reason, sent.failure.reason)
+
+
+def test_an_unknown_apid_is_refused(pair) -> None:
+    satellite, ground = pair
+    ground.link.send(sign(Telecommand(0x55, 17, 1, seq_count=1), 1, 1, KEYS.keys[1]))
+    run(satellite, ground)
+    assert satellite.flight.space_link.rejected["apid"] == 1
