@@ -8,11 +8,14 @@ packets delimit themselves by their primary header's length field.
 from __future__ import annotations
 
 import collections
+import select
+import socket
 from typing import Protocol
 
 from hal.spacepacket import MAX_PACKET_BYTES, PRIMARY_BYTES, packet_length
 
 MAX_QUEUED = 4096  # packets held for a peer that does not read; beyond it, oldest dropped
+SEND_TIMEOUT_S = 2.0  # a peer that takes no bytes for this long is dropped
 
 
 class PacketLink(Protocol):
@@ -86,3 +89,157 @@ class PacketSplitter:
             out.append(bytes(self._buffer[:size]))
             del self._buffer[:size]
         return out
+
+
+class TcpServerLink:
+    """The flight end on TCP: listens, serves one ground at a time (a new connection
+    replaces the old: a ground that dropped reconnects), and never blocks the flight
+    software. Telemetry sent while no ground is connected is counted and dropped."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._listener = socket.create_server((host, port), reuse_port=False)
+        self._listener.setblocking(False)
+        self.address = self._listener.getsockname()[:2]
+        self._client: socket.socket | None = None
+        self._splitter = PacketSplitter()
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        self._drop()
+        client.setblocking(False)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._client = client
+        self._splitter = PacketSplitter()
+        self.counters["connections"] += 1
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def receive(self) -> list[bytes]:
+        self._accept()
+        if self._client is None:
+            return []
+        chunks = []
+        while True:
+            try:
+                data = self._client.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:  # the ground hung up
+                self._drop()
+                break
+            chunks.append(data)
+        packets = self._splitter.feed(b"".join(chunks)) if chunks else []
+        self.counters["skipped_bytes"] = self._splitter.skipped_bytes
+        return packets
+
+    def send(self, packet: bytes) -> None:
+        self._accept()
+        if self._client is None:
+            self.counters["dropped"] += 1
+            return
+        try:
+            self._client.setblocking(True)
+            self._client.settimeout(SEND_TIMEOUT_S)
+            self._client.sendall(packet)
+        except OSError:
+            self.counters["dropped"] += 1
+            self._drop()
+            return
+        finally:
+            if self._client is not None:
+                self._client.setblocking(False)
+        self.counters["sent"] += 1
+
+    def close(self) -> None:
+        self._drop()
+        self._listener.close()
+
+
+class TcpClientLink:
+    """The ground end on TCP: connects, and reconnects after a drop when next used."""
+
+    def __init__(self, host: str, port: int, connect_timeout_s: float = 5.0) -> None:
+        self.host, self.port = host, port
+        self.connect_timeout_s = connect_timeout_s
+        self._sock: socket.socket | None = None
+        self._splitter = PacketSplitter()
+        self.reconnects = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port),
+                                            timeout=self.connect_timeout_s)
+        except OSError as e:
+            raise ConnectionError(f"cannot reach tcp://{self.host}:{self.port}: "
+                                  f"{e.strerror or e}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._splitter = PacketSplitter()
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            self._connect()
+            self.reconnects += 1
+        assert self._sock is not None
+        return self._sock
+
+    def send(self, packet: bytes) -> None:
+        sock = self._socket()
+        try:
+            sock.settimeout(SEND_TIMEOUT_S)
+            sock.sendall(packet)
+        except OSError as e:
+            self.close()
+            raise ConnectionError(f"tcp://{self.host}:{self.port}: send failed: {e}") from None
+
+    def receive(self, timeout_s: float = 0.0) -> list[bytes]:
+        """What arrived, waiting up to `timeout_s` for the first bytes."""
+        sock = self._socket()
+        chunks = []
+        ready, _, _ = select.select([sock], [], [], timeout_s)
+        while ready:
+            try:
+                sock.settimeout(0.0)
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.close()  # the satellite hung up; the next call reconnects
+                break
+            chunks.append(data)
+            ready, _, _ = select.select([sock], [], [], 0.0)
+        return self._splitter.feed(b"".join(chunks)) if chunks else []
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def parse_url(url: str) -> tuple[str, str, int]:
+    """`tcp://host:port` to ("tcp", host, port). Raises ValueError saying what is wrong."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme != "tcp":
+        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT")
+    host, colon, port_text = rest.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"link {url!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"link {url!r}: port {port} is outside 0..65535")
+    return scheme, host.strip("[]"), port

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,10 @@ from drivers import flash as flashing
 from drivers.link import BoardLink
 from flight.software import FlightSoftware
 from hal import image
+from hal.auth import KeyFile
+from hal.dictionary import Dictionary
 from hal.errors import SkyrackError
+from hal.packetlink import TcpClientLink, TcpServerLink, parse_url
 from hal.transport import SerialTransport
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 from skyrack import campaign, mission, plot
@@ -97,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--serial", action="store_true",
                      help="serve every emulated board on a pseudo-terminal and talk to it "
                           "through pyserial, as to real boards")
+    sim.add_argument("--ground", metavar="tcp://HOST:PORT", default=None,
+                     help="listen for an operator (`skyrack ground`) there, and fly paced "
+                          "to the wall clock; without --orbits or --days, until interrupted")
+    sim.add_argument("--speed", type=_speed, default=1.0,
+                     help="with --ground: simulated seconds per wall second (default 1)")
+    sim.add_argument("--keys", metavar="FILE", default=None,
+                     help="with --ground: the key file telecommands are signed with "
+                          "(default: a throwaway one, generated, its path printed)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--plot", metavar="FILE", default=None,
                      help="draw state of charge, power, temperatures and mode to FILE "
@@ -169,6 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--json", action="store_true", help="print the result as JSON")
     fl.set_defaults(run=cmd_flash)
 
+    ground = sub.add_parser("ground", help="operate a satellite over its space link")
+    ground.add_argument("--link", required=True, metavar="tcp://HOST:PORT",
+                        help="where the satellite listens (`skyrack sim --ground`)")
+    ground.add_argument("--keys", metavar="FILE", default=None,
+                        help="key file to sign telecommands with (without it they go "
+                             "unsigned, and the satellite refuses them)")
+    ground.add_argument("--key-id", type=int, default=None,
+                        help="which key of the file (default: the file's active key)")
+    ground.add_argument("--dictionary", metavar="JSON", default=None,
+                        help="the satellite's dictionary (`skyrack dictionary --json`); "
+                             "default: this installation's flight software")
+    ground_sub = ground.add_subparsers(dest="ground_command", required=True,
+                                       parser_class=_Parser)
+    send = ground_sub.add_parser("send", help="send a command and wait for its verification")
+    send.add_argument("name", help="command, as the dictionary names it: power.switch")
+    send.add_argument("args", nargs="*", metavar="NAME=VALUE", help="its arguments")
+    send.add_argument("--timeout", type=_seconds, default=10.0,
+                      help="seconds to wait for completion (default 10)")
+    send.add_argument("--yes", action="store_true", help="send a hazardous command "
+                      "without asking")
+    send.add_argument("--json", action="store_true", help="print the result as JSON")
+    watch = ground_sub.add_parser("watch", help="print housekeeping and events as they come")
+    watch.add_argument("--seconds", type=_seconds, default=10.0,
+                       help="how long to watch (default 10)")
+    watch.add_argument("--json", action="store_true", help="JSON lines")
+    script = ground_sub.add_parser("script", help="run a file of send / wait / expect / "
+                                   "sleep steps; stops at the first that fails")
+    script.add_argument("file")
+    script.add_argument("--json", action="store_true", help="JSON lines, one per step")
+    ground.set_defaults(run=cmd_ground)
+
     dictionary = sub.add_parser("dictionary",
                                 help="print the command and telemetry dictionary")
     dictionary.add_argument("--json", action="store_true", help="print it as JSON")
@@ -184,17 +227,31 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not definition.emulated:
         raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
                        "definition")
+    link, keys, pace = None, None, None
+    if args.ground:
+        link, keys, pace = _ground_side(args)
     satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
-                         serial=args.serial)
+                         serial=args.serial, link=link, keys=keys)
     assert satellite.world is not None
     period_s = satellite.world.orbit.period_s
-    duration_s = args.days * 86400.0 if args.days is not None else (args.orbits or 2.0) * period_s
+    if args.days is not None:
+        duration_s = args.days * 86400.0
+    elif args.orbits is not None or not args.ground:
+        duration_s = (args.orbits or 2.0) * period_s
+    else:
+        duration_s = 1e9  # until interrupted
     started = time.perf_counter()
+    recorder = mission.Recorder(satellite)
     try:
-        recorder = mission.fly(satellite, duration_s)
+        mission.fly(satellite, duration_s, recorder, pace)
+    except _Stopped:
+        pass
     finally:
         satellite.close()
+        if link is not None:
+            link.close()
     wall_s = time.perf_counter() - started
+    duration_s = satellite.clock.now_s()
     report = mission.report(satellite, recorder, seed=args.seed, orbits=duration_s / period_s)
     if args.plot:
         try:
@@ -374,6 +431,163 @@ def cmd_fly(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(Exception):
+    """SIGINT or SIGTERM while flying paced: stop, and report what flew."""
+
+
+def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[float], None]]:
+    """The TCP link an operator connects to, the key file, and the pacing of the sim."""
+    _, host, port = parse_url(args.ground)
+    if args.keys:
+        with open(args.keys) as f:
+            keys = KeyFile.parse(f.read(), args.keys)
+        keys_path = args.keys
+    else:
+        keys = KeyFile.generate()
+        keys_path = os.path.join(tempfile.mkdtemp(prefix="skyrack-keys-"), "keys.json")
+        fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(keys.to_text())
+    try:
+        link = TcpServerLink(host, port)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.ground}: {e.strerror or e}") from None
+    bound = f"tcp://{link.address[0]}:{link.address[1]}"
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.json:
+        print(json.dumps({"ok": True, "ground": bound, "keys": keys_path}), flush=True)
+    else:
+        print(f"listening for the ground on {bound}; key file {keys_path}", flush=True)
+    started = time.monotonic()
+
+    def pace(t_s: float) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            ahead_s = t_s / args.speed - (time.monotonic() - started)
+            if ahead_s <= 0:
+                return
+            stop.wait(min(ahead_s, 0.1))
+
+    return link, keys, pace
+
+
+def cmd_ground(args: argparse.Namespace) -> int:
+    from ground.client import GroundClient, Signer
+    from ground.console import Console, ConsoleError, parse_args
+
+    if args.dictionary:
+        with open(args.dictionary) as f:
+            dictionary = Dictionary.from_json(json.load(f))
+    else:
+        dictionary = FlightSoftware.dictionary()
+    signer = None
+    if args.keys:
+        with open(args.keys) as f:
+            keys = KeyFile.parse(f.read(), args.keys)
+        key_id = args.key_id or keys.active
+        if key_id not in keys.keys:
+            raise CliError(f"{args.keys}: no key {key_id}")
+        counter_path = f"{args.keys}.counter-{key_id}"
+        counter = 0
+        if os.path.exists(counter_path):
+            with open(counter_path) as f:
+                counter = int(f.read().strip() or 0)
+
+        def save(value: int) -> None:
+            tmp = f"{counter_path}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{value}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, counter_path)
+
+        signer = Signer(key_id, keys.keys[key_id], counter, save)
+    _, host, port = parse_url(args.link)
+    try:
+        link = TcpClientLink(host, port)
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    client = GroundClient(link, dictionary, signer, clock=time.monotonic)
+    console = Console(client)
+    try:
+        if args.ground_command == "send":
+            spec = dictionary.command(args.name)
+            values = parse_args(spec, args.args)
+            if spec.hazardous and not args.yes:
+                if not sys.stdin.isatty():
+                    raise CliError(f"{args.name} is hazardous: pass --yes to send it")
+                answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    raise CliError(f"{args.name}: not sent")
+            try:
+                sent = console.send_and_verify(args.name, values, args.timeout)
+                error = None
+            except ConsoleError as e:
+                sent, error = list(client.sent.values())[-1], str(e)  # the one just sent
+            out = {"ok": error is None, "command": args.name, "args": values,
+                   "stages": sent.stages}
+            if error:
+                out["error"] = error
+            if args.json:
+                print(json.dumps(out))
+            else:
+                print(f"{args.name}: {' -> '.join(sent.stages) or 'no reports'}")
+            if error:
+                print(f"skyrack ground: error: {error}", file=sys.stderr)
+                return 1
+            return 0
+        if args.ground_command == "watch":
+            end = time.monotonic() + args.seconds
+            printed = 0
+            while time.monotonic() < end:
+                for tm in client.poll():
+                    if (tm.service, tm.subtype) == (3, 25):
+                        hk = client.decode_hk(tm.data)
+                        if args.json:
+                            print(json.dumps({"t_s": tm.time_s, "housekeeping": hk}), flush=True)
+                        else:
+                            print(f"t={tm.time_s:10.1f}  " + "  ".join(
+                                f"{k}={_short(v)}" for k, v in hk.items()), flush=True)
+                events = list(client.events)[printed:]
+                printed += len(events)
+                for e in events:
+                    if args.json:
+                        print(json.dumps({"t_s": e.t_s, "event": e.name,
+                                          "severity": e.severity, "args": e.args}), flush=True)
+                    else:
+                        print(f"t={e.t_s:10.1f}  EVENT {e.severity:8} {e.name} {e.args}",
+                              flush=True)
+                time.sleep(0.05)
+            return 0
+        if args.ground_command == "script":
+            with open(args.file) as f:
+                text = f.read()
+
+            def log(step: dict[str, Any]) -> None:
+                if args.json:
+                    print(json.dumps(step), flush=True)
+                else:
+                    print(f"line {step['line']}: {step['step']}: ok", flush=True)
+
+            try:
+                steps = console.run_script(text, log)
+            except ConsoleError as e:
+                raise CliError(f"{args.file}: {e}") from None
+            if not args.json:
+                print(f"{args.file}: {steps} steps, all ok")
+            return 0
+        raise CliError(f"unknown ground command {args.ground_command!r}")
+    finally:
+        link.close()
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def cmd_campaign(args: argparse.Namespace) -> int:
     progress = _progress_bar if sys.stderr.isatty() and not args.json else None
     report = campaign.campaign(args.injections, args.seed, args.workers, progress)
@@ -548,7 +762,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CliError, SkyrackError, boarddef.DefinitionError, ValueError, OSError) as e:
+    except (CliError, SkyrackError, boarddef.DefinitionError, ValueError, OSError,
+            ConnectionError) as e:
         reason = " ".join(str(e).split())
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": reason}))

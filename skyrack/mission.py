@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
 from typing import Any
 
 from drivers.compute import NumpyDevice
@@ -59,15 +60,28 @@ class Recorder:
             self.commands.append(message)
 
 
-def fly(satellite: Satellite, duration_s: float, recorder: Recorder | None = None) -> Recorder:
-    """Run the flight software for `duration_s`, sending the plan's commands on time."""
+def fly(satellite: Satellite, duration_s: float, recorder: Recorder | None = None,
+        pace: Callable[[float], None] | None = None) -> Recorder:
+    """Run the flight software for `duration_s`, sending the plan's commands on time.
+    `pace(t_s)`, when given, is called before each simulated second is run: it holds
+    the sim back to the wall clock (and may raise to stop it)."""
     recorder = recorder or Recorder(satellite)
+
+    def run_until(t_s: float) -> None:
+        if pace is None:
+            satellite.run_until(t_s)
+            return
+        while satellite.flight.executive.next_tick_s() <= t_s + 1e-9:
+            step_s = min(t_s, satellite.clock.now_s() + 1.0)  # holds at least one tick
+            pace(step_s)
+            satellite.run_until(step_s)
+
     for step in sorted(satellite.definition.plan, key=lambda s: s.at_s):
         if step.at_s > duration_s:
             break
-        satellite.run_until(step.at_s)
+        run_until(step.at_s)
         satellite.flight.submit(step.command, step.args)
-    satellite.run_until(duration_s)
+    run_until(duration_s)
     return recorder
 
 
@@ -146,6 +160,11 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
     out["fdir"] = {"actions": [{"t_s": _r(t, 1), "action": what} for t, what in fdir.actions]}
     out["compute"] = compute_report(satellite)
     out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
+    space = flight.space_link
+    out["space_link"] = {**{k: space.counters[k] for k in
+                            ("tc_received", "tc_accepted", "tc_rejected", "tc_auth_rejected",
+                             "tm_sent")},
+                         "rejected": {k: space.rejected[k] for k in sorted(space.rejected)}}
     return out
 
 

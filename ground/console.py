@@ -1,0 +1,161 @@
+"""The operator console's verbs over a GroundClient: send and wait for verification,
+wait on telemetry, expect events, and run scripts of them. Waits poll the link on the
+wall clock; what a satellite's time does meanwhile is the satellite's business.
+
+A script is a text file, one step a line (`#` starts a comment):
+
+    send power.switch channel=2 on=true      # waits for completion; fails the script if not
+    wait power.soc_pct > 40 timeout=30       # a telemetry point against a number
+    expect mode.changed timeout=10           # an event, by name
+    sleep 2.5
+"""
+
+from __future__ import annotations
+
+import operator
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ground.client import GroundClient, GroundEvent, Sent
+from hal.dictionary import ArgumentError, CommandSpec
+
+DEFAULT_TIMEOUT_S = 10.0
+POLL_S = 0.02
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+}
+
+
+class ConsoleError(Exception):
+    """A step that did not happen as asked; the message says what was seen instead."""
+
+
+def parse_args(spec: CommandSpec, words: Sequence[str]) -> dict[str, Any]:
+    """`name=value` words typed by the command's declaration. Raises ArgumentError."""
+    declared = {a.name: a for a in spec.args}
+    out: dict[str, Any] = {}
+    for word in words:
+        name, eq, text = word.partition("=")
+        if not eq:
+            raise ArgumentError(f"{spec.name}: {word!r} is not name=value")
+        arg = declared.get(name)
+        if arg is None:
+            raise ArgumentError(f"{spec.name}: unknown argument {name!r} (expected "
+                                f"{', '.join(declared) or 'no arguments'})")
+        try:
+            if arg.type == "int":
+                out[name] = int(text, 0)
+            elif arg.type == "float":
+                out[name] = float(text)
+            elif arg.type == "bool":
+                if text.lower() not in ("true", "false", "1", "0", "on", "off"):
+                    raise ValueError
+                out[name] = text.lower() in ("true", "1", "on")
+            else:
+                out[name] = text
+        except ValueError:
+            raise ArgumentError(f"{spec.name}: {name}={text!r} is not {arg.type}") from None
+    return out
+
+
+@dataclass
+class Console:
+    client: GroundClient
+
+    def pump(self) -> None:
+        self.client.poll()
+
+    def until(self, done: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.pump()
+            result = done()
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                raise ConsoleError(f"{what}: nothing after {timeout_s:g} s")
+            time.sleep(POLL_S)
+
+    def send_and_verify(self, name: str, args: dict[str, Any] | None = None,
+                        timeout_s: float = DEFAULT_TIMEOUT_S) -> Sent:
+        """Send, and wait until it completes. Raises ConsoleError if it fails or times out."""
+        sent = self.client.command(name, args)
+        self.until(lambda: sent.done, timeout_s, f"{name}: no completion report")
+        if not sent.ok:
+            failure = sent.failure
+            why = f"{failure.failure}: {failure.reason}" if failure else "no reason given"
+            raise ConsoleError(f"{name}: {sent.stages[-1]} ({why})")
+        return sent
+
+    def wait_for(self, point: str, predicate: Callable[[Any], bool],
+                 timeout_s: float = DEFAULT_TIMEOUT_S, after_s: float | None = None) -> Any:
+        """The first value of `point` (sampled at or after `after_s`, on-board time) that
+        satisfies `predicate`."""
+        if point not in {t.name for t in self.client.dictionary.telemetry}:
+            raise ConsoleError(f"unknown telemetry point {point!r}")
+
+        def check() -> Any:
+            seen = self.client.values.get(point)
+            if seen is None or (after_s is not None and seen[0] < after_s):
+                return None
+            return (seen[1],) if seen[1] is not None and predicate(seen[1]) else None
+
+        try:
+            return self.until(check, timeout_s, f"wait {point}")[0]
+        except ConsoleError:
+            last = self.client.values.get(point)
+            raise ConsoleError(f"wait {point}: not met in {timeout_s:g} s (last value: "
+                               f"{last[1] if last else 'none'})") from None
+
+    def expect_event(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> GroundEvent:
+        seen = len(self.client.events)
+
+        def check() -> GroundEvent | None:
+            return next((e for e in list(self.client.events)[seen:] if e.name == name), None)
+
+        return self.until(check, timeout_s, f"expect {name}")
+
+    def run_script(self, text: str, log: Callable[[dict[str, Any]], None] | None = None) -> int:
+        """Run each step; returns the steps run. Raises ConsoleError naming the line."""
+        steps = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            words = shlex.split(line, comments=True)
+            if not words:
+                continue
+            try:
+                result = self._step(words)
+            except (ConsoleError, ArgumentError, ValueError) as e:
+                raise ConsoleError(f"line {number}: {e}") from None
+            steps += 1
+            if log is not None:
+                log({"line": number, "step": " ".join(words), **result})
+        return steps
+
+    def _step(self, words: list[str]) -> dict[str, Any]:
+        verb, rest = words[0], words[1:]
+        options = dict(w.split("=", 1) for w in rest if w.startswith("timeout="))
+        rest = [w for w in rest if not w.startswith("timeout=")]
+        timeout_s = float(options.get("timeout", DEFAULT_TIMEOUT_S))
+        if verb == "send" and rest:
+            spec = self.client.dictionary.command(rest[0])
+            sent = self.send_and_verify(rest[0], parse_args(spec, rest[1:]), timeout_s)
+            return {"stages": sent.stages}
+        if verb == "wait" and len(rest) == 3 and rest[1] in COMPARE:
+            point, op, bound = rest[0], COMPARE[rest[1]], float(rest[2])
+            value = self.wait_for(point, lambda v: op(v, bound), timeout_s)
+            return {"value": value}
+        if verb == "expect" and len(rest) == 1:
+            event = self.expect_event(rest[0], timeout_s)
+            return {"t_s": event.t_s, "args": event.args}
+        if verb == "sleep" and len(rest) == 1:
+            end = time.monotonic() + float(rest[0])
+            while time.monotonic() < end:
+                self.pump()
+                time.sleep(POLL_S)
+            return {}
+        raise ConsoleError(f"cannot read {' '.join(words)!r}: expected send NAME [ARG=VALUE "
+                           "...], wait POINT OP NUMBER, expect EVENT or sleep SECONDS")

@@ -1,0 +1,103 @@
+"""`skyrack sim --ground` in one process, `skyrack ground` in others: the operator's
+commands, verification and telemetry over TCP, and a link that survives garbage."""
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SKYRACK = str(Path(sys.executable).parent / "skyrack")
+
+
+def skyrack(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SKYRACK, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+class Sim:
+    """A simulated satellite at 20x real time, listening for the ground."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([SKYRACK, "sim", "--ground", "tcp://127.0.0.1:0", "--speed",
+                                      "20", "--json"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, self.proc.stderr.read() if self.proc.stderr else ""
+        info = json.loads(line)
+        self.url, self.keys = info["ground"], info["keys"]
+
+    def stop(self) -> dict:
+        """Stop it (as an operator would, with SIGTERM); its mission report."""
+        self.proc.terminate()
+        out, err = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def satellite() -> Iterator[Sim]:
+    sim = Sim()
+    try:
+        yield sim
+    finally:
+        if sim.proc.poll() is None:
+            sim.stop()
+
+
+def ground(sat: Sim, *argv: str, keys: bool = True) -> subprocess.CompletedProcess[str]:
+    return skyrack("ground", "--link", sat.url, *(["--keys", sat.keys] if keys else []), *argv)
+
+
+def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tmp_path) -> None:
+    proc = ground(satellite, "send", "power.switch", "channel=2", "on=true", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["stages"] == ["accepted", "started", "completed"]
+    proc = ground(satellite, "send", "compute.submit", "workload=mlp", "seed=3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    watch = ground(satellite, "watch", "--seconds", "1.5", "--json")
+    assert watch.returncode == 0, watch.stderr
+    hk: dict = {}
+    for line in watch.stdout.splitlines():
+        hk.update(json.loads(line).get("housekeeping", {}))
+    assert hk["power.switches"] & 0b100 and 20 < hk["power.batt_v"] < 40
+    assert hk["compute.queued"] + hk["compute.active_job"] >= 1
+    script = tmp_path / "pass.txt"
+    script.write_text("send fsw.noop   # the command path end to end\n"
+                      "wait link.tc_accepted >= 3 timeout=10\nsleep 0.2\n")
+    proc = ground(satellite, "script", str(script), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(s)["line"] for s in proc.stdout.splitlines()] == [1, 2, 3]
+
+
+def test_unsigned_and_bad_commands_fail_in_one_line(satellite, tmp_path) -> None:
+    proc = ground(satellite, "send", "fsw.noop", "--json", keys=False)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["stages"] == ["accept_failed"]
+    assert "unsigned" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = ground(satellite, "send", "power.switch", "channel=9", "on=true")
+    assert proc.returncode == 1 and "channel = 9 is above the maximum 7" in proc.stderr
+    proc = ground(satellite, "send", "link.use_key", "key_id=2")
+    assert proc.returncode == 1 and "hazardous: pass --yes" in proc.stderr
+    script = tmp_path / "fail.txt"
+    script.write_text("send fsw.noop\nwait power.soc_pct < 0 timeout=0.5\n")
+    proc = ground(satellite, "script", str(script))
+    assert proc.returncode == 1
+    assert "line 2: wait power.soc_pct: not met in 0.5 s (last value:" in proc.stderr
+
+
+def test_garbage_on_the_link_is_counted_and_never_crashes_either_side(satellite) -> None:
+    host, port = satellite.url.removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(b"\xff" * 50)  # no packet starts here
+        raw.sendall(bytes.fromhex("1810c0000006") + b"\x00" * 7)  # a header, a bad CRC
+    assert ground(satellite, "send", "fsw.noop").returncode == 0  # a new ground connects
+    assert ground(satellite, "send", "fsw.noop", keys=False).returncode == 1
+    report = satellite.stop()
+    link = report["space_link"]
+    assert link["rejected"] == {"malformed": 1, "unsigned": 1}
+    assert link["tc_accepted"] == 1 and link["tm_sent"] > 10
+    assert report["flight"]["command_log"][-1]["command"] == "fsw.noop"
