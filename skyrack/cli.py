@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -182,8 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(run=cmd_flash)
 
     ground = sub.add_parser("ground", help="operate a satellite over its space link")
-    ground.add_argument("--link", required=True, metavar="tcp://HOST:PORT",
-                        help="where the satellite listens (`skyrack sim --ground`)")
+    ground.add_argument("--link", default=None, metavar="tcp://HOST:PORT",
+                        help="where the satellite listens (`skyrack sim --ground`); needed "
+                             "by send, watch and script")
+    ground.add_argument("--archive", metavar="FILE", default=None,
+                        help="SQLite telemetry archive every TM received lands in, and that "
+                             "query, export and plot read (default: $SKYRACK_ARCHIVE, or "
+                             "~/.local/share/skyrack/archive.sqlite)")
     ground.add_argument("--keys", metavar="FILE", default=None,
                         help="key file to sign telecommands with (without it they go "
                              "unsigned, and the satellite refuses them)")
@@ -210,6 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sleep steps; stops at the first that fails")
     script.add_argument("file")
     script.add_argument("--json", action="store_true", help="JSON lines, one per step")
+    query = ground_sub.add_parser("query", help="a telemetry point's values from the archive")
+    query.add_argument("point", help="telemetry point: power.batt_v")
+    query.add_argument("--since", type=float, default=-math.inf, metavar="T_S",
+                       help="on-board time, s (default: the start)")
+    query.add_argument("--until", type=float, default=math.inf, metavar="T_S",
+                       help="on-board time, s (default: the end)")
+    query.add_argument("--json", action="store_true", help="print them as JSON")
+    export = ground_sub.add_parser("export", help="points from the archive as CSV")
+    export.add_argument("points", nargs="+", metavar="POINT")
+    export.add_argument("-o", "--output", required=True, help="CSV file to write")
+    export.add_argument("--since", type=float, default=-math.inf, metavar="T_S")
+    export.add_argument("--until", type=float, default=math.inf, metavar="T_S")
+    export.add_argument("--json", action="store_true", help="describe what was written")
+    gplot = ground_sub.add_parser("plot", help="points from the archive against time "
+                                  "(needs the 'plot' extra: matplotlib)")
+    gplot.add_argument("points", nargs="+", metavar="POINT")
+    gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
+    gplot.add_argument("--since", type=float, default=-math.inf, metavar="T_S")
+    gplot.add_argument("--until", type=float, default=math.inf, metavar="T_S")
+    gplot.add_argument("--json", action="store_true", help="describe what was written")
     ground.set_defaults(run=cmd_ground)
 
     dictionary = sub.add_parser("dictionary",
@@ -474,7 +500,60 @@ def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[floa
     return link, keys, pace
 
 
+def _archive_path(args: argparse.Namespace) -> str:
+    if args.archive:
+        return str(args.archive)
+    if os.environ.get("SKYRACK_ARCHIVE"):
+        return os.environ["SKYRACK_ARCHIVE"]
+    base = os.path.join(os.path.expanduser("~"), ".local", "share", "skyrack")
+    os.makedirs(base, exist_ok=True)
+    return os.path.join(base, "archive.sqlite")
+
+
+def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    from ground.archive import Archive, ArchiveError
+
+    path = _archive_path(args)
+    if not os.path.exists(path):
+        raise CliError(f"no archive at {path}: nothing has been received there yet")
+    archive = Archive(path)
+    try:
+        if args.ground_command == "query":
+            rows = archive.query(args.point, args.since, args.until)
+            if args.json:
+                print(json.dumps({"point": args.point, "samples": rows}))
+            else:
+                for t, v in rows:
+                    print(f"{t:.3f}\t{v}")
+            return 0
+        known = set(archive.names())
+        missing = [p for p in args.points if p not in known]
+        if missing:
+            raise CliError(f"{path}: no samples of {', '.join(missing)}")
+        if args.ground_command == "export":
+            tmp = f"{args.output}.tmp"
+            with open(tmp, "w", newline="") as f:
+                count = archive.export_csv(args.points, f, args.since, args.until)
+            os.replace(tmp, args.output)
+        else:
+            if not plot.available():
+                raise CliError(plot.INSTALL_HINT)
+            series = {p: archive.query(p, args.since, args.until) for p in args.points}
+            plot.plot_points(series, args.output, f"{', '.join(args.points)} ({path})")
+            count = sum(len(v) for v in series.values())
+    except ArchiveError as e:
+        raise CliError(str(e)) from None
+    finally:
+        archive.close()
+    if args.json:
+        print(json.dumps({"ok": True, "output": args.output, "samples": count}))
+    else:
+        print(f"{args.output}: {count} samples")
+    return 0
+
+
 def cmd_ground(args: argparse.Namespace) -> int:
+    from ground.archive import Archive
     from ground.client import GroundClient, Signer
     from ground.console import Console, ConsoleError, parse_args
 
@@ -483,6 +562,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
             dictionary = Dictionary.from_json(json.load(f))
     else:
         dictionary = FlightSoftware.dictionary()
+    if args.ground_command in ("query", "export", "plot"):
+        return cmd_ground_archive(args, dictionary)
+    if args.link is None:
+        raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
     signer = None
     if args.keys:
         with open(args.keys) as f:
@@ -511,6 +594,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
     except ConnectionError as e:
         raise CliError(str(e)) from None
     client = GroundClient(link, dictionary, signer, clock=time.monotonic)
+    archive = Archive(_archive_path(args), client)
+    client.on_tm.append(archive.ingest)
     console = Console(client)
     try:
         if args.ground_command == "send":
@@ -582,6 +667,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
         raise CliError(f"unknown ground command {args.ground_command!r}")
     finally:
         link.close()
+        archive.close()
 
 
 def _short(value: Any) -> str:

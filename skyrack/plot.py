@@ -17,8 +17,7 @@ def available() -> bool:
     return True
 
 
-def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: str) -> None:
-    """Four stacked panels into `path` (PNG, PDF, SVG: by its extension)."""
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -26,6 +25,27 @@ def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: s
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError(INSTALL_HINT) from None
+    return plt
+
+
+def plot_points(series: dict[str, list[tuple[float, Any]]], path: str, title: str) -> None:
+    """One panel per point against on-board time, into `path` (PNG, PDF, SVG)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.5 * len(series) + 1), sharex=True,
+                             squeeze=False)
+    for ax, (name, points) in zip(axes[:, 0], series.items(), strict=True):
+        ax.plot([t for t, _ in points], [v for _, v in points])
+        ax.set_ylabel(name)
+    axes[-1, 0].set_xlabel("on-board time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: str) -> None:
+    """Four stacked panels into `path` (PNG, PDF, SVG: by its extension)."""
+    plt = _pyplot()
 
     def xy(name: str) -> tuple[list[float], list[float]]:
         points = series.get(name, [])

@@ -20,6 +20,8 @@ def skyrack(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 class Sim:
     """A simulated satellite at 20x real time, listening for the ground."""
 
+    archive = ""
+
     def __init__(self) -> None:
         self.proc = subprocess.Popen([SKYRACK, "sim", "--ground", "tcp://127.0.0.1:0", "--speed",
                                       "20", "--json"], stdout=subprocess.PIPE,
@@ -39,8 +41,9 @@ class Sim:
 
 
 @pytest.fixture
-def satellite() -> Iterator[Sim]:
+def satellite(tmp_path) -> Iterator[Sim]:
     sim = Sim()
+    sim.archive = str(tmp_path / "archive.sqlite")
     try:
         yield sim
     finally:
@@ -49,7 +52,8 @@ def satellite() -> Iterator[Sim]:
 
 
 def ground(sat: Sim, *argv: str, keys: bool = True) -> subprocess.CompletedProcess[str]:
-    return skyrack("ground", "--link", sat.url, *(["--keys", sat.keys] if keys else []), *argv)
+    return skyrack("ground", "--link", sat.url, "--archive", sat.archive,
+                   *(["--keys", sat.keys] if keys else []), *argv)
 
 
 def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tmp_path) -> None:
@@ -71,6 +75,17 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     proc = ground(satellite, "script", str(script), "--json")
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(s)["line"] for s in proc.stdout.splitlines()] == [1, 2, 3]
+    # Everything the ground received is in the archive.
+    proc = ground(satellite, "query", "power.batt_v", "--json")
+    assert proc.returncode == 0, proc.stderr
+    samples = json.loads(proc.stdout)["samples"]
+    assert len(samples) >= 2 and all(20 < v < 40 for _, v in samples)
+    csv_path = tmp_path / "out.csv"
+    proc = ground(satellite, "export", "power.soc_pct", "power.switches", "-o", str(csv_path))
+    assert proc.returncode == 0, proc.stderr
+    assert csv_path.read_text().startswith("t_s,point,value\n")
+    proc = ground(satellite, "query", "power.nothing")
+    assert proc.returncode == 1 and "no samples of 'power.nothing'" in proc.stderr
 
 
 def test_unsigned_and_bad_commands_fail_in_one_line(satellite, tmp_path) -> None:

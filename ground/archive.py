@@ -1,0 +1,151 @@
+"""The telemetry archive: every TM packet the ground receives, in SQLite.
+
+    packets (t_s, apid, service, subtype, seq, raw)  every packet, bytes as received
+    samples (point, t_s, value, text)                housekeeping values, one row each
+    events  (t_s, name, severity, args)              events, arguments as JSON
+    points  (id, name)                               telemetry point names
+
+WAL mode, so an operator's query reads while a console writes. Rows are written in
+batches (one transaction per `batch` packets, or on `flush()`), which is what makes
+ingest fast; memory stays bounded by the batch. Indexed by time, by APID and time, and
+by point and time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ground.client import GroundClient
+from hal.errors import PacketError
+from hal.spacepacket import Telemetry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS packets (t_s REAL, apid INTEGER, service INTEGER,
+                                    subtype INTEGER, seq INTEGER, raw BLOB);
+CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS samples (point INTEGER, t_s REAL, value, text TEXT);
+CREATE TABLE IF NOT EXISTS events (t_s REAL, name TEXT, severity TEXT, args TEXT);
+CREATE INDEX IF NOT EXISTS packets_t ON packets (t_s);
+CREATE INDEX IF NOT EXISTS packets_apid_t ON packets (apid, t_s);
+CREATE INDEX IF NOT EXISTS samples_point_t ON samples (point, t_s);
+CREATE INDEX IF NOT EXISTS events_t ON events (t_s);
+"""
+BATCH = 2000
+
+
+class ArchiveError(Exception):
+    """The archive cannot be opened or read; the message says why."""
+
+
+class Archive:
+    def __init__(self, path: str | Path, client: GroundClient | None = None,
+                 batch: int = BATCH) -> None:
+        """`client` decodes housekeeping and events (it holds the dictionary); without
+        one, only raw packets are stored."""
+        self.path = str(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise ArchiveError(f"{self.path}: {e}") from None
+        self.client = client
+        self.batch = batch
+        self._points = dict(self.db.execute("SELECT name, id FROM points"))
+        self._packets: list[tuple[Any, ...]] = []
+        self._samples: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
+        self.ingested = 0
+        self.undecoded = 0
+
+    def _point(self, name: str) -> int:
+        point = self._points.get(name)
+        if point is None:
+            cursor = self.db.execute("INSERT OR IGNORE INTO points (name) VALUES (?)", (name,))
+            point = cursor.lastrowid or self.db.execute(
+                "SELECT id FROM points WHERE name = ?", (name,)).fetchone()[0]
+            self._points[name] = point
+        return point
+
+    def ingest(self, tm: Telemetry, raw: bytes) -> None:
+        """One TM (decoded, and as received). Written with the batch."""
+        self._packets.append((tm.time_s, tm.apid, tm.service, tm.subtype, tm.seq_count, raw))
+        if self.client is not None:
+            try:
+                if (tm.service, tm.subtype) == (3, 25):
+                    for name, value in self.client.decode_hk(tm.data).items():
+                        point = self._point(name)
+                        if isinstance(value, str):
+                            self._samples.append((point, tm.time_s, None, value))
+                        elif value is not None:
+                            self._samples.append((point, tm.time_s, value, None))
+                elif tm.service == 5:
+                    event = self.client.decode_event(tm)
+                    self._events.append((event.t_s, event.name, event.severity,
+                                         json.dumps(event.args, default=str)))
+            except PacketError:
+                self.undecoded += 1
+        self.ingested += 1
+        if len(self._packets) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.db:
+            self.db.executemany("INSERT INTO packets VALUES (?, ?, ?, ?, ?, ?)", self._packets)
+            self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)", self._samples)
+            self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
+        self._packets.clear()
+        self._samples.clear()
+        self._events.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._points)
+
+    def query(self, name: str, since_s: float = -math.inf,
+              until_s: float = math.inf) -> list[tuple[float, Any]]:
+        """(on-board time, value) of `name`, oldest first. Raises ArchiveError for a
+        point the archive never saw."""
+        self.flush()
+        point = self._points.get(name)
+        if point is None:
+            raise ArchiveError(f"{self.path}: no samples of {name!r} (it has "
+                               f"{len(self._points)} points)")
+        rows = self.db.execute(
+            "SELECT t_s, value, text FROM samples WHERE point = ? AND t_s >= ? AND t_s <= ? "
+            "ORDER BY t_s", (point, since_s, until_s))
+        return [(t, text if text is not None else value) for t, value, text in rows]
+
+    def events_between(self, since_s: float = -math.inf,
+                       until_s: float = math.inf) -> list[tuple[float, str, str, dict[str, Any]]]:
+        self.flush()
+        rows = self.db.execute("SELECT t_s, name, severity, args FROM events WHERE t_s >= ? "
+                               "AND t_s <= ? ORDER BY t_s", (since_s, until_s))
+        return [(t, n, s, json.loads(a)) for t, n, s, a in rows]
+
+    def packet_count(self) -> int:
+        self.flush()
+        return self.db.execute("SELECT COUNT(*) FROM packets").fetchone()[0]
+
+    def export_csv(self, names: Sequence[str], out: IO[str], since_s: float = -math.inf,
+                   until_s: float = math.inf) -> int:
+        """Rows of (t_s, point, value), by time; returns the rows written."""
+        series = {name: self.query(name, since_s, until_s) for name in names}
+        rows = sorted((t, name, v) for name, points in series.items() for t, v in points)
+        writer = csv.writer(out)
+        writer.writerow(["t_s", "point", "value"])
+        writer.writerows(rows)
+        return len(rows)
+
