@@ -240,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dictionary = sub.add_parser("dictionary",
                                 help="print the command and telemetry dictionary")
-    dictionary.add_argument("--json", action="store_true", help="print it as JSON")
+    form = dictionary.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print it as JSON")
+    form.add_argument("--xtce", action="store_true",
+                      help="print it as XTCE 1.2 (packets, parameters, commands), for a "
+                           "standard ground system")
     dictionary.set_defaults(run=cmd_dictionary)
     return parser
 
@@ -736,6 +740,11 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     dictionary = FlightSoftware.dictionary()
     if args.json:
         print(json.dumps(dictionary.to_json(), indent=2))
+        return 0
+    if args.xtce:
+        from hal.xtce import to_xtce
+
+        print(to_xtce(dictionary))
         return 0
     lines = ["Commands"]
     for c in dictionary.commands:
