@@ -3,6 +3,7 @@
     packets (t_s, apid, service, subtype, seq, raw)  every packet, bytes as received
     samples (point, t_s, value, text)                housekeeping values, one row each
     events  (t_s, name, severity, args)              events, arguments as JSON
+    commands (t_sent, name, args, apid, seq, stages, failure)  the command history
     points  (id, name)                               telemetry point names
 
 WAL mode, so an operator's query reads while a console writes. Rows are written in
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ground.client import GroundClient
+from ground.client import GroundClient, Sent
 from hal.errors import PacketError
 from hal.spacepacket import Telemetry
 
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS packets (t_s REAL, apid INTEGER, service INTEGER,
 CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
 CREATE TABLE IF NOT EXISTS samples (point INTEGER, t_s REAL, value, text TEXT);
 CREATE TABLE IF NOT EXISTS events (t_s REAL, name TEXT, severity TEXT, args TEXT);
+CREATE TABLE IF NOT EXISTS commands (t_sent REAL, name TEXT, args TEXT, apid INTEGER,
+                                     seq INTEGER, stages TEXT, failure TEXT);
 CREATE INDEX IF NOT EXISTS packets_t ON packets (t_s);
 CREATE INDEX IF NOT EXISTS packets_apid_t ON packets (apid, t_s);
 CREATE INDEX IF NOT EXISTS samples_point_t ON samples (point, t_s);
@@ -108,6 +111,23 @@ class Archive:
     def close(self) -> None:
         self.flush()
         self.db.close()
+
+    def record_command(self, sent: Sent, wall_s: float) -> None:
+        """A command sent, with the verification stages it reached (wall-clock time)."""
+        failure = sent.failure
+        with self.db:
+            self.db.execute("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?)", (
+                wall_s, sent.name, json.dumps(sent.args, default=str), sent.apid,
+                sent.seq_count, " ".join(sent.stages),
+                f"{failure.failure}: {failure.reason}" if failure else None))
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last `limit` commands, oldest first."""
+        rows = self.db.execute("SELECT t_sent, name, args, apid, seq, stages, failure FROM "
+                               "commands ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [{"t_sent": t, "command": n, "args": json.loads(a), "apid": apid, "seq": seq,
+                 "stages": stages.split(), **({"failure": f} if f else {})}
+                for t, n, a, apid, seq, stages, f in reversed(rows)]
 
     # -- reading ---------------------------------------------------------------------
 

@@ -55,6 +55,21 @@ class TelemetrySpec:
     type: str
     description: str = ""
     unit: str | None = None
+    # Limits as (low, high); None for a side without one, or no limits at all.
+    yellow: tuple[float | None, float | None] | None = None
+    red: tuple[float | None, float | None] | None = None
+
+    def limit_state(self, value: Any) -> str:
+        """"red", "yellow" or "ok" for a value of this point (ok when it has no limits)."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return "ok"
+        for state, bounds in (("red", self.red), ("yellow", self.yellow)):
+            if bounds is None:
+                continue
+            low, high = bounds
+            if (low is not None and value < low) or (high is not None and value > high):
+                return state
+        return "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +138,9 @@ class Dictionary:
             )
             return cls(
                 commands=commands,
-                telemetry=tuple(TelemetrySpec(**t) for t in data["telemetry"]),
+                telemetry=tuple(TelemetrySpec(**{
+                    **t, **{k: tuple(t[k]) for k in ("yellow", "red") if t.get(k) is not None}})
+                    for t in data["telemetry"]),
                 events=tuple(
                     EventSpec(**{**e, "severity": Severity(e["severity"])}) for e in data["events"]
                 ),

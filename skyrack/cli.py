@@ -229,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", type=float, default=-math.inf, metavar="T_S")
     export.add_argument("--until", type=float, default=math.inf, metavar="T_S")
     export.add_argument("--json", action="store_true", help="describe what was written")
+    hist = ground_sub.add_parser("history", help="commands sent, with the verification "
+                                 "stages each reached (from the archive)")
+    hist.add_argument("--last", type=_injections, default=50, metavar="N",
+                      help="how many (default 50)")
+    hist.add_argument("--json", action="store_true", help="print them as JSON")
     gplot = ground_sub.add_parser("plot", help="points from the archive against time "
                                   "(needs the 'plot' extra: matplotlib)")
     gplot.add_argument("points", nargs="+", metavar="POINT")
@@ -522,6 +527,17 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         raise CliError(f"no archive at {path}: nothing has been received there yet")
     archive = Archive(path)
     try:
+        if args.ground_command == "history":
+            rows = archive.history(args.last)
+            if args.json:
+                print(json.dumps({"commands": rows}))
+            else:
+                for r in rows:
+                    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["t_sent"]))
+                    failure = f"  ({r['failure']})" if "failure" in r else ""
+                    print(f"{when}Z  {r['command']:24} {' -> '.join(r['stages']) or 'no reports'}"
+                          f"{failure}")
+            return 0
         if args.ground_command == "query":
             rows = archive.query(args.point, args.since, args.until)
             if args.json:
@@ -566,7 +582,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
             dictionary = Dictionary.from_json(json.load(f))
     else:
         dictionary = FlightSoftware.dictionary()
-    if args.ground_command in ("query", "export", "plot"):
+    if args.ground_command in ("query", "export", "plot", "history"):
         return cmd_ground_archive(args, dictionary)
     if args.link is None:
         raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
@@ -631,15 +647,20 @@ def cmd_ground(args: argparse.Namespace) -> int:
         if args.ground_command == "watch":
             end = time.monotonic() + args.seconds
             printed = 0
+            specs = {t.name: t for t in dictionary.telemetry}
             while time.monotonic() < end:
                 for tm in client.poll():
                     if (tm.service, tm.subtype) == (3, 25):
                         hk = client.decode_hk(tm.data)
+                        states = {k: specs[k].limit_state(v) for k, v in hk.items()}
+                        alarms = {k: s for k, s in states.items() if s != "ok"}
                         if args.json:
-                            print(json.dumps({"t_s": tm.time_s, "housekeeping": hk}), flush=True)
+                            print(json.dumps({"t_s": tm.time_s, "housekeeping": hk,
+                                              "limits": alarms}), flush=True)
                         else:
                             print(f"t={tm.time_s:10.1f}  " + "  ".join(
-                                f"{k}={_short(v)}" for k, v in hk.items()), flush=True)
+                                f"{k}={_short(v)}{_MARK[states[k]]}" for k, v in hk.items()),
+                                flush=True)
                 events = list(client.events)[printed:]
                 printed += len(events)
                 for e in events:
@@ -671,7 +692,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
         raise CliError(f"unknown ground command {args.ground_command!r}")
     finally:
         link.close()
+        for sent in client.sent.values():
+            archive.record_command(sent, time.time())
         archive.close()
+
+
+_MARK = {"ok": "", "yellow": " [YELLOW]", "red": " [RED]"}
 
 
 def _short(value: Any) -> str:

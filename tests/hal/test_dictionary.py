@@ -63,3 +63,17 @@ def test_unknown_command_lookup_and_bad_json_are_clear() -> None:
         Dictionary(commands=(SWITCH,)).command("power.swtich")
     with pytest.raises(ValueError, match="not a skyrack dictionary"):
         Dictionary.from_json({"commands": [{"name": "x"}]})
+
+
+def test_limits_travel_in_the_dictionary_and_classify_values() -> None:
+    from flight.software import FlightSoftware
+    from hal.dictionary import Dictionary
+
+    dictionary = FlightSoftware.dictionary()
+    soc = next(t for t in dictionary.telemetry if t.name == "power.soc_pct")
+    assert (soc.yellow, soc.red) == ((40.0, None), (30.0, None))  # no upper limit
+    assert [soc.limit_state(v) for v in (50.0, 35.0, 25.0, 100.0)] == [
+        "ok", "yellow", "red", "ok"]
+    volts = next(t for t in dictionary.telemetry if t.name == "power.batt_v")
+    assert volts.limit_state(33.8) == "yellow" and volts.limit_state(34.5) == "red"
+    assert Dictionary.from_json(dictionary.to_json()) == dictionary

@@ -66,7 +66,10 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     assert watch.returncode == 0, watch.stderr
     hk: dict = {}
     for line in watch.stdout.splitlines():
-        hk.update(json.loads(line).get("housekeeping", {}))
+        record = json.loads(line)
+        hk.update(record.get("housekeeping", {}))
+        if "housekeeping" in record:  # points outside limits are marked, with the limit
+            assert set(record["limits"].values()) <= {"yellow", "red"}
     assert hk["power.switches"] & 0b100 and 20 < hk["power.batt_v"] < 40
     assert hk["compute.queued"] + hk["compute.active_job"] >= 1
     script = tmp_path / "pass.txt"
@@ -86,6 +89,10 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     assert csv_path.read_text().startswith("t_s,point,value\n")
     proc = ground(satellite, "query", "power.nothing")
     assert proc.returncode == 1 and "no samples of 'power.nothing'" in proc.stderr
+    history = json.loads(ground(satellite, "history", "--json").stdout)["commands"]
+    assert [c["command"] for c in history] == ["power.switch", "compute.submit", "fsw.noop"]
+    assert history[0]["stages"] == ["accepted", "started", "completed"]
+    assert history[0]["args"] == {"channel": 2, "on": True}
 
 
 def test_unsigned_and_bad_commands_fail_in_one_line(satellite, tmp_path) -> None:
