@@ -1,8 +1,9 @@
 """Packet links: how space packets travel between ground and flight.
 
 A link carries whole packets: `send(packet)`, and `receive()`, which never blocks and
-returns what has arrived. In process, a pair of queues; on a byte stream (TCP) the
-packets delimit themselves by their primary header's length field.
+returns what has arrived. In process, a pair of queues; on TCP the packets delimit
+themselves by their primary header's length field; on a serial line each is a COBS
+frame.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import select
 import socket
 from typing import Protocol
 
+from hal.framing import Deframer, encode_frame
 from hal.spacepacket import MAX_PACKET_BYTES, PRIMARY_BYTES, packet_length
 
 MAX_QUEUED = 4096  # packets held for a peer that does not read; beyond it, oldest dropped
@@ -232,7 +234,7 @@ def parse_url(url: str) -> tuple[str, str, int]:
     """`tcp://host:port` to ("tcp", host, port). Raises ValueError saying what is wrong."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme != "tcp":
-        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT")
+        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT or serial:PORT")
     host, colon, port_text = rest.rpartition(":")
     if not colon or not host:
         raise ValueError(f"link {url!r}: expected tcp://HOST:PORT")
@@ -243,3 +245,48 @@ def parse_url(url: str) -> tuple[str, str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"link {url!r}: port {port} is outside 0..65535")
     return scheme, host.strip("[]"), port
+
+
+class SerialPacketLink:
+    """Either end on a serial line: each packet in a COBS frame with its own CRC-16
+    (hal.framing), so a receiver resynchronises at the next 0x00 after line noise.
+    Bad frames are counted in `deframer.rejected`."""
+
+    def __init__(self, url: str, baudrate: int = 115200) -> None:
+        import serial  # only where a serial link is used
+
+        self.url = url
+        self._serial_error = serial.SerialException
+        try:
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
+        except (serial.SerialException, ValueError) as e:
+            raise ConnectionError(f"cannot open serial link {url!r}: {e}") from None
+        self.deframer = Deframer(max_payload_bytes=MAX_PACKET_BYTES)
+
+    def send(self, packet: bytes) -> None:
+        try:
+            self._port.write(encode_frame(packet, max_payload_bytes=MAX_PACKET_BYTES))
+        except (self._serial_error, OSError) as e:
+            raise ConnectionError(f"serial link {self.url!r}: write failed: {e}") from None
+
+    def receive(self) -> list[bytes]:
+        try:
+            waiting = self._port.in_waiting
+            data = self._port.read(waiting) if waiting else b""
+        except (self._serial_error, OSError) as e:
+            raise ConnectionError(f"serial link {self.url!r}: read failed: {e}") from None
+        return self.deframer.feed(data) if data else []
+
+    def close(self) -> None:
+        self._port.close()
+
+
+def open_link(url: str, *, listen: bool) -> TcpServerLink | TcpClientLink | SerialPacketLink:
+    """A link from its URL: `tcp://HOST:PORT` (the flight end listens, the ground
+    connects) or `serial:PORT` (any pyserial URL: serial:/dev/ttyUSB0). Raises
+    ValueError for a URL of neither kind, ConnectionError or OSError when it cannot
+    be opened."""
+    if url.startswith("serial:"):
+        return SerialPacketLink(url.removeprefix("serial:"))
+    _, host, port = parse_url(url)
+    return TcpServerLink(host, port) if listen else TcpClientLink(host, port)

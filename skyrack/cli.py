@@ -27,7 +27,7 @@ from hal import image
 from hal.auth import KeyFile
 from hal.dictionary import Dictionary
 from hal.errors import SkyrackError
-from hal.packetlink import TcpClientLink, TcpServerLink, parse_url
+from hal.packetlink import open_link
 from hal.transport import SerialTransport
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 from skyrack import campaign, mission, plot
@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--serial", action="store_true",
                      help="serve every emulated board on a pseudo-terminal and talk to it "
                           "through pyserial, as to real boards")
-    sim.add_argument("--ground", metavar="tcp://HOST:PORT", default=None,
-                     help="listen for an operator (`skyrack ground`) there, and fly paced "
-                          "to the wall clock; without --orbits or --days, until interrupted")
+    sim.add_argument("--ground", metavar="URL", default=None,
+                     help="the space link to an operator (`skyrack ground`): tcp://HOST:PORT "
+                          "to listen on, or serial:PORT; the sim then flies paced to the wall "
+                          "clock, and without --orbits or --days until interrupted")
     sim.add_argument("--speed", type=_speed, default=1.0,
                      help="with --ground: simulated seconds per wall second (default 1)")
     sim.add_argument("--keys", metavar="FILE", default=None,
@@ -183,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(run=cmd_flash)
 
     ground = sub.add_parser("ground", help="operate a satellite over its space link")
-    ground.add_argument("--link", default=None, metavar="tcp://HOST:PORT",
-                        help="where the satellite listens (`skyrack sim --ground`); needed "
-                             "by send, watch and script")
+    ground.add_argument("--link", default=None, metavar="URL",
+                        help="the satellite's space link: tcp://HOST:PORT (`skyrack sim "
+                             "--ground`) or serial:PORT; needed by send, watch and script")
     ground.add_argument("--archive", metavar="FILE", default=None,
                         help="SQLite telemetry archive every TM received lands in, and that "
                              "query, export and plot read (default: $SKYRACK_ARCHIVE, or "
@@ -472,7 +473,6 @@ class _Stopped(Exception):
 
 def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[float], None]]:
     """The TCP link an operator connects to, the key file, and the pacing of the sim."""
-    _, host, port = parse_url(args.ground)
     if args.keys:
         with open(args.keys) as f:
             keys = KeyFile.parse(f.read(), args.keys)
@@ -484,10 +484,11 @@ def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[floa
         with os.fdopen(fd, "w") as f:
             f.write(keys.to_text())
     try:
-        link = TcpServerLink(host, port)
-    except OSError as e:
-        raise CliError(f"cannot listen on {args.ground}: {e.strerror or e}") from None
-    bound = f"tcp://{link.address[0]}:{link.address[1]}"
+        link = open_link(args.ground, listen=True)
+    except OSError as e:  # ConnectionError is one
+        raise CliError(f"cannot open {args.ground}: {e.strerror or e}") from None
+    address = getattr(link, "address", None)
+    bound = f"tcp://{address[0]}:{address[1]}" if address else args.ground
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -608,9 +609,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
             os.replace(tmp, counter_path)
 
         signer = Signer(key_id, keys.keys[key_id], counter, save)
-    _, host, port = parse_url(args.link)
     try:
-        link = TcpClientLink(host, port)
+        link = open_link(args.link, listen=False)
     except ConnectionError as e:
         raise CliError(str(e)) from None
     client = GroundClient(link, dictionary, signer, clock=time.monotonic)

@@ -1,0 +1,118 @@
+import os
+import select
+import socket
+import termios
+import time
+import tty
+
+import pytest
+
+from hal.packetlink import (
+    InProcessLink,
+    PacketSplitter,
+    SerialPacketLink,
+    TcpClientLink,
+    TcpServerLink,
+    open_link,
+)
+from hal.spacepacket import Telecommand, Telemetry, encode_tc, encode_tm
+
+TC = encode_tc(Telecommand(0x10, 17, 1, b"x" * 40))
+TM = encode_tm(Telemetry(0x10, 17, 2, b"y" * 300, 5.0))
+
+
+def wait_for(fn, timeout_s: float = 3.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = fn()
+        if out:
+            return out
+        time.sleep(0.01)
+    return fn()
+
+
+def test_the_splitter_cuts_packets_at_any_chunking_and_skips_garbage() -> None:
+    stream = b"\xff\xfe" + TC + TM + TC
+    for size in (1, 3, 7, 64, len(stream)):
+        splitter = PacketSplitter()
+        out = []
+        for i in range(0, len(stream), size):
+            out += splitter.feed(stream[i:i + size])
+        assert out == [TC, TM, TC] and splitter.skipped_bytes == 2
+
+
+def test_in_process_links_deliver_both_ways_and_bound_what_waits() -> None:
+    a, b = InProcessLink.pair()
+    a.send(TC)
+    b.send(TM)
+    assert b.receive() == [TC] and a.receive() == [TM] and a.receive() == []
+
+
+def test_tcp_carries_packets_both_ways_and_the_ground_reconnects_after_a_drop() -> None:
+    server = TcpServerLink("127.0.0.1", 0)
+    client = TcpClientLink(*server.address)
+    try:
+        client.send(TC + TC)  # two packets in one write
+        assert wait_for(server.receive) == [TC, TC]
+        server.send(TM)
+        assert wait_for(lambda: client.receive(0.1)) == [TM]
+        server._drop()  # the satellite side hangs up
+        assert wait_for(lambda: client.receive(0.1) or client._sock is None)
+        client.send(TC)  # reconnects, and gets through
+        assert client.reconnects == 1
+        assert wait_for(server.receive) == [TC]
+        assert server.counters["connections"] == 2
+    finally:
+        client.close()
+        server.close()
+
+
+def test_tm_with_no_ground_connected_is_counted_not_blocking() -> None:
+    server = TcpServerLink("127.0.0.1", 0)
+    try:
+        started = time.monotonic()
+        for _ in range(100):
+            server.send(TM)
+        assert server.counters["dropped"] == 100 and time.monotonic() - started < 1.0
+    finally:
+        server.close()
+
+
+def test_an_unreachable_ground_link_says_so() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+    with pytest.raises(ConnectionError, match=f"cannot reach tcp://127.0.0.1:{port}"):
+        TcpClientLink("127.0.0.1", port, connect_timeout_s=1.0)
+    with pytest.raises(ValueError, match="expected tcp://HOST:PORT or serial:PORT"):
+        open_link("udp://x:1", listen=False)
+
+
+def test_serial_links_frame_packets_and_resynchronise_after_noise() -> None:
+    link = open_link("serial:loop://", listen=False)
+    assert isinstance(link, SerialPacketLink)
+    link.send(TC)
+    link._port.write(b"\x13\x37noise\x00")
+    link.send(TM)
+    assert wait_for(link.receive) == [TC, TM]
+    assert sum(link.deframer.rejected.values()) == 1  # the noise, counted
+    link.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
+def test_a_serial_link_over_a_pty() -> None:
+    controller, peripheral = os.openpty()
+    tty.setraw(peripheral, termios.TCSANOW)
+    link = SerialPacketLink(os.ttyname(peripheral))
+    try:
+        link.send(TM)
+        received = b""
+        while select.select([controller], [], [], 1.0)[0] and len(received) < len(TM) + 4:
+            received += os.read(controller, 4096)
+        os.write(controller, b"garbage\x00" + received)  # echo it back after line noise
+        assert wait_for(link.receive) == [TM]
+        assert sum(link.deframer.rejected.values()) == 1
+    finally:
+        link.close()
+        os.close(controller)
+        os.close(peripheral)
