@@ -190,3 +190,19 @@ def test_an_unknown_apid_is_refused(pair) -> None:
     ground.link.send(sign(Telecommand(0x55, 17, 1, seq_count=1), 1, 1, KEYS.keys[1]))
     run(satellite, ground)
     assert satellite.flight.space_link.rejected["apid"] == 1
+
+
+def test_the_ground_counts_malformed_telemetry_and_carries_on(pair) -> None:
+    satellite, ground = pair
+    from hal.spacepacket import Telemetry, encode_tm
+
+    inbox = ground.link.inbox
+    good = encode_tm(Telemetry(APID, 17, 2))
+    inbox.extend([b"\x08\x10", good[:-1] + bytes([good[-1] ^ 1]),
+                  encode_tm(Telemetry(APID, 3, 25, b"\xbe\xef")),  # no such structure
+                  encode_tm(Telemetry(APID, 5, 1, b"\x00\x01\xc1")),  # args not msgpack
+                  encode_tm(Telemetry(APID, 1, 8, b"\x00"))])  # a report cut short
+    ground.poll()
+    assert dict(ground.rejected) == {"truncated": 1, "crc": 1, "layout": 3}
+    run(satellite, ground, 2.0)
+    assert ground.values["power.batt_v"][1] > 20  # and it carries on

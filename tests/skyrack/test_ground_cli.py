@@ -89,6 +89,12 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     assert csv_path.read_text().startswith("t_s,point,value\n")
     proc = ground(satellite, "query", "power.nothing")
     assert proc.returncode == 1 and "no samples of 'power.nothing'" in proc.stderr
+    proc = ground(satellite, "plot", "power.batt_v", "-o", str(tmp_path / "v.png"))
+    try:
+        import matplotlib  # noqa: F401
+        assert proc.returncode == 0 and (tmp_path / "v.png").stat().st_size > 0
+    except ImportError:
+        assert proc.returncode == 1 and "plotting needs matplotlib" in proc.stderr
     history = json.loads(ground(satellite, "history", "--json").stdout)["commands"]
     assert [c["command"] for c in history] == ["power.switch", "compute.submit", "fsw.noop"]
     assert history[0]["stages"] == ["accepted", "started", "completed"]
