@@ -65,6 +65,7 @@ def parse_args(spec: CommandSpec, words: Sequence[str]) -> dict[str, Any]:
 @dataclass
 class Console:
     client: GroundClient
+    _expected: int = 0  # events before this index were matched by an earlier expect
 
     def pump(self) -> None:
         self.client.poll()
@@ -112,10 +113,16 @@ class Console:
                                f"{last[1] if last else 'none'})") from None
 
     def expect_event(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> GroundEvent:
-        seen = len(self.client.events)
+        """The first event `name` received since the last one expected (so an event that
+        came with the command that caused it still counts)."""
 
         def check() -> GroundEvent | None:
-            return next((e for e in list(self.client.events)[seen:] if e.name == name), None)
+            events = list(self.client.events)
+            for index in range(min(self._expected, len(events)), len(events)):
+                if events[index].name == name:
+                    self._expected = index + 1
+                    return events[index]
+            return None
 
         return self.until(check, timeout_s, f"expect {name}")
 

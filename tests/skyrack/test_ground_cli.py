@@ -72,12 +72,12 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
             assert set(record["limits"].values()) <= {"yellow", "red"}
     assert hk["power.switches"] & 0b100 and 20 < hk["power.batt_v"] < 40
     assert hk["compute.queued"] + hk["compute.active_job"] >= 1
-    script = tmp_path / "pass.txt"
-    script.write_text("send fsw.noop   # the command path end to end\n"
-                      "wait link.tc_accepted >= 3 timeout=10\nsleep 0.2\n")
-    proc = ground(satellite, "script", str(script), "--json")
+    checkout = Path(__file__).resolve().parents[2] / "examples" / "checkout.txt"
+    proc = ground(satellite, "script", str(checkout), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert [json.loads(s)["line"] for s in proc.stdout.splitlines()] == [1, 2, 3]
+    steps = [json.loads(s) for s in proc.stdout.splitlines()]
+    assert [s["step"].split()[0] for s in steps] == ["send", "send", "wait", "send", "send",
+                                                     "expect", "wait"]
     # Everything the ground received is in the archive.
     proc = ground(satellite, "query", "power.batt_v", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +96,8 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     except ImportError:
         assert proc.returncode == 1 and "plotting needs matplotlib" in proc.stderr
     history = json.loads(ground(satellite, "history", "--json").stdout)["commands"]
-    assert [c["command"] for c in history] == ["power.switch", "compute.submit", "fsw.noop"]
+    assert [c["command"] for c in history] == ["power.switch", "compute.submit", "fsw.noop",
+                                               "power.switch", "mode.set", "compute.submit"]
     assert history[0]["stages"] == ["accepted", "started", "completed"]
     assert history[0]["args"] == {"channel": 2, "on": True}
 
