@@ -194,9 +194,13 @@ class ModeManager(Component):
         self.mode_s[self.mode.value] += 1.0
         if self.mode is Mode.COMPUTE:
             budget = self._decide(predicted)
-            if (budget in (Budget.OK, Budget.THROTTLED) and self.accelerator_state is not None
+            computing = (Budget.OK, Budget.THROTTLED)
+            if (budget in computing and self.budget in computing
+                    and self.accelerator_state is not None
                     and self.accelerator_state != AcceleratorState.ON.value):
-                self.budget = Budget.OFF  # it lost power (a trip, a cycle): bring it back
+                # It should be computing and is not: it lost power (a trip, a cycle).
+                # Bring it back. (After a shed it idles on purpose; _apply restores it.)
+                self.budget = Budget.OFF
             self._apply(budget)
         self.budget_s[self.budget.value] += 1.0
         self.publish("mode", self.mode.value)

@@ -62,24 +62,34 @@ def parse_args(spec: CommandSpec, words: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _pause() -> None:
+    time.sleep(POLL_S)
+
+
 @dataclass
 class Console:
+    """`now` and `idle` are the clock waits are measured on and what passes time while
+    waiting: the wall clock and a short sleep, or for a simulated satellite its virtual
+    clock and a step of the sim (so a wait of an orbit takes seconds, not an orbit)."""
+
     client: GroundClient
+    now: Callable[[], float] = time.monotonic
+    idle: Callable[[], None] = _pause
     _expected: int = 0  # events before this index were matched by an earlier expect
 
     def pump(self) -> None:
         self.client.poll()
 
     def until(self, done: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout_s
+        deadline = self.now() + timeout_s
         while True:
             self.pump()
             result = done()
             if result:
                 return result
-            if time.monotonic() >= deadline:
+            if self.now() >= deadline:
                 raise ConsoleError(f"{what}: nothing after {timeout_s:g} s")
-            time.sleep(POLL_S)
+            self.idle()
 
     def send_and_verify(self, name: str, args: dict[str, Any] | None = None,
                         timeout_s: float = DEFAULT_TIMEOUT_S) -> Sent:
@@ -159,10 +169,10 @@ class Console:
             event = self.expect_event(rest[0], timeout_s)
             return {"t_s": event.t_s, "args": event.args}
         if verb == "sleep" and len(rest) == 1:
-            end = time.monotonic() + float(rest[0])
-            while time.monotonic() < end:
+            end = self.now() + float(rest[0])
+            while self.now() < end:
                 self.pump()
-                time.sleep(POLL_S)
+                self.idle()
             return {}
         raise ConsoleError(f"cannot read {' '.join(words)!r}: expected send NAME [ARG=VALUE "
                            "...], wait POINT OP NUMBER, expect EVENT or sleep SECONDS")

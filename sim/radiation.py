@@ -119,6 +119,18 @@ class RadiationModel:
             return loads[int(self.rng.integers(0, len(loads)))]
         return None
 
+    def strike(self, device: ComputeDevice, count: int = 1) -> int:
+        """`count` upsets now, each in a random region of the device's memory (as the
+        Poisson process would place them); returns how many landed (0 with no memory)."""
+        regions = list(device.regions().items())
+        landed = 0
+        for _ in range(count if regions else 0):
+            name, region = regions[int(self.rng.integers(0, len(regions)))]
+            self._upset(region)
+            self.injected[f"memory.{name.split('.')[0]}"] += 1
+            landed += 1
+        return landed
+
     def logic_upset(self, macs: int) -> bool:
         p = self.config.logic_upsets_per_mac * macs * self.factor()
         return bool(p) and self.rng.random() < p

@@ -9,6 +9,8 @@ from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit
 from sim.world import World
 
+pytest_plugins = ["pytester"]  # tests of the skyrack pytest plugin run pytest inside pytest
+
 
 @pytest.fixture
 def world() -> World:

@@ -1,0 +1,305 @@
+"""A pytest plugin for hardware-in-the-loop tests: write a test once, run it against the
+sim in process, the sim over pseudo-terminals, or a bench of dev boards.
+
+    pytest --board sim                    # every board emulated, in this process
+    pytest --board sim --serial           # every board emulated, each on its own pty
+    pytest --board boards/flatsat.toml    # the boards a definition names, on their ports
+
+Fixtures: `satellite` (assembled, flying, closed after the test however it ends),
+`ground` (an operator on the space link: send_and_verify, wait_for, expect_event),
+`board` (a function: board("power") is that board's driver), and `inject` (faults,
+from the sim; a test that asks for one on hardware is skipped, saying why). Markers:
+`hardware_only` and `sim_only`. On the sim, waits advance the virtual clock: a wait of
+an orbit takes seconds. There is no ceiling on a wait but the test's own timeout.
+
+When a test fails, its report ends with the last telemetry and events the ground saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from boards import definition as boarddef
+from ground.client import GroundClient, Signer
+from ground.console import Console
+from hal.auth import KeyFile
+from hal.packetlink import InProcessLink
+from skyrack.assembly import Satellite, assemble
+
+SIM = "sim"
+SIM_STEP_S = 0.5  # virtual time a wait advances between looks
+FLIGHT_STEP_S = 0.1  # on hardware: the flight software's slice between lock releases
+LAST_EVENTS = 15
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("skyrack", "skyrack hardware-in-the-loop")
+    group.addoption("--board", default=SIM, metavar="sim|TOML",
+                    help="what the HIL fixtures fly against: 'sim' (default), or a board "
+                         "definition whose boards are on serial ports")
+    group.addoption("--serial", action="store_true",
+                    help="with --board sim: each emulated board on its own pseudo-terminal, "
+                         "reached through pyserial as a real one would be")
+    group.addoption("--sim-seed", type=int, default=1,
+                    help="with --board sim: the sim's random seed (default 1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hardware_only(reason): needs real boards; skipped "
+                            "on the sim")
+    config.addinivalue_line("markers", "sim_only(reason): needs the sim (physics on "
+                            "demand, fault injection); skipped on hardware")
+
+
+def _on_sim(config: pytest.Config) -> bool:
+    return config.getoption("--board") == SIM
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_sim = _on_sim(config)
+    target = "sim" if on_sim else config.getoption("--board")
+    for item in items:
+        for name, skip_on_sim in (("hardware_only", True), ("sim_only", False)):
+            marker = item.get_closest_marker(name)
+            if marker is None or skip_on_sim != on_sim:
+                continue
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"{name} (--board {target})"
+                                                    + (f": {why}" if why else "")))
+
+
+class HilGround:
+    """The operator, as a test drives it."""
+
+    def __init__(self, client: GroundClient, console: Console) -> None:
+        self.client = client
+        self.console = console
+
+    def send_and_verify(self, command: str, timeout_s: float = 30.0, **args: Any) -> Any:
+        """Send `command` with `args` and wait until it completes; fails the test with
+        the failure code and reason otherwise."""
+        return self.console.send_and_verify(command, args, timeout_s)
+
+    def wait_for(self, point: str, predicate: Callable[[Any], bool],
+                 timeout_s: float = 30.0) -> Any:
+        """The first value of telemetry `point` satisfying `predicate`."""
+        return self.console.wait_for(point, predicate, timeout_s)
+
+    def expect_event(self, name: str, timeout_s: float = 30.0) -> Any:
+        return self.console.expect_event(name, timeout_s)
+
+    def value(self, point: str) -> Any:
+        seen = self.client.values.get(point)
+        return None if seen is None else seen[1]
+
+    def last_seen(self) -> str:
+        """The last telemetry and events, for a failure report."""
+        values = sorted(self.client.values.items())  # the latest of every point
+        lines = ["last telemetry (on-board time, point, value):"]
+        lines += [f"  {t:10.1f}  {name:34} {value}" for name, (t, value) in values]
+        lines.append("last events:")
+        lines += [f"  {e.t_s:10.1f}  {e.severity:8} {e.name} {e.args}"
+                  for e in list(self.client.events)[-LAST_EVENTS:]] or ["  (none)"]
+        return "\n".join(lines)
+
+
+class DroppableLink:
+    """The flight end of the space link, which the `inject` fixture can cut for a while."""
+
+    def __init__(self, inner: InProcessLink, now: Callable[[], float]) -> None:
+        self.inner = inner
+        self.now = now
+        self.down_until_s = -1.0
+        self.dropped = 0
+
+    def _down(self) -> bool:
+        return self.now() < self.down_until_s
+
+    def send(self, packet: bytes) -> None:
+        if self._down():
+            self.dropped += 1
+        else:
+            self.inner.send(packet)
+
+    def receive(self) -> list[bytes]:
+        packets = self.inner.receive()
+        if self._down():
+            self.dropped += len(packets)
+            return []
+        return packets
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclasses.dataclass
+class UnderTest:
+    """The satellite of one test, and everything the fixtures hand out."""
+
+    satellite: Satellite
+    ground: HilGround
+    link: DroppableLink
+    on_sim: bool
+    lock: threading.Lock
+    stop: Callable[[], None]
+
+
+def _build(config: pytest.Config) -> UnderTest:
+    on_sim = _on_sim(config)
+    path = boarddef.default_path() if on_sim else config.getoption("--board")
+    definition = boarddef.load(path)
+    if on_sim and not definition.emulated:
+        raise pytest.UsageError(f"--board sim: {path} does not emulate every board")
+    if not on_sim and definition.emulated:
+        raise pytest.UsageError(f"--board {path}: every board is emulated; use --board sim")
+    # The test is the operator: the definition's own plan does not run.
+    definition = dataclasses.replace(definition, plan=())
+    keys = KeyFile.generate()
+    flight_end, ground_end = InProcessLink.pair()
+    holder: dict[str, Callable[[], float]] = {}
+    link = DroppableLink(flight_end, lambda: holder["now"]())
+    satellite = assemble(definition, seed=config.getoption("--sim-seed"),
+                         serial=on_sim and config.getoption("--serial"), link=link, keys=keys)
+    holder["now"] = satellite.clock.now_s
+    client = GroundClient(ground_end, satellite.flight.dictionary(),
+                          Signer(keys.active, keys.keys[keys.active]),
+                          clock=satellite.clock.now_s)
+    lock = threading.Lock()
+    if on_sim:
+        def advance() -> None:
+            satellite.run_until(satellite.clock.now_s() + SIM_STEP_S)
+
+        console = Console(client, now=satellite.clock.now_s, idle=advance)
+        return UnderTest(satellite, HilGround(client, console), link, True, lock, lambda: None)
+
+    # Real boards: the flight software flies in its own thread on the wall clock; the
+    # test's direct board calls take turns with it through `lock`.
+    stopping = threading.Event()
+
+    def fly() -> None:
+        while not stopping.is_set():
+            with lock:
+                satellite.run_until(satellite.clock.now_s() + FLIGHT_STEP_S)
+
+    thread = threading.Thread(target=fly, name="flight-software", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        thread.join(timeout=5.0)
+
+    return UnderTest(satellite, HilGround(client, Console(client)), link, False, lock, stop)
+
+
+@pytest.fixture
+def _under_test(request: pytest.FixtureRequest) -> Iterator[UnderTest]:
+    under_test = _build(request.config)
+    request.node._skyrack = under_test  # for the failure report
+    try:
+        yield under_test
+    finally:
+        under_test.stop()
+        under_test.satellite.close()
+
+
+@pytest.fixture
+def satellite(_under_test: UnderTest) -> Satellite:
+    """The satellite under test, flying: its flight software, drivers and (on the sim)
+    world."""
+    return _under_test.satellite
+
+
+@pytest.fixture
+def ground(_under_test: UnderTest) -> HilGround:
+    """An operator connected to the satellite's space link."""
+    return _under_test.ground
+
+
+class _LockedDriver:
+    def __init__(self, driver: Any, lock: threading.Lock) -> None:
+        self._driver, self._lock = driver, lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._driver, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+        return call
+
+
+@pytest.fixture
+def board(_under_test: UnderTest) -> Callable[[str], Any]:
+    """board(name): that board's driver, for direct access."""
+    drivers = _under_test.satellite.drivers
+
+    def get(name: str) -> Any:
+        if name not in drivers:
+            raise KeyError(f"no board {name!r} (boards: {', '.join(drivers)})")
+        return drivers[name] if _under_test.on_sim else _LockedDriver(drivers[name],
+                                                                       _under_test.lock)
+    return get
+
+
+class Inject:
+    """Faults on demand, from the sim."""
+
+    def __init__(self, under_test: UnderTest) -> None:
+        self._t = under_test
+        self.world = under_test.satellite.world
+
+    def bit_flips(self, count: int = 1) -> int:
+        """`count` upsets in the accelerator's memory now; returns how many landed (none
+        while no job holds memory)."""
+        compute = self.world.compute
+        return 0 if compute is None else self.world.radiation.strike(compute, count)
+
+    def silent_board(self, name: str) -> None:
+        """A latch-up in board `name`: it stops answering until its power is cycled."""
+        self._t.satellite.emulators[name].latched = True
+
+    def brownout(self, name: str, seconds: float = 1.0) -> None:
+        """Board `name`'s supply drops for `seconds`: it loses power and boots afresh."""
+        channel = self._t.satellite.emulators[name].platform.channel
+        if channel is None:
+            raise ValueError(f"board {name!r} has no switched supply to brown out")
+        world, until = self.world, self.world.t_s + seconds
+        world.set_switch(channel, False)
+
+        def restore() -> None:
+            if world.t_s >= until:
+                world.set_switch(channel, True)
+                world.timers.remove(restore)
+        world.timers.append(restore)
+
+    def link_drop(self, seconds: float) -> None:
+        """The space link carries nothing either way for `seconds` of on-board time."""
+        self._t.link.down_until_s = self._t.satellite.clock.now_s() + seconds
+
+
+@pytest.fixture
+def inject(_under_test: UnderTest) -> Inject:
+    """Fault injection (bit flips, a silent board, a brownout, link drops). The sim's:
+    on hardware a test that asks for it is skipped."""
+    if not _under_test.on_sim:
+        pytest.skip("fault injection needs the sim: a bench cannot flip bits or latch "
+                    "boards on demand")
+    return Inject(_under_test)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    under_test = getattr(item, "_skyrack", None)
+    if report.failed and under_test is not None:
+        under_test.ground.console.pump()
+        report.sections.append(("skyrack: what the ground saw last",
+                                under_test.ground.last_seen()))

@@ -1,0 +1,49 @@
+"""The example hardware-in-the-loop suite: written once, run against the sim in process
+(`pytest tests/hil --board sim`), over ptys (`--board sim --serial`) or on a bench
+(`--board boards/flatsat.toml`)."""
+
+import pytest
+
+
+def test_a_power_switch_round_trip(ground, board) -> None:
+    ground.send_and_verify("power.switch", channel=2, on=True)
+    ground.wait_for("power.switches", lambda s: s & 0b100, timeout_s=10)
+    assert board("power").housekeeping().switches[2]
+    ground.send_and_verify("power.switch", channel=2, on=False)
+    ground.wait_for("power.switches", lambda s: not s & 0b100, timeout_s=10)
+
+
+def test_a_compute_job_runs_to_completion(ground) -> None:
+    ground.send_and_verify("power.switch", channel=2, on=True)
+    ground.send_and_verify("mode.set", mode="compute")
+    ground.send_and_verify("compute.submit", workload="mlp", seed=5)
+    done = ground.expect_event("compute.job_completed", timeout_s=1200)
+    assert done.args["job"] == 1
+    assert ground.wait_for("compute.completed", lambda n: n >= 1, timeout_s=10) == 1
+    assert ground.value("compute.failed") == 0
+
+
+@pytest.mark.sim_only(reason="an eclipse on demand needs the simulated orbit")
+def test_compute_is_shed_in_eclipse_and_restored_in_sunlight(ground) -> None:
+    ground.send_and_verify("power.switch", channel=2, on=True)
+    ground.send_and_verify("mode.set", mode="compute")
+    ground.send_and_verify("compute.submit", workload="train", seed=2, steps=20000)
+    shed = ground.expect_event("mode.compute_shed", timeout_s=6000)  # within an orbit
+    assert shed.args["in_eclipse"] is True
+    ground.expect_event("mode.compute_restored", timeout_s=3000)
+    assert ground.value("mode.mode") == "compute"
+
+
+@pytest.mark.sim_only(reason="latching a board on demand needs the sim")
+def test_a_silent_board_is_power_cycled_and_answers_again(ground, inject) -> None:
+    ground.wait_for("thermal.radiator_temp_c", lambda t: t is not None, timeout_s=5)
+    inject.silent_board("thermal")
+    ground.expect_event("thermal.board_silent", timeout_s=30)
+    ground.expect_event("fdir.board_power_cycled", timeout_s=30)
+    ground.expect_event("thermal.board_back", timeout_s=30)
+    assert ground.value("thermal.board_errors") >= 1
+
+
+@pytest.mark.hardware_only(reason="measures the real UART's round trip")
+def test_a_board_answers_within_its_timeout_on_the_bench(board) -> None:
+    assert board("power").housekeeping().batt_v > 20

@@ -1,0 +1,109 @@
+"""The HIL pytest plugin, run the way its users run it: pytest inside pytest."""
+
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from boards.definition import default_path, load
+from skyrack.serve import BoardServer
+
+BENCH = Path(default_path()).with_name("flatsat-example.toml")
+
+
+def run(pytester, *args: str):
+    # The outer run imported skyrack already, so the inner one cannot rewrite its asserts.
+    return pytester.runpytest("-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def test_the_options_are_in_pytest_help(pytester) -> None:
+    result = run(pytester, "--help")
+    result.stdout.fnmatch_lines(["*skyrack hardware-in-the-loop*", "*--board=sim|TOML*",
+                                 "*--serial*"])
+
+
+def test_a_failing_hil_test_prints_the_last_telemetry_and_events(pytester) -> None:
+    pytester.makepyfile("""
+        def test_fails(ground):
+            ground.send_and_verify("fsw.noop")
+            ground.wait_for("power.batt_v", lambda v: v > 100, timeout_s=3)
+    """)
+    result = run(pytester, "--board", "sim")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*wait power.batt_v: not met in 3 s (last value: 3*",
+        "*skyrack: what the ground saw last*",
+        "*last telemetry (on-board time, point, value):*",
+        "*power.batt_v*",
+        "*last events:*",
+        "*info     fsw.noop*",
+    ])
+
+
+def test_markers_skip_with_their_reason(pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.hardware_only(reason="needs the real UART")
+        def test_hw():
+            pass
+
+        @pytest.mark.sim_only
+        def test_sim():
+            pass
+    """)
+    result = run(pytester, "--board", "sim", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*hardware_only (--board sim): needs the real UART*"])
+    result = run(pytester, "--board", str(BENCH), "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([f"*sim_only (--board {BENCH})*"])
+
+
+def test_waits_on_the_sim_advance_the_virtual_clock(pytester) -> None:
+    pytester.makepyfile("""
+        import time
+
+        def test_an_hour(ground, satellite):
+            started = time.monotonic()
+            ground.wait_for("fsw.ticks", lambda n: n >= 36000, timeout_s=4000)
+            assert satellite.clock.now_s() >= 3600
+            assert time.monotonic() - started < 60
+    """)
+    run(pytester, "--board", "sim").assert_outcomes(passed=1)
+
+
+@pytest.fixture
+def bench_of_served_boards(tmp_path):
+    """A 'bench' whose boards are the sim's, served on ptys in real time: the plugin
+    meets them through real serial ports, as it would dev boards."""
+    server = BoardServer(load(default_path()))
+    stop = threading.Event()
+    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    text = BENCH.read_text()
+    for name, path in server.paths.items():
+        text = text.replace(f"/dev/serial/by-id/usb-skyrack_{name}_board-if00", path)
+    bench = tmp_path / "bench.toml"
+    bench.write_text(text)
+    yield bench
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_the_same_test_runs_against_boards_on_serial_ports(pytester,
+                                                           bench_of_served_boards) -> None:
+    pytester.makepyfile(textwrap.dedent("""
+        def test_switch(ground, board):
+            ground.send_and_verify("power.switch", channel=2, on=True, timeout_s=10)
+            ground.wait_for("power.switches", lambda s: s & 0b100, timeout_s=10)
+            assert board("power").housekeeping().switches[2]
+
+        def test_inject(inject):
+            pass
+    """))
+    result = run(pytester, "--board", str(bench_of_served_boards), "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*fault injection needs the sim*"])
