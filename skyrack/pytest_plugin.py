@@ -93,6 +93,13 @@ class HilGround:
     def expect_event(self, name: str, timeout_s: float = 30.0) -> Any:
         return self.console.expect_event(name, timeout_s)
 
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass (on the sim, virtual ones), taking in telemetry meanwhile."""
+        end = self.console.now() + seconds
+        while self.console.now() < end:
+            self.console.pump()
+            self.console.idle()
+
     def value(self, point: str) -> Any:
         seen = self.client.values.get(point)
         return None if seen is None else seen[1]

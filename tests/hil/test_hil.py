@@ -47,3 +47,28 @@ def test_a_silent_board_is_power_cycled_and_answers_again(ground, inject) -> Non
 @pytest.mark.hardware_only(reason="measures the real UART's round trip")
 def test_a_board_answers_within_its_timeout_on_the_bench(board) -> None:
     assert board("power").housekeeping().batt_v > 20
+
+
+@pytest.mark.sim_only(reason="faults on demand come from the sim")
+def test_injected_faults_are_survived(ground, board, inject, satellite) -> None:
+    # A brownout: the thermal board loses power for 3 s and boots afresh.
+    uptime_before = board("thermal").housekeeping().uptime_s
+    inject.brownout("thermal", seconds=3.0)
+    ground.sleep(5.0)
+    assert board("thermal").housekeeping().uptime_s < uptime_before + 3.0  # rebooted
+    # A dropped space link: nothing gets through; once it is back, commands do.
+    inject.link_drop(5.0)
+    lost = ground.client.command("fsw.noop")
+    ground.sleep(6.0)
+    assert not lost.reports and satellite.flight.component("fsw").counters["cmd_accepted"] == 0
+    ground.send_and_verify("fsw.noop")
+    # Upsets in the accelerator's memory while a job runs: corrected, and the job completes.
+    ground.send_and_verify("power.switch", channel=2, on=True)
+    ground.send_and_verify("mode.set", mode="compute")
+    ground.send_and_verify("compute.submit", workload="mlp", seed=6)
+    ground.expect_event("compute.job_started", timeout_s=30)
+    landed = sum(inject.bit_flips(20) for _ in range(3))
+    assert landed == 60
+    ground.expect_event("compute.job_completed", timeout_s=1200)
+    assert ground.wait_for("compute.faults_corrected", lambda n: n >= 1, timeout_s=10) >= 1
+    assert ground.value("compute.failed") == 0
