@@ -100,6 +100,7 @@ class GroundClient:
         self.replies: collections.deque[Telemetry] = collections.deque(maxlen=MAX_EVENTS)
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
+        self.events_total = 0  # events ever received; `events` keeps the last MAX_EVENTS
         self.on_tm: list[Callable[[Telemetry, bytes], None]] = []
 
     # -- uplink ----------------------------------------------------------------------
@@ -169,6 +170,7 @@ class GroundClient:
                 self.values[name] = (tm.time_s, value)
         elif tm.service == 5:
             self.events.append(self.decode_event(tm))
+            self.events_total += 1
         else:
             self.replies.append(tm)
 

@@ -75,7 +75,7 @@ class Console:
     client: GroundClient
     now: Callable[[], float] = time.monotonic
     idle: Callable[[], None] = _pause
-    _expected: int = 0  # events before this index were matched by an earlier expect
+    _expected: int = 0  # events (counted from the first ever) an earlier expect consumed
 
     def pump(self) -> None:
         self.client.poll()
@@ -128,9 +128,10 @@ class Console:
 
         def check() -> GroundEvent | None:
             events = list(self.client.events)
-            for index in range(min(self._expected, len(events)), len(events)):
+            first = self.client.events_total - len(events)  # the count of events[0]
+            for index in range(max(self._expected - first, 0), len(events)):
                 if events[index].name == name:
-                    self._expected = index + 1
+                    self._expected = first + index + 1
                     return events[index]
             return None
 

@@ -883,6 +883,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`skyrack ground watch | head`): not a failure of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (CliError, SkyrackError, boarddef.DefinitionError, ValueError, OSError,
             ConnectionError) as e:
         reason = " ".join(str(e).split())

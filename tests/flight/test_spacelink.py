@@ -206,3 +206,23 @@ def test_the_ground_counts_malformed_telemetry_and_carries_on(pair) -> None:
     assert dict(ground.rejected) == {"truncated": 1, "crc": 1, "layout": 3}
     run(satellite, ground, 2.0)
     assert ground.values["power.batt_v"][1] > 20  # and it carries on
+
+
+def test_expect_still_finds_events_after_the_ground_dropped_old_ones(pair) -> None:
+    from ground import client as client_module
+    from ground.console import Console
+
+    satellite, ground = pair
+    ground.events = client_module.collections.deque(maxlen=3)  # a tiny event memory
+    console = Console(ground, now=satellite.clock.now_s,
+                      idle=lambda: satellite.run_until(satellite.clock.now_s() + 0.5))
+    for _ in range(5):
+        console.send_and_verify("fsw.noop")  # each raises an event; the oldest fall off
+    assert ground.events_total == 5 and len(ground.events) == 3
+    console.expect_event("fsw.noop")
+    console.expect_event("fsw.noop")
+    console.expect_event("fsw.noop")
+    with pytest.raises(Exception, match="expect fsw.noop: nothing after 2 s"):
+        console.expect_event("fsw.noop", timeout_s=2.0)
+    console.send_and_verify("fsw.noop")
+    assert console.expect_event("fsw.noop").name == "fsw.noop"
