@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from hal.durable import fsync_directory
+from hal.durable import replace_file
 from hal.storage import StorageError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -33,14 +32,7 @@ class DirectoryStorage:
             raise StorageError(f"{name!r} is not stored in {self.root}") from None
 
     def write(self, name: str, data: bytes) -> None:
-        path = self._path(name)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_directory(self.root)
+        replace_file(self._path(name), data)
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

@@ -59,22 +59,23 @@ from hal.spacepacket import Telemetry as Tm
 from hal.storage import Storage, StorageError
 
 MAX_SCHEDULED = 256
-_N = N
 
 
-class Refused(Exception):
-    """A TC refused at some stage; `kind` is a key of FAILURES."""
+class Refused(PacketError):
+    """A TC refused by a service, or a command that failed; `kind` is a key of FAILURES.
+    (The codecs' own PacketErrors, "layout" and "unknown_function", are refused as they
+    come.)"""
 
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
+
+def _count(data: bytes, what: str) -> int:
+    """The u16 item count that starts a service's data."""
+    if len(data) < 2:
+        raise Refused("layout", f"{what}: no count")
+    return N.unpack_from(data)[0]
 
 
 def _count_list(data: bytes, item: struct.Struct, what: str) -> list[tuple[Any, ...]]:
-    if len(data) < 2:
-        raise Refused("layout", f"{what}: no count")
-    (n,) = _N.unpack_from(data)
+    n = _count(data, what)
     if len(data) != 2 + n * item.size:
         raise Refused("layout", f"{what}: {n} items need {2 + n * item.size} octets, "
                       f"got {len(data)}")
@@ -150,7 +151,8 @@ class SpaceLink(Component):
 
     def bind(self, bus: Any, clock: Any) -> None:
         super().bind(bus, clock)
-        bus.subscribe(ALL, self._on_bus)
+        if self.link is not None:  # without a ground, nothing need be kept or forwarded
+            bus.subscribe(ALL, self._on_bus)
         self.ring.window = self.param("replay_window")
 
     def _on_bus(self, topic: str, message: Any) -> None:
@@ -218,11 +220,11 @@ class SpaceLink(Component):
                               f"(0x{APID:03x})")
             try:
                 verified = self.ring.verify(tc, packet)
-            except PacketError as e:
+            except PacketError:
                 self.counters["tc_auth_rejected"] += 1
-                raise Refused(e.kind, e.reason) from None
+                raise
             self._save_state()
-        except Refused as e:
+        except PacketError as e:
             self._refuse(e.kind, tc, e.reason)
             return
         self._execute(verified.tc, packet)
@@ -231,7 +233,7 @@ class SpaceLink(Component):
         """An authenticated TC (or a released time-tagged one): accept, start, complete."""
         try:
             run = self._accept(tc)
-        except Refused as e:
+        except PacketError as e:
             self._refuse(e.kind, tc, e.reason)
             return
         self.counters["tc_accepted"] += 1
@@ -248,22 +250,20 @@ class SpaceLink(Component):
             self._verify(7, tc)
 
     def _accept(self, tc: Telecommand) -> Any:
-        """Check a TC's service and data; returns what runs it (raising Refused when it
-        fails)."""
+        """Check a TC's service and data; returns what runs it (raising PacketError when
+        it fails)."""
         key = (tc.service, tc.subtype)
         if key == (8, 1):
+            spec, args = self.layouts.unpack_command(tc.data)
             try:
-                spec, args = self.layouts.unpack_command(tc.data)
                 checked = validate_args(spec, args)
-            except PacketError as e:
-                raise Refused(e.kind if e.kind in FAILURES else "layout", e.reason) from None
             except ArgumentError as e:
                 raise Refused("bad_arguments", str(e)) from None
             return lambda: self._perform(spec.name, checked)
         if key == (17, 1):
             return lambda: self._send(17, 2, b"")
         if key in ((3, 5), (3, 6), (3, 27)):
-            sids = [s for (s,) in _count_list(tc.data, _N, f"TC[3,{tc.subtype}]")]
+            sids = [s for (s,) in _count_list(tc.data, N, f"TC[3,{tc.subtype}]")]
             self._known_sids(sids)
             return lambda: self._hk_control(tc.subtype, sids)
         if key == (3, 31):
@@ -273,7 +273,7 @@ class SpaceLink(Component):
                 raise Refused("bad_arguments", "collection intervals are 100 ms at least")
             return lambda: self._hk_intervals(items)
         if key == (20, 1):
-            ids = [i for (i,) in _count_list(tc.data, _N, "TC[20,1]")]
+            ids = [i for (i,) in _count_list(tc.data, N, "TC[20,1]")]
             specs = [self._param_spec(i) for i in ids]
             return lambda: self._report_params(specs)
         if key == (20, 3):
@@ -327,21 +327,19 @@ class SpaceLink(Component):
     def _send_hk(self, sid: int) -> None:
         structure = self.layouts.structures[sid]
         values = [self._latest.get(p.name) for p in structure.points]
-        self._send(3, 25, _N.pack(sid) + layout.pack(structure.points, values))
+        self._send(3, 25, N.pack(sid) + layout.pack(structure.points, values))
 
     # -- service 5 ---------------------------------------------------------------------
 
     def _send_event(self, record: EventRecord) -> None:
         args = msgpack.packb({k: v if isinstance(v, (int, float, str, bool)) or v is None
                               else str(v) for k, v in record.args.items()})
-        self._send(5, EVENT_SUBTYPE[record.severity], _N.pack(name_id(record.name)) + args)
+        self._send(5, EVENT_SUBTYPE[record.severity], N.pack(name_id(record.name)) + args)
 
     # -- service 11 --------------------------------------------------------------------
 
     def _parse_schedule(self, data: bytes) -> list[tuple[float, bytes]]:
-        if len(data) < 2:
-            raise Refused("layout", "TC[11,4]: no count")
-        (n,) = _N.unpack_from(data)
+        n = _count(data, "TC[11,4]")
         entries, offset = [], 2
         for i in range(n):
             if len(data) < offset + 6 + 6:
@@ -370,20 +368,20 @@ class SpaceLink(Component):
 
     def _delete(self, ids: list[tuple[int, int]]) -> None:
         wanted = set(ids)
-        found = {(decode_tc(p).apid, decode_tc(p).seq_count) for _, p in self.schedule}
-        missing = wanted - found
+        keyed = [((tc.apid, tc.seq_count), (t, p))
+                 for t, p in self.schedule for tc in (decode_tc(p),)]
+        missing = wanted - {key for key, _ in keyed}
         if missing:
             raise Refused("bad_arguments", "not scheduled: " + ", ".join(
                 f"APID 0x{a:03x} seq {s}" for a, s in sorted(missing)))
-        self.schedule = [(t, p) for t, p in self.schedule
-                         if (decode_tc(p).apid, decode_tc(p).seq_count) not in wanted]
+        self.schedule = [entry for key, entry in keyed if key not in wanted]
         self._save_schedule()
 
     def _summary(self) -> None:
-        out = bytearray(_N.pack(len(self.schedule)))
+        out = bytearray(N.pack(len(self.schedule)))
         for release_s, packet in self.schedule:
             tc = decode_tc(packet)
-            function = _N.unpack_from(tc.data)[0] if (tc.service, tc.subtype) == (8, 1) \
+            function = N.unpack_from(tc.data)[0] if (tc.service, tc.subtype) == (8, 1) \
                 and len(tc.data) >= 2 else 0
             out += cuc(release_s) + struct.pack(">HHH", tc.apid, tc.seq_count, function)
         self._send(11, 13, bytes(out))
@@ -397,23 +395,19 @@ class SpaceLink(Component):
         return spec
 
     def _parse_param_values(self, data: bytes) -> list[tuple[Any, Any]]:
-        if len(data) < 2:
-            raise Refused("layout", "TC[20,3]: no count")
-        (n,) = _N.unpack_from(data)
+        n = _count(data, "TC[20,3]")
         out, offset = [], 2
         for _ in range(n):
             if len(data) < offset + 2:
                 raise Refused("layout", "TC[20,3]: truncated")
-            spec = self._param_spec(_N.unpack_from(data, offset)[0])
+            spec = self._param_spec(N.unpack_from(data, offset)[0])
             size = layout.field_bytes(spec)
+            (value,) = layout.unpack([spec], data[offset + 2:offset + 2 + size], spec.name)
+            component, _, local = spec.name.partition(".")
+            owner = self.components[component]
             try:
-                (value,) = layout.unpack([spec], data[offset + 2:offset + 2 + size], spec.name)
-                component, _, local = spec.name.partition(".")
-                owner = self.components[component]
                 check_value(next(p for p in owner.declared("parameters") if p.name == local),
                             value, spec.name)
-            except PacketError as e:
-                raise Refused("layout", e.reason) from None
             except ArgumentError as e:
                 raise Refused("bad_arguments", str(e)) from None
             out.append((spec, value))
@@ -423,10 +417,10 @@ class SpaceLink(Component):
         return out
 
     def _report_params(self, specs: list[Any]) -> None:
-        out = bytearray(_N.pack(len(specs)))
+        out = bytearray(N.pack(len(specs)))
         for spec in specs:
             component, _, local = spec.name.partition(".")
-            out += _N.pack(name_id(spec.name)) + layout.pack(
+            out += N.pack(name_id(spec.name)) + layout.pack(
                 [spec], [self.components[component].param(local)])
         self._send(20, 2, bytes(out))
 

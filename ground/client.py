@@ -108,9 +108,13 @@ class GroundClient:
     def command(self, name: str, args: dict[str, Any] | None = None) -> Sent:
         """Send a dictionary command (service 8). Raises ArgumentError before sending
         anything if the command or its arguments are not in the dictionary."""
-        spec = self.dictionary.command(name)
-        checked = validate_args(spec, dict(args or {}))
-        return self.service(8, 1, self.layouts.pack_command(name, checked), name, checked)
+        data, checked = self._perform_data(name, args)
+        return self.service(8, 1, data, name, checked)
+
+    def _perform_data(self, name: str, args: dict[str, Any] | None) -> tuple[bytes, dict]:
+        """A command's [8,1] data, and its checked arguments. Raises ArgumentError."""
+        checked = validate_args(self.dictionary.command(name), dict(args or {}))
+        return self.layouts.pack_command(name, checked), checked
 
     def service(self, service: int, subtype: int, data: bytes = b"", name: str = "",
                 args: dict[str, Any] | None = None) -> Sent:
@@ -134,11 +138,10 @@ class GroundClient:
 
     def time_tagged(self, release_s: float, name: str, args: dict[str, Any] | None = None) -> Sent:
         """Schedule a command on board (service 11) for on-board time `release_s`."""
-        spec = self.dictionary.command(name)
-        inner = self.telecommand(8, 1, self.layouts.pack_command(
-            name, validate_args(spec, dict(args or {}))))
+        data, checked = self._perform_data(name, args)
+        inner = self.telecommand(8, 1, data)
         return self.service(11, 4, N.pack(1) + cuc(release_s) + encode_tc(inner),
-                            f"schedule {name}", dict(args or {}))
+                            f"schedule {name}", checked)
 
     # -- downlink --------------------------------------------------------------------
 

@@ -14,3 +14,16 @@ def fsync_directory(directory: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_file(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that after a power cut the file holds the old bytes or
+    the new ones: a temporary file, fsynced, renamed over it, the directory fsynced."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)

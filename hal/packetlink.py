@@ -15,6 +15,7 @@ from typing import Protocol
 
 from hal.framing import Deframer, encode_frame
 from hal.spacepacket import MAX_PACKET_BYTES, PRIMARY_BYTES, packet_length
+from hal.transport import SerialTransport
 
 MAX_QUEUED = 4096  # packets held for a peer that does not read; beyond it, oldest dropped
 SEND_TIMEOUT_S = 2.0  # a peer that takes no bytes for this long is dropped
@@ -248,44 +249,31 @@ def parse_url(url: str) -> tuple[str, str, int]:
 
 
 class SerialPacketLink:
-    """Either end on a serial line: each packet in a COBS frame with its own CRC-16
-    (hal.framing), so a receiver resynchronises at the next 0x00 after line noise.
-    Bad frames are counted in `deframer.rejected`."""
+    """Either end on a serial line (a hal SerialTransport): each packet in a COBS frame
+    with its own CRC-16 (hal.framing), so a receiver resynchronises at the next 0x00
+    after line noise. Bad frames are counted in `deframer.rejected`; a failing port
+    raises TransportError."""
 
     def __init__(self, url: str, baudrate: int = 115200) -> None:
-        import serial  # only where a serial link is used
-
-        self.url = url
-        self._serial_error = serial.SerialException
-        try:
-            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
-        except (serial.SerialException, ValueError) as e:
-            raise ConnectionError(f"cannot open serial link {url!r}: {e}") from None
+        self.transport = SerialTransport(url, baudrate)
         self.deframer = Deframer(max_payload_bytes=MAX_PACKET_BYTES)
 
     def send(self, packet: bytes) -> None:
-        try:
-            self._port.write(encode_frame(packet, max_payload_bytes=MAX_PACKET_BYTES))
-        except (self._serial_error, OSError) as e:
-            raise ConnectionError(f"serial link {self.url!r}: write failed: {e}") from None
+        self.transport.write(encode_frame(packet, max_payload_bytes=MAX_PACKET_BYTES))
 
     def receive(self) -> list[bytes]:
-        try:
-            waiting = self._port.in_waiting
-            data = self._port.read(waiting) if waiting else b""
-        except (self._serial_error, OSError) as e:
-            raise ConnectionError(f"serial link {self.url!r}: read failed: {e}") from None
+        data = self.transport.read(0.0)
         return self.deframer.feed(data) if data else []
 
     def close(self) -> None:
-        self._port.close()
+        self.transport.close()
 
 
 def open_link(url: str, *, listen: bool) -> TcpServerLink | TcpClientLink | SerialPacketLink:
     """A link from its URL: `tcp://HOST:PORT` (the flight end listens, the ground
     connects) or `serial:PORT` (any pyserial URL: serial:/dev/ttyUSB0). Raises
-    ValueError for a URL of neither kind, ConnectionError or OSError when it cannot
-    be opened."""
+    ValueError for a URL of neither kind; ConnectionError, OSError or TransportError
+    when it cannot be opened."""
     if url.startswith("serial:"):
         return SerialPacketLink(url.removeprefix("serial:"))
     _, host, port = parse_url(url)

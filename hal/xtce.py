@@ -46,20 +46,36 @@ def _integer_type(parent: ET.Element, kind: str, name: str, bits: int, signed: b
          encoding="twosComplement" if signed else "unsigned")
 
 
+def _layout_type(parent: ET.Element, kind: str, name: str, layout_type: str,
+                 unit: str | None = None) -> None:
+    """The XTCE type of a hal.layout field ("int", "float", "bool", "str"); `kind` is
+    "Parameter" or "Argument"."""
+    tag = {"int": "Integer", "float": "Float", "bool": "Boolean", "str": "String"}[layout_type]
+    t = _sub(parent, f"{tag}{kind}Type", name=name,
+             **({"signed": "true", "sizeInBits": "64"} if layout_type == "int" else
+                {"sizeInBits": "64"} if layout_type == "float" else {}))
+    if unit:
+        _sub(_sub(t, "UnitSet"), "Unit", unit)
+    if layout_type == "int":
+        _sub(t, "IntegerDataEncoding", sizeInBits="64", encoding="twosComplement",
+             byteOrder=BE)
+    elif layout_type == "float":
+        _sub(t, "FloatDataEncoding", sizeInBits="64", encoding="IEEE754_1985", byteOrder=BE)
+    elif layout_type == "bool":
+        _sub(t, "IntegerDataEncoding", sizeInBits="8", encoding="unsigned")
+    else:
+        enc = _sub(t, "StringDataEncoding", encoding="UTF-8")
+        size = _sub(enc, "SizeInBits")
+        _sub(_sub(size, "Fixed"), "FixedValue", str(STR_BYTES * 8))
+        _sub(size, "TerminationChar", "00")
+
+
 def _types(parent: ET.Element, kind: str, enums: dict[str, tuple[str, ...]]) -> None:
     """The data types every layout uses; `kind` is "Parameter" or "Argument"."""
     for bits in (1, 2, 3, 4, 8, 11, 14, 16, 32):
         _integer_type(parent, kind, f"uint{bits}", bits, False)
-    _integer_type(parent, kind, "int64", 64, True)
-    f = _sub(parent, f"Float{kind}Type", name="float64", sizeInBits="64")
-    _sub(f, "FloatDataEncoding", sizeInBits="64", encoding="IEEE754_1985", byteOrder=BE)
-    b = _sub(parent, f"Boolean{kind}Type", name="bool8")
-    _sub(b, "IntegerDataEncoding", sizeInBits="8", encoding="unsigned")
-    s = _sub(parent, f"String{kind}Type", name=f"string{STR_BYTES}")
-    enc = _sub(s, "StringDataEncoding", encoding="UTF-8")
-    size = _sub(enc, "SizeInBits")
-    _sub(_sub(size, "Fixed"), "FixedValue", str(STR_BYTES * 8))
-    _sub(size, "TerminationChar", "00")
+    for layout_type in ("int", "float", "bool", "str"):
+        _layout_type(parent, kind, _type_ref(layout_type, None), layout_type)
     bin_t = _sub(parent, f"Binary{kind}Type", name="mac128")
     _sub(_sub(_sub(bin_t, "BinaryDataEncoding"), "SizeInBits"), "FixedValue", "128")
     for name, values in enums.items():
@@ -68,28 +84,6 @@ def _types(parent: ET.Element, kind: str, enums: dict[str, tuple[str, ...]]) -> 
         enum_list = _sub(e, "EnumerationList")
         for i, value in enumerate(values):
             _sub(enum_list, "Enumeration", value=str(i), label=value)
-
-
-def _point_type(parent: ET.Element, name: str, kind: str, unit: str | None) -> None:
-    """A parameter type of its own for one telemetry point, so it can carry its unit."""
-    tag = {"int": "Integer", "float": "Float", "bool": "Boolean", "str": "String"}[kind]
-    t = _sub(parent, f"{tag}ParameterType", name=name,
-             **({"signed": "true", "sizeInBits": "64"} if kind == "int" else
-                {"sizeInBits": "64"} if kind == "float" else {}))
-    if unit:
-        _sub(_sub(t, "UnitSet"), "Unit", unit)
-    if kind == "int":
-        _sub(t, "IntegerDataEncoding", sizeInBits="64", encoding="twosComplement",
-             byteOrder=BE)
-    elif kind == "float":
-        _sub(t, "FloatDataEncoding", sizeInBits="64", encoding="IEEE754_1985", byteOrder=BE)
-    elif kind == "bool":
-        _sub(t, "IntegerDataEncoding", sizeInBits="8", encoding="unsigned")
-    else:
-        enc = _sub(t, "StringDataEncoding", encoding="UTF-8")
-        size = _sub(enc, "SizeInBits")
-        _sub(_sub(size, "Fixed"), "FixedValue", str(STR_BYTES * 8))
-        _sub(size, "TerminationChar", "00")
 
 
 def _type_ref(spec_type: str, enum_name: str | None) -> str:
@@ -145,7 +139,7 @@ def to_xtce(dictionary: Dictionary, name: str = ROOT) -> str:
         types, pset = _sub(ctm, "ParameterTypeSet"), _sub(ctm, "ParameterSet")
         for point in structure.points:
             local = point.name.split(".", 1)[1]
-            _point_type(types, f"{local}_t", point.type, point.unit)
+            _layout_type(types, "Parameter", f"{local}_t", point.type, point.unit)
             p = _sub(pset, "Parameter", name=local, parameterTypeRef=f"{local}_t")
             _describe(p, point.description)
         hk = _sub(containers, "SequenceContainer", name=f"hk_{structure.name}")

@@ -20,6 +20,9 @@ import threading
 import tty
 from collections.abc import Callable
 
+from hal.errors import TransportError
+from hal.transport import SerialTransport
+
 POLL_S = 0.05
 
 
@@ -40,9 +43,8 @@ class _ServedBoard:
                 data = self._read()
                 if data:
                     self._write(self._receive(data))
-            except OSError:
-                return  # the line went away
-            # SerialException is an OSError; anything else is a bug and should be seen.
+            except (OSError, TransportError):
+                return  # the line went away; anything else is a bug and should be seen
 
     def _read(self) -> bytes:
         raise NotImplementedError
@@ -86,28 +88,21 @@ class PtyBoard(_ServedBoard):
 
 
 class PortBoard(_ServedBoard):
-    """Serve a board on an existing serial port (any pyserial URL)."""
+    """Serve a board on an existing serial port (any pyserial URL). Raises
+    TransportError when the port cannot be opened."""
 
     def __init__(self, name: str, receive: Callable[[bytes], bytes], url: str,
                  baudrate: int = 115200) -> None:
-        import serial
-
         super().__init__(name, receive)
-        try:
-            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S)
-        except (serial.SerialException, ValueError) as e:
-            raise OSError(f"cannot open serial port {url!r}: {e}") from None
+        self._port = SerialTransport(url, baudrate)
         self.path = url
         self._thread.start()
 
     def _read(self) -> bytes:
-        first = self._port.read(1)
-        waiting = self._port.in_waiting if first else 0
-        return first + self._port.read(waiting) if waiting else first
+        return self._port.read(POLL_S)
 
     def _write(self, data: bytes) -> None:
         self._port.write(data)
-        self._port.flush()
 
     def close(self) -> None:
         super().close()

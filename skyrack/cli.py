@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from flight.software import FlightSoftware
 from hal import image
 from hal.auth import KeyFile
 from hal.dictionary import Dictionary
+from hal.durable import replace_file
 from hal.errors import SkyrackError
 from hal.packetlink import open_link
 from hal.transport import SerialTransport
@@ -79,6 +81,13 @@ def _ltan(text: str) -> str:
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
+
+
+def _time_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=float, default=-math.inf, metavar="T_S",
+                        help="on-board time, s (default: the start)")
+    parser.add_argument("--until", type=float, default=math.inf, metavar="T_S",
+                        help="on-board time, s (default: the end)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,16 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     script.add_argument("--json", action="store_true", help="JSON lines, one per step")
     query = ground_sub.add_parser("query", help="a telemetry point's values from the archive")
     query.add_argument("point", help="telemetry point: power.batt_v")
-    query.add_argument("--since", type=float, default=-math.inf, metavar="T_S",
-                       help="on-board time, s (default: the start)")
-    query.add_argument("--until", type=float, default=math.inf, metavar="T_S",
-                       help="on-board time, s (default: the end)")
+    _time_window(query)
     query.add_argument("--json", action="store_true", help="print them as JSON")
     export = ground_sub.add_parser("export", help="points from the archive as CSV")
     export.add_argument("points", nargs="+", metavar="POINT")
     export.add_argument("-o", "--output", required=True, help="CSV file to write")
-    export.add_argument("--since", type=float, default=-math.inf, metavar="T_S")
-    export.add_argument("--until", type=float, default=math.inf, metavar="T_S")
+    _time_window(export)
     export.add_argument("--json", action="store_true", help="describe what was written")
     hist = ground_sub.add_parser("history", help="commands sent, with the verification "
                                  "stages each reached (from the archive)")
@@ -239,8 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(needs the 'plot' extra: matplotlib)")
     gplot.add_argument("points", nargs="+", metavar="POINT")
     gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
-    gplot.add_argument("--since", type=float, default=-math.inf, metavar="T_S")
-    gplot.add_argument("--until", type=float, default=math.inf, metavar="T_S")
+    _time_window(gplot)
     gplot.add_argument("--json", action="store_true", help="describe what was written")
     ground.set_defaults(run=cmd_ground)
 
@@ -323,12 +327,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
         payload = f.read()
     data = image.build(args.kind, args.image_version, payload)
     header = image.verify(data)
-    tmp = f"{args.output}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, args.output)
+    replace_file(args.output, data)
     result = {"ok": True, "image": args.output, "kind": header.kind,
               "version": header.version_text, "payload_bytes": header.length,
               "image_bytes": len(data), "crc32": f"{header.crc32:08x}"}
@@ -552,10 +551,9 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         if missing:
             raise CliError(f"{path}: no samples of {', '.join(missing)}")
         if args.ground_command == "export":
-            tmp = f"{args.output}.tmp"
-            with open(tmp, "w", newline="") as f:
-                count = archive.export_csv(args.points, f, args.since, args.until)
-            os.replace(tmp, args.output)
+            text = io.StringIO(newline="")
+            count = archive.export_csv(args.points, text, args.since, args.until)
+            replace_file(args.output, text.getvalue().encode())
         else:
             if not plot.available():
                 raise CliError(plot.INSTALL_HINT)
@@ -601,12 +599,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
                 counter = int(f.read().strip() or 0)
 
         def save(value: int) -> None:
-            tmp = f"{counter_path}.tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{value}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, counter_path)
+            replace_file(counter_path, f"{value}\n".encode())
 
         signer = Signer(key_id, keys.keys[key_id], counter, save)
     try:

@@ -168,11 +168,10 @@ def _build(config: pytest.Config) -> UnderTest:
     definition = dataclasses.replace(definition, plan=())
     keys = KeyFile.generate()
     flight_end, ground_end = InProcessLink.pair()
-    holder: dict[str, Callable[[], float]] = {}
-    link = DroppableLink(flight_end, lambda: holder["now"]())
+    link = DroppableLink(flight_end, now=lambda: 0.0)  # the clock comes with the satellite
     satellite = assemble(definition, seed=config.getoption("--sim-seed"),
                          serial=on_sim and config.getoption("--serial"), link=link, keys=keys)
-    holder["now"] = satellite.clock.now_s
+    link.now = satellite.clock.now_s
     client = GroundClient(ground_end, satellite.flight.dictionary(),
                           Signer(keys.active, keys.keys[keys.active]),
                           clock=satellite.clock.now_s)

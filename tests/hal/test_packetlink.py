@@ -92,7 +92,7 @@ def test_serial_links_frame_packets_and_resynchronise_after_noise() -> None:
     link = open_link("serial:loop://", listen=False)
     assert isinstance(link, SerialPacketLink)
     link.send(TC)
-    link._port.write(b"\x13\x37noise\x00")
+    link.transport.write(b"\x13\x37noise\x00")
     link.send(TM)
     assert wait_for(link.receive) == [TC, TM]
     assert sum(link.deframer.rejected.values()) == 1  # the noise, counted
