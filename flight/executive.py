@@ -4,6 +4,9 @@ The base rate is 10 Hz; a group at rate r runs every 10/r ticks. Tick k is due a
 t0 + k/10 exactly (no accumulated drift). On hardware a late tick counts as an
 overrun; far behind, the executive skips ahead rather than replaying a burst of
 stale ticks. A task that raises is counted and reported, and the others still run.
+
+For health checks it keeps the tick each rate group last ran at, and since which tick
+each failing task has failed every run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Executive:
         self.skipped_ticks = 0
         self.task_errors: collections.Counter[str] = collections.Counter()
         self.on_task_error: Callable[[str, Exception], None] | None = None
+        self.failing_since: dict[str, int] = {}  # task -> first tick of its failing streak
+        self._group_ran: dict[int, int] = {}  # ticks between runs -> tick it last ran
         self._t0_s = clock.now_s()
 
     def add(self, name: str, rate_hz: float, run: Callable[[], None]) -> None:
@@ -50,6 +55,11 @@ class Executive:
     @property
     def rates_hz(self) -> list[float]:
         return sorted({self.base_hz / t.every_ticks for t in self.tasks}, reverse=True)
+
+    def stale_rate_groups(self) -> list[float]:
+        """Rates (Hz) of the groups that have missed two runs in a row."""
+        return [self.base_hz / every for every in sorted({t.every_ticks for t in self.tasks})
+                if self.ticks - self._group_ran.get(every, 0) > 2 * every]
 
     def next_tick_s(self) -> float:
         return self._t0_s + (self.ticks + 1) / self.base_hz
@@ -71,9 +81,13 @@ class Executive:
         self.ticks += 1
         for task in self.tasks:
             if self.ticks % task.every_ticks == 0:
+                self._group_ran[task.every_ticks] = self.ticks
                 try:
                     task.run()
+                    if self.failing_since:
+                        self.failing_since.pop(task.name, None)
                 except Exception as e:
+                    self.failing_since.setdefault(task.name, self.ticks)
                     self.task_errors[task.name] += 1
                     if self.task_errors[task.name] == 1:  # once; after that, counted
                         log.exception("task %s failed", task.name)

@@ -9,13 +9,14 @@ from typing import Any, ClassVar
 
 from flight.accelerator import AcceleratorComponent
 from flight.bus import Bus
-from flight.component import Component, Event, Telemetry, command, periodic
+from flight.component import Component, Event, Parameter, Telemetry, command, periodic
 from flight.compute.manager import ComputeManager
 from flight.dictionary import build_dictionary
 from flight.dispatcher import Dispatcher
 from flight.executive import Executive
 from flight.fdir import Fdir
 from flight.modes import Mode, ModeManager
+from flight.nvm import Records
 from flight.power import PowerComponent
 from flight.spacelink import SpaceLink
 from flight.thermal import ThermalComponent
@@ -29,23 +30,47 @@ from hal.storage import Storage
 
 
 class SystemComponent(Component):
-    """The flight software itself: executive health and a link check."""
+    """The flight software itself: executive health, boots, stored records, and the
+    watchdog, kicked only while the software is healthy."""
 
     name = "fsw"
     telemetry: ClassVar = (
         Telemetry("ticks", "int", "Executive ticks since start"),
         Telemetry("overruns", "int", "Ticks that started late"),
         Telemetry("task_errors", "int", "Periodic tasks that raised"),
+        Telemetry("boot_count", "int", "Boots of the flight software, ever"),
+        Telemetry("boot_cause", "str", "Why the flight computer last started"),
+        Telemetry("records_damaged", "int", "Stored record copies found damaged"),
+        Telemetry("healthy", "bool", "Every rate group ran and no task fails persistently"),
     )
     events: ClassVar = (
         Event("task_failed", Severity.ERROR, "A periodic task raised an exception"),
         Event("noop", Severity.INFO, "A no-op command arrived"),
+        Event("booted", Severity.INFO, "The flight software started"),
+        Event("record_damaged", Severity.WARNING,
+              "A stored record copy was damaged; the other copy was used"),
+        Event("record_lost", Severity.CRITICAL,
+              "Every copy of a stored record was damaged; defaults were used"),
+        Event("unhealthy", Severity.CRITICAL,
+              "A health check failed: the watchdog is no longer kicked"),
+    )
+    parameters: ClassVar = (
+        Parameter("failing_task_s", "float", 30.0,
+                  "How long a task may fail every run before the watchdog is starved", "s",
+                  1.0, 3600.0),
     )
 
-    def __init__(self, executive: Executive, power: PowerBoard | None = None) -> None:
+    def __init__(self, executive: Executive, power: PowerBoard | None = None,
+                 records: Records | None = None, boot_cause: str = "unknown") -> None:
         super().__init__()
         self.executive = executive
         self.power = power
+        self.records = records or Records(None)
+        self.boot_cause = boot_cause
+        self.boots = self.records.load("fsw.boot", _check_boot, {"boots": 0})["boots"] + 1
+        self.records.save("fsw.boot", {"boots": self.boots, "cause": boot_cause})
+        self.damaged = 0
+        self.unhealthy_reason = ""
         executive.on_task_error = self._task_failed
 
     @command
@@ -55,21 +80,61 @@ class SystemComponent(Component):
 
     @periodic(1)
     def kick_watchdog(self) -> None:
-        """Tell the power board this computer is alive."""
-        if self.power is not None:
-            try:
-                self.power.kick_watchdog()
-            except BoardError:
-                pass  # the power board's silence is FDIR's business
+        """Tell the power board this computer is alive, while it is: every rate group
+        has run in the last second and no task has failed every run for
+        `failing_task_s`. Otherwise the watchdog runs out and reboots the computer."""
+        reason = self._health()
+        if reason and not self.unhealthy_reason:
+            self.emit("unhealthy", reason=reason)
+        self.unhealthy_reason = reason
+        if reason or self.power is None:
+            return
+        try:
+            self.power.kick_watchdog()
+        except BoardError:
+            pass  # the power board's silence is FDIR's business
 
     @periodic(1)
     def housekeeping(self) -> None:
+        self.report_records()
         self.publish("ticks", self.executive.ticks)
         self.publish("overruns", self.executive.overruns)
         self.publish("task_errors", sum(self.executive.task_errors.values()))
+        self.publish("boot_count", self.boots)
+        self.publish("boot_cause", self.boot_cause)
+        self.publish("records_damaged", self.damaged)
+        self.publish("healthy", not self.unhealthy_reason)
+
+    def booted(self) -> None:
+        self.emit("booted", boot=self.boots, cause=self.boot_cause)
+
+    def report_records(self) -> None:
+        for problem in self.records.take_problems():
+            self.damaged += 1
+            event = "record_damaged" if problem.fallback == "the other copy" else "record_lost"
+            self.emit(event, file=problem.file, reason=problem.reason, used=problem.fallback)
+
+    def _health(self) -> str:
+        """Why the software is not healthy, or "" when it is."""
+        ex = self.executive
+        for task, since in ex.failing_since.items():
+            failing_s = (ex.ticks - since) / ex.base_hz
+            if failing_s >= self.param("failing_task_s"):
+                return f"task {task} has failed every run for {failing_s:.0f} s"
+        stale = self.executive.stale_rate_groups()
+        if stale:
+            return f"rate groups {', '.join(f'{r:g} Hz' for r in stale)} did not run"
+        return ""
 
     def _task_failed(self, task: str, error: Exception) -> None:
         self.emit("task_failed", task=task, error=f"{type(error).__name__}: {error}")
+
+
+def _check_boot(body: Any) -> dict[str, int]:
+    boots = body["boots"]
+    if type(boots) is not int or not 0 <= boots < 2**63:
+        raise ValueError(f"boot count {boots!r}")
+    return {"boots": boots}
 
 
 class FlightSoftware:
@@ -94,17 +159,20 @@ class FlightSoftware:
         self.clock = clock
         self.bus = Bus()
         self.executive = Executive(clock)
+        self.records = Records(storage)
+        self.boot_cause = self._boot_cause(power)
+        self.system = SystemComponent(self.executive, power, self.records, self.boot_cause)
         self.components: list[Component] = [
-            SystemComponent(self.executive, power),
+            self.system,
             PowerComponent(power),
             ThermalComponent(thermal, rails.get("thermal")),
             AcceleratorComponent(accelerator, rails.get("accelerator")),
-            ComputeManager(compute, storage, work_dir, self.power_cycle_accelerator),
+            ComputeManager(compute, self.records, work_dir, self.power_cycle_accelerator),
         ]
         modes = ModeManager(accelerator, self.components[-1])
-        self.space_link = SpaceLink(link, self.dictionary(), keys or {}, active_key, storage)
+        self.space_link = SpaceLink(link, self.dictionary(), keys or {}, active_key,
+                                    self.records)
         self.components += [modes, Fdir(power, dict(rails), modes), self.space_link]
-        self.boot_cause = self._boot_cause(power)
         if self.boot_cause == "watchdog":
             modes.mode = Mode.SAFE  # came back from a hang: an operator decides what next
         self.dispatcher = Dispatcher(self.components, self.bus, clock)
@@ -114,6 +182,8 @@ class FlightSoftware:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
+        self.system.booted()
+        self.system.report_records()  # what was damaged in storage, now that events flow
 
     @staticmethod
     def _boot_cause(power: PowerBoard) -> str:

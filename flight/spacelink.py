@@ -21,6 +21,7 @@ argument, housekeeping and parameter values use hal.layout.
 from __future__ import annotations
 
 import collections
+import math
 import struct
 from typing import Any, ClassVar
 
@@ -29,8 +30,9 @@ import msgpack
 from flight.bus import ALL, EVENT, EventRecord, Sample
 from flight.component import Component, Event, Parameter, Telemetry, command, periodic
 from flight.dispatcher import Dispatcher, Status
+from flight.nvm import Records
 from hal import layout
-from hal.auth import KeyRing
+from hal.auth import MAX_COUNTER, KeyRing
 from hal.dictionary import ArgumentError, Dictionary, Severity, check_value, validate_args
 from hal.errors import PacketError
 from hal.layout import Layouts, name_id
@@ -56,7 +58,6 @@ from hal.spacepacket import (
     packet_length,
 )
 from hal.spacepacket import Telemetry as Tm
-from hal.storage import Storage, StorageError
 
 MAX_SCHEDULED = 256
 
@@ -116,12 +117,12 @@ class SpaceLink(Component):
 
     def __init__(self, link: PacketLink | None, dictionary: Dictionary,
                  keys: dict[int, bytes], active_key: int,
-                 storage: Storage | None = None) -> None:
+                 records: Records | None = None) -> None:
         super().__init__()
         self.link = link
         self.layouts = Layouts(dictionary)
         self.all_keys = dict(keys)
-        self.storage = storage
+        self.records = records or Records(None)
         self.dispatcher: Dispatcher | None = None
         self.components: dict[str, Component] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -130,15 +131,19 @@ class SpaceLink(Component):
                     for sid in self.layouts.structures}
         self._seq = 0
         self._msg_counters: collections.Counter[tuple[int, int]] = collections.Counter()
-        self.schedule: list[tuple[float, bytes]] = []  # (release time, TC packet)
-        state = self._load("link.state") or {}
-        self.active_key = int(state.get("active_key", active_key))
+        state = self.records.load("link.state", _check_state, None)
+        retired = set(state["retired"]) if state else set()
+        self.active_key = state["active_key"] if state else active_key
         if self.active_key not in self.all_keys:
-            self.active_key = active_key  # a stored key id this key file lacks
-        counters = {int(k): int(v) for k, v in state.get("counters", {}).items()}
+            # A stored key id this key file lacks: the file's own active key, unless that
+            # one was retired on board (then nothing verifies until a key is uploaded).
+            self.active_key = active_key
         self.ring = KeyRing({self.active_key: self.all_keys[self.active_key]}
-                            if self.active_key in self.all_keys else {}, counters=counters)
-        self.schedule = [(float(t), bytes(p)) for t, p in self._load("link.schedule") or []]
+                            if self.active_key in self.all_keys
+                            and self.active_key not in retired else {},
+                            counters=state["counters"] if state else {}, retired=retired)
+        self.schedule: list[tuple[float, bytes]] = self.records.load(
+            "link.schedule", _check_schedule, [])
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class SpaceLink(Component):
         """What service 8 dispatches to and service 20 reads and sets."""
         self.dispatcher = dispatcher
         self.components = {c.name: c for c in components}
-        for name, value in (self._load("link.params") or {}).items():
+        for name, value in self.records.load("link.params", _check_params, {}).items():
             self._set_param(name, value, persist=False)
 
     def bind(self, bus: Any, clock: Any) -> None:
@@ -170,6 +175,10 @@ class SpaceLink(Component):
         if key_id not in self.all_keys:
             raise ArgumentError(f"key {key_id} is not on board (keys: "
                                 f"{', '.join(map(str, sorted(self.all_keys)))})")
+        if key_id in self.ring.retired:
+            raise ArgumentError(f"key {key_id} was retired; a retired key never signs again")
+        if key_id != self.active_key:
+            self.ring.retired.add(self.active_key)
         self.active_key = key_id
         self.ring.keys = {key_id: self.all_keys[key_id]}
         self._save_state()
@@ -436,9 +445,9 @@ class SpaceLink(Component):
         if component == self.name and local == "replay_window":
             self.ring.window = value
         if persist:
-            stored = self._load("link.params") or {}
+            stored = self.records.load("link.params", _check_params, {})
             stored[name] = value
-            self._store("link.params", stored)
+            self.records.save("link.params", stored)
 
     # -- downlink ----------------------------------------------------------------------
 
@@ -458,22 +467,49 @@ class SpaceLink(Component):
 
     # -- persistence -------------------------------------------------------------------
 
-    def _load(self, name: str) -> Any:
-        if self.storage is None:
-            return None
-        try:
-            return msgpack.unpackb(self.storage.read(name), strict_map_key=False)
-        except (StorageError, ValueError, msgpack.UnpackException):
-            return None
-
-    def _store(self, name: str, value: Any) -> None:
-        if self.storage is not None:
-            self.storage.write(name, msgpack.packb(value))
-
     def _save_state(self) -> None:
-        self._store("link.state", {"active_key": self.active_key,
-                                   "counters": dict(self.ring.counters)})
+        self.records.save("link.state", {"active_key": self.active_key,
+                                         "counters": dict(self.ring.counters),
+                                         "retired": sorted(self.ring.retired)})
 
     def _save_schedule(self) -> None:
-        self._store("link.schedule", [[t, p] for t, p in self.schedule])
+        self.records.save("link.schedule", [[t, p] for t, p in self.schedule])
 
+
+# What the stored records must hold (flight.nvm: a body that fails is a damaged copy).
+
+def _key_id(x: Any) -> int:
+    if type(x) is not int or not 0 < x <= 0xFFFF:
+        raise ValueError(f"key id {x!r}")
+    return x
+
+
+def _check_state(body: Any) -> dict[str, Any]:
+    counters = {_key_id(k): v for k, v in body["counters"].items()}
+    if not all(type(v) is int and 0 <= v <= MAX_COUNTER for v in counters.values()):
+        raise ValueError("a counter outside 0..2^32-1")
+    return {"active_key": _key_id(body["active_key"]), "counters": counters,
+            "retired": [_key_id(k) for k in body["retired"]]}
+
+
+def _check_schedule(body: Any) -> list[tuple[float, bytes]]:
+    entries = []
+    for release_s, packet in body:
+        if type(release_s) not in (int, float) or not math.isfinite(release_s) \
+                or type(packet) is not bytes:
+            raise ValueError("an entry is not (release time, packet)")
+        try:
+            decode_tc(packet)
+        except PacketError as e:
+            raise ValueError(f"a scheduled packet: {e}") from None
+        entries.append((float(release_s), packet))
+    if len(entries) > MAX_SCHEDULED:
+        raise ValueError(f"{len(entries)} entries; the schedule holds {MAX_SCHEDULED}")
+    return sorted(entries, key=lambda e: e[0])
+
+
+def _check_params(body: Any) -> dict[str, Any]:
+    if not all(type(k) is str and type(v) in (int, float, bool, str)
+               for k, v in body.items()):
+        raise ValueError("a parameter that is not name = number, flag or text")
+    return dict(body)

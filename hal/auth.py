@@ -63,6 +63,7 @@ class KeyRing:
     keys: dict[int, bytes]
     window: int = DEFAULT_WINDOW
     counters: dict[int, int] = field(default_factory=dict)
+    retired: set[int] = field(default_factory=set)  # keys that may never sign again
 
     def verify(self, tc: Telecommand, packet: bytes) -> Verified:
         """Check a decoded TC (and the packet it came in) and accept its counter.
@@ -74,6 +75,8 @@ class KeyRing:
         if key_id == UNSIGNED:
             raise PacketError("unsigned", "key id 0: the TC is unsigned")
         key = self.keys.get(key_id)
+        if key_id in self.retired:
+            raise PacketError("unknown_key", f"key id {key_id} is retired")
         if key is None:
             raise PacketError("unknown_key", f"key id {key_id} is not on board")
         tag = packet[-(MAC_BYTES + CRC_BYTES):-CRC_BYTES]

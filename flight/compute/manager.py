@@ -4,7 +4,13 @@ executive, protected end to end, results stored.
 Commands submit, cancel, query and list jobs. One job runs at a time, a few steps a
 second (a parameter); each step is checked and, when a check fires, repaired and run
 again, rolled back or resumed after a power cycle (flight.compute.runner). Finished
-results go to storage as `job-<id>.result` (msgpack, with a CRC32C of the data).
+results go to storage as the record `job-<id>.result` (with a CRC32C of the data).
+
+The job table and the next job id are a stored record, written before a job is
+announced, so ids never repeat on a satellite and a reboot loses no job: a job that
+was running resumes from its last checkpoint (or starts again when it has none). Every
+checkpoint names its job (id and a digest of workload, parameters and seed), and a job
+never restores one that is not its own.
 
 Scrub and checkpoint intervals follow flight.compute.schedule: the upset rate is
 estimated from the corrections made (so scrubs speed up in the SAA by themselves), and
@@ -15,7 +21,9 @@ measured by bench/shield.py, so that runs stay deterministic.
 from __future__ import annotations
 
 import enum
+import hashlib
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,12 +37,13 @@ from flight.component import Arg, Component, Event, Parameter, Telemetry, comman
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
 from flight.compute.workloads import WORKLOADS, JobParameterError, make_workload
+from flight.nvm import Records
 from flight.shield import CheckpointStore, crc32c
 from hal.compute import ComputeDevice
 from hal.dictionary import Severity
-from hal.storage import Storage
 
 SECONDS_PER_DAY = 86400.0
+KEEP_FINISHED = 64  # finished jobs kept in the table (their results stay in storage)
 WorkloadName = enum.Enum("WorkloadName", {name.upper(): name for name in sorted(WORKLOADS)})
 
 
@@ -68,6 +77,18 @@ class Job:
         done = self.runner.next_step if self.runner else 0
         return 100.0 if self.state is JobState.COMPLETED else 100.0 * done / self.steps
 
+    @property
+    def identity(self) -> str:
+        """The job's id and a digest of what it computes: the owner its checkpoints name."""
+        what = msgpack.packb([self.workload, self.seed, sorted(self.params.items()),
+                              self.steps])
+        return f"job {self.id} {hashlib.sha256(what).hexdigest()[:16]}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "workload": self.workload, "seed": self.seed,
+                "params": self.params, "steps": self.steps, "state": self.state.value,
+                "digest": self.digest, "error": self.error}
+
 
 class ComputeManager(Component):
     """Runs accelerator jobs the ground submits."""
@@ -93,6 +114,9 @@ class ComputeManager(Component):
         Event("job_cancelled", Severity.INFO, "A job was cancelled"),
         Event("job_status", Severity.INFO, "The state of a job, on request"),
         Event("fault_corrected", Severity.WARNING, "A check caught a fault in a job"),
+        Event("job_resumed", Severity.INFO, "A job that was running before a reboot resumed"),
+        Event("checkpoint_refused", Severity.ERROR,
+              "A checkpoint that is not the job's own was found and not used"),
     )
     parameters: ClassVar = (
         Parameter("steps_per_tick", "int", 1, "Job steps run each second", None, 1, 100),
@@ -108,16 +132,18 @@ class ComputeManager(Component):
                   "(fsyncs, commit record)", "s", 0.0, 10.0),
     )
 
-    def __init__(self, device: ComputeDevice | None, storage: Storage | None,
+    def __init__(self, device: ComputeDevice | None, records: Records | None,
                  work_dir: str | Path | None,
                  power_cycle: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.device = device
-        self.storage = storage
+        self.records = records or Records(None)
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.power_cycle = power_cycle
-        self.jobs: dict[int, Job] = {}
-        self._next_id = 1
+        table = self.records.load("compute.jobs", _check_table, None) \
+            or {"next_id": self._first_unused_id(), "jobs": []}
+        self._next_id = table["next_id"]
+        self.jobs: dict[int, Job] = {j.id: j for j in table["jobs"]}
         self.totals = {"completed": 0, "failed": 0, "faults_corrected": 0, "steps_lost": 0}
         self.upsets = RateEstimate(prior=self.param("upsets_per_bit_day") / SECONDS_PER_DAY)
         self.hangs = RateEstimate(prior=self.param("hangs_per_day") / SECONDS_PER_DAY,
@@ -143,6 +169,7 @@ class ComputeManager(Component):
         job = Job(self._next_id, workload.value, seed, params, probe.steps)
         self._next_id += 1
         self.jobs[job.id] = job
+        self._save_table()  # the id is spent for good before anyone hears of it
         self.emit("job_submitted", job=job.id, workload=job.workload, steps=job.steps)
         self._publish()
 
@@ -191,6 +218,7 @@ class ComputeManager(Component):
                     hangs += mechanism == "hang"
                     upsets += mechanism in ("scrub", "abft", "crc")
                     self.emit("fault_corrected", job=job.id, mechanism=mechanism, step=step)
+            self._report_refused(job)
             self.upsets.add(upsets, runner.memory_bits, 1.0)
             self.hangs.add(hangs, 1.0, 1.0)
             if runner.done:
@@ -217,26 +245,37 @@ class ComputeManager(Component):
                                     checkpoint_every=_steps(ckpt_s, rate))
 
     def _start_next(self) -> Job | None:
-        job = next((j for j in self.jobs.values() if j.state is JobState.QUEUED), None)
+        """The job that was running before a reboot (it resumes), else the next queued."""
+        job = next((j for j in self.jobs.values() if j.state is JobState.RUNNING), None) \
+            or next((j for j in self.jobs.values() if j.state is JobState.QUEUED), None)
         if job is None:
             return None
         assert self.device is not None and self.work_dir is not None
         directory = self.work_dir / f"job-{job.id}"
+        resuming = job.state is JobState.RUNNING
+        if not resuming:
+            shutil.rmtree(directory, ignore_errors=True)  # nothing of this id may be there
         job.runner = JobRunner(make_workload(job.workload, job.seed, **job.params), self.device,
-                               CheckpointStore(directory), Protection(),
+                               CheckpointStore(directory, owner=job.identity), Protection(),
                                power_cycle=self.power_cycle)
-        job.state = JobState.RUNNING
-        self.emit("job_started", job=job.id)
+        if resuming:
+            job.runner.resume()
+        self._report_refused(job)
+        if resuming:
+            self.emit("job_resumed", job=job.id, step=job.runner.next_step)
+        else:
+            job.state = JobState.RUNNING
+            self._save_table()
+            self.emit("job_started", job=job.id)
         return job
 
     def _complete(self, job: Job, result: np.ndarray) -> None:
         job.digest = crc32c(result)
-        if self.storage is not None:
-            self.storage.write(f"job-{job.id}.result", msgpack.packb({
-                "job": job.id, "workload": job.workload, "seed": job.seed, "steps": job.steps,
-                "dtype": result.dtype.str, "shape": list(result.shape),
-                "crc32c": job.digest, "data": result.tobytes(),
-            }))
+        self.records.save(f"job-{job.id}.result", {
+            "job": job.id, "workload": job.workload, "seed": job.seed, "steps": job.steps,
+            "dtype": result.dtype.str, "shape": list(result.shape),
+            "crc32c": job.digest, "data": result.tobytes(),
+        })
         assert job.runner is not None
         self.totals["steps_lost"] += job.runner.stats.steps_lost
         self._finish(job, JobState.COMPLETED)
@@ -249,6 +288,10 @@ class ComputeManager(Component):
             self.totals["completed"] += 1
         elif state is JobState.FAILED:
             self.totals["failed"] += 1
+        finished = [j.id for j in self.jobs.values() if j.state in FINISHED]
+        for old in finished[:-KEEP_FINISHED]:
+            del self.jobs[old]
+        self._save_table()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir / f"job-{job.id}", ignore_errors=True)
         if job.runner is not None and self.device is not None:
@@ -257,7 +300,26 @@ class ComputeManager(Component):
         self._publish()
 
     def _active(self) -> Job | None:
-        return next((j for j in self.jobs.values() if j.state is JobState.RUNNING), None)
+        return next((j for j in self.jobs.values()
+                     if j.state is JobState.RUNNING and j.runner is not None), None)
+
+    def _first_unused_id(self) -> int:
+        """With no job table (a new satellite, or both copies lost): past every id that
+        left a trace, a result or a checkpoint folder, so that no id is used twice."""
+        names = self.records.names()
+        if self.work_dir is not None and self.work_dir.is_dir():
+            names += [p.name for p in self.work_dir.iterdir()]
+        used = [int(m.group(1)) for n in names if (m := re.match(r"job-(\d+)", n))]
+        return max(used, default=0) + 1
+
+    def _report_refused(self, job: Job) -> None:
+        assert job.runner is not None
+        for reason in job.runner.take_refused():
+            self.emit("checkpoint_refused", job=job.id, reason=reason)
+
+    def _save_table(self) -> None:
+        self.records.save("compute.jobs", {"next_id": self._next_id,
+                                           "jobs": [j.to_record() for j in self.jobs.values()]})
 
     def _job(self, job_id: int) -> Job:
         try:
@@ -289,3 +351,24 @@ class ComputeManager(Component):
 def _steps(interval_s: float, steps_per_s: int) -> int:
     """An interval in whole steps, at least one, capped where it no longer matters."""
     return max(1, min(int(interval_s * steps_per_s), 1_000_000))
+
+
+def _check_table(body: Any) -> dict[str, Any]:
+    """The stored job table, every field checked (flight.nvm)."""
+    next_id = body["next_id"]
+    if type(next_id) is not int or not 1 <= next_id < 2**31:
+        raise ValueError(f"next job id {next_id!r}")
+    jobs = []
+    for doc in body["jobs"]:
+        job = Job(doc["id"], doc["workload"], doc["seed"], dict(doc["params"]), doc["steps"],
+                  JobState(doc["state"]), digest=doc["digest"], error=doc["error"])
+        if not (type(job.id) is int and 1 <= job.id < next_id and job.workload in WORKLOADS
+                and type(job.seed) is int and type(job.steps) is int and job.steps >= 0
+                and all(type(k) is str and type(v) is int for k, v in job.params.items())
+                and (job.digest is None or type(job.digest) is int)
+                and type(job.error) is str):
+            raise ValueError(f"job {doc.get('id')!r} is malformed")
+        if job.state not in FINISHED:  # it will run: its parameters must still be good
+            make_workload(job.workload, job.seed, **job.params)  # JobParameterError
+        jobs.append(job)
+    return {"next_id": next_id, "jobs": jobs}

@@ -30,7 +30,14 @@ import numpy as np
 
 from flight.compute.abft import ComputeFault, LeftSums, RightSums, checked_gemm
 from flight.compute.workloads import Workload
-from flight.shield import CheckpointError, CheckpointStore, ShieldedRegion, copy_crc32c, crc32c
+from flight.shield import (
+    CheckpointError,
+    CheckpointStore,
+    ShieldedRegion,
+    copy_crc32c,
+    crc32c,
+    foreign,
+)
 from hal.compute import ComputeDevice, DeviceHang
 
 
@@ -98,6 +105,7 @@ class JobRunner:
         self.outputs: dict[int, tuple[np.ndarray, int]] = {}  # step -> (output, its CRC32C)
         self._pending: np.ndarray | None = None
         self._shields: dict[str, ShieldedRegion] = {}
+        self.refused: list[str] = []  # other owners' checkpoints met in the store, why
         self._load()
 
     # -- the job --------------------------------------------------------------------
@@ -318,13 +326,30 @@ class JobRunner:
         region[...] = self.workload.golden()[name]
         self._shields[f"golden.{name}"] = self._shield(region)
 
+    def resume(self) -> list[str]:
+        """After a reboot: carry on from the job's last checkpoint, when it has one that
+        holds all the job had (outputs live in memory, so a checkpoint taken while the
+        job held outputs cannot bring them back: the job starts again). Returns why any
+        checkpoint in the store was refused as another job's."""
+        restored = self._restore()
+        if restored is not None and restored.metadata.get("outputs") == 0:
+            self._install(restored)
+            self._shield_state()
+            self.workload.state_committed(self.state)
+        return self.take_refused()
+
+    def take_refused(self) -> list[str]:
+        out, self.refused = self.refused, []
+        return out
+
     def _checkpoint(self) -> None:
         assert self.store is not None
         if not self.state:
             return  # nothing evolves: committed outputs and the step count are all there is
         shields = {name: self._shields[f"state.{name}"] for name in self.state}
         try:
-            self.store.save(shields, {"step": self.next_step, "workload": self.workload.name})
+            self.store.save(shields, {"step": self.next_step, "workload": self.workload.name,
+                                      "outputs": len(self.outputs)})
         except CheckpointError:
             self._event("scrub", self.step_in_progress)
             raise _Uncorrectable("state") from None
@@ -337,19 +362,11 @@ class JobRunner:
         before = self.next_step
         if not self.state:
             return  # steps are independent: rerun the current one, keep what was committed
-        restored = None
-        if self.store is not None:
-            try:
-                restored = self.store.restore()
-            except CheckpointError:
-                restored = None
+        restored = self._restore()
         if restored is not None:
-            if restored.rejected and any(s != "no checkpoint written yet"
-                                         for s in restored.rejected.values()):
+            if restored.fell_back:
                 self._event("checkpoint_fallback", self.step_in_progress)
-            for name, region in self.state.items():
-                region[...] = restored.arrays[name]
-            self.next_step = int(restored.metadata["step"])
+            self._install(restored)
         else:
             for region in self.state.values():
                 region[...] = 0.0
@@ -358,6 +375,30 @@ class JobRunner:
         self._shield_state()
         self.workload.state_committed(self.state)
         self.stats.steps_lost += max(before - self.next_step, 0)
+
+    def _restore(self) -> Any:
+        """The newest of this job's checkpoints that verifies, or None."""
+        if self.store is None:
+            return None
+        try:
+            restored = self.store.restore()
+        except CheckpointError as e:
+            self.refused += foreign(e.rejected)
+            return None
+        self.refused += foreign(restored.rejected)
+        arrays = restored.arrays
+        if set(arrays) != set(self.state) or any(arrays[n].shape != self.state[n].shape
+                                                 for n in self.state):
+            # The owner's digest covers the workload, so this is damage: refuse, not crash.
+            self.refused.append(f"the checkpoint's buffers {sorted(arrays)} are not this "
+                                "job's state")
+            return None
+        return restored
+
+    def _install(self, restored: Any) -> None:
+        for name, region in self.state.items():
+            region[...] = restored.arrays[name]
+        self.next_step = int(restored.metadata["step"])
 
     def _recover_from_hang(self) -> None:
         self.stats.power_cycles += 1

@@ -7,7 +7,14 @@
 - `abft_scan`, `copy_crc32c`: the one-pass kernels behind checked GEMMs and activations.
 """
 
-from flight.shield.checkpoint import CheckpointError, CheckpointStore, PowerCut, Restored, Saved
+from flight.shield.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    PowerCut,
+    Restored,
+    Saved,
+    foreign,
+)
 from flight.shield.kernel import (
     AbftScan,
     ShieldError,
@@ -21,5 +28,5 @@ from flight.shield.region import RepairReport, ShieldedRegion
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_scan", "copy_crc32c", "crc32c",
-    "hardware_crc",
+    "foreign", "hardware_crc",
 ]

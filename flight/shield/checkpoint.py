@@ -10,9 +10,18 @@ from the slot's, in runs, with pwrite. Before a block goes to disk its bytes are
 against that CRC, so a bit flipped since the last commit is repaired or refused, never
 checkpointed.
 
-Order of a save: data blocks, fsync data; commit record to a temporary file, fsync,
-rename over the slot's record, fsync the directory. Every section is CRC-protected: the
-data block by block (CRCs in the record), the record as a whole (a trailer).
+A commit record is only ever a true statement about its data file: before the first
+byte of a slot's data changes, its record is removed (and the removal made durable).
+So a save cut midway leaves a slot with no record, and the next save into it writes
+every block, rather than trusting CRCs of blocks that the cut save half overwrote.
+
+Order of a save: remove the slot's record, fsync the directory; data blocks, fsync
+data; commit record to a temporary file, fsync, rename over the slot's record, fsync
+the directory. Every section is CRC-protected: the data block by block (CRCs in the
+record), the record as a whole (a trailer).
+
+Every checkpoint names its owner (for a compute job: its id and a digest of workload,
+parameters and seed), and a store restores only its own owner's checkpoints.
 
 Commit record: b"SKCK", u16 version, u32 body length, msgpack body, u32 CRC32C of all
 that precedes it (little-endian).
@@ -20,6 +29,7 @@ that precedes it (little-endian).
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Callable, Mapping
@@ -36,18 +46,31 @@ from flight.shield.region import DEFAULT_BLOCK_BYTES, ShieldedRegion
 from hal.durable import fsync_directory
 
 MAGIC = b"SKCK"
-VERSION = 1
+VERSION = 2  # 2: the record names its owner
 HEADER = struct.Struct("<4sHI")
 TRAILER = struct.Struct("<I")
 SLOTS = ("a", "b")
 ALIGN_BYTES = 4096
+EMPTY = "no checkpoint written yet"
+CUT = "no commit record: the last save into it was cut short"
+FOREIGN = " belongs to "
 # Where a save can be cut; "data.write" comes before each run of blocks, so more than once.
-STEPS = ("data.write", "data.fsync", "record.write", "record.fsync", "record.rename",
-         "dir.fsync")
+STEPS = ("record.invalidate", "data.write", "data.fsync", "record.write", "record.fsync",
+         "record.rename", "dir.fsync")
 
 
 class CheckpointError(ShieldError):
-    """No checkpoint could be written or restored; the message says why."""
+    """No checkpoint could be written or restored; the message says why, and `rejected`
+    (at restore) each slot's reason."""
+
+    def __init__(self, message: str, rejected: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.rejected = rejected or {}
+
+
+def foreign(rejected: dict[str, str]) -> list[str]:
+    """The reasons among `rejected` that say a slot holds another owner's checkpoint."""
+    return [why for why in rejected.values() if FOREIGN in why]
 
 
 class PowerCut(Exception):  # noqa: N818 - what it simulates, not a programming error
@@ -72,6 +95,12 @@ class Restored:
     # is never read once a newer one checks out.
     rejected: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def fell_back(self) -> bool:
+        """A slot held a checkpoint that was damaged or not this owner's, so an older
+        one (or none) was used; an empty slot, or one whose save was cut, is no loss."""
+        return any(why not in (EMPTY, CUT) for why in self.rejected.values())
+
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
@@ -86,14 +115,16 @@ class _Layout:
 class CheckpointStore:
     """A/B checkpoints of named buffers in one directory.
 
-    `crash_hook(step)` runs before each step of a save (see STEPS); tests make it raise
-    PowerCut to stop a save exactly there.
+    `owner` names whose checkpoints these are; a record written for another owner is
+    refused at restore. `crash_hook(step)` runs before each step of a save (see STEPS);
+    tests make it raise PowerCut to stop a save exactly there.
     """
 
-    def __init__(self, directory: str | Path, *,
+    def __init__(self, directory: str | Path, *, owner: str = "",
                  crash_hook: Callable[[str], None] | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.owner = owner
         self.crash_hook = crash_hook
 
     # -- saving ---------------------------------------------------------------------
@@ -115,7 +146,9 @@ class CheckpointStore:
         slot = min(SLOTS, key=lambda s: (generations[s], s))  # the older (or empty) one
         generation = max(generations.values()) + 1
         old = records[slot] if isinstance(records[slot], dict) else None
-        same_layout = old is not None and old["layout"] == [_layout_doc(x) for x in layouts]
+        same_layout = (old is not None and old["owner"] == self.owner
+                       and old["layout"] == [_layout_doc(x) for x in layouts])
+        self._invalidate(slot)  # from here until the new record, the slot claims nothing
 
         blocks = bytes_out = 0
         data_path = self._data_path(slot)
@@ -139,6 +172,7 @@ class CheckpointStore:
 
         body = msgpack.packb({
             "generation": generation,
+            "owner": self.owner,
             "layout": [_layout_doc(x) for x in layouts],
             "crcs": {name: crcs.tobytes() for name, (_, crcs) in sources.items()},
             "metadata": packed_metadata,
@@ -204,6 +238,14 @@ class CheckpointStore:
             raise CheckpointError(f"buffer {name!r}: blocks {bad[:8]} fail their CRC and "
                                   "cannot be repaired; refusing to checkpoint damaged data")
 
+    def _invalidate(self, slot: str) -> None:
+        path = self._record_path(slot)
+        if not path.exists():
+            return
+        self._step("record.invalidate")
+        path.unlink()
+        fsync_directory(self.directory)
+
     def _write_record(self, slot: str, record: bytes) -> None:
         path = self._record_path(slot)
         tmp = path.with_name(path.name + ".tmp")
@@ -234,6 +276,9 @@ class CheckpointStore:
             record = self._read_record(slot)
             if isinstance(record, str):
                 rejected[slot.upper()] = record
+            elif record["owner"] != self.owner:
+                rejected[slot.upper()] = (f"slot-{slot}.commit{FOREIGN}{record['owner']!r}, "
+                                          f"not {self.owner!r}")
             else:
                 candidates.append((record["generation"], slot, record))
         for generation, slot, record in sorted(candidates, reverse=True):
@@ -245,7 +290,7 @@ class CheckpointStore:
             return Restored(slot.upper(), generation, arrays,
                             msgpack.unpackb(record["metadata"]), rejected)
         reasons = "; ".join(f"slot {s}: {why}" for s, why in sorted(rejected.items()))
-        raise CheckpointError(f"no valid checkpoint in {self.directory}: {reasons}")
+        raise CheckpointError(f"no valid checkpoint in {self.directory}: {reasons}", rejected)
 
     def _read_record(self, slot: str) -> dict[str, Any] | str:
         """The slot's commit record, or the reason it is unusable."""
@@ -253,7 +298,7 @@ class CheckpointStore:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return "no checkpoint written yet"
+            return CUT if self._data_path(slot).exists() else EMPTY
         except OSError as e:
             return f"cannot read {path.name}: {e.strerror}"
         if len(raw) < HEADER.size + TRAILER.size:
@@ -270,12 +315,9 @@ class CheckpointStore:
         if _crc(raw[:-TRAILER.size]) != stored:
             return f"{path.name} fails its CRC"
         try:
-            record = msgpack.unpackb(raw[HEADER.size:-TRAILER.size])
-            record["layout"] = [dict(x, shape=list(x["shape"])) for x in record["layout"]]
-            int(record["generation"])
+            return _checked_record(msgpack.unpackb(raw[HEADER.size:-TRAILER.size]))
         except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
             return f"{path.name} has a malformed body: {e}"
-        return record
 
     def _read_data(self, slot: str, record: dict[str, Any]) -> dict[str, np.ndarray]:
         path = self._data_path(slot)
@@ -320,6 +362,38 @@ class _Plain:
 
     def bad_among(self, blocks: np.ndarray) -> list[int]:
         return []  # its CRCs were taken just now, from these very bytes
+
+
+def _checked_record(body: Any) -> dict[str, Any]:
+    """A decoded record body, every field of the type the restore path relies on (its
+    CRC checked out, but a record is still input: it may have been written by anyone).
+    Raises ValueError, TypeError or KeyError."""
+    if not isinstance(body, dict):
+        raise TypeError("not a map")
+    generation, owner, metadata = body["generation"], body["owner"], body["metadata"]
+    if not (isinstance(generation, int) and generation >= 0 and isinstance(owner, str)
+            and isinstance(metadata, bytes)):
+        raise TypeError("generation, owner or metadata of the wrong type")
+    msgpack.unpackb(metadata)
+    layouts, end = [], 0
+    for doc in body["layout"]:
+        x = _Layout(name=doc["name"], dtype=doc["dtype"], shape=tuple(doc["shape"]),
+                    offset=doc["offset"], nbytes=doc["nbytes"], block_bytes=doc["block_bytes"])
+        if not isinstance(x.dtype, str):
+            raise TypeError(f"dtype {x.dtype!r} is not a string")
+        dtype = np.dtype(x.dtype)
+        if not (isinstance(x.name, str) and all(isinstance(d, int) and d >= 0 for d in x.shape)
+                and isinstance(x.offset, int) and x.offset >= end
+                and x.nbytes == dtype.itemsize * math.prod(x.shape) > 0
+                and isinstance(x.block_bytes, int) and x.block_bytes > 0 and not dtype.hasobject
+                and isinstance(body["crcs"][x.name], bytes)
+                and len(body["crcs"][x.name]) == 4 * -(-x.nbytes // x.block_bytes)):
+            raise ValueError(f"layout of {x.name!r} is inconsistent")
+        end = x.offset + x.nbytes
+        layouts.append(_layout_doc(x))
+    if not layouts:
+        raise ValueError("no buffers")
+    return {**body, "layout": layouts}
 
 
 def _layout_doc(x: _Layout) -> dict[str, Any]:

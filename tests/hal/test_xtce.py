@@ -90,7 +90,8 @@ def decode(doc: ET.Element, packet: bytes) -> dict:
 def test_housekeeping_decodes_from_the_xtce_alone(doc) -> None:
     layouts = Layouts(DICTIONARY)
     for structure in layouts.structures.values():
-        values = [{"int": 7, "float": -1.25, "str": "nominal"}[p.type] for p in structure.points]
+        sample = {"int": 7, "float": -1.25, "str": "nominal", "bool": True}
+        values = [sample[p.type] for p in structure.points]
         tm = Telemetry(APID, 3, 25, N.pack(structure.sid) + layout.pack(structure.points, values),
                        time_s=12.5)
         decoded = decode(doc, encode_tm(tm)[:-2])  # the CRC is not a parameter

@@ -1,4 +1,3 @@
-import msgpack
 import numpy as np
 import pytest
 
@@ -8,6 +7,7 @@ from flight.bus import EVENT
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import make_workload
 from flight.dispatcher import Status
+from flight.nvm import Records
 from flight.shield import crc32c
 from flight.software import FlightSoftware
 from hal.boards import AcceleratorState
@@ -45,7 +45,7 @@ def test_a_submitted_job_runs_under_the_executive_and_stores_its_result(fsw, tmp
     manager = fsw.component("compute")
     job = manager.jobs[1]
     assert job.state.value == "completed"
-    stored = msgpack.unpackb(DirectoryStorage(tmp_path / "nv").read("job-1.result"))
+    stored = Records(DirectoryStorage(tmp_path / "nv")).load("job-1.result", dict, None)
     data = np.frombuffer(stored["data"], dtype=stored["dtype"]).reshape(stored["shape"])
     assert data.tobytes() == reference("mlp", 4, steps=5).tobytes()
     assert stored["crc32c"] == crc32c(data) == job.digest

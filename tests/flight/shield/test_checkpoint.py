@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from flight.shield import CheckpointError, CheckpointStore, PowerCut, ShieldedRegion
+from flight.shield.checkpoint import CUT
 
 BLOCK = 4096
 
@@ -60,8 +61,8 @@ def three_generations(tmp_path, hook=None):
 
 
 @pytest.mark.parametrize("step,run", [
-    ("data.write", 1), ("data.write", 2), ("data.fsync", 1), ("record.write", 1),
-    ("record.fsync", 1), ("record.rename", 1), ("dir.fsync", 1),
+    ("record.invalidate", 1), ("data.write", 1), ("data.write", 2), ("data.fsync", 1),
+    ("record.write", 1), ("record.fsync", 1), ("record.rename", 1), ("dir.fsync", 1),
 ])
 def test_a_power_cut_at_any_step_leaves_a_good_checkpoint(tmp_path, step, run) -> None:
     calls = []
@@ -81,7 +82,50 @@ def test_a_power_cut_at_any_step_leaves_a_good_checkpoint(tmp_path, step, run) -
     else:
         assert got.generation == 1 and got.metadata == {"step": 1}
         assert np.array_equal(got.arrays["w"], gen1)
-        assert "A" not in got.rejected  # older than B: never needed, so never read
+        # The cut save took slot A's record away before touching its data, so A claims
+        # nothing it does not hold, and the next save into it is written in full.
+        if step != "record.invalidate":
+            assert got.rejected == {"A": CUT} and not got.fell_back
+            again = store.save({"w": region}, {"step": 2})
+            assert (again.slot, again.blocks_written) == ("A", region.nblocks)
+            assert np.array_equal(store.restore().arrays["w"], gen2)
+
+
+def test_a_save_after_a_cut_save_is_never_lost(tmp_path) -> None:
+    """The cut save overwrote blocks 0-98 of slot A. The next save into A brings block 5
+    back to what A's old record says: a save that trusted that record would skip block
+    5, leave the cut save's bytes there and "succeed" with data that fails its CRC."""
+    cuts = iter([False, True])  # the second run of the first save into A is cut
+
+    def hook(at: str) -> None:
+        if at == "data.write" and next(cuts, False):
+            raise PowerCut(at)
+
+    original = weights()
+    store, region, _, _ = three_generations(tmp_path, hook)
+    with pytest.raises(PowerCut):
+        store.save({"w": region}, {"step": 2})
+    store.crash_hook = None
+    w = region.array
+    block5 = slice(5 * BLOCK // 4, 6 * BLOCK // 4)
+    w[block5] = original[block5]
+    region.commit([5])
+    store.save({"w": region}, {"step": 3})  # into A again
+    got = store.restore()
+    assert (got.slot, got.metadata) == ("A", {"step": 3}) and np.array_equal(got.arrays["w"], w)
+
+
+def test_a_checkpoint_of_another_owner_is_refused(tmp_path) -> None:
+    CheckpointStore(tmp_path, owner="job 1 aaaa").save({"x": np.ones(10)}, {"step": 5})
+    mine = CheckpointStore(tmp_path, owner="job 1 bbbb")
+    with pytest.raises(CheckpointError, match="slot-a.commit belongs to 'job 1 aaaa', "
+                                              "not 'job 1 bbbb'"):
+        mine.restore()
+    mine.save({"x": np.zeros(10)}, {"step": 1})  # into B; A is not this owner's to use
+    got = mine.restore()
+    assert got.slot == "B" and got.fell_back and not got.arrays["x"].any()
+    full = mine.save({"x": np.zeros(10)}, {"step": 2})  # over A: nothing of A's trusted
+    assert (full.slot, full.blocks_written) == ("A", 1)
 
 
 def test_a_flipped_bit_in_the_newest_data_falls_back_and_says_why(tmp_path) -> None:

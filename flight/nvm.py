@@ -1,0 +1,165 @@
+"""What the flight computer keeps across reboots: named records in its storage.
+
+Each record is kept as two copies, `NAME.a` and `NAME.b`, written one after the other,
+each replaced atomically by the storage. A copy is sealed: magic, format version, the
+record's own schema version, a sequence number, the msgpack body and a CRC32 over all
+of it. Reading takes the valid copy with the highest sequence number; a body is then
+checked field by field by the owner's `check`, since a CRC that checks out says only
+that the bytes are the ones somebody wrote.
+
+A copy that is missing is normal (nothing saved yet, or a cut between the two writes).
+A copy that is damaged, of another version, or fails its check is a problem: it is
+noted (and reported by the flight software as an event naming the file), and the other
+copy is used, or the owner's defaults when neither is good. Nothing read here raises.
+
+    copy: b"SKNV" | u16 format 1 | u16 schema | u32 sequence | u32 length | body | u32 CRC32
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgpack
+
+from hal.storage import Storage, StorageError
+
+MAGIC = b"SKNV"
+FORMAT = 1
+HEAD = struct.Struct(">4sHHII")
+CRC = struct.Struct(">I")
+COPIES = ("a", "b")
+MAX_BODY_BYTES = 16 << 20  # no record of ours is near this; a larger length is damage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str  # the storage name of the copy
+    reason: str
+    fallback: str  # what was used instead: "the other copy" or "defaults"
+
+
+class RecordError(ValueError):
+    """A stored copy that cannot be used; the message says why."""
+
+
+def seal(value: Any, schema: int, sequence: int) -> bytes:
+    body = msgpack.packb(value)
+    head = HEAD.pack(MAGIC, FORMAT, schema, sequence, len(body)) + body
+    return head + CRC.pack(zlib.crc32(head))
+
+
+def unseal(raw: bytes, schema: int) -> tuple[int, Any]:
+    """(sequence, decoded body) of one copy. Raises RecordError."""
+    if len(raw) < HEAD.size + CRC.size:
+        raise RecordError(f"truncated ({len(raw)} bytes)")
+    magic, fmt, version, sequence, length = HEAD.unpack_from(raw)
+    if magic != MAGIC:
+        raise RecordError(f"not a record (magic {magic!r})")
+    if len(raw) != HEAD.size + length + CRC.size or length > MAX_BODY_BYTES:
+        raise RecordError(f"truncated or padded: {len(raw)} bytes, header says "
+                          f"{HEAD.size + length + CRC.size}")
+    if zlib.crc32(raw[:-CRC.size]) != CRC.unpack_from(raw, len(raw) - CRC.size)[0]:
+        raise RecordError("fails its CRC")
+    if fmt != FORMAT or version != schema:
+        raise RecordError(f"format {fmt} schema {version}; this software reads "
+                          f"format {FORMAT} schema {schema}")
+    try:
+        return sequence, msgpack.unpackb(raw[HEAD.size:-CRC.size], strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as e:
+        raise RecordError(f"body does not decode: {e}") from None
+
+
+class Records:
+    """Records in one storage, with the problems met while loading them."""
+
+    def __init__(self, storage: Storage | None) -> None:
+        self.storage = storage
+        self.problems: list[Problem] = []
+        self._sequence: dict[str, int] = {}
+
+    def load(self, name: str, check: Callable[[Any], T], default: T, schema: int = 1) -> T:
+        """The newest good copy of `name`, passed through `check` (which raises
+        ValueError, TypeError or KeyError on a body it cannot use), else `default`."""
+        if self.storage is None:
+            return default
+        good: list[tuple[int, T]] = []
+        bad: list[tuple[str, str]] = []
+        for copy in COPIES:
+            file = f"{name}.{copy}"
+            try:
+                raw = self.storage.read(file)
+            except OSError as e:
+                if not isinstance(e, StorageError) or self._exists(file):
+                    bad.append((file, f"cannot be read: {e}"))
+                continue
+            try:
+                sequence, body = unseal(raw, schema)
+                good.append((sequence, check(body)))
+            except RecordError as e:
+                bad.append((file, str(e)))
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError,
+                    OverflowError) as e:
+                bad.append((file, f"does not hold a valid {name} ({type(e).__name__}: {e})"))
+        if good:
+            sequence, value = max(good, key=lambda g: g[0])
+            self._sequence[name] = sequence
+        else:
+            value = default
+        self.problems += [Problem(file, reason, "the other copy" if good else "defaults")
+                          for file, reason in bad]
+        return value
+
+    def save(self, name: str, value: Any, schema: int = 1) -> None:
+        """Both copies, one after the other: a cut between them leaves one new and one
+        old, and the newer wins. Raises StorageError when the storage refuses."""
+        if self.storage is None:
+            return
+        if name not in self._sequence:
+            self._sequence[name] = self._newest_sequence(name)
+        self._sequence[name] += 1
+        sealed = seal(value, schema, self._sequence[name] & 0xFFFFFFFF)
+        for copy in COPIES:
+            self.storage.write(f"{name}.{copy}", sealed)
+
+    def delete(self, name: str) -> None:
+        if self.storage is not None:
+            for copy in COPIES:
+                self.storage.delete(f"{name}.{copy}")
+
+    def names(self) -> list[str]:
+        """The names of the records in storage."""
+        if self.storage is None:
+            return []
+        try:
+            files = self.storage.names()
+        except OSError:
+            return []
+        return sorted({f.rsplit(".", 1)[0] for f in files
+                       if f.rsplit(".", 1)[-1] in COPIES and "." in f})
+
+    def take_problems(self) -> list[Problem]:
+        out, self.problems = self.problems, []
+        return out
+
+    def _newest_sequence(self, name: str) -> int:
+        best = 0
+        for copy in COPIES:
+            try:
+                raw = self.storage.read(f"{name}.{copy}")  # type: ignore[union-attr]
+                if len(raw) >= HEAD.size:
+                    best = max(best, HEAD.unpack_from(raw)[3])
+            except OSError:
+                continue
+        return best
+
+    def _exists(self, file: str) -> bool:
+        try:
+            return file in self.storage.names()  # type: ignore[union-attr]
+        except OSError:
+            return True
