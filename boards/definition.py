@@ -64,6 +64,9 @@ class SatelliteDefinition:
     boards: tuple[BoardSpec, ...]
     sim: dict[str, Any]
     plan: tuple[PlanStep, ...]
+    # The flight computer's non-volatile storage (a directory; relative to the file);
+    # None: a fresh one for each run.
+    state: str | None = None
 
     def board(self, kind: str) -> BoardSpec:
         for spec in self.boards:
@@ -109,6 +112,11 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
         raise DefinitionError(where, unknown[0], "unknown table")
     satellite = _table(doc, "satellite", where)
     name = _get(satellite, "name", str, where, "satellite.name")
+    for key in sorted(set(satellite) - {"name", "state"}):
+        raise DefinitionError(where, f"satellite.{key}", "unknown key (expected name, state)")
+    state = None
+    if "state" in satellite:  # the flight computer's non-volatile storage: a directory
+        state = str(Path(where).parent / _get(satellite, "state", str, where, "satellite.state"))
 
     boards_doc = _table(doc, "boards", where)
     if not boards_doc:
@@ -139,7 +147,7 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
     if not isinstance(plan_doc, list):
         raise DefinitionError(where, "plan", "must be an array of tables ([[plan]])")
     plan = tuple(_plan_step(i, step, where) for i, step in enumerate(plan_doc))
-    return SatelliteDefinition(where, name, boards, sim, plan)
+    return SatelliteDefinition(where, name, boards, sim, plan, state)
 
 
 def resolve(ref: str, where: str, key: str) -> Any:

@@ -16,7 +16,7 @@ from flight.dispatcher import Dispatcher
 from flight.executive import Executive
 from flight.fdir import Fdir
 from flight.modes import Mode, ModeManager
-from flight.nvm import Records
+from flight.nvm import Problem, Records
 from flight.power import PowerComponent
 from flight.spacelink import SpaceLink
 from flight.thermal import ThermalComponent
@@ -69,7 +69,7 @@ class SystemComponent(Component):
         self.boot_cause = boot_cause
         self.boots = self.records.load("fsw.boot", _check_boot, {"boots": 0})["boots"] + 1
         self.records.save("fsw.boot", {"boots": self.boots, "cause": boot_cause})
-        self.damaged = 0
+        self.problems: list[Problem] = []  # damaged record copies found, in order
         self.unhealthy_reason = ""
         executive.on_task_error = self._task_failed
 
@@ -105,12 +105,16 @@ class SystemComponent(Component):
         self.publish("records_damaged", self.damaged)
         self.publish("healthy", not self.unhealthy_reason)
 
+    @property
+    def damaged(self) -> int:
+        return len(self.problems)
+
     def booted(self) -> None:
         self.emit("booted", boot=self.boots, cause=self.boot_cause)
 
     def report_records(self) -> None:
         for problem in self.records.take_problems():
-            self.damaged += 1
+            self.problems.append(problem)
             event = "record_damaged" if problem.fallback == "the other copy" else "record_lost"
             self.emit(event, file=problem.file, reason=problem.reason, used=problem.fallback)
 

@@ -7,6 +7,7 @@ to import every layer.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -42,7 +43,9 @@ class Satellite:
     world: World | None = None
     emulators: dict[str, Any] = field(default_factory=dict)
     transports: list[Transport] = field(default_factory=list)
-    work_dir: Path | None = None  # storage and job checkpoints; removed on close
+    work_dir: Path | None = None  # the flight computer's storage and job checkpoints
+    keep_work_dir: bool = False  # a --state directory: kept; otherwise removed on close
+    state_lock: Any = None  # the open lock file of a kept state directory
     boot: Callable[[], FlightSoftware] | None = None  # starts the flight software afresh
     ptys: list[Any] = field(default_factory=list)  # boards served on pseudo-terminals
     reboots: int = 0
@@ -75,7 +78,10 @@ class Satellite:
             transport.close()
         for served in self.ptys:
             served.close()
-        if self.work_dir is not None:
+        if self.state_lock is not None:
+            self.state_lock.close()  # and with it the lock
+            self.state_lock = None
+        if self.work_dir is not None and not self.keep_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
@@ -102,13 +108,17 @@ def build_world(definition: SatelliteDefinition, *, seed: int = 1,
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
              altitude_km: float | None = None, ltan: str | None = None,
              serial: bool = False, link: PacketLink | None = None,
-             keys: KeyFile | None = None) -> Satellite:
+             keys: KeyFile | None = None, state: str | Path | None = None) -> Satellite:
     """Build the satellite a definition describes. Raises DefinitionError (file and key).
 
     `serial` serves each emulated board on a pseudo-terminal and talks to it through
     pyserial, exactly as to a board on a USB serial port. `link` is the space link to
-    the ground, and `keys` what its telecommands are signed with."""
+    the ground, and `keys` what its telecommands are signed with. `state` (else the
+    definition's satellite.state) is the flight computer's non-volatile storage, kept
+    across runs; without either, each run starts with a fresh one."""
     where = definition.path
+    state = state if state is not None else definition.state
+    lock = _lock_state(Path(state), where) if state is not None else None
     world = None
     if definition.emulated:
         world = build_world(definition, seed=seed, altitude_km=altitude_km, ltan=ltan)
@@ -159,6 +169,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
             transport.close()
         for served in ptys:
             served.close()
+        if lock is not None:
+            lock.close()
         raise
 
     compute = None
@@ -169,7 +181,7 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
             # The sim's radiation and power cuts reach the very memory the flight computes on.
             compute = IrradiatedDevice(compute, world.radiation)
             world.compute = compute
-    work_dir = Path(tempfile.mkdtemp(prefix="skyrack-"))
+    work_dir = Path(state) if state is not None else Path(tempfile.mkdtemp(prefix="skyrack-"))
     if world is not None:
         world.storage_dirs = [work_dir / "jobs"]
 
@@ -184,7 +196,26 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                               active_key=keys.active if keys else 1)
 
     satellite = Satellite(definition, clock, boot(), drivers, world, emulators, transports,
-                          work_dir=work_dir, boot=boot, ptys=ptys)
+                          work_dir=work_dir, keep_work_dir=state is not None, state_lock=lock,
+                          boot=boot, ptys=ptys)
     if world is not None:
         satellite._fc_power_ups = world.power_ups[FLIGHT_COMPUTER_CHANNEL]
     return satellite
+
+
+def _lock_state(directory: Path, where: str) -> Any:
+    """Create (if need be) and lock a state directory: two flight softwares writing one
+    satellite's storage would each undo the other's counters."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / "lock", "a+")
+    except OSError as e:
+        raise DefinitionError(where, "satellite.state",
+                              f"cannot use {directory}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise DefinitionError(where, "satellite.state", f"{directory} is in use by another "
+                              "running flight software") from None
+    return lock

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--keys", metavar="FILE", default=None,
                      help="with --ground: the key file telecommands are signed with "
                           "(default: a throwaway one, generated, its path printed)")
+    sim.add_argument("--state", metavar="DIR", default=None,
+                     help="the flight computer's non-volatile storage: counters, keys, "
+                          "parameters, jobs, schedule and boot count kept in DIR across runs "
+                          "(default: the definition's satellite.state, else a fresh one)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--plot", metavar="FILE", default=None,
                      help="draw state of charge, power, temperatures and mode to FILE "
@@ -136,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "turns an emulated board of a sim definition into a port")
     fly.add_argument("--seconds", type=_seconds, default=60.0,
                      help="how long to fly (default 60); Ctrl-C stops early and reports")
+    fly.add_argument("--state", metavar="DIR", default=None,
+                     help="the flight computer's non-volatile storage (default: the "
+                          "definition's satellite.state, else a fresh one)")
     fly.add_argument("--json", action="store_true", help="print the report as JSON")
     fly.set_defaults(run=cmd_fly)
 
@@ -271,7 +278,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.ground:
         link, keys, pace = _ground_side(args)
     satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
-                         serial=args.serial, link=link, keys=keys)
+                         serial=args.serial, link=link, keys=keys, state=args.state)
     assert satellite.world is not None
     period_s = satellite.world.orbit.period_s
     if args.days is not None:
@@ -450,7 +457,7 @@ def cmd_fly(args: argparse.Namespace) -> int:
         raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
                        "drives boards on ports; give each a --port NAME=URL (from "
                        "`skyrack board serve`), or use `skyrack sim`")
-    satellite = assemble(definition)
+    satellite = assemble(definition, state=args.state)
     recorder = mission.Recorder(satellite)
     try:
         mission.fly(satellite, args.seconds, recorder)

@@ -2,12 +2,17 @@
 
 Storage is the board's NVM: named blocks, each write atomic (a flash page, or a file
 replaced whole), and a power cut may fall between any two writes. So:
-- an upload only ever writes the slot that is not running;
+- an upload only ever writes the slot that is neither the confirmed image nor the one
+  on trial: while a trial runs, the confirmed image is the rollback target and there
+  is no free slot, so an upload is refused until the trial confirms or rolls back;
 - the boot record (which slot runs, which waits for its trial) is kept twice, each copy
   numbered and CRC'd; a change writes the older copy, and the newest valid copy wins, so
   a cut mid-write leaves the previous record;
 - a new image boots once on trial. It must confirm itself (its self-test passed) before
   the trial window closes or the next boot, or the board rolls back to the image it had.
+- every boot verifies the slot it boots (length and CRC32), whichever path led there:
+  trial, rollback or normal; if neither slot verifies, the factory image (in ROM) is
+  written back and booted.
 Any power cut therefore leaves a slot whose image checks out, and a record naming it.
 
 Emulated images run no code of their own: an image "passes its self-test" unless its
@@ -45,6 +50,10 @@ def _seal(record: dict[str, Any]) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
+def _other(slot: str) -> str:
+    return SLOTS[1 - SLOTS.index(slot)] if slot in SLOTS else SLOTS[0]
+
+
 def _unseal(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None or len(raw) < 5:
         return None
@@ -72,41 +81,42 @@ class Bootloader:
 
     def boot(self) -> None:
         """What the board does on every power-up and reset."""
-        counted = _unseal(self.nvm.nvm_read("boot.count")) or {}
-        self.boots = int(counted.get("boots", 0)) + 1
+        counted = (_unseal(self.nvm.nvm_read("boot.count")) or {}).get("boots", 0)
+        self.boots = (counted if type(counted) is int and counted >= 0 else 0) + 1
         self.nvm.nvm_write("boot.count", _seal({"boots": self.boots}))
         record = self._record()
-        if record is None:  # a board fresh from the factory
-            self._install_factory()
+        if record is None:  # a board fresh from the factory (or both records lost)
+            self._install_factory(SLOTS[0])
             record = self._record()
             assert record is not None
-        pending = record.get("pending")
-        if pending and record.get("trial"):
-            if record.get("tries", 0) == 0 and self._slot_ok(pending):
-                self._write_record({**record, "tries": 1})
-                self.running, self.boot_cause = pending, "trial"
-                if NO_CONFIRM not in self._payload(pending):
-                    self.confirm({})  # the new image's self-test passed
-                return
-            # Booted on trial before and never confirmed (or damaged): go back.
-            self._write_record({**record, "pending": None, "trial": False, "tries": 0,
-                                "rolled_back": pending})
-            self.running, self.boot_cause = record["active"], "rollback"
+        pending = record.get("pending") if record.get("trial") else None
+        if pending in SLOTS and record.get("tries", 0) == 0 and self._slot_ok(pending):
+            self._write_record({**record, "tries": 1})
+            self.running, self.boot_cause = pending, "trial"
+            if NO_CONFIRM not in self._payload(pending):
+                self.confirm({})  # the new image's self-test passed
             return
         active = record["active"]
-        if not self._slot_ok(active):  # should not happen; fall back to the other slot
-            other = SLOTS[1 - SLOTS.index(active)]
-            if self._slot_ok(other):
-                self._write_record({**record, "active": other, "pending": None,
-                                    "trial": False})
-                active = other
-        self.running = active
+        if pending is not None:  # booted on trial before and never confirmed, or damaged
+            self.boot_cause = "rollback"
+        good = next((s for s in (active, _other(active)) if s != pending and self._slot_ok(s)),
+                    None)
+        if good is None:  # nothing bootable but what was on trial, or nothing at all
+            good = pending if pending in SLOTS and self._slot_ok(pending) else None
+        if good is None:
+            good = active
+            self._install_factory(good)
+            self.boot_cause = "factory"
+            record = self._record() or record
+        if pending is not None or good != active:
+            self._write_record({**record, "active": good, "pending": None, "trial": False,
+                                "tries": 0, **({"rolled_back": pending} if pending else {})})
+        self.running = good
 
-    def _install_factory(self) -> None:
+    def _install_factory(self, slot: str) -> None:
         header = parse_header(self.factory_image)
-        self._write_slot("a", self.factory_image, header)
-        self._write_record({"seq": 1, "active": "a", "pending": None, "trial": False,
-                            "tries": 0})
+        self._write_slot(slot, self.factory_image, header)
+        self._write_record({"active": slot, "pending": None, "trial": False, "tries": 0})
 
     # -- ops --------------------------------------------------------------------------
 
@@ -117,7 +127,19 @@ class Bootloader:
 
     @property
     def inactive(self) -> str:
-        return SLOTS[1 - SLOTS.index(self.running)]
+        """The slot an upload may write: never the confirmed image, never one on trial."""
+        return _other(self.running)
+
+    def _free_slot(self) -> str:
+        """The slot an upload may write, or OpError saying why there is none."""
+        record = self._record() or {}
+        if record.get("trial") and record.get("pending") in SLOTS:
+            pending = record["pending"]
+            meta = self._meta(pending) or {}
+            version = ".".join(map(str, meta.get("version", []))) or "unknown"
+            raise OpError(f"image {version} is on trial in slot {pending}: it must confirm "
+                          f"itself or roll back before another upload")
+        return _other(record.get("active", self.running))
 
     def begin(self, args: dict[str, Any]) -> dict[str, Any]:
         raw = require(args, "header", bytes)
@@ -127,14 +149,14 @@ class Bootloader:
             raise OpError(str(e)) from None
         if header.kind != self.kind:
             raise OpError(f"image is for a {header.kind!r} board; this is a {self.kind!r} board")
-        slot = self.inactive
+        slot = self._free_slot()
         self.nvm.nvm_write(f"slot.{slot}.meta", _seal({
             "state": "receiving", "header": raw[:HEADER_BYTES], "length": header.length,
             "crc32": header.crc32, "version": list(header.version)}))
         return {"slot": slot, "chunk_bytes": CHUNK_BYTES}
 
     def chunk(self, args: dict[str, Any]) -> dict[str, Any]:
-        slot = self.inactive
+        slot = self._free_slot()
         meta = self._meta(slot)
         if meta is None or meta["state"] != "receiving":
             raise OpError("no upload in progress: send flash_begin first")
@@ -149,7 +171,7 @@ class Bootloader:
         return {"offset": offset}
 
     def end(self, args: dict[str, Any]) -> dict[str, Any]:
-        slot = self.inactive
+        slot = self._free_slot()
         meta = self._meta(slot)
         if meta is None or meta["state"] != "receiving":
             raise OpError("no upload in progress: send flash_begin first")
@@ -162,13 +184,12 @@ class Bootloader:
         return {"slot": slot, "version": meta["version"]}
 
     def activate(self, args: dict[str, Any]) -> dict[str, Any]:
-        slot = self.inactive
+        slot = self._free_slot()
         if not self._slot_ok(slot):
             raise OpError(f"slot {slot} holds no verified image: nothing to activate")
         record = self._record()
         assert record is not None
-        self._write_record({**record, "active": self.running, "pending": slot, "trial": True,
-                            "tries": 0})
+        self._write_record({**record, "pending": slot, "trial": True, "tries": 0})
         return {"slot": slot, "rebooting": True}  # the server reboots after replying
 
     def confirm(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -205,17 +226,25 @@ class Bootloader:
 
     def _record(self) -> dict[str, Any] | None:
         copies = [_unseal(self.nvm.nvm_read(f"boot.{i}")) for i in (0, 1)]
-        valid = [c for c in copies if c is not None and c.get("active") in SLOTS]
-        return max(valid, key=lambda c: c.get("seq", 0)) if valid else None
+        valid = [c for c in copies if c is not None and c.get("active") in SLOTS
+                 and type(c.get("seq")) is int and c.get("pending") in (None, *SLOTS)
+                 and type(c.get("tries", 0)) is int]
+        return max(valid, key=lambda c: c["seq"]) if valid else None
 
     def _write_record(self, record: dict[str, Any]) -> None:
         copies = [_unseal(self.nvm.nvm_read(f"boot.{i}")) for i in (0, 1)]
-        seqs = [c.get("seq", 0) if c else -1 for c in copies]
+        seqs = [c["seq"] if c and type(c.get("seq")) is int else -1 for c in copies]
         older = 0 if seqs[0] <= seqs[1] else 1
         self.nvm.nvm_write(f"boot.{older}", _seal({**record, "seq": max(seqs) + 1}))
 
     def _meta(self, slot: str) -> dict[str, Any] | None:
-        return _unseal(self.nvm.nvm_read(f"slot.{slot}.meta"))
+        meta = _unseal(self.nvm.nvm_read(f"slot.{slot}.meta"))
+        if meta is None or not (meta.get("state") in ("receiving", "ready")
+                                and type(meta.get("length")) is int and meta["length"] >= 0
+                                and type(meta.get("crc32")) is int
+                                and isinstance(meta.get("version"), list)):
+            return None
+        return meta
 
     def _assemble(self, slot: str, length: int) -> bytes | None:
         parts = []

@@ -326,17 +326,16 @@ class JobRunner:
         region[...] = self.workload.golden()[name]
         self._shields[f"golden.{name}"] = self._shield(region)
 
-    def resume(self) -> list[str]:
+    def resume(self) -> None:
         """After a reboot: carry on from the job's last checkpoint, when it has one that
         holds all the job had (outputs live in memory, so a checkpoint taken while the
-        job held outputs cannot bring them back: the job starts again). Returns why any
-        checkpoint in the store was refused as another job's."""
+        job held outputs cannot bring them back: the job starts again). Checkpoints of
+        other jobs are refused and noted in `refused`."""
         restored = self._restore()
         if restored is not None and restored.metadata.get("outputs") == 0:
             self._install(restored)
             self._shield_state()
             self.workload.state_committed(self.state)
-        return self.take_refused()
 
     def take_refused(self) -> list[str]:
         out, self.refused = self.refused, []

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -5,6 +7,7 @@ from drivers.compute import NumpyDevice
 from drivers.storage import DirectoryStorage
 from flight.bus import EVENT
 from flight.compute.runner import JobRunner, Protection
+from flight.compute.schedule import RateEstimate
 from flight.compute.workloads import make_workload
 from flight.dispatcher import Status
 from flight.nvm import Records
@@ -15,19 +18,27 @@ from sim.clock import VirtualClock
 from tests.flight.fakes import FakeAccelerator, FakePower, FakeThermal
 
 
-@pytest.fixture
-def fsw(tmp_path):
+def flight(base, hangs_per_day: float | None = None) -> FlightSoftware:
+    """The flight software on storage in `base`, in COMPUTE mode, events recorded; booted
+    again on the same `base`, it is the same computer after a power cut."""
     power = FakePower()
     sw = FlightSoftware(VirtualClock(), power=power, thermal=FakeThermal(),
                         accelerator=FakeAccelerator(), rails={"accelerator": 2},
-                        compute=NumpyDevice(), storage=DirectoryStorage(tmp_path / "nv"),
-                        work_dir=tmp_path / "jobs")
+                        compute=NumpyDevice(), storage=DirectoryStorage(base / "nv"),
+                        work_dir=base / "jobs")
     sw.events = []
     sw.bus.subscribe(EVENT, lambda t, e: sw.events.append(e))
     # Jobs run in COMPUTE mode; a battery the fake power board's numbers cannot trip.
     sw.component("mode").set_param("battery_wh", 1e6)
     assert sw.dispatcher.dispatch("mode.set", {"mode": "compute"}).status is Status.COMPLETED
+    if hangs_per_day is not None:  # a satellite that expects hangs checkpoints often
+        sw.component("compute").hangs = RateEstimate(prior=hangs_per_day / 86400.0)
     return sw
+
+
+@pytest.fixture
+def fsw(tmp_path):
+    return flight(tmp_path)
 
 
 def send(fsw, command: str, **args):
@@ -119,3 +130,53 @@ def test_without_a_compute_device_submit_says_so(tmp_path) -> None:
                         accelerator=FakeAccelerator())
     result = sw.dispatcher.dispatch("compute.submit", {"workload": "mlp"})
     assert result.status is Status.FAILED and "no compute device" in result.reason
+
+
+def test_job_ids_never_repeat_across_reboots(tmp_path) -> None:
+    sw = flight(tmp_path)
+    send(sw, "compute.submit", workload="mlp", steps=2)
+    send(sw, "compute.submit", workload="mlp", steps=2)
+    sw.run_until(10.0)
+    again = flight(tmp_path)  # the computer reboots
+    assert [j.state.value for j in again.component("compute").jobs.values()] == \
+        ["completed", "completed"]
+    send(again, "compute.submit", workload="mlp", steps=2)
+    assert list(again.component("compute").jobs) == [1, 2, 3]
+
+
+def test_a_running_job_resumes_after_a_reboot_from_its_own_checkpoint(tmp_path) -> None:
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    send(sw, "compute.submit", workload="train", seed=5, steps=30)
+    sw.run_until(12.0)
+    done = sw.component("compute").jobs[1].runner.next_step
+    assert 5 < done < 30
+    again = flight(tmp_path, hangs_per_day=1e4)  # power cut: the job was running
+    again.run_until(1.0)
+    resumed = [e.args for e in again.events if e.name == "compute.job_resumed"]
+    assert resumed == [{"job": 1, "step": done}]
+    again.run_until(30.0)
+    job = again.component("compute").jobs[1]
+    assert job.state.value == "completed"
+    assert job.digest == crc32c(reference("train", 5, steps=30))
+
+
+def test_a_job_never_restores_a_checkpoint_that_is_not_its_own(tmp_path) -> None:
+    """Another job's checkpoints under this job's id (what a reused id left behind):
+    refused with an event, and the job starts again and finishes right."""
+    other = flight(tmp_path / "other", hangs_per_day=1e4)
+    send(other, "compute.submit", workload="train", seed=6, steps=30)
+    other.run_until(12.0)
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    send(sw, "compute.submit", workload="train", seed=5, steps=30)
+    sw.run_until(3.0)
+    shutil.rmtree(tmp_path / "jobs" / "job-1")
+    shutil.copytree(tmp_path / "other" / "jobs" / "job-1", tmp_path / "jobs" / "job-1")
+    again = flight(tmp_path, hangs_per_day=1e4)
+    again.run_until(1.0)
+    refused = [e.args for e in again.events if e.name == "compute.checkpoint_refused"]
+    assert len(refused) == 2 and all("not 'job 1 " in r["reason"] for r in refused)
+    assert [e.args["step"] for e in again.events if e.name == "compute.job_resumed"] == [0]
+    again.run_until(40.0)
+    job = again.component("compute").jobs[1]
+    assert job.state.value == "completed"
+    assert job.digest == crc32c(reference("train", 5, steps=30))
