@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drivers.board import BoardDriver
+from drivers.board import BoardDriver, decodes
 from hal.boards import AcceleratorHousekeeping, AcceleratorState
-from hal.errors import BoardError
+from hal.errors import BoardMalformed
 
 NUMBER = (int, float)
 
@@ -12,6 +12,7 @@ NUMBER = (int, float)
 class AcceleratorDriver(BoardDriver):
     kind = "accelerator"
 
+    @decodes("tlm")
     def housekeeping(self) -> AcceleratorHousekeeping:
         r = self.link.call("tlm")
         f = self._field
@@ -19,7 +20,8 @@ class AcceleratorDriver(BoardDriver):
         try:
             parsed = AcceleratorState(state)
         except ValueError:
-            raise BoardError(self.name, "tlm", f"unknown accelerator state {state!r}") from None
+            raise BoardMalformed(self.name, "tlm",
+                                 f"unknown accelerator state {state!r}") from None
         return AcceleratorHousekeeping(
             state=parsed,
             clock_pct=f(r, "tlm", "clock_pct", int),

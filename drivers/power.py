@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.board import BoardDriver
+from drivers.board import BoardDriver, decodes
 from hal.boards import PowerHousekeeping
 
 NUMBER = (int, float)
@@ -12,6 +12,7 @@ class PowerDriver(BoardDriver):
     kind = "power"
     channel_count = 8
 
+    @decodes("tlm")
     def housekeeping(self) -> PowerHousekeeping:
         r = self.link.call("tlm")
         f = self._field
@@ -21,12 +22,12 @@ class PowerDriver(BoardDriver):
             soc_pct=float(f(r, "tlm", "soc_pct", NUMBER)),
             solar_power_w=float(f(r, "tlm", "solar_power_w", NUMBER)),
             load_power_w=float(f(r, "tlm", "load_power_w", NUMBER)),
-            switches=tuple(bool(s) for s in f(r, "tlm", "switches", list)),
-            channel_a=tuple(float(a) for a in f(r, "tlm", "channel_a", list)),
+            switches=tuple(self._items(r, "tlm", "switches", bool)),
+            channel_a=tuple(float(a) for a in self._items(r, "tlm", "channel_a", NUMBER)),
             uptime_s=float(f(r, "tlm", "uptime_s", NUMBER)),
             fc_boot_cause=f(r, "tlm", "fc_boot_cause", str),
             watchdog_resets=f(r, "tlm", "watchdog_resets", int),
-            latchups=tuple(int(n) for n in f(r, "tlm", "latchups", list)),
+            latchups=tuple(self._items(r, "tlm", "latchups", int)),
             lvd_trips=f(r, "tlm", "lvd_trips", int),
         )
 

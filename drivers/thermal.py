@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from drivers.board import BoardDriver
+from drivers.board import BoardDriver, decodes
 from hal.boards import ThermalHousekeeping
-from hal.errors import BoardError
+from hal.errors import BoardMalformed
 
 
 class ThermalDriver(BoardDriver):
     kind = "thermal"
 
+    @decodes("tlm")
     def housekeeping(self) -> ThermalHousekeeping:
         r = self.link.call("tlm")
         temps = self._field(r, "tlm", "temps_c", dict)
         if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
                    for k, v in temps.items()):
-            raise BoardError(self.name, "tlm",
-                             f"temps_c is not a map of names to numbers: {temps!r}")
+            raise BoardMalformed(self.name, "tlm",
+                                 f"temps_c is not a map of names to numbers: {temps!r}")
         return ThermalHousekeeping(
             temps_c={k: float(v) for k, v in temps.items()},
-            heaters=tuple(bool(h) for h in self._field(r, "tlm", "heaters", list)),
+            heaters=tuple(self._items(r, "tlm", "heaters", bool)),
             uptime_s=float(self._field(r, "tlm", "uptime_s", (int, float))),
         )
 

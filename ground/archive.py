@@ -7,9 +7,10 @@
     points  (id, name)                               telemetry point names
 
 WAL mode, so an operator's query reads while a console writes. Rows are written in
-batches (one transaction per `batch` packets, or on `flush()`), which is what makes
-ingest fast; memory stays bounded by the batch. Indexed by time, by APID and time, and
-by point and time.
+batches, one transaction per `batch` packets or per `max_delay_s` of the oldest row
+waiting (whichever comes first), or on `flush()`: batches make ingest fast, the delay
+bounds what a crash of the ground can lose to about a second. Indexed by time, by APID
+and time, and by point and time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import csv
 import json
 import math
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +42,7 @@ CREATE INDEX IF NOT EXISTS samples_point_t ON samples (point, t_s);
 CREATE INDEX IF NOT EXISTS events_t ON events (t_s);
 """
 BATCH = 2000
+MAX_DELAY_S = 1.0
 
 
 class ArchiveError(Exception):
@@ -48,7 +51,8 @@ class ArchiveError(Exception):
 
 class Archive:
     def __init__(self, path: str | Path, client: GroundClient | None = None,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, max_delay_s: float = MAX_DELAY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`client` decodes housekeeping and events (it holds the dictionary); without
         one, only raw packets are stored."""
         self.path = str(path)
@@ -61,6 +65,9 @@ class Archive:
             raise ArchiveError(f"{self.path}: {e}") from None
         self.client = client
         self.batch = batch
+        self.max_delay_s = max_delay_s
+        self.clock = clock
+        self._oldest_s: float | None = None  # when the oldest unwritten row came
         self._points = dict(self.db.execute("SELECT name, id FROM points"))
         self._packets: list[tuple[Any, ...]] = []
         self._samples: list[tuple[Any, ...]] = []
@@ -79,6 +86,8 @@ class Archive:
 
     def ingest(self, tm: Telemetry, raw: bytes) -> None:
         """One TM (decoded, and as received). Written with the batch."""
+        if self._oldest_s is None:
+            self._oldest_s = self.clock()
         self._packets.append((tm.time_s, tm.apid, tm.service, tm.subtype, tm.seq_count, raw))
         if self.client is not None:
             try:
@@ -98,6 +107,14 @@ class Archive:
         self.ingested += 1
         if len(self._packets) >= self.batch:
             self.flush()
+        else:
+            self.flush_due()
+
+    def flush_due(self) -> None:
+        """Write what waits if the oldest of it has waited `max_delay_s`: call it while
+        idle too, so that rows never wait on the next packet."""
+        if self._oldest_s is not None and self.clock() - self._oldest_s >= self.max_delay_s:
+            self.flush()
 
     def flush(self) -> None:
         with self.db:
@@ -107,6 +124,12 @@ class Archive:
         self._packets.clear()
         self._samples.clear()
         self._events.clear()
+        self._oldest_s = None
+
+    @property
+    def pending(self) -> int:
+        """Packets received and not yet written."""
+        return len(self._packets)
 
     def close(self) -> None:
         self.flush()

@@ -51,6 +51,11 @@ class BoardReset(BoardError):
     board ran it, and it may have run before the reset too."""
 
 
+class BoardMalformed(BoardError):
+    """The board answered, in valid frames, with a result that does not decode: a
+    board talking garbage is as unusable as a silent one."""
+
+
 class BoardLinkError(BoardError):
     """The link to the board failed underneath the protocol (transport error)."""
 

@@ -609,6 +609,14 @@ def cmd_ground(args: argparse.Namespace) -> int:
             replace_file(counter_path, f"{value}\n".encode())
 
         signer = Signer(key_id, keys.keys[key_id], counter, save)
+    if args.ground_command == "send":  # asked before anything is connected or sent
+        values = parse_args(dictionary.command(args.name), args.args)
+        if dictionary.command(args.name).hazardous and not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError(f"{args.name} is hazardous: pass --yes to send it")
+            answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise CliError(f"{args.name}: not sent")
     try:
         link = open_link(args.link, listen=False)
     except ConnectionError as e:
@@ -616,17 +624,21 @@ def cmd_ground(args: argparse.Namespace) -> int:
     client = GroundClient(link, dictionary, signer, clock=time.monotonic)
     archive = Archive(_archive_path(args), client)
     client.on_tm.append(archive.ingest)
-    console = Console(client)
+    # SIGINT and SIGTERM end the command at its next wait, never inside an archive
+    # write: everything received is written before the process goes.
+    stopped: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _: stopped.append(signal.Signals(signum).name))
+
+    def idle() -> None:
+        if stopped:
+            raise _Interrupted(stopped[0])
+        archive.flush_due()
+        time.sleep(0.05)
+
+    console = Console(client, idle=idle)
     try:
         if args.ground_command == "send":
-            spec = dictionary.command(args.name)
-            values = parse_args(spec, args.args)
-            if spec.hazardous and not args.yes:
-                if not sys.stdin.isatty():
-                    raise CliError(f"{args.name} is hazardous: pass --yes to send it")
-                answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    raise CliError(f"{args.name}: not sent")
             try:
                 sent = console.send_and_verify(args.name, values, args.timeout)
                 error = None
@@ -670,7 +682,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
                     else:
                         print(f"t={e.t_s:10.1f}  EVENT {e.severity:8} {e.name} {e.args}",
                               flush=True)
-                time.sleep(0.05)
+                try:
+                    idle()
+                except _Interrupted as e:
+                    print(f"skyrack ground: watch stopped by {e}; {archive.ingested} packets "
+                          "received, all archived", file=sys.stderr)
+                    return 0
             return 0
         if args.ground_command == "script":
             with open(args.file) as f:
@@ -690,11 +707,20 @@ def cmd_ground(args: argparse.Namespace) -> int:
                 print(f"{args.file}: {steps} steps, all ok")
             return 0
         raise CliError(f"unknown ground command {args.ground_command!r}")
+    except _Interrupted as e:
+        raise CliError(f"{args.ground_command} stopped by {e}; {archive.ingested} packets "
+                       "received, all archived") from None
     finally:
         link.close()
         for sent in client.sent.values():
             archive.record_command(sent, time.time())
         archive.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+
+
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM during a ground command; the message names the signal."""
 
 
 _MARK = {"ok": "", "yellow": " [YELLOW]", "red": " [RED]"}

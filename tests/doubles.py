@@ -116,3 +116,33 @@ class Misbehaving:
     def _use(self) -> None:
         if self.remaining is not None:
             self.remaining -= 1
+
+
+class Babbling:
+    """A board that answers every request in valid frames, with the right seq, but with a
+    result that does not decode: each list and map in it filled with text, each text
+    replaced by a word no board says."""
+
+    def __init__(self, receive: Any) -> None:
+        self.receive = receive
+        self.on = True
+
+    def __call__(self, rx: bytes) -> bytes:
+        from dataclasses import replace
+
+        from hal.framing import Deframer, encode_frame
+        from hal.protocol import decode_reply, encode_reply
+
+        tx = self.receive(rx)
+        if not self.on or not tx:
+            return tx
+        out = b""
+        for payload in Deframer().feed(tx):
+            reply = decode_reply(payload)
+            if isinstance(reply.result, dict):
+                reply = replace(reply, result={
+                    k: (["?"] * 3 if isinstance(v, list) else {"x": "?"} if isinstance(v, dict)
+                        else "warp" if isinstance(v, str) else v)
+                    for k, v in reply.result.items()})
+            out += encode_frame(encode_reply(reply))
+        return out

@@ -6,11 +6,11 @@ from drivers.accelerator import AcceleratorDriver
 from drivers.power import PowerDriver
 from drivers.thermal import ThermalDriver
 from hal.boards import AcceleratorState
-from hal.errors import BoardError, BoardFault, BoardTimeout
+from hal.errors import BoardError, BoardFault, BoardMalformed, BoardTimeout
 from hal.transport import InProcessTransport
 from sim.boards import EmulatedAcceleratorBoard, EmulatedPowerBoard, EmulatedThermalBoard
 from tests.conftest import spec
-from tests.doubles import Misbehaving
+from tests.doubles import Babbling, Misbehaving
 
 DRIVERS = {
     "power": (PowerDriver, EmulatedPowerBoard, None),
@@ -118,3 +118,14 @@ def test_a_reply_of_the_wrong_shape_is_a_board_error_naming_the_field(world) -> 
     power = PowerDriver("power", InProcessTransport(liar))
     with pytest.raises(BoardError, match="power: tlm: reply field 'batt_v' has the wrong type"):
         power.housekeeping()
+
+
+@pytest.mark.parametrize("kind", sorted(DRIVERS))
+def test_a_board_babbling_in_valid_frames_is_a_board_error_not_a_crash(world, kind) -> None:
+    driver_cls, emulator, channel = DRIVERS[kind]
+    board = emulator(spec(kind, power_channel=channel), world)
+    world.set_switch(2, True)
+    world.set_switch(1, True)
+    driver = driver_cls(kind, InProcessTransport(Babbling(board.receive)), timeout_s=0.1)
+    with pytest.raises(BoardMalformed, match=f"^{kind}: tlm: "):
+        driver.housekeeping()

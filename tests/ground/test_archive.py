@@ -70,3 +70,38 @@ def test_an_unknown_point_and_an_undecodable_packet_are_reported(archived) -> No
     bogus = Telemetry(0x10, 3, 25, b"\xbe\xef" + bytes(8))
     archive.ingest(bogus, encode_tm(bogus))
     assert archive.undecoded == 1 and archive.packet_count() > 0  # stored raw all the same
+
+
+def test_a_killed_ground_loses_only_what_arrived_in_its_last_delay(tmp_path) -> None:
+    """kill -9 while packets stream in: every packet that arrived more than the archive's
+    delay before the kill is in the archive, and the archive opens clean."""
+    import time
+
+    from tests.crash import Child, Trial, kill_trials
+
+    delay_s = 0.1
+    path = tmp_path / "crash.sqlite"
+    seen = {"count": 0}
+
+    def writer(child: Child) -> None:
+        archive = Archive(path, max_delay_s=delay_s)
+        base = child.rng.randrange(1 << 30)
+        for i in range(400):
+            child.step()
+            tm = Telemetry(0x100, 3, 25, b"", float(base + i), i % 16384, 0, 1)
+            archive.ingest(tm, encode_tm(tm))
+            child.report(f"{base + i} {time.monotonic()}")
+            time.sleep(0.001)
+
+    def check(trial: Trial) -> None:
+        got = {t for (t,) in sqlite3.connect(path).execute("SELECT t_s FROM packets")}
+        reports = [(float(a), float(b)) for a, b in (r.split() for r in trial.reports)]
+        if not reports:
+            return
+        last_s = reports[-1][1]  # the kill came after this
+        must = {t for t, at in reports if at < last_s - delay_s - 0.1}
+        assert must <= got, f"trial {trial.index}: {len(must - got)} packets lost"
+        seen["count"] += len(must)
+
+    kill_trials(writer, check, trials=12, seed=8, max_delay_s=0.4, max_steps=300)
+    assert seen["count"] > 100

@@ -130,3 +130,65 @@ def test_garbage_on_the_link_is_counted_and_never_crashes_either_side(satellite)
     assert link["rejected"] == {"malformed": 1, "unsigned": 1}
     assert link["tc_accepted"] == 1 and link["tm_sent"] > 10
     assert report["flight"]["command_log"][-1]["command"] == "fsw.noop"
+
+
+def watching(sat: Sim) -> subprocess.Popen[str]:
+    return subprocess.Popen([SKYRACK, "ground", "--link", sat.url, "--archive", sat.archive,
+                             "watch", "--seconds", "120", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_lines(proc: subprocess.Popen[str], seconds: float) -> list[tuple[float, dict]]:
+    """What the watch prints in its first `seconds`, each line with the wall time it was
+    read."""
+    import time
+
+    assert proc.stdout is not None
+    lines: list[tuple[float, dict]] = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        lines.append((time.monotonic(), json.loads(line)))
+    return lines
+
+
+def archived_hk_times(path: str) -> list[float]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return [t for (t,) in db.execute(
+            "SELECT t_s FROM packets WHERE service = 3 AND subtype = 25")]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_watch_stopped_by_a_signal_archives_every_packet_it_received(satellite, sig) -> None:
+    import signal
+    import sqlite3
+
+    watch = watching(satellite)
+    printed = read_lines(watch, 1.0)
+    watch.send_signal(getattr(signal, sig))
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"watch stopped by {sig}" in err and "all archived" in err
+    received = int(err.split("; ")[1].split()[0])
+    with sqlite3.connect(satellite.archive) as db:
+        (total,) = db.execute("SELECT count(*) FROM packets").fetchone()
+    assert total == received > 0
+    hk = [record["t_s"] for _, record in printed if "housekeeping" in record]
+    assert set(hk) <= set(archived_hk_times(satellite.archive)) and hk
+
+
+def test_a_ground_killed_outright_loses_at_most_about_a_second(satellite) -> None:
+    import time
+
+    watch = watching(satellite)
+    printed = read_lines(watch, 3.5)
+    watch.kill()
+    killed = time.monotonic()
+    watch.communicate(timeout=30)
+    archived = set(archived_hk_times(satellite.archive))
+    older = [r["t_s"] for read_s, r in printed if "housekeeping" in r and read_s < killed - 1.5]
+    assert older and set(older) <= archived

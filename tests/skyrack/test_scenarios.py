@@ -144,3 +144,58 @@ def test_a_low_voltage_disconnect_sheds_the_loads_and_the_satellite_goes_safe() 
         assert sat.flight.component("mode").mode is Mode.SAFE
     finally:
         sat.close()
+
+
+def test_a_board_babbling_garbage_in_valid_frames_is_handled_as_a_silent_one() -> None:
+    from hal.transport import InProcessTransport
+    from tests.doubles import Babbling
+
+    sat = satellite()
+    try:
+        sat.flight.run_until(100.0)
+        babble = Babbling(sat.emulators["thermal"].receive)
+        sat.drivers["thermal"].link.transport = InProcessTransport(babble)
+        sat.flight.run_until(104.5)
+        babble.on = False  # the power cycle cures it, as it cures a latch-up
+        sat.flight.run_until(120.0)
+        names = [name for _, name, _ in sat.events]
+        assert names.index("thermal.board_silent") < names.index("fdir.board_power_cycled")
+        assert names.index("fdir.board_power_cycled") < names.index("thermal.board_back")
+        silent = next(a for _, n, a in sat.events if n == "thermal.board_silent")
+        assert "does not decode" in silent["reason"] or "not a map" in silent["reason"]
+        assert sum(sat.flight.executive.task_errors.values()) == 0
+    finally:
+        sat.close()
+
+
+def test_a_task_failing_every_run_starves_the_watchdog_and_the_reboot_keeps_state() -> None:
+    from flight.executive import Task
+
+    sat = satellite()
+    try:
+        sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 1})
+        sat.run_until(100.0)
+        ex = sat.flight.executive
+
+        def broken() -> None:
+            raise RuntimeError("a bug that fires every run")
+
+        ex.tasks = [Task(t.name, t.every_ticks, broken) if t.name == "thermal.poll" else t
+                    for t in ex.tasks]
+        sat.run_until(125.0)
+        assert sat.reboots == 0  # a failing task is given its time
+        sat.run_until(260.0)
+        unhealthy = [a for _, n, a in sat.events if n == "fsw.unhealthy"]
+        assert unhealthy and "task thermal.poll has failed every run" in unhealthy[0]["reason"]
+        assert sat.reboots == 1 and sat.flight.boot_cause == "watchdog"
+        assert sat.flight.system.boots == 2
+        seen = {}
+        sat.flight.bus.subscribe("fsw.boot_cause", lambda t, s: seen.update(cause=s.value))
+        sat.run_until(262.0)
+        assert seen == {"cause": "watchdog"}  # telemetered
+        assert list(sat.flight.component("compute").jobs) == [1]  # the job table survived
+        assert sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 2}) > 0
+        sat.run_until(263.0)
+        assert list(sat.flight.component("compute").jobs) == [1, 2]
+    finally:
+        sat.close()
