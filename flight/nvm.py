@@ -10,9 +10,16 @@ that the bytes are the ones somebody wrote.
 A copy that is missing is normal (nothing saved yet, or a cut between the two writes).
 A copy that is damaged, of another version, or fails its check is a problem: it is
 noted (and reported by the flight software as an event naming the file), and the other
-copy is used, or the owner's defaults when neither is good. Nothing read here raises.
+copy is used and written over the damaged one, or the owner's defaults are used when
+neither is good. `scrub()` reads every other record in storage the same way, so that a
+record nobody reads at boot (a job's result) is checked and repaired too. Nothing read
+here raises.
 
-    copy: b"SKNV" | u16 format 1 | u16 schema | u32 sequence | u32 length | body | u32 CRC32
+    copy: b"SKNV" | u16 format 1 | u16 schema | u32 sequence | u32 length | u8 name length
+          | name | body | u32 CRC32
+
+The name inside each copy means a copy of one record stored under another's name (a
+swapped or misplaced file) is refused, not read as if it were that record.
 """
 
 from __future__ import annotations
@@ -48,29 +55,36 @@ class RecordError(ValueError):
     """A stored copy that cannot be used; the message says why."""
 
 
-def seal(value: Any, schema: int, sequence: int) -> bytes:
+def seal(name: str, value: Any, schema: int, sequence: int) -> bytes:
     body = msgpack.packb(value)
-    head = HEAD.pack(MAGIC, FORMAT, schema, sequence, len(body)) + body
+    label = name.encode()
+    head = (HEAD.pack(MAGIC, FORMAT, schema, sequence, len(body))
+            + bytes([len(label)]) + label + body)
     return head + CRC.pack(zlib.crc32(head))
 
 
-def unseal(raw: bytes, schema: int) -> tuple[int, Any]:
-    """(sequence, decoded body) of one copy. Raises RecordError."""
-    if len(raw) < HEAD.size + CRC.size:
+def unseal(raw: bytes, name: str, schema: int | None) -> tuple[int, Any]:
+    """(sequence, decoded body) of one copy of record `name`, of schema version `schema`
+    (None: any). Raises RecordError."""
+    if len(raw) < HEAD.size + 1 + CRC.size:
         raise RecordError(f"truncated ({len(raw)} bytes)")
     magic, fmt, version, sequence, length = HEAD.unpack_from(raw)
     if magic != MAGIC:
         raise RecordError(f"not a record (magic {magic!r})")
-    if len(raw) != HEAD.size + length + CRC.size or length > MAX_BODY_BYTES:
+    label = raw[HEAD.size + 1:HEAD.size + 1 + raw[HEAD.size]]
+    start = HEAD.size + 1 + len(label)
+    if len(raw) != start + length + CRC.size or length > MAX_BODY_BYTES:
         raise RecordError(f"truncated or padded: {len(raw)} bytes, header says "
-                          f"{HEAD.size + length + CRC.size}")
+                          f"{start + length + CRC.size}")
     if zlib.crc32(raw[:-CRC.size]) != CRC.unpack_from(raw, len(raw) - CRC.size)[0]:
         raise RecordError("fails its CRC")
-    if fmt != FORMAT or version != schema:
+    if label != name.encode():
+        raise RecordError(f"holds record {label.decode(errors='replace')!r}, not {name!r}")
+    if fmt != FORMAT or (schema is not None and version != schema):
         raise RecordError(f"format {fmt} schema {version}; this software reads "
                           f"format {FORMAT} schema {schema}")
     try:
-        return sequence, msgpack.unpackb(raw[HEAD.size:-CRC.size], strict_map_key=False)
+        return sequence, msgpack.unpackb(raw[start:-CRC.size], strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as e:
         raise RecordError(f"body does not decode: {e}") from None
 
@@ -82,13 +96,16 @@ class Records:
         self.storage = storage
         self.problems: list[Problem] = []
         self._sequence: dict[str, int] = {}
+        self._loaded: set[str] = set()
 
-    def load(self, name: str, check: Callable[[Any], T], default: T, schema: int = 1) -> T:
+    def load(self, name: str, check: Callable[[Any], T], default: T,
+             schema: int | None = 1) -> T:
         """The newest good copy of `name`, passed through `check` (which raises
         ValueError, TypeError or KeyError on a body it cannot use), else `default`."""
         if self.storage is None:
             return default
-        good: list[tuple[int, T]] = []
+        self._loaded.add(name)
+        good: list[tuple[int, T, bytes]] = []
         bad: list[tuple[str, str]] = []
         for copy in COPIES:
             file = f"{name}.{copy}"
@@ -99,21 +116,35 @@ class Records:
                     bad.append((file, f"cannot be read: {e}"))
                 continue
             try:
-                sequence, body = unseal(raw, schema)
-                good.append((sequence, check(body)))
+                sequence, body = unseal(raw, name, schema)
+                good.append((sequence, check(body), raw))
             except RecordError as e:
                 bad.append((file, str(e)))
             except (ValueError, TypeError, KeyError, AttributeError, IndexError,
                     OverflowError) as e:
                 bad.append((file, f"does not hold a valid {name} ({type(e).__name__}: {e})"))
         if good:
-            sequence, value = max(good, key=lambda g: g[0])
+            sequence, value, raw = max(good, key=lambda g: g[0])
             self._sequence[name] = sequence
+            for file, _ in bad:
+                self._repair(file, raw)
         else:
             value = default
         self.problems += [Problem(file, reason, "the other copy" if good else "defaults")
                           for file, reason in bad]
         return value
+
+    def scrub(self) -> None:
+        """Read (and repair) every record in storage that no `load` has read yet."""
+        for name in self.names():
+            if name not in self._loaded:
+                self.load(name, lambda body: body, None, None)
+
+    def _repair(self, file: str, raw: bytes) -> None:
+        try:
+            self.storage.write(file, raw)  # type: ignore[union-attr]
+        except OSError:
+            pass  # still damaged; read from the other copy again next boot
 
     def save(self, name: str, value: Any, schema: int = 1) -> None:
         """Both copies, one after the other: a cut between them leaves one new and one
@@ -123,7 +154,7 @@ class Records:
         if name not in self._sequence:
             self._sequence[name] = self._newest_sequence(name)
         self._sequence[name] += 1
-        sealed = seal(value, schema, self._sequence[name] & 0xFFFFFFFF)
+        sealed = seal(name, value, schema, self._sequence[name] & 0xFFFFFFFF)
         for copy in COPIES:
             self.storage.write(f"{name}.{copy}", sealed)
 

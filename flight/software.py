@@ -186,6 +186,7 @@ class FlightSoftware:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
+        self.records.scrub()  # the records no component read at boot, checked too
         self.system.booted()
         self.system.report_records()  # what was damaged in storage, now that events flow
 

@@ -4,11 +4,14 @@ call) or by itself at a random step of its own (exactly between two writes). The
 parent reopens what it wrote and checks an invariant.
 
 Each test runs a modest number of trials; SKYRACK_CRASH_TRIALS sets how many (the
-figures in RELIABILITY.md come from thousands).
+figures in RELIABILITY.md come from thousands), and SKYRACK_CRASH_REPORT names a file
+that each harness appends its tally to, as a JSON line.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import os
 import random
 import signal
@@ -20,6 +23,19 @@ from dataclasses import dataclass, field
 
 def trial_count(default: int) -> int:
     return int(os.environ.get("SKYRACK_CRASH_TRIALS", default))
+
+
+def tally(harness: str, trials: list[Trial], **outcomes: int) -> None:
+    """Append a harness's tally to SKYRACK_CRASH_REPORT, when it is set."""
+    path = os.environ.get("SKYRACK_CRASH_REPORT")
+    if not path:
+        return
+    how = collections.Counter(t.how for t in trials)
+    with open(path, "a") as f:
+        f.write(json.dumps({"harness": harness, "trials": len(trials),
+                            "killed_by_timer": how["timer"], "killed_at_a_step": how["step"],
+                            "ran_to_the_end": sum(t.finished for t in trials), **outcomes})
+                + "\n")
 
 
 class Child:

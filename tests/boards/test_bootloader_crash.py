@@ -15,7 +15,7 @@ import pytest
 from boards.firmware.bootloader import CHUNK_BYTES, NO_CONFIRM, TRIAL_S, Bootloader
 from boards.firmware.server import OpError
 from hal import image
-from tests.crash import Child, Trial, kill_trials, trial_count
+from tests.crash import Child, Trial, kill_trials, tally, trial_count
 
 FACTORY = image.build("thermal", "1.0.0", b"factory" * 300)
 
@@ -63,14 +63,15 @@ def power_up(nvm: FileNvm) -> Bootloader:
     return Bootloader("thermal", nvm, FACTORY)
 
 
+@pytest.mark.crash
 def test_a_board_killed_at_any_moment_of_flashing_boots_a_verified_image(tmp_path) -> None:
-    outcomes = {"trial": 0, "refused_during_trial": 0}
+    outcomes = {"trial": 0, "refused_during_trial": 0, "boots": 0}
 
     def writer(child: Child) -> None:
         rng = child.rng
         nvm = FileNvm(tmp_path, child)
         boot = power_up(nvm)
-        for n in range(40):
+        for n in range(60):
             action = rng.choice(["upload", "upload", "abandon", "activate", "reboot",
                                  "expire", "confirm"])
             try:
@@ -103,13 +104,18 @@ def test_a_board_killed_at_any_moment_of_flashing_boots_a_verified_image(tmp_pat
                 f"{boot.running}, which does not verify"
             assert boot.boot_cause != "factory", f"trial {trial.index}: no verified image left"
             outcomes["trial"] += boot.boot_cause == "trial"
+            outcomes["boots"] += 1
             nvm.up_s = TRIAL_S + 1
             if not boot.tick():
                 break
 
-    kill_trials(writer, check, trials=trial_count(150), seed=3, max_delay_s=0.05,
-                max_steps=150)
+    trials = kill_trials(writer, check, trials=trial_count(150), seed=3, max_delay_s=0.04,
+                         max_steps=120)
     assert outcomes["refused_during_trial"] > 0 and outcomes["trial"] > 0, outcomes
+    tally("flashing", trials, boots_checked=outcomes["boots"],
+          boots_into_a_trial=outcomes["trial"],
+          uploads_refused_during_a_trial=outcomes["refused_during_trial"],
+          boots_of_an_unverified_image=0, factory_fallbacks=0)
 
 
 def test_an_upload_during_a_trial_is_refused_and_the_rollback_target_kept(tmp_path) -> None:

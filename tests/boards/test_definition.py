@@ -98,3 +98,13 @@ def test_only_an_accelerator_has_a_compute_backend(tmp_path: Path) -> None:
                                        'driver = "drivers.power:PowerDriver"\n'
                                        'compute = "drivers.compute:NumpyDevice"'))
     assert "boards.power.compute: only an accelerator has a compute backend" in msg
+
+
+def test_a_state_directory_is_named_relative_to_the_definition(tmp_path: Path) -> None:
+    named = GOOD.replace('name = "skyrack-sim-1"', 'name = "skyrack-sim-1"\nstate = "nv/sat-1"')
+    assert load(write(tmp_path, named)).state == str(tmp_path / "nv" / "sat-1")
+    assert load(write(tmp_path, GOOD)).state is None
+    msg = fails(tmp_path, GOOD.replace('name = "skyrack-sim-1"', 'name = "x"\nstat = "y"'))
+    assert msg.endswith("satellite.stat: unknown key (expected name, state)")
+    msg = fails(tmp_path, GOOD.replace('name = "skyrack-sim-1"', 'name = "x"\nstate = 3'))
+    assert "satellite.state" in msg

@@ -23,7 +23,7 @@ from ground.client import GroundClient, Signer
 from hal.auth import KeyFile
 from hal.packetlink import InProcessLink
 from sim.clock import VirtualClock
-from tests.crash import Child, Trial, kill_trials, trial_count
+from tests.crash import Child, Trial, kill_trials, tally, trial_count
 from tests.flight.fakes import FakeAccelerator, FakePower, FakeThermal
 
 KEYS = KeyFile(1, {1: bytes(range(32)), 2: bytes(range(32, 64))})
@@ -48,6 +48,7 @@ def what_is_kept(sw: FlightSoftware) -> dict[str, Any]:
         "next_job": compute._next_id,
         "jobs": [(j.id, j.workload, j.state.value) for j in compute.jobs.values()],
         "boots": sw.system.boots,
+        "result": sw.records.load("job-1.result", lambda b: b["crc32c"], None),
     }
 
 
@@ -58,19 +59,21 @@ def stored(tmp_path_factory):
     flight_end, ground_end = InProcessLink.pair()
     sw = boot(base, flight_end)
     ground = GroundClient(ground_end, sw.dictionary(), Signer(1, KEYS.keys[1]))
+    sw.component("mode").set_param("battery_wh", 1e6)  # so that job 1 runs to its result
+    ground.command("mode.set", {"mode": "compute"})
     ground.command("compute.submit", {"workload": "mlp", "seed": 3, "steps": 2})
     ground.command("compute.submit", {"workload": "train", "seed": 1, "steps": 50})
     ground.time_tagged(5000.0, "fsw.noop")
     ground.set_parameter("compute.steps_per_tick", 3)
     ground.command("link.use_key", {"key_id": 2})
-    sw.run_until(1.0)
+    sw.run_until(8.0)
     ground.poll()
     kept = what_is_kept(sw)
-    assert kept["counters"] == {1: 5} and kept["retired"] == [1] and kept["next_job"] == 3
+    assert kept["counters"] == {1: 6} and kept["retired"] == [1] and kept["next_job"] == 3
     assert len(kept["schedule"]) == 1 and kept["steps_per_tick"] == 3
     files = {p.name: p.read_bytes() for p in (base / "nv").iterdir()}
     assert {"link.state.a", "link.schedule.b", "link.params.a", "compute.jobs.b",
-            "fsw.boot.a"} <= set(files)
+            "fsw.boot.a", "job-1.result.a"} <= set(files)
     return files, {**kept, "boots": kept["boots"] + 1}
 
 
@@ -89,7 +92,7 @@ def test_a_record_round_trips_and_the_newer_copy_wins(tmp_path) -> None:
     records.save("x", {"n": 1})
     records.save("x", {"n": 2})
     assert Records(DirectoryStorage(tmp_path)).load("x", dict, None) == {"n": 2}
-    (tmp_path / "x.b").write_bytes(seal({"n": 1}, 1, 1))  # a cut between the two writes
+    (tmp_path / "x.b").write_bytes(seal("x", {"n": 1}, 1, 1))  # a cut between the writes
     fresh = Records(DirectoryStorage(tmp_path))
     assert fresh.load("x", dict, None) == {"n": 2} and fresh.problems == []
     assert Records(DirectoryStorage(tmp_path)).load("missing", dict, {"d": 0}) == {"d": 0}
@@ -98,13 +101,14 @@ def test_a_record_round_trips_and_the_newer_copy_wins(tmp_path) -> None:
 @pytest.mark.parametrize("raw,reason", [
     (b"", "truncated (0 bytes)"),
     (b"JUNK" + bytes(30), "not a record"),
-    (seal({"n": 1}, 1, 1)[:-1], "truncated or padded"),
-    (seal({"n": 1}, 1, 1)[:-4] + b"\0\0\0\0", "fails its CRC"),
-    (seal({"n": 1}, 2, 1), "schema 2; this software reads format 1 schema 1"),
+    (seal("x", {"n": 1}, 1, 1)[:-1], "truncated or padded"),
+    (seal("x", {"n": 1}, 1, 1)[:-4] + b"\0\0\0\0", "fails its CRC"),
+    (seal("x", {"n": 1}, 2, 1), "schema 2; this software reads format 1 schema 1"),
+    (seal("y", {"n": 1}, 1, 1), "holds record 'y', not 'x'"),
 ])
 def test_every_kind_of_damaged_copy_is_named(raw, reason) -> None:
     with pytest.raises(ValueError, match=re.escape(reason)):
-        unseal(raw, 1)
+        unseal(raw, "x", 1)
 
 
 def test_a_flipped_bit_in_any_record_falls_back_to_the_other_copy(tmp_path, stored) -> None:
@@ -122,6 +126,8 @@ def test_a_flipped_bit_in_any_record_falls_back_to_the_other_copy(tmp_path, stor
             assert problem.file == name and problem.fallback == "the other copy"
             got = what_is_kept(sw)
             assert got == kept, f"{name} offset {offset}: {got} != {kept}"
+            repaired = (tmp_path / "nv" / name).read_bytes()
+            assert repaired == data or name.startswith("fsw.boot"), "not repaired"
             trials += 1
     assert trials > 200
 
@@ -186,10 +192,11 @@ def test_well_sealed_bodies_of_the_wrong_shape_never_crash_the_boot(tmp_path, st
     rng = random.Random(9)
     refused = 0
     for name, data in sorted(files.items()):
-        _, body = unseal(data, 1)
+        record = name.rsplit(".", 1)[0]
+        _, body = unseal(data, record, 1)
         sequence = HEAD.unpack_from(data)[3]
         for _ in range(40):
-            forged = seal(mutate(body, rng), 1, sequence + 1)  # newer than the good copy
+            forged = seal(record, mutate(body, rng), 1, sequence + 1)  # newer than the good
             sw = boot_on(tmp_path, {**files, name: forged})
             refused += sw.system.damaged
             assert sw.system.damaged in (0, 1)
@@ -198,10 +205,11 @@ def test_well_sealed_bodies_of_the_wrong_shape_never_crash_the_boot(tmp_path, st
     assert refused > 100
 
 
+@pytest.mark.crash
 def test_a_power_cut_never_loses_a_counter_that_was_saved(tmp_path) -> None:
     """kill -9 while a record is rewritten over and over (an anti-replay counter after
     each TC): what loads is the last save that returned, or the one in flight."""
-    state = {"last": -1}
+    state = {"last": -1, "saves": 0, "in_flight": 0}
 
     class Cutting(DirectoryStorage):
         def __init__(self, root, child: Child) -> None:
@@ -226,11 +234,15 @@ def test_a_power_cut_never_loses_a_counter_that_was_saved(tmp_path) -> None:
         saved = int(trial.reports[-1]) if trial.reports else state["last"]
         assert records.problems == [], records.problems
         assert n in (saved, saved + 1), f"trial {trial.index}: loaded {n}, saved {saved}"
+        state["saves"] += len(trial.reports)
+        state["in_flight"] += n == saved + 1
         state["last"] = n
 
-    kill_trials(writer, check, trials=trial_count(150), seed=4, max_delay_s=0.02,
-                max_steps=40)
+    trials = kill_trials(writer, check, trials=trial_count(150), seed=4, max_delay_s=0.02,
+                         max_steps=40)
     assert state["last"] > 100
+    tally("flight records (anti-replay counter)", trials, saves_returned=state["saves"],
+          loaded_the_save_in_flight=state["in_flight"], lost=0, damaged_copies=0)
 
 
 def test_the_boot_count_is_kept_and_telemetered(tmp_path) -> None:
@@ -247,4 +259,4 @@ def test_the_boot_count_is_kept_and_telemetered(tmp_path) -> None:
 def test_a_stored_body_is_msgpack_the_ground_can_read(tmp_path) -> None:
     Records(DirectoryStorage(tmp_path)).save("fsw.boot", {"boots": 7})
     raw = (tmp_path / "fsw.boot.a").read_bytes()
-    assert msgpack.unpackb(raw[HEAD.size:-4]) == {"boots": 7}
+    assert msgpack.unpackb(raw[HEAD.size + 1 + len("fsw.boot"):-4]) == {"boots": 7}

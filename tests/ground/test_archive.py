@@ -72,12 +72,13 @@ def test_an_unknown_point_and_an_undecodable_packet_are_reported(archived) -> No
     assert archive.undecoded == 1 and archive.packet_count() > 0  # stored raw all the same
 
 
+@pytest.mark.crash
 def test_a_killed_ground_loses_only_what_arrived_in_its_last_delay(tmp_path) -> None:
     """kill -9 while packets stream in: every packet that arrived more than the archive's
     delay before the kill is in the archive, and the archive opens clean."""
     import time
 
-    from tests.crash import Child, Trial, kill_trials
+    from tests.crash import Child, Trial, kill_trials, tally, trial_count
 
     delay_s = 0.1
     path = tmp_path / "crash.sqlite"
@@ -103,5 +104,7 @@ def test_a_killed_ground_loses_only_what_arrived_in_its_last_delay(tmp_path) -> 
         assert must <= got, f"trial {trial.index}: {len(must - got)} packets lost"
         seen["count"] += len(must)
 
-    kill_trials(writer, check, trials=12, seed=8, max_delay_s=0.4, max_steps=300)
+    trials = kill_trials(writer, check, trials=max(12, trial_count(12) // 10), seed=8,
+                         max_delay_s=0.4, max_steps=300)
     assert seen["count"] > 100
+    tally("ground archive", trials, packets_older_than_the_delay=seen["count"], lost=0)

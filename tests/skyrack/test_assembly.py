@@ -78,3 +78,23 @@ def test_running_to_a_time_between_two_ticks_returns() -> None:
         assert sat.flight.executive.ticks == 100
     finally:
         sat.close()
+
+
+def test_a_state_directory_is_kept_locked_and_carries_the_satellite(tmp_path) -> None:
+    definition = load(default_path())
+    state = tmp_path / "sat"
+    first = assemble(definition, state=state)
+    try:
+        with pytest.raises(DefinitionError, match="in use by another running flight software"):
+            assemble(definition, state=state)
+        first.flight.submit("compute.submit", {"workload": "mlp"})
+        first.run_until(1.0)
+    finally:
+        first.close()
+    assert (state / "storage" / "compute.jobs.a").exists()  # kept, not removed on close
+    again = assemble(definition, state=state)
+    try:
+        assert again.flight.system.boots == 2
+        assert list(again.flight.component("compute").jobs) == [1]
+    finally:
+        again.close()

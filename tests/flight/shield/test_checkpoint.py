@@ -232,3 +232,44 @@ def test_a_lone_truncated_checkpoint_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="slot A: slot-a.data is truncated: 1234 bytes, "
                                               "needs 400000; slot B: no checkpoint written yet"):
         store.restore()
+
+
+def test_a_sweep_of_damage_to_every_checkpoint_file_never_restores_wrong_data(tmp_path) -> None:
+    """Bit flips at seeded offsets, truncations, swapped and foreign files in either
+    slot's record and data: restore gives a generation whose data is exactly what was
+    saved, or a CheckpointError; never an exception of another kind, never wrong data."""
+    import random
+    import shutil
+
+    store, region, gen1, _ = three_generations(tmp_path / "base")
+    store.save({"w": region}, {"step": 2})
+    saved = {1: gen1, 2: region.array.copy()}
+    base = tmp_path / "base"
+    files = {p.name: p.read_bytes() for p in base.iterdir()}
+    rng = random.Random(11)
+    damages = []
+    for name, data in sorted(files.items()):
+        for offset in rng.sample(range(len(data)), min(len(data), 40)):
+            flipped = bytearray(data)
+            flipped[offset] ^= 1 << rng.randrange(8)
+            damages.append((name, bytes(flipped)))
+        damages += [(name, data[:rng.randrange(len(data))]), (name, b""),
+                    (name, b"not a checkpoint at all\n" * 3),
+                    (name, files[name.replace("-a.", "-x.").replace("-b.", "-a.")
+                                 .replace("-x.", "-b.")])]  # the other slot's file
+    outcomes = {"newest": 0, "fell_back": 0, "none": 0}
+    for name, bad in damages:
+        trial = tmp_path / "trial"
+        shutil.rmtree(trial, ignore_errors=True)
+        shutil.copytree(base, trial)
+        (trial / name).write_bytes(bad)
+        try:
+            got = CheckpointStore(trial).restore()
+        except CheckpointError:
+            outcomes["none"] += 1
+            continue
+        step = got.metadata["step"]
+        assert np.array_equal(got.arrays["w"], saved[step]), (name, step)
+        outcomes["newest" if step == 2 else "fell_back"] += 1
+    assert outcomes["none"] == 0, outcomes  # one file damaged: the other slot stands
+    assert outcomes["fell_back"] > 50 and outcomes["newest"] > 50, outcomes
