@@ -17,6 +17,7 @@ from boards.firmware.power import PowerFirmware, PowerSense
 from boards.firmware.server import Firmware, ProtocolServer
 from boards.firmware.thermal import ThermalFirmware
 from hal import image
+from sim.nvm import DirectoryNvm
 from sim.world import CHANNEL_COUNT, HEATER_NODES, World
 
 # Sensor noise, one standard deviation, typical of a 12-bit ADC front end.
@@ -39,7 +40,9 @@ class SimPlatform:
         self.serial_number = f"SIM-{zlib.crc32(spec.name.encode()):08X}"
         self.rng = world.rng(f"board:{spec.name}")
         self._boot_s = world.t_s
-        self.nvm: dict[str, bytes] = {}  # survives reboots and power cuts
+        # Survives reboots and power cuts; in a directory, the serving process too.
+        self.nvm: dict[str, bytes] | DirectoryNvm = (
+            DirectoryNvm(world.nvm_dir / spec.name) if world.nvm_dir is not None else {})
         self.nvm_crash: Callable[[str], None] | None = None  # tests cut power before a write
 
     def nvm_read(self, key: str) -> bytes | None:

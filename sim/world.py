@@ -81,6 +81,7 @@ class World:
         self.accelerator_channel: int | None = None
         self.compute: Any = None  # the accelerator's data plane (a hal ComputeDevice)
         self.storage_dirs: list[Path] = []  # the flight computer's files, under radiation
+        self.nvm_dir: Path | None = None  # where emulated boards keep their NVM; None: RAM
         self.radiation = RadiationModel(radiation or RadiationConfig(), self.rng("radiation"))
         self._storage_dt_s = 0.0
         self.timers: list[Any] = []  # board firmware timer interrupts, once a step

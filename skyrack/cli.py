@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--speed", type=_speed, default=1.0,
                        help="simulated seconds per wall second (default 1)")
     serve.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    serve.add_argument("--nvm", metavar="DIR", default=None,
+                       help="keep each board's non-volatile memory (image slots, boot "
+                            "record, boot count) in DIR across runs, as a real board's flash "
+                            "(default: in memory, a factory-fresh board every run)")
     serve.add_argument("--json", action="store_true",
                        help="JSON lines: the ports when serving starts, counters at the end")
     serve.set_defaults(run=cmd_board_serve)
@@ -352,7 +356,7 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
     definition, name = _board_ref(args.board, need_name=False)
     ports = _name_urls(args.on, "--on")
     server = BoardServer(definition, [name] if name else (), seed=args.seed, ports=ports,
-                         speed=args.speed)
+                         speed=args.speed, nvm_dir=args.nvm)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from boards.definition import DefinitionError, SatelliteDefinition, resolve
 from sim.pty import PortBoard, PtyBoard
@@ -24,7 +25,9 @@ class BoardServer:
 
     def __init__(self, definition: SatelliteDefinition, names: Sequence[str] = (), *,
                  seed: int = 1, ports: dict[str, str] | None = None,
-                 speed: float = 1.0) -> None:
+                 speed: float = 1.0, nvm_dir: str | Path | None = None) -> None:
+        """`nvm_dir` keeps each board's NVM (boot records, image slots, boot count) in a
+        folder of its own there, across runs; without it, NVM lives in memory."""
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed:g}")
         ports = dict(ports or {})
@@ -35,6 +38,7 @@ class BoardServer:
                                   f"--on names {', '.join(sorted(unknown))}, which is not "
                                   "served")
         self.world = build_world(definition, seed=seed)
+        self.world.nvm_dir = Path(nvm_dir) if nvm_dir is not None else None
         self.speed = speed
         self._lock = threading.Lock()  # the world is stepped by one thread at a time
         self.endpoints: dict[str, PtyBoard | PortBoard] = {}

@@ -31,11 +31,11 @@ def tally(harness: str, trials: list[Trial], **outcomes: int) -> None:
     if not path:
         return
     how = collections.Counter(t.how for t in trials)
+    line = {"harness": harness, "trials": len(trials), "killed_by_timer": how["timer"],
+            "killed_at_a_step": how["step"],
+            "ran_to_the_end": sum(t.finished for t in trials)} if trials else {}
     with open(path, "a") as f:
-        f.write(json.dumps({"harness": harness, "trials": len(trials),
-                            "killed_by_timer": how["timer"], "killed_at_a_step": how["step"],
-                            "ran_to_the_end": sum(t.finished for t in trials), **outcomes})
-                + "\n")
+        f.write(json.dumps({"harness": harness, **line, **outcomes}) + "\n")
 
 
 class Child:

@@ -142,3 +142,71 @@ def test_fly_refuses_a_definition_it_cannot_fly() -> None:
     assert proc.returncode == 1 and "no board named 'radio'" in json.loads(proc.stdout)["error"]
     proc = skyrack("fly", "--board", str(BOARDS / "flatsat-example.toml"), "--seconds", "1")
     assert proc.returncode == 1 and "cannot open serial port" in proc.stderr
+
+
+def power_up_from(nvm: Path):
+    """The thermal board as it boots from `nvm` (what `board serve --nvm` kept)."""
+    from boards.definition import load
+    from sim.boards import EmulatedThermalBoard
+    from skyrack.assembly import build_world
+
+    definition = load(DEFINITION)
+    world = build_world(definition)
+    world.nvm_dir = nvm
+    return EmulatedThermalBoard(definition.named("thermal"), world).server.bootloader
+
+
+@pytest.mark.crash
+def test_flashing_killed_on_either_side_leaves_a_board_that_boots_a_verified_image(
+        tmp_path) -> None:
+    """`skyrack flash` against `skyrack board serve --nvm`, one of them killed with
+    SIGKILL at a random moment; the board, served again from its NVM, boots an image
+    that verifies, and a flash after that succeeds."""
+    import random
+    import signal
+    import time
+
+    from tests.crash import tally, trial_count
+
+    rng = random.Random(20)
+    killed = {"board": 0, "host": 0}
+    nvm = tmp_path / "nvm"
+    images = [build(tmp_path, f"3.{i}.0", (b"NOCONFIRM" if i % 3 == 2 else b"") +
+                    rng.randbytes(rng.randrange(2000, 9000))) for i in range(6)]
+    versions = {"1.0.0"} | {f"3.{i}.0" for i in range(6)}
+    for trial in range(max(3, trial_count(40) // 10)):
+        serve = subprocess.Popen([SKYRACK, "board", "serve", "--board", f"{DEFINITION}:thermal",
+                                  "--speed", "20", "--nvm", str(nvm), "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert serve.stdout is not None
+        port = json.loads(serve.stdout.readline())["serving"]["thermal"]
+        host = subprocess.Popen([SKYRACK, "flash", "--board", f"{DEFINITION}:thermal",
+                                 "--port", port, rng.choice(images), "--timeout", "5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.5))
+        victim, other = (serve, host) if rng.random() < 0.5 else (host, serve)
+        killed["board" if victim is serve else "host"] += 1
+        victim.kill()
+        victim.communicate(timeout=10)
+        other.send_signal(signal.SIGTERM) if other is serve else other.kill()
+        other.communicate(timeout=30)
+        boot = power_up_from(nvm)
+        assert boot._slot_ok(boot.running), f"trial {trial}: boots an unverified slot"
+        assert boot.boot_cause != "factory" and boot.version in versions, trial
+    serve = subprocess.Popen([SKYRACK, "board", "serve", "--board", f"{DEFINITION}:thermal",
+                              "--speed", "20", "--nvm", str(nvm), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        port = json.loads(serve.stdout.readline())["serving"]["thermal"]
+        proc = skyrack("flash", "--board", f"{DEFINITION}:thermal", "--port", port,
+                       images[0], "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["running"] == "3.0.0"
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=10)
+    assert power_up_from(nvm).version == "3.0.0"  # kept in the NVM directory
+    tally("flashing, two processes", [], trials=sum(killed.values()),
+          board_process_killed=killed["board"], host_process_killed=killed["host"],
+          boots_of_an_unverified_image=0)
