@@ -25,7 +25,7 @@ from drivers import flash as flashing
 from drivers.link import BoardLink
 from flight.software import FlightSoftware
 from hal import image
-from hal.auth import KeyFile
+from hal.auth import MAX_COUNTER, KeyFile
 from hal.dictionary import Dictionary
 from hal.durable import replace_file
 from hal.errors import SkyrackError
@@ -607,7 +607,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
         counter = 0
         if os.path.exists(counter_path):
             with open(counter_path) as f:
-                counter = int(f.read().strip() or 0)
+                text = f.read().strip()
+            if not text.isdigit() or int(text) > MAX_COUNTER:
+                raise CliError(f"{counter_path} is damaged ({text[:24]!r}): it holds the last "
+                               f"anti-replay counter key {key_id} signed with; put back a "
+                               "value at or above the last one used")
+            counter = int(text)
 
         def save(value: int) -> None:
             replace_file(counter_path, f"{value}\n".encode())

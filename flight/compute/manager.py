@@ -116,7 +116,7 @@ class ComputeManager(Component):
         Event("fault_corrected", Severity.WARNING, "A check caught a fault in a job"),
         Event("job_resumed", Severity.INFO, "A job that was running before a reboot resumed"),
         Event("checkpoint_refused", Severity.ERROR,
-              "A checkpoint that is not the job's own was found and not used"),
+              "A checkpoint was found damaged, or not the job's own, and not used"),
     )
     parameters: ClassVar = (
         Parameter("steps_per_tick", "int", 1, "Job steps run each second", None, 1, 100),

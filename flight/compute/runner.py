@@ -36,7 +36,7 @@ from flight.shield import (
     ShieldedRegion,
     copy_crc32c,
     crc32c,
-    foreign,
+    unusable,
 )
 from hal.compute import ComputeDevice, DeviceHang
 
@@ -105,7 +105,7 @@ class JobRunner:
         self.outputs: dict[int, tuple[np.ndarray, int]] = {}  # step -> (output, its CRC32C)
         self._pending: np.ndarray | None = None
         self._shields: dict[str, ShieldedRegion] = {}
-        self.refused: list[str] = []  # other owners' checkpoints met in the store, why
+        self.refused: list[str] = []  # checkpoints met in the store and not used, why
         self._load()
 
     # -- the job --------------------------------------------------------------------
@@ -330,7 +330,7 @@ class JobRunner:
         """After a reboot: carry on from the job's last checkpoint, when it has one that
         holds all the job had (outputs live in memory, so a checkpoint taken while the
         job held outputs cannot bring them back: the job starts again). Checkpoints of
-        other jobs are refused and noted in `refused`."""
+        other jobs, and damaged ones, are refused and noted in `refused`."""
         restored = self._restore()
         if restored is not None and restored.metadata.get("outputs") == 0:
             self._install(restored)
@@ -382,9 +382,9 @@ class JobRunner:
         try:
             restored = self.store.restore()
         except CheckpointError as e:
-            self.refused += foreign(e.rejected)
+            self.refused += unusable(e.rejected)
             return None
-        self.refused += foreign(restored.rejected)
+        self.refused += unusable(restored.rejected)
         arrays = restored.arrays
         if set(arrays) != set(self.state) or any(arrays[n].shape != self.state[n].shape
                                                  for n in self.state):

@@ -13,7 +13,7 @@ from flight.shield.checkpoint import (
     PowerCut,
     Restored,
     Saved,
-    foreign,
+    unusable,
 )
 from flight.shield.kernel import (
     AbftScan,
@@ -28,5 +28,5 @@ from flight.shield.region import RepairReport, ShieldedRegion
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_scan", "copy_crc32c", "crc32c",
-    "foreign", "hardware_crc",
+    "hardware_crc", "unusable",
 ]

@@ -53,7 +53,6 @@ SLOTS = ("a", "b")
 ALIGN_BYTES = 4096
 EMPTY = "no checkpoint written yet"
 CUT = "no commit record: the last save into it was cut short"
-FOREIGN = " belongs to "
 # Where a save can be cut; "data.write" comes before each run of blocks, so more than once.
 STEPS = ("record.invalidate", "data.write", "data.fsync", "record.write", "record.fsync",
          "record.rename", "dir.fsync")
@@ -68,9 +67,11 @@ class CheckpointError(ShieldError):
         self.rejected = rejected or {}
 
 
-def foreign(rejected: dict[str, str]) -> list[str]:
-    """The reasons among `rejected` that say a slot holds another owner's checkpoint."""
-    return [why for why in rejected.values() if FOREIGN in why]
+def unusable(rejected: dict[str, str]) -> list[str]:
+    """What among `rejected` was a checkpoint and could not be used (damaged, or another
+    owner's), as "slot X: why"; an empty slot, or one whose save was cut, is no loss."""
+    return [f"slot {slot}: {why}" for slot, why in sorted(rejected.items())
+            if why not in (EMPTY, CUT)]
 
 
 class PowerCut(Exception):  # noqa: N818 - what it simulates, not a programming error
@@ -99,7 +100,7 @@ class Restored:
     def fell_back(self) -> bool:
         """A slot held a checkpoint that was damaged or not this owner's, so an older
         one (or none) was used; an empty slot, or one whose save was cut, is no loss."""
-        return any(why not in (EMPTY, CUT) for why in self.rejected.values())
+        return bool(unusable(self.rejected))
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,7 @@ class CheckpointStore:
             if isinstance(record, str):
                 rejected[slot.upper()] = record
             elif record["owner"] != self.owner:
-                rejected[slot.upper()] = (f"slot-{slot}.commit{FOREIGN}{record['owner']!r}, "
+                rejected[slot.upper()] = (f"slot-{slot}.commit belongs to {record['owner']!r}, "
                                           f"not {self.owner!r}")
             else:
                 candidates.append((record["generation"], slot, record))

@@ -192,3 +192,11 @@ def test_a_ground_killed_outright_loses_at_most_about_a_second(satellite) -> Non
     archived = set(archived_hk_times(satellite.archive))
     older = [r["t_s"] for read_s, r in printed if "housekeeping" in r and read_s < killed - 1.5]
     assert older and set(older) <= archived
+
+
+def test_a_damaged_ground_counter_file_is_named_and_nothing_is_sent(satellite) -> None:
+    Path(f"{satellite.keys}.counter-1").write_text("12ab\n")
+    proc = ground(satellite, "send", "fsw.noop")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"{satellite.keys}.counter-1 is damaged ('12ab')" in proc.stderr
+    assert satellite.stop()["space_link"]["tc_received"] == 0

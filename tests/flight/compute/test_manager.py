@@ -180,3 +180,22 @@ def test_a_job_never_restores_a_checkpoint_that_is_not_its_own(tmp_path) -> None
     job = again.component("compute").jobs[1]
     assert job.state.value == "completed"
     assert job.digest == crc32c(reference("train", 5, steps=30))
+
+
+def test_a_damaged_checkpoint_is_reported_by_file_and_the_older_one_used(tmp_path) -> None:
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    send(sw, "compute.submit", workload="train", seed=5, steps=30)
+    sw.run_until(12.0)
+    folder = tmp_path / "jobs" / "job-1"
+    newest = max(folder.glob("slot-*.commit"), key=lambda p: p.stat().st_mtime_ns)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0x20
+    newest.write_bytes(bytes(raw))
+    again = flight(tmp_path, hangs_per_day=1e4)  # a reboot: the job resumes
+    again.run_until(1.0)
+    refused = [e.args["reason"] for e in again.events if e.name == "compute.checkpoint_refused"]
+    assert refused == [f"slot {newest.name[5].upper()}: {newest.name} fails its CRC"]
+    again.run_until(40.0)
+    job = again.component("compute").jobs[1]
+    assert job.state.value == "completed"
+    assert job.digest == crc32c(reference("train", 5, steps=30))
