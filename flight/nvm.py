@@ -11,9 +11,9 @@ A copy that is missing is normal (nothing saved yet, or a cut between the two wr
 A copy that is damaged, of another version, or fails its check is a problem: it is
 noted (and reported by the flight software as an event naming the file), and the other
 copy is used and written over the damaged one, or the owner's defaults are used when
-neither is good. `scrub()` reads every other record in storage the same way, so that a
-record nobody reads at boot (a job's result) is checked and repaired too. Nothing read
-here raises.
+neither is good. `scrub()` reads the other records in storage the same way, a few at a
+time and round robin, so that a record nobody reads at boot (a job's result) is checked
+and repaired too. Nothing read here raises.
 
     copy: b"SKNV" | u16 format 1 | u16 schema | u32 sequence | u32 length | u8 name length
           | name | body | u32 CRC32
@@ -96,7 +96,9 @@ class Records:
         self.storage = storage
         self.problems: list[Problem] = []
         self._sequence: dict[str, int] = {}
-        self._loaded: set[str] = set()
+        self._loaded: set[str] = set()  # by their owners, who check them
+        self._unscrubbed: list[str] = []  # what this scrub pass has still to read
+        self._lost: set[Problem] = set()
 
     def load(self, name: str, check: Callable[[Any], T], default: T,
              schema: int | None = 1) -> T:
@@ -130,15 +132,27 @@ class Records:
                 self._repair(file, raw)
         else:
             value = default
-        self.problems += [Problem(file, reason, "the other copy" if good else "defaults")
-                          for file, reason in bad]
+        for file, reason in bad:
+            problem = Problem(file, reason, "the other copy" if good else "defaults")
+            if problem not in self._lost:  # a lost copy is said once, not every pass
+                self.problems.append(problem)
+            if not good:
+                self._lost.add(problem)
         return value
 
-    def scrub(self) -> None:
-        """Read (and repair) every record in storage that no `load` has read yet."""
-        for name in self.names():
-            if name not in self._loaded:
-                self.load(name, lambda body: body, None, None)
+    def scrub(self, limit: int) -> int:
+        """Read (and repair) up to `limit` records that no owner loads, round robin over
+        the storage, so that records nobody reads at boot (job results) are checked
+        too, a few at a time. Returns how many were read."""
+        if not self._unscrubbed:  # a new pass
+            self._unscrubbed = [n for n in self.names() if n not in self._loaded][::-1]
+        done = 0
+        while self._unscrubbed and done < limit:
+            name = self._unscrubbed.pop()
+            self.load(name, lambda body: body, None, None)
+            self._loaded.discard(name)  # not an owner's: read again on the next pass
+            done += 1
+        return done
 
     def _repair(self, file: str, raw: bytes) -> None:
         try:

@@ -28,6 +28,9 @@ from hal.errors import BoardError
 from hal.packetlink import PacketLink
 from hal.storage import Storage
 
+SCRUB_AT_BOOT = 64  # stored records checked at boot beyond those the components load
+SCRUB_PER_S = 4  # and then, round robin, every second
+
 
 class SystemComponent(Component):
     """The flight software itself: executive health, boots, stored records, and the
@@ -81,7 +84,7 @@ class SystemComponent(Component):
     @periodic(1)
     def kick_watchdog(self) -> None:
         """Tell the power board this computer is alive, while it is: every rate group
-        has run in the last second and no task has failed every run for
+        ran in its last two periods and no task has failed every run for
         `failing_task_s`. Otherwise the watchdog runs out and reboots the computer."""
         reason = self._health()
         if reason and not self.unhealthy_reason:
@@ -96,6 +99,7 @@ class SystemComponent(Component):
 
     @periodic(1)
     def housekeeping(self) -> None:
+        self.records.scrub(SCRUB_PER_S)
         self.report_records()
         self.publish("ticks", self.executive.ticks)
         self.publish("overruns", self.executive.overruns)
@@ -186,7 +190,7 @@ class FlightSoftware:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
-        self.records.scrub()  # the records no component read at boot, checked too
+        self.records.scrub(SCRUB_AT_BOOT)  # records no component reads, checked too
         self.system.booted()
         self.system.report_records()  # what was damaged in storage, now that events flow
 

@@ -136,7 +136,8 @@ class SpaceLink(Component):
         self.active_key = state["active_key"] if state else active_key
         if self.active_key not in self.all_keys:
             # A stored key id this key file lacks: the file's own active key, unless that
-            # one was retired on board (then nothing verifies until a key is uploaded).
+            # one was retired on board (then no TC verifies: the satellite needs a key
+            # it has not retired).
             self.active_key = active_key
         self.ring = KeyRing({self.active_key: self.all_keys[self.active_key]}
                             if self.active_key in self.all_keys

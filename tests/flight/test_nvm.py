@@ -260,3 +260,23 @@ def test_a_stored_body_is_msgpack_the_ground_can_read(tmp_path) -> None:
     Records(DirectoryStorage(tmp_path)).save("fsw.boot", {"boots": 7})
     raw = (tmp_path / "fsw.boot.a").read_bytes()
     assert msgpack.unpackb(raw[HEAD.size + 1 + len("fsw.boot"):-4]) == {"boots": 7}
+
+
+def test_records_nobody_loads_are_scrubbed_round_robin_and_a_lost_one_said_once(
+        tmp_path) -> None:
+    records = Records(DirectoryStorage(tmp_path))
+    for i in range(10):
+        records.save(f"job-{i}.result", {"job": i})
+    (tmp_path / "job-3.result.a").write_bytes(b"rot")
+    (tmp_path / "job-7.result.a").write_bytes(b"rot")
+    (tmp_path / "job-7.result.b").write_bytes(b"rot")
+    fresh = Records(DirectoryStorage(tmp_path))
+    assert [fresh.scrub(4) for _ in range(4)] == [4, 4, 2, 4]  # a pass of 10, then again
+    problems = fresh.take_problems()
+    assert [(p.file, p.fallback) for p in problems] == [
+        ("job-3.result.a", "the other copy"), ("job-7.result.a", "defaults"),
+        ("job-7.result.b", "defaults")]
+    assert (tmp_path / "job-3.result.a").read_bytes() == (tmp_path / "job-3.result.b").read_bytes()
+    for _ in range(5):
+        fresh.scrub(4)
+    assert fresh.take_problems() == []  # repaired, and the lost one not said again
