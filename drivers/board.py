@@ -76,8 +76,9 @@ class BoardDriver:
         """`result[key]`, a list whose every item is of `kind`, or BoardMalformed."""
         items = self._field(result, op, key, list)
         kinds = kind if isinstance(kind, tuple) else (kind,)
+        # Exact types, as msgpack decodes them: a bool is not taken for a number.
         for item in items:
-            if not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds):
+            if type(item) not in kinds:
                 raise BoardMalformed(self.name, op, f"reply field {key!r} holds {item!r}, "
                                      f"not {' or '.join(k.__name__ for k in kinds)}")
         return items

@@ -43,6 +43,7 @@ class Executive:
         self.on_task_error: Callable[[str, Exception], None] | None = None
         self.failing_since: dict[str, int] = {}  # task -> first tick of its failing streak
         self._group_ran: dict[int, int] = {}  # ticks between runs -> tick it last ran
+        self._periods: list[int] = []  # the distinct ticks between runs
         self._t0_s = clock.now_s()
 
     def add(self, name: str, rate_hz: float, run: Callable[[], None]) -> None:
@@ -51,6 +52,7 @@ class Executive:
             raise ValueError(f"task {name}: rate {rate_hz} Hz must divide the "
                              f"{self.base_hz} Hz base rate")
         self.tasks.append(Task(name, round(every), run))
+        self._periods = sorted({t.every_ticks for t in self.tasks})
 
     @property
     def rates_hz(self) -> list[float]:
@@ -58,7 +60,7 @@ class Executive:
 
     def stale_rate_groups(self) -> list[float]:
         """Rates (Hz) of the groups that have missed two runs in a row."""
-        return [self.base_hz / every for every in sorted({t.every_ticks for t in self.tasks})
+        return [self.base_hz / every for every in self._periods
                 if self.ticks - self._group_ran.get(every, 0) > 2 * every]
 
     def next_tick_s(self) -> float:
@@ -79,9 +81,11 @@ class Executive:
                 self.skipped_ticks += late_ticks
                 self.ticks += late_ticks
         self.ticks += 1
+        for every in self._periods:
+            if self.ticks % every == 0:
+                self._group_ran[every] = self.ticks
         for task in self.tasks:
             if self.ticks % task.every_ticks == 0:
-                self._group_ran[task.every_ticks] = self.ticks
                 try:
                     task.run()
                     if self.failing_since:

@@ -140,11 +140,12 @@ class Records:
                 self._lost.add(problem)
         return value
 
-    def scrub(self, limit: int) -> int:
+    def scrub(self, limit: int, new_pass: bool = True) -> int:
         """Read (and repair) up to `limit` records that no owner loads, round robin over
         the storage, so that records nobody reads at boot (job results) are checked
-        too, a few at a time. Returns how many were read."""
-        if not self._unscrubbed:  # a new pass
+        too, a few at a time; `new_pass` says whether to start over once a pass is
+        done. Returns how many were read."""
+        if not self._unscrubbed and new_pass:
             self._unscrubbed = [n for n in self.names() if n not in self._loaded][::-1]
         done = 0
         while self._unscrubbed and done < limit:
@@ -153,6 +154,11 @@ class Records:
             self._loaded.discard(name)  # not an owner's: read again on the next pass
             done += 1
         return done
+
+    @property
+    def scrubbing(self) -> bool:
+        """A scrub pass is under way."""
+        return bool(self._unscrubbed)
 
     def _repair(self, file: str, raw: bytes) -> None:
         try:

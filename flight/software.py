@@ -29,7 +29,8 @@ from hal.packetlink import PacketLink
 from hal.storage import Storage
 
 SCRUB_AT_BOOT = 64  # stored records checked at boot beyond those the components load
-SCRUB_PER_S = 4  # and then, round robin, every second
+SCRUB_PER_S = 4  # and then, round robin, every second of a pass
+SCRUB_PASS_S = 600.0  # a new pass at most this often
 
 
 class SystemComponent(Component):
@@ -74,6 +75,7 @@ class SystemComponent(Component):
         self.records.save("fsw.boot", {"boots": self.boots, "cause": boot_cause})
         self.problems: list[Problem] = []  # damaged record copies found, in order
         self.unhealthy_reason = ""
+        self._next_scrub_pass_s = SCRUB_PASS_S  # the boot made the first pass
         executive.on_task_error = self._task_failed
 
     @command
@@ -99,7 +101,11 @@ class SystemComponent(Component):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.records.scrub(SCRUB_PER_S)
+        now = self.clock.now_s()
+        new_pass = now >= self._next_scrub_pass_s
+        if new_pass and not self.records.scrubbing:
+            self._next_scrub_pass_s = now + SCRUB_PASS_S
+        self.records.scrub(SCRUB_PER_S, new_pass)
         self.report_records()
         self.publish("ticks", self.executive.ticks)
         self.publish("overruns", self.executive.overruns)
