@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --ground: simulated seconds per wall second (default 1)")
     sim.add_argument("--keys", metavar="FILE", default=None,
                      help="with --ground: the key file telecommands are signed with "
-                          "(default: a throwaway one, generated, its path printed)")
+                          "(default: with --state, DIR/keys.json, made on the first run; "
+                          "else a throwaway one; its path is printed)")
     sim.add_argument("--state", metavar="DIR", default=None,
                      help="the flight computer's non-volatile storage: counters, keys, "
                           "parameters, jobs, schedule and boot count kept in DIR across runs "
@@ -483,13 +484,19 @@ class _Stopped(Exception):
 
 def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[float], None]]:
     """The TCP link an operator connects to, the key file, and the pacing of the sim."""
-    if args.keys:
-        with open(args.keys) as f:
-            keys = KeyFile.parse(f.read(), args.keys)
-        keys_path = args.keys
+    # The keys on board: the given file; else, for a satellite kept in --state, the one
+    # kept there (made on its first run); else a throwaway one.
+    keys_path = args.keys or (os.path.join(args.state, "keys.json") if args.state else None)
+    if keys_path and os.path.exists(keys_path):
+        with open(keys_path) as f:
+            keys = KeyFile.parse(f.read(), keys_path)
+    elif args.keys:
+        raise CliError(f"{args.keys}: no such key file")
     else:
         keys = KeyFile.generate()
-        keys_path = os.path.join(tempfile.mkdtemp(prefix="skyrack-keys-"), "keys.json")
+        if keys_path is None:
+            keys_path = os.path.join(tempfile.mkdtemp(prefix="skyrack-keys-"), "keys.json")
+        os.makedirs(os.path.dirname(keys_path), exist_ok=True)
         fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(keys.to_text())

@@ -56,15 +56,16 @@ def exchange(url: str, packets: list[bytes], timeout_s: float = 30.0) -> list[st
 
 
 class StatefulSim:
-    def __init__(self, state: str, keys: str) -> None:
+    def __init__(self, state: str, keys: str | None = None) -> None:
         self.proc = subprocess.Popen([SKYRACK, "sim", "--ground", "tcp://127.0.0.1:0",
                                       "--speed", "20", "--json", "--state", state,
-                                      "--keys", keys],
+                                      *(["--keys", keys] if keys else [])],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line, self.proc.stderr.read() if self.proc.stderr else ""
-        self.url = json.loads(line)["ground"]
+        info = json.loads(line)
+        self.url, self.keys = info["ground"], info["keys"]
 
     def stop(self) -> dict:
         self.proc.terminate()
@@ -188,3 +189,21 @@ def test_a_flight_computer_killed_at_any_moment_keeps_every_promise(tmp_path) ->
     tally("flight software on a state directory", trials,
           telecommands_completed=seen["completed"], jobs_submitted=seen["jobs"],
           damaged_records=0, replays_possible=0, repeated_job_ids=0)
+
+
+def test_a_satellite_kept_in_a_state_directory_keeps_its_keys_there(tmp_path) -> None:
+    state = tmp_path / "sat"
+    first = StatefulSim(str(state))
+    assert first.keys == str(state / "keys.json")
+    assert (state / "keys.json").stat().st_mode & 0o777 == 0o600
+    kept = (state / "keys.json").read_text()
+    proc = skyrack("ground", "--link", first.url, "--keys", first.keys, "--archive",
+                   str(tmp_path / "a.sqlite"), "send", "fsw.noop")
+    assert proc.returncode == 0, proc.stderr
+    first.stop()
+    proc = skyrack("sim", "--ground", "tcp://127.0.0.1:0", "--state", str(state),
+                   "--keys", str(tmp_path / "missing.json"))
+    assert proc.returncode == 1 and "missing.json: no such key file" in proc.stderr
+    again = StatefulSim(str(state))
+    assert again.stop()["space_link"]["tc_accepted"] == 0
+    assert (state / "keys.json").read_text() == kept
