@@ -18,13 +18,14 @@ def skyrack(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 
 
 class Sim:
-    """A simulated satellite at 20x real time, listening for the ground."""
+    """A simulated satellite at 20x real time, listening for the ground; `options` go to
+    `skyrack sim` as well."""
 
     archive = ""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.proc = subprocess.Popen([SKYRACK, "sim", "--ground", "tcp://127.0.0.1:0", "--speed",
-                                      "20", "--json"], stdout=subprocess.PIPE,
+                                      "20", "--json", *options], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -4,7 +4,6 @@ the ground go on where it stopped."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
@@ -14,7 +13,7 @@ from flight.software import FlightSoftware
 from ground.client import GroundClient, Signer
 from hal.auth import KeyFile
 from hal.packetlink import open_link
-from tests.skyrack.test_ground_cli import SKYRACK, skyrack
+from tests.skyrack.test_ground_cli import SKYRACK, Sim, skyrack
 
 FINAL = {(1, 2): "accept_failed", (1, 7): "completed", (1, 8): "failed"}
 
@@ -55,23 +54,8 @@ def exchange(url: str, packets: list[bytes], timeout_s: float = 30.0) -> list[st
     return outcomes
 
 
-class StatefulSim:
-    def __init__(self, state: str, keys: str | None = None) -> None:
-        self.proc = subprocess.Popen([SKYRACK, "sim", "--ground", "tcp://127.0.0.1:0",
-                                      "--speed", "20", "--json", "--state", state,
-                                      *(["--keys", keys] if keys else [])],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, self.proc.stderr.read() if self.proc.stderr else ""
-        info = json.loads(line)
-        self.url, self.keys = info["ground"], info["keys"]
-
-    def stop(self) -> dict:
-        self.proc.terminate()
-        out, err = self.proc.communicate(timeout=30)
-        assert self.proc.returncode == 0, err
-        return json.loads(out)
+def stateful_sim(state: str, keys: str | None = None) -> Sim:
+    return Sim("--state", state, *(["--keys", keys] if keys else []))
 
 
 def test_a_restarted_satellite_refuses_replays_and_retired_keys(tmp_path) -> None:
@@ -89,7 +73,7 @@ def test_a_restarted_satellite_refuses_replays_and_retired_keys(tmp_path) -> Non
         return ["ground", "--link", url, "--keys", str(key_path),
                 "--archive", str(tmp_path / "archive.sqlite")]
 
-    sim = StatefulSim(state, str(key_path))
+    sim = stateful_sim(state, str(key_path))
     try:
         assert exchange(sim.url, under_key_1) == ["completed"] * 5
         proc = skyrack(*ground(sim.url), "send", "link.use_key", "key_id=2", "--yes")
@@ -99,7 +83,7 @@ def test_a_restarted_satellite_refuses_replays_and_retired_keys(tmp_path) -> Non
         first = sim.stop()
     assert first["space_link"]["tc_accepted"] == 9 and not first["space_link"]["rejected"]
 
-    sim = StatefulSim(state, str(key_path))
+    sim = stateful_sim(state, str(key_path))
     try:
         assert exchange(sim.url, under_key_2 + under_key_1) == ["accept_failed"] * 8
         proc = skyrack(*ground(sim.url), "--key-id", "2", "send", "fsw.noop", "--json")
@@ -193,7 +177,7 @@ def test_a_flight_computer_killed_at_any_moment_keeps_every_promise(tmp_path) ->
 
 def test_a_satellite_kept_in_a_state_directory_keeps_its_keys_there(tmp_path) -> None:
     state = tmp_path / "sat"
-    first = StatefulSim(str(state))
+    first = stateful_sim(str(state))
     assert first.keys == str(state / "keys.json")
     assert (state / "keys.json").stat().st_mode & 0o777 == 0o600
     kept = (state / "keys.json").read_text()
@@ -204,6 +188,6 @@ def test_a_satellite_kept_in_a_state_directory_keeps_its_keys_there(tmp_path) ->
     proc = skyrack("sim", "--ground", "tcp://127.0.0.1:0", "--state", str(state),
                    "--keys", str(tmp_path / "missing.json"))
     assert proc.returncode == 1 and "missing.json: no such key file" in proc.stderr
-    again = StatefulSim(str(state))
+    again = stateful_sim(str(state))
     assert again.stop()["space_link"]["tc_accepted"] == 0
     assert (state / "keys.json").read_text() == kept
