@@ -115,7 +115,7 @@ class ComputeManager(Component):
         Event("job_status", Severity.INFO, "The state of a job, on request"),
         Event("fault_corrected", Severity.WARNING, "A check caught a fault in a job"),
         Event("job_resumed", Severity.INFO, "A job that was running before a reboot resumed"),
-        Event("checkpoint_refused", Severity.ERROR,
+        Event("checkpoint_refused", Severity.WARNING,
               "A checkpoint was found damaged, or not the job's own, and not used"),
     )
     parameters: ClassVar = (

@@ -280,3 +280,46 @@ def test_records_nobody_loads_are_scrubbed_round_robin_and_a_lost_one_said_once(
     for _ in range(5):
         fresh.scrub(4)
     assert fresh.take_problems() == []  # repaired, and the lost one not said again
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    """What a fuzzer does to a file: flips, overwrites, insertions, deletions, cuts."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        how = rng.randrange(5)
+        at = rng.randrange(len(out) + 1)
+        if how == 0 and out:
+            out[at % len(out)] ^= 1 << rng.randrange(8)
+        elif how == 1 and out:
+            out[at % len(out)] = rng.randrange(256)
+        elif how == 2:
+            out[at:at] = rng.randbytes(rng.randint(1, 8))
+        elif how == 3:
+            del out[at:at + rng.randint(1, 8)]
+        else:
+            out = out[:at]
+    return bytes(out)
+
+
+def test_mutated_copies_of_the_link_state_never_stop_the_boot(tmp_path, stored) -> None:
+    """Both copies of the link state fuzzed at once (SKYRACK_CRASH_TRIALS scales the
+    count): every boot succeeds and keeps the counters when a copy survived, and names
+    each damaged copy."""
+    files, kept = stored
+    rng = random.Random(14)
+    survived = lost = 0
+    for _ in range(trial_count(300)):
+        a, b = (mutate_bytes(files[f"link.state.{c}"], rng) if rng.random() < 0.8
+                else files[f"link.state.{c}"] for c in "ab")
+        sw = boot_on(tmp_path, {**files, "link.state.a": a, "link.state.b": b})
+        link_problems = [p for p in sw.system.problems if p.file.startswith("link.state")]
+        if any(p.fallback == "defaults" for p in link_problems):
+            lost += 1
+            assert sw.space_link.ring.counters == {}
+        else:
+            survived += 1
+            assert sw.space_link.ring.counters == kept["counters"]
+        assert len(link_problems) == (a != files["link.state.a"]) + (b != files["link.state.b"])
+    assert survived > 0 and lost > 0
+    tally("fuzzed link state, both copies", [], boots=survived + lost, boot_failures=0,
+          a_good_copy_used=survived, both_copies_lost=lost)
