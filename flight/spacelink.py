@@ -197,8 +197,7 @@ class SpaceLink(Component):
         now = self.clock.now_s()
         due = [p for t, p in self.schedule if t <= now]
         if due:
-            self.schedule = [(t, p) for t, p in self.schedule if t > now]
-            self._save_schedule()
+            self._replace_schedule([(t, p) for t, p in self.schedule if t > now])
             for packet in due:
                 self._execute(decode_tc(packet), packet)
         for sid, hk in self._hk.items():
@@ -233,7 +232,13 @@ class SpaceLink(Component):
             except PacketError:
                 self.counters["tc_auth_rejected"] += 1
                 raise
-            self._save_state()
+            try:
+                self._save_state()
+            except OSError as e:
+                # Run only what cannot be replayed after a reboot: with its counter not
+                # stored, this TC could be. (In memory the counter has moved on.)
+                raise Refused("failed", f"the anti-replay counter cannot be stored: {e}") \
+                    from None
         except PacketError as e:
             self._refuse(e.kind, tc, e.reason)
             return
@@ -255,6 +260,9 @@ class SpaceLink(Component):
             run()
         except Refused as e:
             self._verify(8, tc, FAILURES.get(e.kind, FAILURES["failed"]), e.reason)
+            return
+        except OSError as e:  # what it changed could not be stored (schedule, parameters)
+            self._verify(8, tc, FAILURES["failed"], f"cannot be stored: {e}")
             return
         if tc.ack_flags & ACK_COMPLETE:
             self._verify(7, tc)
@@ -373,8 +381,7 @@ class SpaceLink(Component):
         return entries
 
     def _insert(self, entries: list[tuple[float, bytes]]) -> None:
-        self.schedule = sorted(self.schedule + entries, key=lambda e: e[0])
-        self._save_schedule()
+        self._replace_schedule(sorted(self.schedule + entries, key=lambda e: e[0]))
 
     def _delete(self, ids: list[tuple[int, int]]) -> None:
         wanted = set(ids)
@@ -384,8 +391,7 @@ class SpaceLink(Component):
         if missing:
             raise Refused("bad_arguments", "not scheduled: " + ", ".join(
                 f"APID 0x{a:03x} seq {s}" for a, s in sorted(missing)))
-        self.schedule = [entry for key, entry in keyed if key not in wanted]
-        self._save_schedule()
+        self._replace_schedule([entry for key, entry in keyed if key not in wanted])
 
     def _summary(self) -> None:
         out = bytearray(N.pack(len(self.schedule)))
@@ -439,16 +445,16 @@ class SpaceLink(Component):
         owner = self.components.get(component)
         if owner is None:
             return  # a stored parameter of a component this build no longer has
+        if persist:  # stored first (OSError: nothing changed), then in force
+            stored = self.records.load("link.params", _check_params, {})
+            stored[name] = value
+            self.records.save("link.params", stored)
         try:
             owner.set_param(local, value)
         except ArgumentError:
             return  # a stored value this build refuses: keep the default
         if component == self.name and local == "replay_window":
             self.ring.window = value
-        if persist:
-            stored = self.records.load("link.params", _check_params, {})
-            stored[name] = value
-            self.records.save("link.params", stored)
 
     # -- downlink ----------------------------------------------------------------------
 
@@ -473,8 +479,11 @@ class SpaceLink(Component):
                                          "counters": dict(self.ring.counters),
                                          "retired": sorted(self.ring.retired)})
 
-    def _save_schedule(self) -> None:
-        self.records.save("link.schedule", [[t, p] for t, p in self.schedule])
+    def _replace_schedule(self, schedule: list[tuple[float, bytes]]) -> None:
+        """Stored first, then in force: a schedule that could not be stored (OSError)
+        leaves the one before in force, as after a reboot."""
+        self.records.save("link.schedule", [[t, p] for t, p in schedule])
+        self.schedule = schedule
 
 
 # What the stored records must hold (flight.nvm: a body that fails is a damaged copy).

@@ -169,7 +169,12 @@ class ComputeManager(Component):
         job = Job(self._next_id, workload.value, seed, params, probe.steps)
         self._next_id += 1
         self.jobs[job.id] = job
-        self._save_table()  # the id is spent for good before anyone hears of it
+        try:
+            self._save_table()  # the id is spent for good before anyone hears of it
+        except OSError as e:  # nobody heard of this job: as if it was never submitted
+            del self.jobs[job.id]
+            self._next_id -= 1
+            raise ValueError(f"the job table cannot be stored: {e}") from None
         self.emit("job_submitted", job=job.id, workload=job.workload, steps=job.steps)
         self._publish()
 

@@ -226,3 +226,45 @@ def test_expect_still_finds_events_after_the_ground_dropped_old_ones(pair) -> No
         console.expect_event("fsw.noop", timeout_s=2.0)
     console.send_and_verify("fsw.noop")
     assert console.expect_event("fsw.noop").name == "fsw.noop"
+
+
+def test_a_tc_whose_counter_cannot_be_stored_is_refused_not_run(pair) -> None:
+    satellite, ground = pair
+    storage = satellite.flight.records.storage
+    real_write = storage.write
+
+    def full(name: str, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    storage.write = full
+    sent = ground.command("fsw.noop")
+    run(satellite, ground)
+    assert sent.stages == ["accept_failed"]
+    assert "anti-replay counter cannot be stored" in sent.failure.reason
+    assert not events(ground, "fsw.noop")
+    storage.write = real_write
+    sent = ground.command("fsw.noop")
+    run(satellite, ground)
+    assert sent.stages[-1] == "completed"
+
+
+def test_a_schedule_that_cannot_be_stored_is_not_put_in_force(pair) -> None:
+    satellite, ground = pair
+    storage = satellite.flight.records.storage
+    writes = {"left": 2}  # the anti-replay counter's two copies, then nothing
+    real_write = storage.write
+
+    def filling(name: str, data: bytes) -> None:
+        if writes["left"] <= 0:
+            raise OSError(28, "No space left on device")
+        writes["left"] -= 1
+        real_write(name, data)
+
+    storage.write = filling
+    sent = ground.time_tagged(satellite.clock.now_s() + 3.0, "fsw.noop")
+    run(satellite, ground)
+    assert sent.stages[-1] == "failed" and "cannot be stored" in sent.failure.reason
+    assert satellite.flight.space_link.schedule == []
+    storage.write = real_write
+    run(satellite, ground, 5.0)
+    assert not events(ground, "fsw.noop")

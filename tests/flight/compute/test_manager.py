@@ -199,3 +199,21 @@ def test_a_damaged_checkpoint_is_reported_by_file_and_the_older_one_used(tmp_pat
     job = again.component("compute").jobs[1]
     assert job.state.value == "completed"
     assert job.digest == crc32c(reference("train", 5, steps=30))
+
+
+def test_a_submit_whose_job_table_cannot_be_stored_fails_and_spends_no_id(tmp_path) -> None:
+    sw = flight(tmp_path)
+    storage = sw.records.storage
+    real_write = storage.write
+
+    def full(name: str, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    storage.write = full
+    result = send(sw, "compute.submit", workload="mlp", steps=2)
+    assert result.status is Status.FAILED
+    assert "the job table cannot be stored" in result.reason and "No space" in result.reason
+    assert sw.component("compute").jobs == {}
+    storage.write = real_write
+    send(sw, "compute.submit", workload="mlp", steps=2)
+    assert list(sw.component("compute").jobs) == [1]
