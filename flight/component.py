@@ -217,3 +217,10 @@ class Component:
         if spec is None:
             raise ArgumentError(f"{self.name}: unknown parameter {name!r}")
         self._params[name] = check_value(spec, value, f"{self.name}.{name}")
+        self.parameter_updated(name, self._params[name])
+
+    def parameter_updated(self, name: str, value: Any) -> None:
+        """Called after every set of parameter `name`, whether from a telecommand or
+        from the values restored at boot (F' parameterUpdated): a component that keeps
+        something derived from a parameter refreshes it here. A component that reads
+        its parameters with `param()` where it uses them needs nothing."""

@@ -65,8 +65,17 @@ class EclipseWatch:
         self.eclipse_s = eclipse_s
         self.in_eclipse = False
         self.last_start_s: float | None = None
+        self.period_measured = False
         self.seen = 0
         self.max_solar_w = 0.0
+
+    def priors(self, period_s: float | None = None, eclipse_s: float | None = None) -> None:
+        """What to assume until it is measured: a period until two eclipses have
+        started, an eclipse length until one has ended."""
+        if period_s is not None and not self.period_measured:
+            self.period_s = period_s
+        if eclipse_s is not None and self.seen == 0:
+            self.eclipse_s = eclipse_s
 
     def update(self, t_s: float, solar_w: float) -> None:
         self.max_solar_w = max(self.max_solar_w, solar_w)
@@ -74,6 +83,7 @@ class EclipseWatch:
         if dark and not self.in_eclipse:
             if self.last_start_s is not None:
                 self.period_s = t_s - self.last_start_s
+                self.period_measured = True
             self.last_start_s = t_s
         elif not dark and self.in_eclipse and self.last_start_s is not None:
             self.eclipse_s = t_s - self.last_start_s
@@ -151,6 +161,12 @@ class ModeManager(Component):
         self.sheds = 0
         self.sheds_in_eclipse = 0
         compute.allowed = False  # NOMINAL: no compute until commanded
+
+    def parameter_updated(self, name: str, value: Any) -> None:
+        if name == "orbit_period_s":
+            self.eclipses.priors(period_s=value)
+        elif name == "eclipse_prior_s":
+            self.eclipses.priors(eclipse_s=value)
 
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)

@@ -142,6 +142,7 @@ class SpaceLink(Component):
         self.ring = KeyRing({self.active_key: self.all_keys[self.active_key]}
                             if self.active_key in self.all_keys
                             and self.active_key not in retired else {},
+                            window=self.param("replay_window"),
                             counters=state["counters"] if state else {}, retired=retired)
         self.schedule: list[tuple[float, bytes]] = self.records.load(
             "link.schedule", _check_schedule, [])
@@ -159,13 +160,16 @@ class SpaceLink(Component):
         super().bind(bus, clock)
         if self.link is not None:  # without a ground, nothing need be kept or forwarded
             bus.subscribe(ALL, self._on_bus)
-        self.ring.window = self.param("replay_window")
 
     def _on_bus(self, topic: str, message: Any) -> None:
         if isinstance(message, Sample):
             self._latest[topic] = message.value
         elif topic == EVENT and isinstance(message, EventRecord):
             self._send_event(message)
+
+    def parameter_updated(self, name: str, value: Any) -> None:
+        if name == "replay_window":
+            self.ring.window = value
 
     # -- commands -------------------------------------------------------------------
 
@@ -453,8 +457,6 @@ class SpaceLink(Component):
             owner.set_param(local, value)
         except ArgumentError:
             return  # a stored value this build refuses: keep the default
-        if component == self.name and local == "replay_window":
-            self.ring.window = value
 
     # -- downlink ----------------------------------------------------------------------
 

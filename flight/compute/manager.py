@@ -151,6 +151,12 @@ class ComputeManager(Component):
         self.intervals_s = (math.inf, math.inf)
         self.allowed = True  # the mode manager's say: no new job steps while False
 
+    def parameter_updated(self, name: str, value: Any) -> None:
+        if name == "upsets_per_bit_day":
+            self.upsets.prior = value / SECONDS_PER_DAY
+        elif name == "hangs_per_day":
+            self.hangs.prior = value / SECONDS_PER_DAY
+
     # -- commands ---------------------------------------------------------------------
 
     @command
