@@ -17,6 +17,7 @@ it off. A low-voltage disconnect means the battery reached its hardware floor: S
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +29,9 @@ from hal.dictionary import Severity
 from hal.errors import BoardError
 
 INF = float("inf")
+
+
+MAX_ACTIONS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,9 @@ class Fdir(Component):
         self.given_up: set[str] = set()
         self.relatches: dict[int, int] = {}
         self.tripped: list[int] = []  # channels to switch back on
-        self.actions: list[tuple[float, str]] = []
+        # The latest actions (each is also an event the ground archives): bounded.
+        self.actions: collections.deque[tuple[float, str]] = collections.deque(
+            maxlen=MAX_ACTIONS)
 
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)

@@ -35,3 +35,15 @@ def test_a_glitch_shorter_than_the_persistence_raises_nothing() -> None:
     for t, v in enumerate([1.5, 9.0, 9.0, 1.5, 9.0, 1.5]):
         bus.publish("x.v", Sample(float(t), "x.v", v))
     assert events == [] and modes.safe == []
+
+
+def test_fdir_keeps_a_bounded_record_of_its_actions() -> None:
+    from flight.fdir import MAX_ACTIONS
+
+    bus, clock, modes = Bus(), VirtualClock(), Modes()
+    fdir = Fdir(FakePower(), {}, modes, (Limit("x.temp_c", (0.0, 50.0), (-10.0, 60.0), 0.0),))
+    fdir.bind(bus, clock)
+    for t in range(4 * MAX_ACTIONS):  # red, cleared, red, cleared...: one action per red
+        bus.publish("x.temp_c", Sample(float(t), "x.temp_c", 70.0 if t % 2 == 0 else 20.0))
+    assert len(fdir.actions) == MAX_ACTIONS > 0
+    assert len(modes.safe) == 2 * MAX_ACTIONS  # every one acted on; the record is bounded

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from drivers.compute import NumpyDevice
+from hal.compute import DeviceHang
 from sim.orbit import CircularOrbit
 from sim.radiation import IrradiatedDevice, RadiationConfig, RadiationModel, in_saa
 
@@ -62,7 +63,7 @@ def test_a_logic_upset_corrupts_the_gemm_output_and_a_hung_device_refuses() -> N
     assert not np.array_equal(device.gemm(a, b), a @ b)
     assert rad.injected["logic.gemm"] == 1
     device.hung = True
-    with pytest.raises(Exception, match="not responding"):
+    with pytest.raises(DeviceHang, match="not responding"):
         device.gemm(a, b)
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from flight.shield import CheckpointError, CheckpointStore, PowerCut, ShieldedRegion
+from flight.shield import CheckpointError, CheckpointStore, PowerCut, ShieldedRegion, ShieldError
 from flight.shield.checkpoint import CUT
 
 BLOCK = 4096
@@ -220,7 +220,7 @@ def test_a_changed_layout_is_written_in_full(tmp_path) -> None:
     ({"x": np.ones(3)}, {"f": object()}, "cannot be stored as msgpack"),
 ])
 def test_bad_input_is_refused_with_the_reason(tmp_path, buffers, metadata, reason) -> None:
-    with pytest.raises(Exception, match=reason):
+    with pytest.raises(ShieldError, match=reason):  # CheckpointError is one
         CheckpointStore(tmp_path).save(buffers, metadata)
 
 
