@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from hal.durable import replace_file
+from hal.durable import TMP_SUFFIX, is_plain_name, replace_file
 from hal.storage import StorageError
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class DirectoryStorage:
@@ -21,7 +18,7 @@ class DirectoryStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
-        if not _NAME.fullmatch(name) or name.endswith(".tmp"):
+        if not is_plain_name(name):
             raise StorageError(f"invalid storage name {name!r}: use letters, digits, '.', '_', '-'")
         return self.root / name
 
@@ -39,4 +36,4 @@ class DirectoryStorage:
 
     def names(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir()
-                      if p.is_file() and not p.name.endswith(".tmp"))
+                      if p.is_file() and not p.name.endswith(TMP_SUFFIX))

@@ -168,7 +168,8 @@ class Records:
 
     def save(self, name: str, value: Any, schema: int = 1) -> None:
         """Both copies, one after the other: a cut between them leaves one new and one
-        old, and the newer wins. Raises StorageError when the storage refuses."""
+        old, and the newer wins. Raises OSError (StorageError is one) when the storage
+        refuses."""
         if self.storage is None:
             return
         if name not in self._sequence:
@@ -177,11 +178,6 @@ class Records:
         sealed = seal(name, value, schema, self._sequence[name] & 0xFFFFFFFF)
         for copy in COPIES:
             self.storage.write(f"{name}.{copy}", sealed)
-
-    def delete(self, name: str) -> None:
-        if self.storage is not None:
-            for copy in COPIES:
-                self.storage.delete(f"{name}.{copy}")
 
     def names(self) -> list[str]:
         """The names of the records in storage."""

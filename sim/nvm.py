@@ -8,12 +8,9 @@ kill or a power cut leaves the old bytes or the new ones, as a flash page write 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from hal.durable import replace_file
-
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+from hal.durable import is_plain_name, replace_file
 
 
 class DirectoryNvm:
@@ -24,7 +21,7 @@ class DirectoryNvm:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.fullmatch(key) or key.endswith(".tmp"):
+        if not is_plain_name(key):
             raise ValueError(f"NVM key {key!r} is not a plain name")
         return self.root / key
 

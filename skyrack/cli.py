@@ -626,8 +626,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
         signer = Signer(key_id, keys.keys[key_id], counter, save)
     if args.ground_command == "send":  # asked before anything is connected or sent
-        values = parse_args(dictionary.command(args.name), args.args)
-        if dictionary.command(args.name).hazardous and not args.yes:
+        spec = dictionary.command(args.name)
+        values = parse_args(spec, args.args)
+        if spec.hazardous and not args.yes:
             if not sys.stdin.isatty():
                 raise CliError(f"{args.name} is hazardous: pass --yes to send it")
             answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
