@@ -6,7 +6,9 @@ from typing import Annotated, ClassVar
 
 from flight.boardwatch import BoardComponent
 from flight.component import Arg, Event, Telemetry, command, periodic
+from flight.power import PowerComponent
 from hal.boards import AcceleratorBoard, AcceleratorState
+from hal.compute import DeviceError
 from hal.dictionary import Severity
 
 
@@ -17,7 +19,9 @@ class AcceleratorComponent(BoardComponent):
     telemetry: ClassVar = (
         Telemetry("state", "str", "Power state: off, idle or on"),
         Telemetry("clock_pct", "int", "Compute clock, percent of full speed", "%"),
-        Telemetry("temp_c", "float", "Die temperature", "degC"),
+        # Red low is the survival temperature: switched off, the accelerator has no heater.
+        Telemetry("temp_c", "float", "Die temperature", "degC",
+                  yellow=(-20.0, 80.0), red=(-40.0, 90.0)),
         Telemetry("power_w", "float", "Power drawn by the board", "W"),
         Telemetry("error_count", "int", "Errors the board has counted"),
     )
@@ -25,9 +29,19 @@ class AcceleratorComponent(BoardComponent):
         Event("state_changed", Severity.INFO, "The accelerator changed power state"),
     )
 
-    def __init__(self, board: AcceleratorBoard, rail: int | None = None) -> None:
+    def __init__(self, board: AcceleratorBoard, rail: int | None = None,
+                 power: PowerComponent | None = None) -> None:
         super().__init__(rail)
         self.board = board
+        self.power = power  # the owner of the rail that feeds this board
+
+    def power_cycle(self) -> None:
+        """Cut the accelerator's rail, restore it and bring it back to computing: the
+        cure for a hung accelerator."""
+        if self.rail is None or self.power is None:
+            raise DeviceError("the accelerator has no switched rail to power-cycle")
+        self.power.cycle(self.rail)
+        self.set_state(AcceleratorState.ON)
 
     @command
     def set_state(self, state: Annotated[AcceleratorState, Arg("off, idle or on")]) -> None:

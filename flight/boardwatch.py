@@ -43,7 +43,7 @@ class BoardComponent(Component):
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)
         if self.rail is not None:
-            bus.subscribe(RAIL_STATES, self._on_rails)
+            self.subscribe(RAIL_STATES, self._on_rails)
 
     def _on_rails(self, topic: str, sample: Sample) -> None:
         self.powered = bool(sample.value >> self.rail & 1)

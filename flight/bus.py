@@ -1,7 +1,9 @@
 """The software bus: synchronous publish/subscribe between components.
 
 Telemetry samples are published under their point name ("power.batt_v"); events
-under "event"; command outcomes under "command". A subscriber to "*" sees all.
+under "event" and under their own name ("power.latchup"), so a consumer names exactly
+what it reads; command outcomes under "command". A subscriber to "*" sees each message
+once.
 """
 
 from __future__ import annotations
@@ -45,9 +47,14 @@ class Bus:
         """Call `subscriber(topic, message)` for every message on `topic` ("*": every topic)."""
         self._subscribers[topic].append(subscriber)
 
-    def publish(self, topic: str, message: Any) -> None:
+    def publish(self, topic: str, message: Any, also: str | None = None) -> None:
+        """Deliver `message` to the subscribers of `topic`, of `also` (a second name it
+        goes by) and of "*"."""
         self.published += 1
         for subscriber in self._subscribers.get(topic, ()):
             subscriber(topic, message)
+        if also is not None:
+            for subscriber in self._subscribers.get(also, ()):
+                subscriber(also, message)
         for subscriber in self._subscribers.get(ALL, ()):
             subscriber(topic, message)

@@ -121,6 +121,7 @@ class Component:
         self._clock: Clock | None = None
         self._points = {t.name for t in self.declared("telemetry")}
         self._events = {e.name: e for e in self.declared("events")}
+        self.consumes: list[str] = []  # the bus topics this instance subscribed to
 
     # -- declarations -------------------------------------------------------------
 
@@ -167,8 +168,22 @@ class Component:
     # -- runtime ------------------------------------------------------------------
 
     def bind(self, bus: Bus, clock: Clock) -> None:
+        """Join the bus and the clock; a component that reads the bus subscribes here."""
         self._bus = bus
         self._clock = clock
+
+    def start(self) -> None:
+        """Called once every instance is built, bound and checked, before the first
+        tick (a component that needs the others in place does its first work here)."""
+
+    def subscribe(self, topic: str, handler: Callable[[str, Any], None]) -> None:
+        """Read `topic` (a point, an event's name, or "event", "command", "*") from the
+        bus. Every topic a component reads goes through here, so the topology can check
+        that each names something the dictionary holds."""
+        if self._bus is None:
+            raise RuntimeError(f"component {self.name!r}: subscribe from bind()")
+        self.consumes.append(topic)
+        self._bus.subscribe(topic, handler)
 
     @property
     def clock(self) -> Clock:
@@ -190,7 +205,7 @@ class Component:
         self.counters[f"event_{spec.severity.value}"] += 1
         if self._bus is not None:
             record = EventRecord(self.clock.now_s(), f"{self.name}.{event}", spec.severity, args)
-            self._bus.publish(EVENT, record)
+            self._bus.publish(EVENT, record, also=record.name)
 
     def count_command(self, accepted: bool) -> None:
         key = "cmd_accepted" if accepted else "cmd_rejected"

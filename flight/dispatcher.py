@@ -42,16 +42,21 @@ class CommandResult:
 
 class Dispatcher:
     def __init__(self, components: Iterable[Component], bus: Bus, clock: Clock) -> None:
-        self._components = {c.name: c for c in components}
+        self._components: dict[str, Component] = {}
         self._bus = bus
         self._clock = clock
         self._specs: dict[str, CommandSpec] = {}
-        for component in self._components.values():
-            for spec in component.command_specs():
-                self._specs[spec.name] = spec
+        for component in components:
+            self.add(component)
         self._queue: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque()
         self._next_id = 1
         self.counters: collections.Counter[str] = collections.Counter()
+
+    def add(self, component: Component) -> None:
+        """Route `component`'s commands to it."""
+        self._components[component.name] = component
+        for spec in component.command_specs():
+            self._specs[spec.name] = spec
 
     def submit(self, name: str, args: dict[str, Any] | None = None) -> int:
         """Queue a command for the next dispatch cycle; returns its id."""

@@ -1,14 +1,16 @@
 """Fault detection, isolation and recovery: limits with persistence, and silent boards.
 
-Limits. Each monitored point has yellow and red bounds and a persistence: a value must
-stay out of bounds that long before it counts (one noisy sample is not a fault). Yellow
-raises a warning event; red raises an error event and puts the satellite in SAFE.
-An event is raised once on entry and once on clearing, not every second.
+Limits. FDIR watches every point whose declaration carries limits (the dictionary's
+yellow and red bounds and persistence, judged by its one `limit_state`): a value must
+stay out of bounds for the persistence before it counts (one noisy sample is not a
+fault). Yellow raises a warning event; red raises an error event and puts the
+satellite in SAFE. An event is raised once on entry and once on clearing, not every
+second.
 
-Silent boards. When a board component reports its board silent (flight.boardwatch),
-FDIR power-cycles the board's rail and waits for it to answer. After `max_cycles`
-failed cycles, or at once for a board on no switched rail (the power board itself),
-the satellite goes to SAFE.
+Silent boards. When a board's owner reports its board silent (flight.boardwatch), FDIR
+has that board's rail power-cycled by the power board's owner and waits for it to
+answer. After `max_cycles` failed cycles, or at once for a board on no switched rail
+(the power board itself), the satellite goes to SAFE.
 
 Latch-ups. The power board cuts a channel that draws too much (which also clears the
 latch-up); FDIR switches it back on, up to `max_relatches` times a channel, then leaves
@@ -18,39 +20,19 @@ it off. A low-voltage disconnect means the battery reached its hardware floor: S
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from flight.bus import EVENT, Bus, EventRecord, Sample
+from flight.boardwatch import BoardComponent
+from flight.bus import Bus, EventRecord, Sample
 from flight.component import Component, Event, Parameter, Telemetry, periodic
-from hal.boards import PowerBoard
+from flight.power import PowerComponent
 from hal.clock import Clock
-from hal.dictionary import Severity
+from hal.dictionary import Dictionary, Severity, TelemetrySpec
 from hal.errors import BoardError
 
 INF = float("inf")
-
-
 MAX_ACTIONS = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    point: str
-    yellow: tuple[float, float]
-    red: tuple[float, float]
-    persistence_s: float = 5.0
-
-
-LIMITS = (
-    Limit("power.soc_pct", (40.0, INF), (30.0, INF)),
-    Limit("power.batt_v", (26.0, 33.6), (24.0, 34.0)),
-    # Red low is the survival temperature: switched off, the accelerator has no heater yet.
-    Limit("accelerator.temp_c", (-20.0, 80.0), (-40.0, 90.0)),
-    Limit("thermal.battery_temp_c", (0.0, 40.0), (-10.0, 50.0), 30.0),
-    Limit("thermal.structure_temp_c", (-20.0, 50.0), (-40.0, 70.0), 30.0),
-    Limit("thermal.flight_computer_temp_c", (-10.0, 60.0), (-25.0, 75.0), 30.0),
-)
 
 
 class Fdir(Component):
@@ -81,13 +63,18 @@ class Fdir(Component):
                   None, 0, 100),
     )
 
-    def __init__(self, power: PowerBoard, rails: dict[str, int], modes: Any,
-                 limits: tuple[Limit, ...] = LIMITS) -> None:
+    def __init__(self, power: PowerComponent, modes: Any,
+                 boards: Sequence[BoardComponent] = (),
+                 dictionary: Dictionary | None = None) -> None:
+        """`power` owns the power board, `modes` the mode (SAFE); `boards` are the board
+        owners whose silence FDIR cures; `dictionary` declares the limits."""
         super().__init__()
         self.power = power
-        self.rails = rails  # component name -> power channel
         self.modes = modes
-        self.limits = {lim.point: lim for lim in limits}
+        self.boards = {b.name: b for b in boards}
+        self.limits: dict[str, TelemetrySpec] = {
+            t.name: t for t in (dictionary.telemetry if dictionary else ())
+            if t.yellow is not None or t.red is not None}
         self.out_since: dict[tuple[str, str], float] = {}
         self.active: dict[str, str] = {}  # point -> "yellow" / "red"
         self.cycles: dict[str, int] = {}
@@ -103,18 +90,24 @@ class Fdir(Component):
     def bind(self, bus: Bus, clock: Clock) -> None:
         super().bind(bus, clock)
         for point in self.limits:
-            bus.subscribe(point, self._on_sample)
-        bus.subscribe(EVENT, self._on_event)
+            self.subscribe(point, self._on_sample)
+        self.subscribe("power.latchup", self._on_latchup)
+        self.subscribe("power.low_voltage_disconnect", self._on_low_voltage)
+        for board in self.boards:
+            self.subscribe(f"{board}.board_silent", self._on_board)
+            self.subscribe(f"{board}.board_back", self._on_board)
 
     # -- limits ---------------------------------------------------------------------
 
     def _on_sample(self, topic: str, sample: Sample) -> None:
         limit = self.limits[topic]
         value, now = float(sample.value), sample.t_s
+        state = limit.limit_state(value)
         level = None
-        for name, (low, high) in (("red", limit.red), ("yellow", limit.yellow)):
+        # Red bounds lie outside yellow ones (the dictionary checks), so red is out of both.
+        for name, out in (("red", state == "red"), ("yellow", state != "ok")):
             key = (topic, name)
-            if value < low or value > high:
+            if out:
                 since = self.out_since.setdefault(key, now)
                 if level is None and now - since >= limit.persistence_s:
                     level = name
@@ -135,20 +128,22 @@ class Fdir(Component):
 
     # -- silent boards --------------------------------------------------------------
 
-    def _on_event(self, topic: str, record: EventRecord) -> None:
-        component, _, event = record.name.partition(".")
-        if record.name == "power.latchup":
-            self.tripped.append(int(record.args["channel"]))
-        elif record.name == "power.low_voltage_disconnect":
-            self._act("low-voltage disconnect: SAFE")
-            self.modes.enter_safe("low-voltage disconnect")
-        elif event == "board_silent":
+    def _on_latchup(self, topic: str, record: EventRecord) -> None:
+        self.tripped.append(int(record.args["channel"]))
+
+    def _on_low_voltage(self, topic: str, record: EventRecord) -> None:
+        self._act("low-voltage disconnect: SAFE")
+        self.modes.enter_safe("low-voltage disconnect")
+
+    def _on_board(self, topic: str, record: EventRecord) -> None:
+        component, _, event = topic.partition(".")
+        if event == "board_silent":
             self.silent.add(component)
-        elif event == "board_back":
-            for table in (self.silent, self.given_up):
-                table.discard(component)
-            for table in (self.cycles, self.last_cycle_s):
-                table.pop(component, None)
+            return
+        for table in (self.silent, self.given_up):
+            table.discard(component)
+        for table in (self.cycles, self.last_cycle_s):
+            table.pop(component, None)
 
     @periodic(1)
     def recover(self) -> None:
@@ -161,7 +156,7 @@ class Fdir(Component):
                 self._act(f"channel {channel} kept latching up: left off")
                 continue
             try:
-                self.power.set_switch(channel, True)
+                self.power.switch(channel, True)
             except BoardError:
                 self.tripped.insert(0, channel)
                 break
@@ -169,7 +164,7 @@ class Fdir(Component):
             self.emit("channel_restored", channel=channel, attempt=count + 1)
             self._act(f"switched channel {channel} back on after a latch-up")
         for component in sorted(self.silent - self.given_up):
-            rail = self.rails.get(component)
+            rail = self.boards[component].rail if component in self.boards else None
             cycles = self.cycles.get(component, 0)
             if rail is None or cycles >= self.param("max_cycles"):
                 self.given_up.add(component)
@@ -180,8 +175,7 @@ class Fdir(Component):
             if now - self.last_cycle_s.get(component, -INF) < self.param("retry_s"):
                 continue
             try:
-                self.power.set_switch(rail, False)
-                self.power.set_switch(rail, True)
+                self.power.cycle(rail)
             except BoardError:
                 continue  # the power board itself is not answering; its own FDIR acts
             self.cycles[component] = cycles + 1

@@ -32,9 +32,12 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, ClassVar
 
+from flight.accelerator import AcceleratorComponent
 from flight.bus import Bus, Sample
 from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
-from hal.boards import AcceleratorBoard, AcceleratorState
+from flight.compute.manager import ComputeManager
+from flight.system import SystemComponent
+from hal.boards import AcceleratorState
 from hal.clock import Clock
 from hal.dictionary import Severity
 from hal.errors import BoardError
@@ -147,11 +150,16 @@ class ModeManager(Component):
                   "temperature the clock is restored", "degC", 0.0, 30.0),
     )
 
-    def __init__(self, accelerator: AcceleratorBoard, compute: Any) -> None:
+    def __init__(self, accelerator: AcceleratorComponent, compute: ComputeManager,
+                 system: SystemComponent | None = None) -> None:
+        """`accelerator` owns the accelerator board (an AcceleratorComponent), `compute`
+        the jobs; `system` says why the computer started (after a watchdog reset the
+        satellite starts in SAFE: an operator decides what next)."""
         super().__init__()
         self.accelerator = accelerator
         self.compute = compute
-        self.mode = Mode.NOMINAL
+        self.mode = Mode.SAFE if system is not None and system.boot_cause == "watchdog" \
+            else Mode.NOMINAL
         self.budget = Budget.OFF
         self.eclipses = EclipseWatch(self.param("orbit_period_s"), self.param("eclipse_prior_s"))
         self.latest: dict[str, float] = {}
@@ -172,7 +180,7 @@ class ModeManager(Component):
         super().bind(bus, clock)
         for point in ("power.soc_pct", "power.solar_power_w", "power.load_power_w",
                       "accelerator.temp_c", "accelerator.power_w", "accelerator.state"):
-            bus.subscribe(point, self._on_sample)
+            self.subscribe(point, self._on_sample)
 
     def _on_sample(self, topic: str, sample: Sample) -> None:
         if topic == "accelerator.state":

@@ -8,6 +8,7 @@ from flight.boardwatch import BoardComponent
 from flight.component import Arg, Event, Telemetry, command, periodic
 from hal.boards import PowerBoard
 from hal.dictionary import Severity
+from hal.errors import BoardError
 
 
 class PowerComponent(BoardComponent):
@@ -15,9 +16,11 @@ class PowerComponent(BoardComponent):
 
     name = "power"
     telemetry: ClassVar = (
-        Telemetry("batt_v", "float", "Battery terminal voltage", "V"),
+        Telemetry("batt_v", "float", "Battery terminal voltage", "V",
+                  yellow=(26.0, 33.6), red=(24.0, 34.0)),
         Telemetry("batt_a", "float", "Battery current, positive while charging", "A"),
-        Telemetry("soc_pct", "float", "Battery state of charge (fuel gauge)", "%"),
+        Telemetry("soc_pct", "float", "Battery state of charge (fuel gauge)", "%",
+                  yellow=(40.0, None), red=(30.0, None)),
         Telemetry("solar_power_w", "float", "Power from the solar array", "W"),
         Telemetry("load_power_w", "float", "Power drawn by all switched loads", "W"),
         Telemetry("switches", "int", "Load switch states, bit n for channel n"),
@@ -42,6 +45,28 @@ class PowerComponent(BoardComponent):
         """Switch a load channel of the power board on or off."""
         self.board.set_switch(channel, on)
         self.emit("switch_changed", channel=channel, on=on)
+
+    def cycle(self, channel: int) -> None:
+        """Cut a channel and restore it: the cure for a hung or latched-up load.
+        Raises BoardError when the power board does not do it."""
+        self.switch(channel, False)
+        self.switch(channel, True)
+
+    def kick_watchdog(self) -> bool:
+        """Tell the power board the flight computer is alive; False when the board did
+        not hear it (its silence is FDIR's business, seen by the polls)."""
+        try:
+            self.board.kick_watchdog()
+        except BoardError:
+            return False
+        return True
+
+    def boot_cause(self) -> str:
+        """Why the flight computer last started, as the power board saw it."""
+        try:
+            return self.board.housekeeping().fc_boot_cause
+        except BoardError:
+            return "unknown"
 
     @periodic(1)
     def poll(self) -> None:

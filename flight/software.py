@@ -5,157 +5,30 @@ composition root's business."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from flight.accelerator import AcceleratorComponent
+from flight import topology
 from flight.bus import Bus
-from flight.component import Component, Event, Parameter, Telemetry, command, periodic
-from flight.compute.manager import ComputeManager
+from flight.component import Component
 from flight.dictionary import build_dictionary
 from flight.dispatcher import Dispatcher
 from flight.executive import Executive
-from flight.fdir import Fdir
-from flight.modes import Mode, ModeManager
-from flight.nvm import Problem, Records
-from flight.power import PowerComponent
-from flight.spacelink import SpaceLink
-from flight.thermal import ThermalComponent
-from hal.boards import AcceleratorBoard, AcceleratorState, PowerBoard, ThermalBoard
+from flight.nvm import Records
+from flight.pus.service import Downlink, Router
+from flight.pus.uplink import Uplink
+from flight.system import SCRUB_AT_BOOT, SystemComponent
+from flight.topology import TOPOLOGY, Instance
+from hal.boards import AcceleratorBoard, PowerBoard, ThermalBoard
 from hal.clock import Clock
-from hal.compute import ComputeDevice, DeviceError
-from hal.dictionary import Dictionary, Severity
-from hal.errors import BoardError
+from hal.compute import ComputeDevice
+from hal.dictionary import Dictionary
+from hal.layout import Layouts
 from hal.packetlink import PacketLink
 from hal.storage import Storage
 
-SCRUB_AT_BOOT = 64  # stored records checked at boot beyond those the components load
-SCRUB_PER_S = 4  # and then, round robin, every second of a pass
-SCRUB_PASS_S = 600.0  # a new pass at most this often
-
-
-class SystemComponent(Component):
-    """The flight software itself: executive health, boots, stored records, and the
-    watchdog, kicked only while the software is healthy."""
-
-    name = "fsw"
-    telemetry: ClassVar = (
-        Telemetry("ticks", "int", "Executive ticks since start"),
-        Telemetry("overruns", "int", "Ticks that started late"),
-        Telemetry("task_errors", "int", "Periodic tasks that raised"),
-        Telemetry("boot_count", "int", "Boots of the flight software, ever"),
-        Telemetry("boot_cause", "str", "Why the flight computer last started"),
-        Telemetry("records_damaged", "int", "Stored record copies found damaged"),
-        Telemetry("healthy", "bool", "Every rate group ran and no task fails persistently"),
-    )
-    events: ClassVar = (
-        Event("task_failed", Severity.ERROR, "A periodic task raised an exception"),
-        Event("noop", Severity.INFO, "A no-op command arrived"),
-        Event("booted", Severity.INFO, "The flight software started"),
-        Event("record_damaged", Severity.WARNING,
-              "A stored record copy was damaged; the other copy was used"),
-        Event("record_lost", Severity.CRITICAL,
-              "Every copy of a stored record was damaged; defaults were used"),
-        Event("unhealthy", Severity.CRITICAL,
-              "A health check failed: the watchdog is no longer kicked"),
-    )
-    parameters: ClassVar = (
-        Parameter("failing_task_s", "float", 30.0,
-                  "How long a task may fail every run before the watchdog is starved", "s",
-                  1.0, 3600.0),
-    )
-
-    def __init__(self, executive: Executive, power: PowerBoard | None = None,
-                 records: Records | None = None, boot_cause: str = "unknown") -> None:
-        super().__init__()
-        self.executive = executive
-        self.power = power
-        self.records = records or Records(None)
-        self.boot_cause = boot_cause
-        self.boots = self.records.load("fsw.boot", _check_boot, {"boots": 0})["boots"] + 1
-        self.records.save("fsw.boot", {"boots": self.boots, "cause": boot_cause})
-        self.problems: list[Problem] = []  # damaged record copies found, in order
-        self.unhealthy_reason = ""
-        self._next_scrub_pass_s = SCRUB_PASS_S  # the boot made the first pass
-        executive.on_task_error = self._task_failed
-
-    @command
-    def noop(self) -> None:
-        """Do nothing but count and report it: checks the command path end to end."""
-        self.emit("noop")
-
-    @periodic(1)
-    def kick_watchdog(self) -> None:
-        """Tell the power board this computer is alive, while it is: every rate group
-        ran in its last two periods and no task has failed every run for
-        `failing_task_s`. Otherwise the watchdog runs out and reboots the computer."""
-        reason = self._health()
-        if reason and not self.unhealthy_reason:
-            self.emit("unhealthy", reason=reason)
-        self.unhealthy_reason = reason
-        if reason or self.power is None:
-            return
-        try:
-            self.power.kick_watchdog()
-        except BoardError:
-            pass  # the power board's silence is FDIR's business
-
-    @periodic(1)
-    def housekeeping(self) -> None:
-        now = self.clock.now_s()
-        new_pass = now >= self._next_scrub_pass_s
-        if new_pass and not self.records.scrubbing:
-            self._next_scrub_pass_s = now + SCRUB_PASS_S
-        self.records.scrub(SCRUB_PER_S, new_pass)
-        self.report_records()
-        self.publish("ticks", self.executive.ticks)
-        self.publish("overruns", self.executive.overruns)
-        self.publish("task_errors", sum(self.executive.task_errors.values()))
-        self.publish("boot_count", self.boots)
-        self.publish("boot_cause", self.boot_cause)
-        self.publish("records_damaged", self.damaged)
-        self.publish("healthy", not self.unhealthy_reason)
-
-    @property
-    def damaged(self) -> int:
-        return len(self.problems)
-
-    def booted(self) -> None:
-        self.emit("booted", boot=self.boots, cause=self.boot_cause)
-
-    def report_records(self) -> None:
-        for problem in self.records.take_problems():
-            self.problems.append(problem)
-            event = "record_damaged" if problem.fallback == "the other copy" else "record_lost"
-            self.emit(event, file=problem.file, reason=problem.reason, used=problem.fallback)
-
-    def _health(self) -> str:
-        """Why the software is not healthy, or "" when it is."""
-        ex = self.executive
-        for task, since in ex.failing_since.items():
-            failing_s = (ex.ticks - since) / ex.base_hz
-            if failing_s >= self.param("failing_task_s"):
-                return f"task {task} has failed every run for {failing_s:.0f} s"
-        stale = self.executive.stale_rate_groups()
-        if stale:
-            return f"rate groups {', '.join(f'{r:g} Hz' for r in stale)} did not run"
-        return ""
-
-    def _task_failed(self, task: str, error: Exception) -> None:
-        self.emit("task_failed", task=task, error=f"{type(error).__name__}: {error}")
-
-
-def _check_boot(body: Any) -> dict[str, int]:
-    boots = body["boots"]
-    if type(boots) is not int or not 0 <= boots < 2**63:
-        raise ValueError(f"boot count {boots!r}")
-    return {"boots": boots}
-
 
 class FlightSoftware:
-    COMPONENTS: ClassVar[tuple[type[Component], ...]] = (
-        SystemComponent, PowerComponent, ThermalComponent, AcceleratorComponent, ComputeManager,
-        ModeManager, Fdir, SpaceLink,
-    )
+    TOPOLOGY: ClassVar[tuple[Instance, ...]] = TOPOLOGY
 
     def __init__(self, clock: Clock, *, power: PowerBoard, thermal: ThermalBoard,
                  accelerator: AcceleratorBoard, rails: dict[str, int] | None = None,
@@ -165,60 +38,54 @@ class FlightSoftware:
         """`rails` maps a board kind to the power-board channel that feeds it; `compute` is
         the accelerator's data plane, `storage` where results go, `work_dir` where job
         checkpoints are written; `link` the space link to the ground, and `keys` (by id)
-        what its telecommands may be signed with, `active_key` the one in use."""
+        what its telecommands may be signed with, `active_key` the one in use. What each
+        instance is connected to is the topology's (flight.topology)."""
         rails = rails or {}
-        self._power = power
-        self._accelerator = accelerator
-        self._accelerator_rail = rails.get("accelerator")
         self.clock = clock
         self.bus = Bus()
         self.executive = Executive(clock)
         self.records = Records(storage)
-        self.boot_cause = self._boot_cause(power)
-        self.system = SystemComponent(self.executive, power, self.records, self.boot_cause)
-        self.components: list[Component] = [
-            self.system,
-            PowerComponent(power),
-            ThermalComponent(thermal, rails.get("thermal")),
-            AcceleratorComponent(accelerator, rails.get("accelerator")),
-            ComputeManager(compute, self.records, work_dir, self.power_cycle_accelerator),
-        ]
-        modes = ModeManager(accelerator, self.components[-1])
-        self.space_link = SpaceLink(link, self.dictionary(), keys or {}, active_key,
-                                    self.records)
-        self.components += [modes, Fdir(power, dict(rails), modes), self.space_link]
-        if self.boot_cause == "watchdog":
-            modes.mode = Mode.SAFE  # came back from a hang: an operator decides what next
-        self.dispatcher = Dispatcher(self.components, self.bus, clock)
-        self.space_link.attach(self.dispatcher, self.components)
+        self.dispatcher = Dispatcher((), self.bus, clock)
+        dictionary = self.dictionary()
+        resources: dict[str, Any] = {
+            "board.power": power, "board.thermal": thermal, "board.accelerator": accelerator,
+            "rail.thermal": rails.get("thermal"), "rail.accelerator": rails.get("accelerator"),
+            "compute": compute, "work_dir": work_dir, "records": self.records,
+            "executive": self.executive, "dispatcher": self.dispatcher,
+            "dictionary": dictionary, "layouts": Layouts(dictionary), "router": Router(),
+            "components": {}, "link": link, "keys": keys or {}, "active_key": active_key,
+        }
+        built = topology.build(self.TOPOLOGY, resources)
+        self.components: list[Component] = list(built.values())
+        self.system = cast(SystemComponent, built["fsw"])
+        self.space_link = cast(Uplink, built["link"])
+        self.downlink = cast(Downlink, built["downlink"])
+        for component in self.components:
+            self.dispatcher.add(component)
         self.executive.add("dispatcher", 10, self.dispatcher.drain)
         for component in self.components:
             component.bind(self.bus, clock)
             for name, rate_hz, run in component.periodic_tasks():
                 self.executive.add(name, rate_hz, run)
+        topology.check(built, dictionary)
+        for component in self.components:
+            component.start()
         self.records.scrub(SCRUB_AT_BOOT)  # records no component reads, checked too
         self.system.booted()
         self.system.report_records()  # what was damaged in storage, now that events flow
 
-    @staticmethod
-    def _boot_cause(power: PowerBoard) -> str:
-        try:
-            return power.housekeeping().fc_boot_cause
-        except BoardError:
-            return "unknown"
+    @property
+    def boot_cause(self) -> str:
+        return self.system.boot_cause
 
-    def power_cycle_accelerator(self) -> None:
-        """Cut the accelerator's rail and restore it, then bring compute back up: the cure
-        for a hung accelerator."""
-        if self._accelerator_rail is None:
-            raise DeviceError("the accelerator has no switched rail to power-cycle")
-        self._power.set_switch(self._accelerator_rail, False)
-        self._power.set_switch(self._accelerator_rail, True)
-        self._accelerator.set_state(AcceleratorState.ON)
+    def topology(self) -> dict[str, Any]:
+        """The wired graph (`skyrack dictionary --topology`)."""
+        return topology.describe(self.TOPOLOGY, {c.name: c for c in self.components},
+                                 self.dictionary())
 
     @classmethod
     def dictionary(cls) -> Dictionary:
-        return build_dictionary(cls.COMPONENTS)
+        return build_dictionary(topology.kinds(cls.TOPOLOGY))
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)

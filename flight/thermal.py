@@ -15,6 +15,13 @@ from hal.boards import ThermalBoard
 from hal.dictionary import Severity
 
 SENSORS = ("accelerator", "radiator", "structure", "flight_computer", "battery")
+# Yellow and red bounds of the sensors that have them; the structure is slow, so each is
+# held 30 s before it counts.
+LIMITS_C = {
+    "battery": ((0.0, 40.0), (-10.0, 50.0)),
+    "structure": ((-20.0, 50.0), (-40.0, 70.0)),
+    "flight_computer": ((-10.0, 60.0), (-25.0, 75.0)),
+}
 
 
 class ThermalComponent(BoardComponent):
@@ -22,7 +29,8 @@ class ThermalComponent(BoardComponent):
 
     name = "thermal"
     telemetry: ClassVar = tuple(
-        Telemetry(f"{s}_temp_c", "float", f"Temperature at the {s} sensor", "degC")
+        Telemetry(f"{s}_temp_c", "float", f"Temperature at the {s} sensor", "degC",
+                  *LIMITS_C.get(s, (None, None)), persistence_s=30.0)
         for s in SENSORS
     ) + (Telemetry("heaters", "int", "Heater states, bit n for heater n (0 battery, "
                    "1 structure)"),)

@@ -55,9 +55,14 @@ class TelemetrySpec:
     type: str
     description: str = ""
     unit: str | None = None
-    # Limits as (low, high); None for a side without one, or no limits at all.
+    # Limits as (low, high); None for a side without one, or no limits at all. A value
+    # must stay out of bounds for `persistence_s` before monitoring acts on it.
     yellow: tuple[float | None, float | None] | None = None
     red: tuple[float | None, float | None] | None = None
+    persistence_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_limits(self)
 
     def limit_state(self, value: Any) -> str:
         """"red", "yellow" or "ok" for a value of this point (ok when it has no limits)."""
@@ -70,6 +75,33 @@ class TelemetrySpec:
             if (low is not None and value < low) or (high is not None and value > high):
                 return state
         return "ok"
+
+
+def check_limits(point: TelemetrySpec) -> None:
+    """Raise ValueError, in one line, for limits that cannot be meant: on a point that is
+    not a number, a bound that is not one, low above high, or red inside yellow (a value
+    must pass yellow before it reaches red)."""
+    if point.yellow is None and point.red is None:
+        return
+    where = f"limits of {point.name}"
+    if point.type not in ("int", "float"):
+        raise ValueError(f"{where}: a {point.type} point cannot have limits")
+    for level in (point.yellow, point.red):
+        if level is None:
+            continue
+        if len(level) != 2 or not all(b is None or (type(b) in (int, float)
+                                                    and math.isfinite(b)) for b in level):
+            raise ValueError(f"{where}: {level!r} is not (low, high) numbers or None")
+        low, high = level
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"{where}: low {low} above high {high}")
+    if point.yellow is not None and point.red is not None:
+        (y_low, y_high), (r_low, r_high) = point.yellow, point.red
+        if (r_low is not None and (y_low is None or r_low > y_low)) \
+                or (r_high is not None and (y_high is None or r_high < y_high)):
+            raise ValueError(f"{where}: red {point.red} lies inside yellow {point.yellow}")
+    if not (math.isfinite(point.persistence_s) and point.persistence_s >= 0):
+        raise ValueError(f"{where}: persistence {point.persistence_s} s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class TcpServerLink:
         self.address = self._listener.getsockname()[:2]
         self._client: socket.socket | None = None
         self._splitter = PacketSplitter()
+        self._held: list[bytes] = []  # read from a replaced connection, not yet received
         self.counters: collections.Counter[str] = collections.Counter()
 
     def _accept(self) -> None:
@@ -112,6 +113,7 @@ class TcpServerLink:
             client, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        self._held += self._read()  # what the old ground sent is still heard
         self._drop()
         client.setblocking(False)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -126,6 +128,11 @@ class TcpServerLink:
 
     def receive(self) -> list[bytes]:
         self._accept()
+        held, self._held = self._held, []
+        return held + self._read()
+
+    def _read(self) -> list[bytes]:
+        """The packets that arrived on the present connection (dropped if it hung up)."""
         if self._client is None:
             return []
         chunks = []
@@ -155,6 +162,9 @@ class TcpServerLink:
             self._client.sendall(packet)
         except OSError:
             self.counters["dropped"] += 1
+            if self._client is not None:  # a ground that hung up may have sent first
+                self._client.setblocking(False)
+                self._held += self._read()
             self._drop()
             return
         finally:

@@ -29,7 +29,7 @@ from hal.auth import MAX_COUNTER, KeyFile
 from hal.dictionary import Dictionary
 from hal.durable import replace_file
 from hal.errors import SkyrackError
-from hal.packetlink import open_link
+from hal.packetlink import InProcessLink, open_link
 from hal.transport import SerialTransport
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 from skyrack import campaign, mission, plot
@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--xtce", action="store_true",
                       help="print it as XTCE 1.2 (packets, parameters, commands), for a "
                            "standard ground system")
+    dictionary.add_argument("--topology", action="store_true",
+                            help="print the component instances instead: what each is "
+                                 "connected to and what it reads from the bus (with --json: "
+                                 "as JSON)")
     dictionary.set_defaults(run=cmd_dictionary)
     return parser
 
@@ -806,6 +810,8 @@ def format_campaign(r: dict[str, Any]) -> str:
 
 
 def cmd_dictionary(args: argparse.Namespace) -> int:
+    if args.topology:
+        return _print_topology(args)
     dictionary = FlightSoftware.dictionary()
     if args.json:
         print(json.dumps(dictionary.to_json(), indent=2))
@@ -827,6 +833,34 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     lines.append("Events")
     for e in dictionary.events:
         lines.append(f"  {e.name:32} {e.severity.value:8} {e.description}")
+    print("\n".join(lines))
+    return 0
+
+
+def _print_topology(args: argparse.Namespace) -> int:
+    if args.xtce:
+        raise SystemExit("skyrack dictionary: --topology is JSON or text, not XTCE")
+    # The default satellite's instances, wired, with a ground link so that all is read.
+    satellite = assemble(boarddef.load(boarddef.default_path()), seed=1,
+                         link=InProcessLink.pair()[0])
+    try:
+        graph = satellite.flight.topology()
+    finally:
+        satellite.close()
+    if args.json:
+        print(json.dumps(graph, indent=2))
+        return 0
+    lines = ["Instances, in build order (flight/topology.py)"]
+    for row in graph["instances"]:
+        service = f"  PUS service {row['service']}" if row["service"] else ""
+        lines.append(f"  {row['instance']:12} {row['kind']}{service}")
+        for port, target in row["connections"].items():
+            shown = ", ".join(target) if isinstance(target, list) else target
+            lines.append(f"      {port:12} <- {shown}")
+        for read in row["reads"]:
+            lines.append(f"      reads {read['topic']} (from {read['from']})")
+    lines.append("Resources the flight computer provides")
+    lines += [f"  @{name:18} {what}" for name, what in graph["resources"].items()]
     print("\n".join(lines))
     return 0
 

@@ -162,8 +162,8 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
     out["boards"] = {name: driver.link.stats() for name, driver in satellite.drivers.items()}
     space = flight.space_link
     out["space_link"] = {**{k: space.counters[k] for k in
-                            ("tc_received", "tc_accepted", "tc_rejected", "tc_auth_rejected",
-                             "tm_sent")},
+                            ("tc_received", "tc_accepted", "tc_rejected", "tc_auth_rejected")},
+                         "tm_sent": flight.downlink.counters["tm_sent"],
                          "rejected": {k: space.rejected[k] for k in sorted(space.rejected)}}
     return out
 

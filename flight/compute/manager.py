@@ -25,7 +25,6 @@ import hashlib
 import math
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -33,6 +32,7 @@ from typing import Annotated, Any, ClassVar
 import msgpack
 import numpy as np
 
+from flight.accelerator import AcceleratorComponent
 from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
@@ -134,12 +134,14 @@ class ComputeManager(Component):
 
     def __init__(self, device: ComputeDevice | None, records: Records | None,
                  work_dir: str | Path | None,
-                 power_cycle: Callable[[], None] | None = None) -> None:
+                 accelerator: AcceleratorComponent | None = None) -> None:
+        """`accelerator` owns the board whose power cycle cures a hung device (an
+        AcceleratorComponent; None: the device's own reset)."""
         super().__init__()
         self.device = device
         self.records = records or Records(None)
         self.work_dir = Path(work_dir) if work_dir is not None else None
-        self.power_cycle = power_cycle
+        self.power_cycle = accelerator.power_cycle if accelerator is not None else None
         table = self.records.load("compute.jobs", _check_table, None) \
             or {"next_id": self._first_unused_id(), "jobs": []}
         self._next_id = table["next_id"]

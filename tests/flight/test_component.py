@@ -1,5 +1,6 @@
 import pytest
 
+from flight import topology
 from flight.bus import EVENT
 from flight.component import Component, Parameter
 from flight.software import FlightSoftware
@@ -91,7 +92,7 @@ def test_a_board_on_a_switched_off_rail_is_not_polled() -> None:
 def test_the_exported_dictionary_describes_the_running_software() -> None:
     fsw = FlightSoftware(VirtualClock(), power=FakePower(), thermal=FakeThermal(),
                          accelerator=FakeAccelerator())
-    assert [type(c) for c in fsw.components] == list(FlightSoftware.COMPONENTS)
+    assert [type(c) for c in fsw.components] == topology.kinds(FlightSoftware.TOPOLOGY)
     running = {spec.name for c in fsw.components for spec in c.command_specs()}
     assert running == {c.name for c in FlightSoftware.dictionary().commands}
 

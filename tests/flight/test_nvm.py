@@ -42,7 +42,8 @@ def what_is_kept(sw: FlightSoftware) -> dict[str, Any]:
     link, compute = sw.space_link, sw.component("compute")
     return {
         "counters": dict(link.ring.counters), "active_key": link.active_key,
-        "retired": sorted(link.ring.retired), "schedule": list(link.schedule),
+        "retired": sorted(link.ring.retired),
+        "schedule": list(sw.component("schedule").activities),
         "replay_window": link.param("replay_window"),
         "steps_per_tick": compute.param("steps_per_tick"),
         "next_job": compute._next_id,

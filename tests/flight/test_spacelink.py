@@ -166,7 +166,7 @@ def test_time_tagged_commands_wait_for_their_time_and_can_be_deleted(pair) -> No
     assert not satellite.world.switches[2]
     run(satellite, ground, 4.0)
     assert satellite.world.switches[2]
-    assert len(satellite.flight.space_link.schedule) == 0
+    assert len(satellite.flight.component("schedule").activities) == 0
     assert satellite.flight.component("fsw").counters["cmd_accepted"] == 0  # noop deleted
 
 
@@ -266,7 +266,7 @@ def test_a_schedule_that_cannot_be_stored_is_not_put_in_force(pair) -> None:
     sent = ground.time_tagged(satellite.clock.now_s() + 3.0, "fsw.noop")
     run(satellite, ground)
     assert sent.stages[-1] == "failed" and "cannot be stored" in sent.failure.reason
-    assert satellite.flight.space_link.schedule == []
+    assert satellite.flight.component("schedule").activities == []
     storage.write = real_write
     run(satellite, ground, 5.0)
     assert not events(ground, "fsw.noop")

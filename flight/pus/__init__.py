@@ -1,0 +1,2 @@
+"""The PUS services of the space link, one component each (flight.pus.service gives
+their shape)."""

@@ -1,0 +1,32 @@
+"""Service 17, test: are-you-alive [17,1] answered [17,2]."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from flight.component import Telemetry, periodic
+from flight.pus.service import Run, Service, unknown_subtype
+from hal.spacepacket import Telecommand
+
+
+class ConnectionTest(Service):
+    """Proof of life for the ground, end to end through the link."""
+
+    name = "test"
+    service_type: ClassVar = 17
+    telemetry: ClassVar = (
+        Telemetry("alive_answered", "int", "Are-you-alive tests answered"),
+    )
+
+    def accept(self, tc: Telecommand) -> Run:
+        if tc.subtype != 1:
+            raise unknown_subtype(tc)
+        return self._answer
+
+    def _answer(self) -> None:
+        self.send(2, b"")
+        self.counters["alive_answered"] += 1
+
+    @periodic(1)
+    def housekeeping(self) -> None:
+        self.publish("alive_answered", self.counters["alive_answered"])
