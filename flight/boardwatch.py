@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from flight.bus import Bus, Sample
-from flight.component import Component, Event, Parameter, Telemetry
+from flight.component import Component, Counter, Event, Parameter
 from hal.clock import Clock
 from hal.dictionary import Severity
 from hal.errors import BoardError
@@ -22,7 +22,7 @@ RAIL_STATES = "power.switches"  # published by the power component, bit n = chan
 
 class BoardComponent(Component):
     telemetry: ClassVar = (
-        Telemetry("board_errors", "int", "Board operations that failed (timeouts, faults)"),
+        Counter("board_errors", "Board operations that failed (timeouts, faults)"),
     )
     events: ClassVar = (
         Event("board_silent", Severity.WARNING, "The board stopped answering"),

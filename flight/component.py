@@ -27,6 +27,7 @@ from hal.dictionary import (
     TelemetrySpec,
     check_value,
 )
+from hal.errors import SkyrackError
 
 _TYPES: dict[type, str] = {int: "int", float: "float", bool: "bool", str: "str"}
 
@@ -46,6 +47,17 @@ class Arg:
 Telemetry = TelemetrySpec
 Event = EventSpec
 Parameter = ParameterSpec
+
+
+class CommandFailed(SkyrackError):
+    """A command ran and could not do what it was asked; the message says why. (A
+    handler that raises anything else has a bug, reported as an internal error.)"""
+
+
+def Counter(name: str, description: str) -> TelemetrySpec:  # noqa: N802 (a declaration)
+    """A counter point: a count the component keeps in `counters[name]`, published
+    from boot on and zeroed by `reset_counters`."""
+    return TelemetrySpec(name, "int", description, counter=True)
 
 
 def command(fn: Callable[..., Any] | None = None, *, hazardous: bool = False,
@@ -108,8 +120,10 @@ class Component:
 
     name: ClassVar[str]
     telemetry: ClassVar[tuple[Telemetry, ...]] = (
-        Telemetry("cmd_accepted", "int", "Commands this component accepted"),
-        Telemetry("cmd_rejected", "int", "Commands this component rejected"),
+        Counter("cmd_accepted", "Commands this component accepted"),
+        Counter("cmd_rejected", "Commands this component refused before running them "
+                "(unknown, bad arguments)"),
+        Counter("cmd_failed", "Commands this component ran that failed"),
     )
     events: ClassVar[tuple[Event, ...]] = ()
     parameters: ClassVar[tuple[Parameter, ...]] = ()
@@ -120,6 +134,7 @@ class Component:
         self._bus: Bus | None = None
         self._clock: Clock | None = None
         self._points = {t.name for t in self.declared("telemetry")}
+        self._counted = tuple(t.name for t in self.declared("telemetry") if t.counter)
         self._events = {e.name: e for e in self.declared("events")}
         self.consumes: list[str] = []  # the bus topics this instance subscribed to
 
@@ -207,10 +222,37 @@ class Component:
             record = EventRecord(self.clock.now_s(), f"{self.name}.{event}", spec.severity, args)
             self._bus.publish(EVENT, record, also=record.name)
 
-    def count_command(self, accepted: bool) -> None:
-        key = "cmd_accepted" if accepted else "cmd_rejected"
+    def count_command(self, outcome: str) -> None:
+        """Count a command "accepted", "rejected" or "failed", and publish it now."""
+        key = f"cmd_{outcome}"
         self.counters[key] += 1
         self.publish(key, self.counters[key])
+
+    def counter_values(self) -> dict[str, int]:
+        """Every counter point's value, by local name."""
+        return {name: self.counters[name] for name in self._counted}
+
+    def publish_counters(self) -> None:
+        for name, value in self.counter_values().items():
+            self.publish(name, value)
+
+    @periodic(1)
+    def report_counters(self) -> None:
+        """Every counter, each second (and once at boot, before the first tick)."""
+        self.publish_counters()
+
+    @command
+    def reset_counters(self) -> None:
+        """Zero this component's counters (command, error and traffic counts), as a cFS
+        application's RESET_COUNTERS does."""
+        self.zero_counters()
+        self.publish_counters()
+
+    def zero_counters(self) -> None:
+        """What reset_counters zeroes (a component whose counts live elsewhere moves
+        their zero here)."""
+        for name in self._counted:
+            self.counters[name] = 0
 
     def run_command(self, command: str, args: dict[str, Any]) -> None:
         """Call the handler of `command` with checked wire values, enums made typed."""

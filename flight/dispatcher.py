@@ -85,26 +85,25 @@ class Dispatcher:
             checked = validate_args(spec, args)
         except ArgumentError as e:
             return self._finish(command_id, name, Status.REJECTED, str(e), component)
-        component.count_command(accepted=True)
+        component.count_command("accepted")
         self.counters["accepted"] += 1
         try:
             component.run_command(command_name, checked)
-        except (SkyrackError, ArgumentError, ValueError) as e:
-            return self._finish(command_id, name, Status.FAILED, str(e), None)
+        except (SkyrackError, ArgumentError) as e:  # CommandFailed, a board's error, ...
+            return self._finish(command_id, name, Status.FAILED, str(e), component)
         except Exception as e:  # a handler bug must not take the dispatcher down
             log.exception("command %s raised", name)
+            self.counters["internal_errors"] += 1
             return self._finish(command_id, name, Status.FAILED,
-                                f"internal error: {type(e).__name__}: {e}", None)
+                                f"internal error: {type(e).__name__}: {e}", component)
         return self._finish(command_id, name, Status.COMPLETED, "", None)
 
     def _finish(self, command_id: int, name: Any, status: Status, reason: str,
-                rejected_by: Component | None) -> CommandResult:
-        if status is Status.REJECTED:
-            self.counters["rejected"] += 1
-            if rejected_by is not None:
-                rejected_by.count_command(accepted=False)
-        else:
-            self.counters[status.value] += 1
+                owner: Component | None) -> CommandResult:
+        """`owner` counts the command rejected or failed."""
+        self.counters[status.value] += 1
+        if owner is not None and status is not Status.COMPLETED:
+            owner.count_command(status.value)
         result = CommandResult(command_id, str(name), status, reason, self._clock.now_s())
         if status is not Status.COMPLETED:
             log.info("command %s %s: %s", name, status.value, reason)

@@ -34,7 +34,16 @@ from typing import Annotated, Any, ClassVar
 
 from flight.accelerator import AcceleratorComponent
 from flight.bus import Bus, Sample
-from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
+from flight.component import (
+    Arg,
+    CommandFailed,
+    Component,
+    Event,
+    Parameter,
+    Telemetry,
+    command,
+    periodic,
+)
 from flight.compute.manager import ComputeManager
 from flight.system import SystemComponent
 from hal.boards import AcceleratorState
@@ -192,7 +201,7 @@ class ModeManager(Component):
     def set(self, mode: Annotated[Mode, Arg("safe, nominal or compute")]) -> None:
         """Change the mode. COMPUTE is reached from NOMINAL only, not straight from SAFE."""
         if mode is Mode.COMPUTE and self.mode is Mode.SAFE:
-            raise ValueError("leave SAFE for NOMINAL first")
+            raise CommandFailed("leave SAFE for NOMINAL first")
         self._enter(mode)
 
     def enter_safe(self, reason: str) -> None:

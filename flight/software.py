@@ -70,6 +70,7 @@ class FlightSoftware:
         topology.check(built, dictionary)
         for component in self.components:
             component.start()
+            component.publish_counters()  # in the first housekeeping packet
         self.records.scrub(SCRUB_AT_BOOT)  # records no component reads, checked too
         self.system.booted()
         self.system.report_records()  # what was damaged in storage, now that events flow

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flight.component import Component, Event, Parameter, Telemetry, command, periodic
+from flight.component import (
+    Component,
+    Counter,
+    Event,
+    Parameter,
+    Telemetry,
+    command,
+    periodic,
+)
 from flight.executive import Executive
 from flight.nvm import Problem, Records
 from flight.power import PowerComponent
@@ -23,11 +31,11 @@ class SystemComponent(Component):
     name = "fsw"
     telemetry: ClassVar = (
         Telemetry("ticks", "int", "Executive ticks since start"),
-        Telemetry("overruns", "int", "Ticks that started late"),
-        Telemetry("task_errors", "int", "Periodic tasks that raised"),
+        Counter("overruns", "Ticks that started late"),
+        Counter("task_errors", "Periodic tasks that raised"),
         Telemetry("boot_count", "int", "Boots of the flight software, ever"),
         Telemetry("boot_cause", "str", "Why the flight computer last started"),
-        Telemetry("records_damaged", "int", "Stored record copies found damaged"),
+        Counter("records_damaged", "Stored record copies found damaged"),
         Telemetry("healthy", "bool", "Every rate group ran and no task fails persistently"),
     )
     events: ClassVar = (
@@ -59,6 +67,7 @@ class SystemComponent(Component):
         self.problems: list[Problem] = []  # damaged record copies found, in order
         self.unhealthy_reason = ""
         self._next_scrub_pass_s = SCRUB_PASS_S  # the boot made the first pass
+        self._zero: dict[str, int] = {}  # the counts at the last reset_counters
         executive.on_task_error = self._task_failed
 
     @command
@@ -88,16 +97,28 @@ class SystemComponent(Component):
         self.records.scrub(SCRUB_PER_S, new_pass)
         self.report_records()
         self.publish("ticks", self.executive.ticks)
-        self.publish("overruns", self.executive.overruns)
-        self.publish("task_errors", sum(self.executive.task_errors.values()))
         self.publish("boot_count", self.boots)
         self.publish("boot_cause", self.boot_cause)
-        self.publish("records_damaged", self.damaged)
         self.publish("healthy", not self.unhealthy_reason)
 
     @property
     def damaged(self) -> int:
         return len(self.problems)
+
+    def counter_values(self) -> dict[str, int]:
+        # Counted by the executive and the record store; a reset moves the zero.
+        now = self._totals()
+        return {**super().counter_values(),
+                **{k: v - self._zero.get(k, 0) for k, v in now.items()}}
+
+    def zero_counters(self) -> None:
+        super().zero_counters()
+        self._zero = self._totals()
+
+    def _totals(self) -> dict[str, int]:
+        return {"overruns": self.executive.overruns,
+                "task_errors": sum(self.executive.task_errors.values()),
+                "records_damaged": self.damaged}
 
     def booted(self) -> None:
         self.emit("booted", boot=self.boots, cause=self.boot_cause)

@@ -60,6 +60,9 @@ class TelemetrySpec:
     yellow: tuple[float | None, float | None] | None = None
     red: tuple[float | None, float | None] | None = None
     persistence_s: float = 5.0
+    # A count of what happened (commands, packets, errors): in every housekeeping packet
+    # from the first, and zeroed by its component's reset_counters.
+    counter: bool = False
 
     def __post_init__(self) -> None:
         check_limits(self)

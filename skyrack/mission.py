@@ -191,9 +191,9 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
             by_mechanism.update(job.runner.stats.count())
     return {
         "jobs": jobs,
-        "completed": manager.totals["completed"],
-        "failed": manager.totals["failed"],
-        "faults_corrected": manager.totals["faults_corrected"],
+        "completed": manager.counters["completed"],
+        "failed": manager.counters["failed"],
+        "faults_corrected": manager.counters["faults_corrected"],
         "corrected_by": {k: by_mechanism[k] for k in sorted(by_mechanism)},
         "silent_corruptions": sum(1 for j in jobs if j.get("matches_reference") is False),
     }

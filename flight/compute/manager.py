@@ -33,7 +33,17 @@ import msgpack
 import numpy as np
 
 from flight.accelerator import AcceleratorComponent
-from flight.component import Arg, Component, Event, Parameter, Telemetry, command, periodic
+from flight.component import (
+    Arg,
+    CommandFailed,
+    Component,
+    Counter,
+    Event,
+    Parameter,
+    Telemetry,
+    command,
+    periodic,
+)
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
 from flight.compute.workloads import WORKLOADS, JobParameterError, make_workload
@@ -98,10 +108,10 @@ class ComputeManager(Component):
         Telemetry("queued", "int", "Jobs waiting to run"),
         Telemetry("active_job", "int", "Id of the running job; 0 when idle"),
         Telemetry("progress_pct", "float", "Progress of the running job", "%"),
-        Telemetry("completed", "int", "Jobs completed"),
-        Telemetry("failed", "int", "Jobs that could not finish correct"),
-        Telemetry("faults_corrected", "int", "Faults detected and corrected in jobs"),
-        Telemetry("steps_lost", "int", "Steps run again after faults"),
+        Counter("completed", "Jobs completed"),
+        Counter("failed", "Jobs that could not finish correct"),
+        Counter("faults_corrected", "Faults detected and corrected in jobs"),
+        Counter("steps_lost", "Steps run again after faults"),
         Telemetry("upset_rate", "float", "Estimated upsets per bit per day", "1/bit/day"),
         Telemetry("scrub_interval_s", "float", "Scrub interval in use", "s"),
         Telemetry("checkpoint_interval_s", "float", "Checkpoint interval in use", "s"),
@@ -146,7 +156,6 @@ class ComputeManager(Component):
             or {"next_id": self._first_unused_id(), "jobs": []}
         self._next_id = table["next_id"]
         self.jobs: dict[int, Job] = {j.id: j for j in table["jobs"]}
-        self.totals = {"completed": 0, "failed": 0, "faults_corrected": 0, "steps_lost": 0}
         self.upsets = RateEstimate(prior=self.param("upsets_per_bit_day") / SECONDS_PER_DAY)
         self.hangs = RateEstimate(prior=self.param("hangs_per_day") / SECONDS_PER_DAY,
                                   window_s=86400.0)
@@ -168,12 +177,12 @@ class ComputeManager(Component):
                                          min=0, max=100_000)] = 0) -> None:
         """Queue a compute job on the accelerator."""
         if self.device is None or self.work_dir is None:
-            raise ValueError("this satellite has no compute device")
+            raise CommandFailed("this satellite has no compute device")
         params = {"steps": steps} if steps else {}
         try:
             probe = make_workload(workload.value, seed, **params)
         except JobParameterError as e:
-            raise ValueError(str(e)) from None
+            raise CommandFailed(str(e)) from None
         job = Job(self._next_id, workload.value, seed, params, probe.steps)
         self._next_id += 1
         self.jobs[job.id] = job
@@ -182,7 +191,7 @@ class ComputeManager(Component):
         except OSError as e:  # nobody heard of this job: as if it was never submitted
             del self.jobs[job.id]
             self._next_id -= 1
-            raise ValueError(f"the job table cannot be stored: {e}") from None
+            raise CommandFailed(f"the job table cannot be stored: {e}") from None
         self.emit("job_submitted", job=job.id, workload=job.workload, steps=job.steps)
         self._publish()
 
@@ -191,7 +200,7 @@ class ComputeManager(Component):
         """Cancel a queued or running job."""
         target = self._job(job)
         if target.state in FINISHED:
-            raise ValueError(f"job {job} is already {target.state.value}; nothing to cancel")
+            raise CommandFailed(f"job {job} is already {target.state.value}; nothing to cancel")
         self._finish(target, JobState.CANCELLED)
         self.emit("job_cancelled", job=job)
 
@@ -227,7 +236,7 @@ class ComputeManager(Component):
                 seen = len(runner.stats.events)
                 runner.run_step()
                 for mechanism, step in runner.stats.events[seen:]:
-                    self.totals["faults_corrected"] += 1
+                    self.counters["faults_corrected"] += 1
                     hangs += mechanism == "hang"
                     upsets += mechanism in ("scrub", "abft", "crc")
                     self.emit("fault_corrected", job=job.id, mechanism=mechanism, step=step)
@@ -290,7 +299,7 @@ class ComputeManager(Component):
             "crc32c": job.digest, "data": result.tobytes(),
         })
         assert job.runner is not None
-        self.totals["steps_lost"] += job.runner.stats.steps_lost
+        self.counters["steps_lost"] += job.runner.stats.steps_lost
         self._finish(job, JobState.COMPLETED)
         self.emit("job_completed", job=job.id, crc32c=job.digest,
                   faults=len(job.runner.stats.events))
@@ -298,9 +307,9 @@ class ComputeManager(Component):
     def _finish(self, job: Job, state: JobState) -> None:
         job.state = state
         if state is JobState.COMPLETED:
-            self.totals["completed"] += 1
+            self.counters["completed"] += 1
         elif state is JobState.FAILED:
-            self.totals["failed"] += 1
+            self.counters["failed"] += 1
         finished = [j.id for j in self.jobs.values() if j.state in FINISHED]
         for old in finished[:-KEEP_FINISHED]:
             del self.jobs[old]
@@ -338,7 +347,7 @@ class ComputeManager(Component):
         try:
             return self.jobs[job_id]
         except KeyError:
-            raise ValueError(f"no job {job_id}") from None
+            raise CommandFailed(f"no job {job_id}") from None
 
     def _status(self, job: Job) -> None:
         args: dict[str, Any] = {"job": job.id, "workload": job.workload, "state": job.state.value,
@@ -354,8 +363,7 @@ class ComputeManager(Component):
         self.publish("queued", sum(j.state is JobState.QUEUED for j in self.jobs.values()))
         self.publish("active_job", active.id if active else 0)
         self.publish("progress_pct", active.progress_pct if active else 0.0)
-        for key, value in self.totals.items():
-            self.publish(key, value)
+        self.publish_counters()
         self.publish("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
         self.publish("scrub_interval_s", min(self.intervals_s[0], 1e9))
         self.publish("checkpoint_interval_s", min(self.intervals_s[1], 1e9))

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from flight.bus import EVENT, EventRecord
-from flight.component import Telemetry, periodic
+from flight.component import Counter
 from flight.pus.service import Service
 from hal.layout import name_id
 from hal.pus import EVENT_SUBTYPE, N
@@ -21,7 +21,7 @@ class EventReporting(Service):
     name = "events"
     service_type: ClassVar = 5
     telemetry: ClassVar = (
-        Telemetry("reported", "int", "Event reports sent"),
+        Counter("reported", "Event reports sent"),
     )
 
     def bind(self, bus: Any, clock: Any) -> None:
@@ -34,7 +34,3 @@ class EventReporting(Service):
                               else str(v) for k, v in record.args.items()})
         self.send(EVENT_SUBTYPE[record.severity], N.pack(name_id(record.name)) + args)
         self.counters["reported"] += 1
-
-    @periodic(1)
-    def housekeeping(self) -> None:
-        self.publish("reported", self.counters["reported"])

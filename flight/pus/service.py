@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from flight.component import Component, Telemetry, periodic
+from flight.component import Component, Counter
 from hal.errors import PacketError
 from hal.packetlink import PacketLink
 from hal.pus import APID, GROUND_ID, N
@@ -60,7 +60,7 @@ class Downlink(Component):
 
     name = "downlink"
     telemetry: ClassVar = (
-        Telemetry("tm_sent", "int", "Telemetry packets sent"),
+        Counter("tm_sent", "Telemetry packets sent"),
     )
 
     def __init__(self, link: PacketLink | None) -> None:
@@ -85,10 +85,6 @@ class Downlink(Component):
         self._seq = (self._seq + 1) % SEQ_MODULO
         self.link.send(encode_tm(tm))
         self.counters["tm_sent"] += 1
-
-    @periodic(1)
-    def housekeeping(self) -> None:
-        self.publish("tm_sent", self.counters["tm_sent"])
 
 
 class Service(Component):

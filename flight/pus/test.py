@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from flight.component import Telemetry, periodic
+from flight.component import Counter
 from flight.pus.service import Run, Service, unknown_subtype
 from hal.spacepacket import Telecommand
 
@@ -15,7 +15,7 @@ class ConnectionTest(Service):
     name = "test"
     service_type: ClassVar = 17
     telemetry: ClassVar = (
-        Telemetry("alive_answered", "int", "Are-you-alive tests answered"),
+        Counter("alive_answered", "Are-you-alive tests answered"),
     )
 
     def accept(self, tc: Telecommand) -> Run:
@@ -26,7 +26,3 @@ class ConnectionTest(Service):
     def _answer(self) -> None:
         self.send(2, b"")
         self.counters["alive_answered"] += 1
-
-    @periodic(1)
-    def housekeeping(self) -> None:
-        self.publish("alive_answered", self.counters["alive_answered"])

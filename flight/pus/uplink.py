@@ -13,7 +13,15 @@ from __future__ import annotations
 import collections
 from typing import Any, ClassVar
 
-from flight.component import Component, Event, Parameter, Telemetry, command, periodic
+from flight.component import (
+    Component,
+    Counter,
+    Event,
+    Parameter,
+    Telemetry,
+    command,
+    periodic,
+)
 from flight.nvm import Records
 from flight.pus.service import Downlink, Refused, Router
 from hal.auth import MAX_COUNTER, KeyRing
@@ -31,13 +39,12 @@ class Uplink(Component):
     name = "link"
     service_type: ClassVar = VERIFICATION  # sent only: no TC is of service 1
     telemetry: ClassVar = (
-        Telemetry("tc_received", "int", "Telecommand packets received"),
-        Telemetry("tc_accepted", "int", "Telecommands that passed every check"),
-        Telemetry("tc_rejected", "int", "Telecommands refused, of every kind"),
-        Telemetry("tc_auth_rejected", "int",
-                  "Telecommands refused by authentication (unsigned, unknown key, "
-                  "tampered, replayed, out of window)"),
-        Telemetry("tc_failed", "int", "Accepted telecommands whose execution failed"),
+        Counter("tc_received", "Telecommand packets received"),
+        Counter("tc_accepted", "Telecommands that passed every check"),
+        Counter("tc_rejected", "Telecommands refused, of every kind"),
+        Counter("tc_auth_rejected", "Telecommands refused by authentication (unsigned, "
+                "unknown key, tampered, replayed, out of window)"),
+        Counter("tc_failed", "Accepted telecommands whose execution failed"),
         Telemetry("key_id", "int", "The key telecommands must be signed with"),
     )
     events: ClassVar = (
@@ -118,9 +125,6 @@ class Uplink(Component):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        for key in ("tc_received", "tc_accepted", "tc_rejected", "tc_auth_rejected",
-                    "tc_failed"):
-            self.publish(key, self.counters[key])
         self.publish("key_id", self.active_key)
 
     # -- telecommands ----------------------------------------------------------------

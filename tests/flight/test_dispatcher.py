@@ -1,7 +1,8 @@
 import pytest
 
-from flight.bus import COMMAND, EVENT
-from flight.dispatcher import Status
+from flight.bus import COMMAND, EVENT, Bus
+from flight.component import CommandFailed, Component, command
+from flight.dispatcher import Dispatcher, Status
 from flight.software import FlightSoftware
 from hal.boards import AcceleratorState
 from sim.clock import VirtualClock
@@ -72,3 +73,56 @@ def test_queued_commands_run_at_the_next_dispatch_and_report_on_the_bus(fsw) -> 
     assert results[0].t_s == pytest.approx(0.1)
     assert [e.name for e in events] == ["power.switch_changed", "fsw.noop"]
     assert events[0].args == {"channel": 4, "on": True}
+
+
+class Buggy(Component):
+    name = "buggy"
+
+    @command
+    def refuse(self) -> None:
+        """Refuses, as a handler should."""
+        raise CommandFailed("not now: the moon is in the way")
+
+    @command
+    def crash(self) -> None:
+        """Has a bug."""
+        raise ValueError("list index out of range, somewhere")
+
+
+def test_a_refusal_fails_with_its_reason_and_a_handler_bug_is_an_internal_error() -> None:
+    buggy = Buggy()
+    dispatcher = Dispatcher([buggy], Bus(), VirtualClock())
+    refused = dispatcher.dispatch("buggy.refuse", {})
+    assert (refused.status, refused.reason) == (Status.FAILED,
+                                                "not now: the moon is in the way")
+    crashed = dispatcher.dispatch("buggy.crash", {})
+    assert crashed.status is Status.FAILED
+    assert crashed.reason == "internal error: ValueError: list index out of range, somewhere"
+    assert dispatcher.counters["internal_errors"] == 1 and dispatcher.counters["failed"] == 2
+    assert buggy.counters["cmd_accepted"] == 2 and buggy.counters["cmd_failed"] == 2
+
+
+def test_reset_counters_zeroes_one_component_and_leaves_the_others(fsw) -> None:
+    fsw.dispatcher.dispatch("power.switch", {"channel": 3, "on": True})
+    fsw.dispatcher.dispatch("power.switch", {"channel": 99, "on": True})
+    fsw.dispatcher.dispatch("thermal.heater", {"heater": 1, "on": True})  # open circuit
+    fsw.dispatcher.dispatch("fsw.noop", {})
+    power, thermal = fsw.component("power"), fsw.component("thermal")
+    assert power.counter_values() == {"cmd_accepted": 1, "cmd_rejected": 1, "cmd_failed": 0,
+                                      "board_errors": 0}
+    assert thermal.counter_values()["cmd_failed"] == 1
+    seen = {}
+    fsw.bus.subscribe("power.cmd_rejected", lambda t, s: seen.update(rejected=s.value))
+    assert fsw.dispatcher.dispatch("power.reset_counters", {}).status is Status.COMPLETED
+    assert set(power.counter_values().values()) == {0} and seen == {"rejected": 0}
+    assert thermal.counter_values()["cmd_failed"] == 1  # not power's to reset
+    assert fsw.component("fsw").counters["cmd_accepted"] == 1
+
+
+def test_the_systems_counts_kept_by_the_executive_reset_too(fsw) -> None:
+    fsw.executive.overruns = 5
+    system = fsw.component("fsw")
+    assert system.counter_values()["overruns"] == 5
+    fsw.dispatcher.dispatch("fsw.reset_counters", {})
+    fsw.executive.overruns = 7
+    assert system.counter_values()["overruns"] == 2

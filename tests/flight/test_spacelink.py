@@ -270,3 +270,33 @@ def test_a_schedule_that_cannot_be_stored_is_not_put_in_force(pair) -> None:
     storage.write = real_write
     run(satellite, ground, 5.0)
     assert not events(ground, "fsw.noop")
+
+
+def test_every_counter_is_in_the_first_housekeeping_packet(pair) -> None:
+    satellite, ground = pair
+    first_tick_s = satellite.flight.executive.next_tick_s()
+    satellite.run_until(first_tick_s)  # one packet per structure, sent before any poll
+    ground.poll()
+    counters = {p.name for p in ground.dictionary.telemetry if p.counter}
+    assert len(counters) > 40  # three per component, and the traffic and error counts
+    unsampled = sorted(n for n in counters if ground.values.get(n, (0, None))[1] is None)
+    assert unsampled == []
+    (sent_s,) = {ground.values[n][0] for n in counters}  # all from the first packets
+    assert sent_s == pytest.approx(first_tick_s, abs=1e-4)  # CUC: 2^-16 s
+
+
+def test_reset_counters_over_the_link_zeroes_the_uplinks_counts(pair) -> None:
+    satellite, ground = pair
+    for _ in range(3):
+        ground.command("fsw.noop")
+    ground.link.send(b"\x18\x10garbage")
+    run(satellite, ground, 2.0)
+    assert ground.values["link.tc_received"][1] == 4
+    sent = ground.command("link.reset_counters")
+    run(satellite, ground, 2.0)
+    assert sent.ok
+    # Zeroed while its own TC ran; what counts since is the reset alone, as accepted.
+    assert ground.values["link.tc_received"][1] == 0
+    assert ground.values["link.tc_rejected"][1] == 0
+    assert ground.values["downlink.tm_sent"][1] > 0  # another component's count
+    assert satellite.flight.space_link.counters["tc_accepted"] == 0
