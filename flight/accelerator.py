@@ -17,7 +17,8 @@ class AcceleratorComponent(BoardComponent):
 
     name = "accelerator"
     telemetry: ClassVar = (
-        Telemetry("state", "str", "Power state: off, idle or on"),
+        Telemetry("state", "enum", "Power state",
+                  values=tuple(s.value for s in AcceleratorState)),
         Telemetry("clock_pct", "int", "Compute clock, percent of full speed", "%"),
         # Red low is the survival temperature: switched off, the accelerator has no heater.
         Telemetry("temp_c", "float", "Die temperature", "degC",

@@ -119,8 +119,9 @@ class ModeManager(Component):
 
     name = "mode"
     telemetry: ClassVar = (
-        Telemetry("mode", "str", "safe, nominal or compute"),
-        Telemetry("budget", "str", "Compute budget: ok, throttled, shed_power, shed_thermal, off"),
+        Telemetry("mode", "enum", "The mode", values=tuple(m.value for m in Mode)),
+        Telemetry("budget", "enum", "What the compute budget allows",
+                  values=tuple(b.value for b in Budget)),
         Telemetry("soc_at_eclipse_end_pct", "float", "Predicted state of charge at the end "
                   "of the next eclipse if compute goes on", "%"),
     )

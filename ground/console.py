@@ -21,6 +21,7 @@ from typing import Any
 
 from ground.client import GroundClient, GroundEvent, Sent
 from hal.dictionary import ArgumentError, CommandSpec
+from hal.valuetype import BadValue, ValueType
 
 DEFAULT_TIMEOUT_S = 10.0
 POLL_S = 0.02
@@ -47,18 +48,9 @@ def parse_args(spec: CommandSpec, words: Sequence[str]) -> dict[str, Any]:
             raise ArgumentError(f"{spec.name}: unknown argument {name!r} (expected "
                                 f"{', '.join(declared) or 'no arguments'})")
         try:
-            if arg.type == "int":
-                out[name] = int(text, 0)
-            elif arg.type == "float":
-                out[name] = float(text)
-            elif arg.type == "bool":
-                if text.lower() not in ("true", "false", "1", "0", "on", "off"):
-                    raise ValueError
-                out[name] = text.lower() in ("true", "1", "on")
-            else:
-                out[name] = text
-        except ValueError:
-            raise ArgumentError(f"{spec.name}: {name}={text!r} is not {arg.type}") from None
+            out[name] = ValueType(arg.type).parse(arg, text)
+        except BadValue as e:
+            raise ArgumentError(f"{spec.name}: {e}") from None
     return out
 
 

@@ -12,10 +12,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ARG_TYPES = ("int", "float", "bool", "str", "enum")
+from hal.errors import SkyrackError
+from hal.valuetype import BadValue, ValueType, value_type
 
 
-class ArgumentError(ValueError):
+class ArgumentError(SkyrackError, ValueError):
     """A command's arguments do not match its declaration; the message says how."""
 
 
@@ -28,10 +29,22 @@ class Severity(enum.Enum):
     CRITICAL = "critical"
 
 
+def _typed(spec: Any) -> None:
+    """A declaration's type made a ValueType (so an unknown one fails where it is
+    declared) and its enumeration values checked."""
+    kind = value_type(spec.type, spec.name)
+    object.__setattr__(spec, "type", kind)
+    object.__setattr__(spec, "values", tuple(spec.values))
+    if (kind is ValueType.ENUM) != bool(spec.values):
+        raise ValueError(f"{spec.name}: an enum has values, and only an enum does")
+    if len(set(spec.values)) != len(spec.values) or len(spec.values) > 255:
+        raise ValueError(f"{spec.name}: enum values must be distinct, at most 255")
+
+
 @dataclass(frozen=True, slots=True)
 class ArgSpec:
     name: str
-    type: str
+    type: ValueType
     description: str = ""
     unit: str | None = None
     min: float | None = None
@@ -39,6 +52,9 @@ class ArgSpec:
     values: tuple[str, ...] = ()  # for type "enum"
     default: Any = None
     required: bool = True
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +68,7 @@ class CommandSpec:
 @dataclass(frozen=True, slots=True)
 class TelemetrySpec:
     name: str  # "component.point"
-    type: str
+    type: ValueType
     description: str = ""
     unit: str | None = None
     # Limits as (low, high); None for a side without one, or no limits at all. A value
@@ -63,8 +79,10 @@ class TelemetrySpec:
     # A count of what happened (commands, packets, errors): in every housekeeping packet
     # from the first, and zeroed by its component's reset_counters.
     counter: bool = False
+    values: tuple[str, ...] = ()  # for type "enum"
 
     def __post_init__(self) -> None:
+        _typed(self)
         check_limits(self)
 
     def limit_state(self, value: Any) -> str:
@@ -87,7 +105,7 @@ def check_limits(point: TelemetrySpec) -> None:
     if point.yellow is None and point.red is None:
         return
     where = f"limits of {point.name}"
-    if point.type not in ("int", "float"):
+    if not value_type(point.type, point.name).numeric:
         raise ValueError(f"{where}: a {point.type} point cannot have limits")
     for level in (point.yellow, point.red):
         if level is None:
@@ -117,12 +135,16 @@ class EventSpec:
 @dataclass(frozen=True, slots=True)
 class ParameterSpec:
     name: str  # "component.parameter"
-    type: str
+    type: ValueType
     default: Any
     description: str = ""
     unit: str | None = None
     min: float | None = None
     max: float | None = None
+    values: tuple[str, ...] = ()  # for type "enum"
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,31 +209,12 @@ class Dictionary:
 
 def check_value(spec: ArgSpec | ParameterSpec, value: Any, what: str) -> Any:
     """`value` checked against its declared type and range; raises ArgumentError."""
-    kind = spec.type
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ArgumentError(f"{what} must be true or false, got {value!r}")
+    try:
+        value = ValueType(spec.type).check(spec, value, what)
+    except BadValue as e:
+        raise ArgumentError(str(e)) from None
+    if not ValueType(spec.type).numeric:
         return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ArgumentError(f"{what} must be an integer, got {value!r}")
-    elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgumentError(f"{what} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ArgumentError(f"{what} must be finite, got {value!r}")
-    elif kind == "str":
-        if not isinstance(value, str):
-            raise ArgumentError(f"{what} must be a string, got {value!r}")
-        return value
-    elif kind == "enum":
-        values = getattr(spec, "values", ())
-        if value not in values:
-            raise ArgumentError(f"{what} must be one of {', '.join(values)}; got {value!r}")
-        return value
-    else:
-        raise ArgumentError(f"{what} has an unknown type {kind!r}")
     unit = f" {spec.unit}" if spec.unit else ""
     if spec.min is not None and value < spec.min:
         raise ArgumentError(f"{what} = {value}{unit} is below the minimum {spec.min}{unit}")

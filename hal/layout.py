@@ -1,12 +1,8 @@
 """Fixed big-endian binary layouts of commands, telemetry and parameters, generated
 from the dictionary, so any ground system given the dictionary (JSON or XTCE) decodes
-the space link without our code.
-
-    int    int64    (telemetry not yet sampled: INT64_MIN)
-    float  float64  (not yet sampled: NaN)
-    bool   uint8    0 or 1
-    enum   uint8    index into the declared values
-    str    32 octets, UTF-8, NUL-padded (not yet sampled: empty)
+the space link without our code. Each value is its type's encoding (hal.valuetype:
+int64, float64, uint8 bool and enum index, 32-octet UTF-8 strings, each with its
+"not yet sampled" marker), one after another in declaration order.
 
 Names become 16-bit ids by CRC-16/CCITT-FALSE of their UTF-8 text: a command's
 function id (service 8), a housekeeping structure's id (service 3, one structure per
@@ -17,7 +13,6 @@ commands. `Layouts` refuses a dictionary in which two names share an id.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,11 +21,7 @@ from typing import Any
 from hal.crc import crc16_ccitt_false
 from hal.dictionary import ArgSpec, CommandSpec, Dictionary, ParameterSpec, TelemetrySpec
 from hal.errors import PacketError
-
-STR_BYTES = 32
-INT_INVALID = -(1 << 63)
-_SIMPLE = {"int": struct.Struct(">q"), "float": struct.Struct(">d"),
-           "bool": struct.Struct(">B"), "enum": struct.Struct(">B")}
+from hal.valuetype import BadValue, ValueType
 
 Field = ArgSpec | TelemetrySpec | ParameterSpec
 
@@ -40,26 +31,13 @@ def name_id(name: str) -> int:
 
 
 def field_bytes(spec: Field) -> int:
-    return STR_BYTES if spec.type == "str" else _SIMPLE[spec.type].size
+    return ValueType(spec.type).size
 
 
 def pack(specs: Sequence[Field], values: Sequence[Any]) -> bytes:
     """`values` in the layout of `specs`; None packs as "not yet sampled"."""
-    out = bytearray()
-    for spec, value in zip(specs, values, strict=True):
-        kind = spec.type
-        if kind == "str":
-            raw = ("" if value is None else str(value)).encode()[:STR_BYTES]
-            out += raw.ljust(STR_BYTES, b"\0")
-        elif kind == "enum":
-            out += _SIMPLE["enum"].pack(getattr(spec, "values", ()).index(value))
-        elif kind == "float":
-            out += _SIMPLE["float"].pack(math.nan if value is None else float(value))
-        elif kind == "int":
-            out += _SIMPLE["int"].pack(INT_INVALID if value is None else int(value))
-        else:
-            out += _SIMPLE["bool"].pack(bool(value))
-    return bytes(out)
+    return b"".join(ValueType(spec.type).pack(spec, value)
+                    for spec, value in zip(specs, values, strict=True))
 
 
 def unpack(specs: Sequence[Field], data: bytes, what: str) -> list[Any]:
@@ -71,31 +49,12 @@ def unpack(specs: Sequence[Field], data: bytes, what: str) -> list[Any]:
     out: list[Any] = []
     offset = 0
     for spec in specs:
-        kind = spec.type
-        if kind == "str":
-            raw = data[offset:offset + STR_BYTES].rstrip(b"\0")
-            try:
-                out.append(raw.decode())
-            except UnicodeDecodeError:
-                raise PacketError("layout", f"{what}: {spec.name} is not UTF-8") from None
-        else:
-            (value,) = _SIMPLE[kind].unpack_from(data, offset)
-            if kind == "enum":
-                values = getattr(spec, "values", ())
-                if value >= len(values):
-                    raise PacketError("layout", f"{what}: {spec.name} index {value} is not "
-                                      f"one of {len(values)} values")
-                value = values[value]
-            elif kind == "bool":
-                if value > 1:
-                    raise PacketError("layout", f"{what}: {spec.name} is {value}, not 0 or 1")
-                value = bool(value)
-            elif kind == "int" and value == INT_INVALID:
-                value = None
-            elif kind == "float" and math.isnan(value):
-                value = None
-            out.append(value)
-        offset += field_bytes(spec)
+        kind = ValueType(spec.type)
+        try:
+            out.append(kind.unpack(spec, data, offset, what))
+        except BadValue as e:
+            raise PacketError("layout", str(e)) from None
+        offset += kind.size
     return out
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from hal.dictionary import Dictionary
-from hal.layout import STR_BYTES, Layouts, name_id
+from hal.layout import Layouts, name_id
 from hal.pus import APID
+from hal.valuetype import STR_BYTES, ValueType
 
 NS = "http://www.omg.org/spec/XTCE/20180204"
 ROOT = "skyrack"
-BE = "mostSignificantByteFirst"
+BE = "mostSignificantByteFirst"  # of the headers' unsigned fields
 
 
 def _q(tag: str) -> str:
@@ -46,49 +47,46 @@ def _integer_type(parent: ET.Element, kind: str, name: str, bits: int, signed: b
          encoding="twosComplement" if signed else "unsigned")
 
 
-def _layout_type(parent: ET.Element, kind: str, name: str, layout_type: str,
-                 unit: str | None = None) -> None:
-    """The XTCE type of a hal.layout field ("int", "float", "bool", "str"); `kind` is
-    "Parameter" or "Argument"."""
-    tag = {"int": "Integer", "float": "Float", "bool": "Boolean", "str": "String"}[layout_type]
-    t = _sub(parent, f"{tag}{kind}Type", name=name,
-             **({"signed": "true", "sizeInBits": "64"} if layout_type == "int" else
-                {"sizeInBits": "64"} if layout_type == "float" else {}))
+def _value_type(parent: ET.Element, kind: str, name: str, spec_type: str,
+                unit: str | None = None, values: tuple[str, ...] = ()) -> None:
+    """The XTCE type of a dictionary value type (hal.valuetype); `kind` is "Parameter"
+    or "Argument"."""
+    value_type = ValueType(spec_type)
+    prefix, encoding, attrs = value_type.xtce
+    t = _sub(parent, f"{prefix}{kind}Type", name=name,
+             **({"signed": "true", "sizeInBits": "64"} if value_type is ValueType.INT else
+                {"sizeInBits": "64"} if value_type is ValueType.FLOAT else {}))
     if unit:
         _sub(_sub(t, "UnitSet"), "Unit", unit)
-    if layout_type == "int":
-        _sub(t, "IntegerDataEncoding", sizeInBits="64", encoding="twosComplement",
-             byteOrder=BE)
-    elif layout_type == "float":
-        _sub(t, "FloatDataEncoding", sizeInBits="64", encoding="IEEE754_1985", byteOrder=BE)
-    elif layout_type == "bool":
-        _sub(t, "IntegerDataEncoding", sizeInBits="8", encoding="unsigned")
-    else:
-        enc = _sub(t, "StringDataEncoding", encoding="UTF-8")
+    enc = _sub(t, encoding, **attrs)
+    if value_type is ValueType.STR:
         size = _sub(enc, "SizeInBits")
         _sub(_sub(size, "Fixed"), "FixedValue", str(STR_BYTES * 8))
         _sub(size, "TerminationChar", "00")
+    if values:
+        enum_list = _sub(t, "EnumerationList")
+        for i, value in enumerate(values):
+            _sub(enum_list, "Enumeration", value=str(i), label=value)
 
 
 def _types(parent: ET.Element, kind: str, enums: dict[str, tuple[str, ...]]) -> None:
     """The data types every layout uses; `kind` is "Parameter" or "Argument"."""
     for bits in (1, 2, 3, 4, 8, 11, 14, 16, 32):
         _integer_type(parent, kind, f"uint{bits}", bits, False)
-    for layout_type in ("int", "float", "bool", "str"):
-        _layout_type(parent, kind, _type_ref(layout_type, None), layout_type)
+    for value_type in ValueType:
+        if value_type is not ValueType.ENUM:
+            _value_type(parent, kind, _type_ref(value_type, None), value_type)
     bin_t = _sub(parent, f"Binary{kind}Type", name="mac128")
     _sub(_sub(_sub(bin_t, "BinaryDataEncoding"), "SizeInBits"), "FixedValue", "128")
     for name, values in enums.items():
-        e = _sub(parent, f"Enumerated{kind}Type", name=name)
-        _sub(e, "IntegerDataEncoding", sizeInBits="8", encoding="unsigned")
-        enum_list = _sub(e, "EnumerationList")
-        for i, value in enumerate(values):
-            _sub(enum_list, "Enumeration", value=str(i), label=value)
+        _value_type(parent, kind, name, ValueType.ENUM, values=values)
 
 
 def _type_ref(spec_type: str, enum_name: str | None) -> str:
-    return {"int": "int64", "float": "float64", "bool": "bool8",
-            "str": f"string{STR_BYTES}"}.get(spec_type, enum_name or "uint8")
+    """The shared type of a value type, or for an enumeration its own."""
+    shared = {ValueType.INT: "int64", ValueType.FLOAT: "float64", ValueType.BOOL: "bool8",
+              ValueType.STR: f"string{STR_BYTES}"}
+    return shared.get(ValueType(spec_type)) or enum_name or "uint8"
 
 
 HEADER = (("ccsds_version", 3), ("ccsds_type", 1), ("ccsds_sec_hdr", 1), ("ccsds_apid", 11),
@@ -139,7 +137,8 @@ def to_xtce(dictionary: Dictionary, name: str = ROOT) -> str:
         types, pset = _sub(ctm, "ParameterTypeSet"), _sub(ctm, "ParameterSet")
         for point in structure.points:
             local = point.name.split(".", 1)[1]
-            _layout_type(types, "Parameter", f"{local}_t", point.type, point.unit)
+            _value_type(types, "Parameter", f"{local}_t", point.type, point.unit,
+                        point.values)
             p = _sub(pset, "Parameter", name=local, parameterTypeRef=f"{local}_t")
             _describe(p, point.description)
         hk = _sub(containers, "SequenceContainer", name=f"hk_{structure.name}")
@@ -158,7 +157,7 @@ def to_xtce(dictionary: Dictionary, name: str = ROOT) -> str:
 
     cmd = _sub(root, "CommandMetaData")
     enums = {f"{c.name.replace('.', '_')}_{a.name}": a.values
-             for c in dictionary.commands for a in c.args if a.type == "enum"}
+             for c in dictionary.commands for a in c.args if a.type is ValueType.ENUM}
     _types(_sub(cmd, "ArgumentTypeSet"), "Argument", enums)
     commands = _sub(cmd, "MetaCommandSet")
     tc = _sub(commands, "MetaCommand", name="pus_tc", abstract="true")

@@ -31,6 +31,7 @@ from hal.durable import replace_file
 from hal.errors import SkyrackError
 from hal.packetlink import InProcessLink, open_link
 from hal.transport import SerialTransport
+from hal.valuetype import ValueType
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 from skyrack import campaign, mission, plot
 from skyrack.assembly import assemble
@@ -866,13 +867,7 @@ def _print_topology(args: argparse.Namespace) -> int:
 
 
 def _arg_text(a: Any) -> str:
-    if a.type == "enum":
-        kind = "|".join(a.values)
-    elif a.min is not None or a.max is not None:
-        kind = f"{a.type} {a.min:g}..{a.max:g}" if a.min is not None and a.max is not None \
-            else a.type
-    else:
-        kind = a.type
+    kind = ValueType(a.type).usage(a, a.min, a.max)
     unit = f" {a.unit}" if a.unit else ""
     return f"{a.name}=<{kind}{unit}>"
 

@@ -50,6 +50,10 @@ def read(bits: Bits, t: ET.Element):
     raw = bits.take(n)
     if enc.get("encoding") == "twosComplement" and raw >> (n - 1):
         raw -= 1 << n
+    if tag.startswith("Enumerated"):
+        labels = {int(e.get("value")): e.get("label")
+                  for e in t.findall("x:EnumerationList/x:Enumeration", X)}
+        return labels[raw]
     return bool(raw) if tag.startswith("Boolean") else raw
 
 
@@ -91,7 +95,7 @@ def test_housekeeping_decodes_from_the_xtce_alone(doc) -> None:
     layouts = Layouts(DICTIONARY)
     for structure in layouts.structures.values():
         sample = {"int": 7, "float": -1.25, "str": "nominal", "bool": True}
-        values = [sample[p.type] for p in structure.points]
+        values = [p.values[-1] if p.values else sample[p.type] for p in structure.points]
         tm = Telemetry(APID, 3, 25, N.pack(structure.sid) + layout.pack(structure.points, values),
                        time_s=12.5)
         decoded = decode(doc, encode_tm(tm)[:-2])  # the CRC is not a parameter
