@@ -31,6 +31,7 @@ from boards.firmware.server import ProtocolServer
 from drivers.flash import flash
 from drivers.link import BoardLink
 from hal import image
+from hal.boardops import Op
 from hal.framing import encode_frame
 from hal.protocol import Request, encode_request
 from hal.transport import InProcessTransport, SerialTransport
@@ -55,6 +56,7 @@ class _Platform:
 
 class EchoFirmware:
     kind = "bench"
+    ops = {"echo": Op("echo", dict, dict)}  # any map, returned as it came
 
     def __init__(self) -> None:
         self.platform = _Platform()

@@ -11,7 +11,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drivers.board import run_op
 from drivers.link import BoardLink
+from hal.boardops import BOOTLOADER as OPS
+from hal.boardops import FlashBegin, FlashChunk
 from hal.errors import BoardError, BoardTimeout
 from hal.image import HEADER_BYTES, ImageHeader, verify
 
@@ -36,15 +39,15 @@ def upload(link: BoardLink, image: bytes,
     """Image into the board's inactive slot, verified there. Raises ImageError for a bad
     image (before anything is sent) and BoardError for what the board refuses."""
     header = verify(image)
-    begin = link.call("flash_begin", {"header": image[:HEADER_BYTES]})
-    chunk = int(begin["chunk_bytes"])
+    begin = run_op(link, OPS["flash_begin"], FlashBegin(image[:HEADER_BYTES]))
+    chunk = begin.chunk_bytes
     payload = image[HEADER_BYTES:]
     for offset in range(0, len(payload), chunk):
         data = payload[offset:offset + chunk]
-        link.call("flash_chunk", {"offset": offset, "data": data, "crc32": zlib.crc32(data)})
+        run_op(link, OPS["flash_chunk"], FlashChunk(offset, data, zlib.crc32(data)))
         if progress is not None:
             progress(min(offset + chunk, header.length), header.length)
-    link.call("flash_end")
+    run_op(link, OPS["flash_end"])
     return header
 
 
@@ -54,18 +57,18 @@ def activate(link: BoardLink) -> None:
     and activate the other slot. A lost reply is not an error; what the board booted
     is read next."""
     try:
-        link.call("flash_activate", retries=0)
+        run_op(link, OPS["flash_activate"], retries=0)
     except BoardTimeout:
         pass
     link.deframer.reset()
 
 
 def boot_state(link: BoardLink) -> FlashResult:
-    info = link.call("boot_info")
-    state = ("rolled_back" if info.get("rolled_back") and not info.get("trial")
-             and info.get("boot_cause") == "rollback"
-             else "trial" if info.get("trial") else "confirmed")
-    return FlashResult(link.board, info["running"], info["version"], state, 0)
+    info = run_op(link, OPS["boot_info"])
+    state = ("rolled_back" if info.rolled_back and not info.trial
+             and info.boot_cause == "rollback"
+             else "trial" if info.trial else "confirmed")
+    return FlashResult(link.board, info.running, info.version, state, 0)
 
 
 def flash(link: BoardLink, image: bytes, *, progress: Callable[[int, int], None] | None = None,

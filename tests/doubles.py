@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from boards.firmware.server import OpError, ProtocolServer
+from hal.boardops import Op
 
 
 class ClockPlatform:
@@ -28,6 +29,8 @@ class ClockPlatform:
 
 class EchoFirmware:
     kind = "test"
+    ops = {"tlm": Op("tlm", reply=dict), "echo": Op("echo", dict, dict), "fail": Op("fail"),
+           "crash": Op("crash"), "bump": Op("bump", reply=dict, idempotent=False)}
 
     def __init__(self) -> None:
         self.platform = ClockPlatform()

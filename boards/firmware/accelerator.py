@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from boards.firmware.server import Handler, OpError, Platform, require
-
-STATES = ("off", "idle", "on")
-MIN_CLOCK_PCT = 10  # below this the accelerator's PLL does not lock
+from boards.firmware.server import Handler, Platform
+from hal.boardops import BY_KIND, Clock, SetClock, SetState
+from hal.boards import AcceleratorHousekeeping, AcceleratorState
 
 
 class AcceleratorPlatform(Platform, Protocol):
@@ -28,6 +27,7 @@ class AcceleratorPlatform(Platform, Protocol):
 
 class AcceleratorFirmware:
     kind = "accelerator"
+    ops = BY_KIND["accelerator"]
 
     def __init__(self, platform: AcceleratorPlatform) -> None:
         self.platform = platform
@@ -35,24 +35,18 @@ class AcceleratorFirmware:
     def handlers(self) -> dict[str, Handler]:
         return {"tlm": self.tlm, "set_state": self.set_state, "set_clock": self.set_clock}
 
-    def tlm(self, args: dict[str, Any]) -> dict[str, Any]:
+    def tlm(self, _: None) -> AcceleratorHousekeeping:
         p = self.platform
-        return {
-            "state": p.state(),
-            "clock_pct": p.clock_pct(),
-            "temp_c": p.temp_c(),
-            "power_w": p.power_w(),
-            "error_count": p.error_count(),
-        }
+        return AcceleratorHousekeeping(state=AcceleratorState(p.state()),
+                                       clock_pct=p.clock_pct(), temp_c=p.temp_c(),
+                                       power_w=p.power_w(), error_count=p.error_count(),
+                                       uptime_s=p.uptime_s())
 
-    def set_state(self, args: dict[str, Any]) -> dict[str, Any]:
-        state = require(args, "state", str)
-        if state not in STATES:
-            raise OpError(f"state must be one of {', '.join(STATES)}; got {state!r}")
-        self.platform.set_state(state)
-        return {"state": self.platform.state()}
+    def set_state(self, request: SetState) -> SetState:
+        self.platform.set_state(request.state.value)
+        return SetState(AcceleratorState(self.platform.state()))
 
-    def set_clock(self, args: dict[str, Any]) -> dict[str, Any]:
-        pct = require(args, "clock_pct", int, MIN_CLOCK_PCT, 100)
-        self.platform.set_clock_pct(pct)
-        return {"clock_pct": self.platform.clock_pct()}
+    def set_clock(self, request: SetClock) -> Clock:
+        # hal.boardops bounds the clock from 10 %: below it the PLL does not lock.
+        self.platform.set_clock_pct(request.clock_pct)
+        return Clock(self.platform.clock_pct())

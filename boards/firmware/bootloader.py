@@ -26,7 +26,18 @@ from typing import Any, Protocol
 
 import msgpack
 
-from boards.firmware.server import OpError, require
+from boards.firmware.server import OpError, within
+from hal.boardops import (
+    BootInfo,
+    Confirmed,
+    FlashActivated,
+    FlashBegin,
+    FlashChunk,
+    FlashEnded,
+    FlashOffset,
+    FlashSlot,
+    SlotState,
+)
 from hal.image import HEADER_BYTES, ImageError, parse_header
 
 SLOTS = ("a", "b")
@@ -141,8 +152,8 @@ class Bootloader:
                           f"itself or roll back before another upload")
         return _other(record.get("active", self.running))
 
-    def begin(self, args: dict[str, Any]) -> dict[str, Any]:
-        raw = require(args, "header", bytes)
+    def begin(self, request: FlashBegin) -> FlashSlot:
+        raw = request.header
         try:
             header = parse_header(raw)
         except ImageError as e:
@@ -153,24 +164,24 @@ class Bootloader:
         self.nvm.nvm_write(f"slot.{slot}.meta", _seal({
             "state": "receiving", "header": raw[:HEADER_BYTES], "length": header.length,
             "crc32": header.crc32, "version": list(header.version)}))
-        return {"slot": slot, "chunk_bytes": CHUNK_BYTES}
+        return FlashSlot(slot, CHUNK_BYTES)
 
-    def chunk(self, args: dict[str, Any]) -> dict[str, Any]:
+    def chunk(self, request: FlashChunk) -> FlashOffset:
         slot = self._free_slot()
         meta = self._meta(slot)
         if meta is None or meta["state"] != "receiving":
             raise OpError("no upload in progress: send flash_begin first")
-        offset = require(args, "offset", int, 0, max(meta["length"] - 1, 0))
-        data = require(args, "data", bytes)
+        offset = within("offset", request.offset, 0, max(meta["length"] - 1, 0))
+        data = request.data
         if offset % CHUNK_BYTES or len(data) != min(CHUNK_BYTES, meta["length"] - offset):
             raise OpError(f"chunk at {offset} of {len(data)} bytes does not fit "
                           f"{CHUNK_BYTES}-byte chunks of a {meta['length']}-byte image")
-        if zlib.crc32(data) != require(args, "crc32", int, 0, 0xFFFFFFFF):
+        if zlib.crc32(data) != request.crc32:
             raise OpError(f"chunk at {offset} fails its CRC32")
         self.nvm.nvm_write(f"slot.{slot}.data.{offset}", data)
-        return {"offset": offset}
+        return FlashOffset(offset)
 
-    def end(self, args: dict[str, Any]) -> dict[str, Any]:
+    def end(self, _: None) -> FlashEnded:
         slot = self._free_slot()
         meta = self._meta(slot)
         if meta is None or meta["state"] != "receiving":
@@ -181,35 +192,35 @@ class Bootloader:
         if zlib.crc32(payload) != meta["crc32"]:
             raise OpError("the image fails its CRC32 as a whole; upload it again")
         self.nvm.nvm_write(f"slot.{slot}.meta", _seal({**meta, "state": "ready"}))
-        return {"slot": slot, "version": meta["version"]}
+        return FlashEnded(slot, tuple(meta["version"]))
 
-    def activate(self, args: dict[str, Any]) -> dict[str, Any]:
+    def activate(self, _: None) -> FlashActivated:
         slot = self._free_slot()
         if not self._slot_ok(slot):
             raise OpError(f"slot {slot} holds no verified image: nothing to activate")
         record = self._record()
         assert record is not None
         self._write_record({**record, "pending": slot, "trial": True, "tries": 0})
-        return {"slot": slot, "rebooting": True}  # the server reboots after replying
+        return FlashActivated(slot, rebooting=True)  # the server reboots after replying
 
-    def confirm(self, args: dict[str, Any]) -> dict[str, Any]:
+    def confirm(self, _: None) -> Confirmed:
         record = self._record()
         assert record is not None
         if record.get("trial") and record.get("pending") == self.running:
             self._write_record({**record, "active": self.running, "pending": None,
                                 "trial": False, "tries": 0})
-        return {"slot": self.running, "confirmed": True}
+        return Confirmed(self.running, confirmed=True)
 
-    def info(self, args: dict[str, Any]) -> dict[str, Any]:
+    def info(self, _: None) -> BootInfo:
         record = self._record() or {}
         slots = {}
         for slot in SLOTS:
             meta = self._meta(slot)
-            slots[slot] = ({"state": meta["state"], "version": ".".join(map(str, meta["version"]))}
-                           if meta else {"state": "empty"})
-        return {"running": self.running, "version": self.version, "boot_cause": self.boot_cause,
-                "trial": bool(record.get("trial")), "rolled_back": record.get("rolled_back"),
-                "slots": slots}
+            slots[slot] = (SlotState(meta["state"], ".".join(map(str, meta["version"])))
+                           if meta else SlotState("empty"))
+        return BootInfo(running=self.running, version=self.version,
+                        boot_cause=self.boot_cause, trial=bool(record.get("trial")),
+                        rolled_back=record.get("rolled_back"), slots=slots)
 
     def tick(self) -> bool:
         """Trial window: True when the board must reboot (and so roll back)."""

@@ -16,9 +16,11 @@ Protection, in the same interrupt, as a real power board does it in hardware:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from boards.firmware.server import Handler, Platform, require
+from boards.firmware.server import Handler, Platform, within
+from hal.boardops import BY_KIND, Kick, Switch, Switches
+from hal.boards import PowerHousekeeping
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ TRIP_A = (8.0, 4.0, 35.0, 8.0, 8.0, 8.0, 8.0, 8.0)  # per channel: nominal load 
 
 class PowerFirmware:
     kind = "power"
+    ops = BY_KIND["power"]
 
     def __init__(self, platform: PowerPlatform) -> None:
         self.platform = platform
@@ -60,9 +63,9 @@ class PowerFirmware:
     def handlers(self) -> dict[str, Handler]:
         return {"tlm": self.tlm, "switch": self.switch, "kick": self.kick}
 
-    def kick(self, args: dict[str, Any]) -> dict[str, Any]:
+    def kick(self, _: None) -> Kick:
         self.last_kick_s = self.platform.uptime_s()
-        return {"watchdog_s": WATCHDOG_S}
+        return Kick(WATCHDOG_S)
 
     def tick(self) -> None:
         """The timer interrupt: over-current and low-voltage protection, and the watchdog."""
@@ -86,24 +89,24 @@ class PowerFirmware:
             self.watchdog_resets += 1
             self.last_kick_s = now
 
-    def tlm(self, args: dict[str, Any]) -> dict[str, Any]:
+    def tlm(self, _: None) -> PowerHousekeeping:
         s = self.platform.sense()
-        return {
-            "batt_v": s.batt_v,
-            "batt_a": s.batt_a,
-            "soc_pct": s.soc_pct,
-            "solar_power_w": s.solar_power_w,
-            "load_power_w": s.batt_v * sum(s.channel_a),
-            "switches": list(self.platform.switches()),
-            "channel_a": list(s.channel_a),
-            "fc_boot_cause": self.fc_boot_cause,
-            "watchdog_resets": self.watchdog_resets,
-            "latchups": list(self.latchups),
-            "lvd_trips": self.lvd_trips,
-        }
+        return PowerHousekeeping(
+            batt_v=s.batt_v,
+            batt_a=s.batt_a,
+            soc_pct=s.soc_pct,
+            solar_power_w=s.solar_power_w,
+            load_power_w=s.batt_v * sum(s.channel_a),
+            switches=tuple(self.platform.switches()),
+            channel_a=tuple(s.channel_a),
+            uptime_s=self.platform.uptime_s(),
+            fc_boot_cause=self.fc_boot_cause,
+            watchdog_resets=self.watchdog_resets,
+            latchups=tuple(self.latchups),
+            lvd_trips=self.lvd_trips,
+        )
 
-    def switch(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = require(args, "channel", int, 0, self.platform.channel_count - 1)
-        on = require(args, "on", bool)
-        self.platform.set_switch(channel, on)
-        return {"switches": list(self.platform.switches())}
+    def switch(self, request: Switch) -> Switches:
+        channel = within("channel", request.channel, 0, self.platform.channel_count - 1)
+        self.platform.set_switch(channel, request.on)
+        return Switches(tuple(self.platform.switches()))

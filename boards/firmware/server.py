@@ -1,8 +1,10 @@
 """The board-side protocol server: frames in, requests dispatched, replies out.
 
 Every board answers `ping`, `info`, `tlm` and `reset`; its firmware adds ops in its
-handler table. Nothing a host sends can crash the server: undecodable frames are
-counted and dropped, bad requests get an error reply.
+handler table. Each op is declared once in hal.boardops, which the drivers use too: the
+server decodes a request into its declared dataclass before the handler sees it, and
+encodes the handler's reply by its declaration. Nothing a host sends can crash the
+server: undecodable frames are counted and dropped, bad requests get an error reply.
 
 Duplicates: a host retries a request with the same sequence number when a reply was
 lost. The server keeps its last reply and, for a request repeating the last sequence
@@ -20,7 +22,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hal.errors import ProtocolError
+from hal.boardops import Op, Uptime, WireError, ops_for
+from hal.boards import BoardInfo
+from hal.errors import ProtocolError, SkyrackError
 from hal.framing import Deframer, encode_frame
 from hal.protocol import Reply, Request, decode_request, encode_reply
 
@@ -28,10 +32,10 @@ log = logging.getLogger(__name__)
 
 FIRMWARE_VERSION = "0.1.0"
 
-Handler = Callable[[dict[str, Any]], Any]
+Handler = Callable[[Any], Any]  # the decoded request (or None) -> the reply (or None)
 
 
-class OpError(Exception):
+class OpError(SkyrackError):
     """Raised by a handler to refuse a request; the message goes back to the host."""
 
 
@@ -52,23 +56,17 @@ class Platform(Protocol):
 class Firmware(Protocol):
     kind: str
     platform: Platform
+    ops: dict[str, Op]  # its own ops, as hal.boardops declares them
 
     def handlers(self) -> dict[str, Handler]:
         """The board's own ops; `tlm` is expected among them."""
         ...
 
 
-def require(args: dict[str, Any], name: str, kind: type, lo: float | None = None,
-            hi: float | None = None) -> Any:
-    """Argument `name` of a request, checked on the board side too (hosts can be wrong)."""
-    if name not in args:
-        raise OpError(f"missing argument {name!r}")
-    value = args[name]
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise OpError(f"{name} must be an integer, got {value!r}")
-    if kind is not int and not isinstance(value, kind):
-        raise OpError(f"{name} must be {kind.__name__}, got {value!r}")
-    if lo is not None and value < lo or hi is not None and value > hi:
+def within(name: str, value: int, lo: int, hi: int) -> int:
+    """A request field checked against what this board has (hal.boardops bounds what
+    any board may be sent; this board may have fewer channels or heaters)."""
+    if not lo <= value <= hi:
         raise OpError(f"{name} = {value} out of range [{lo}, {hi}]")
     return value
 
@@ -94,6 +92,11 @@ class ProtocolServer:
             **(bootloader.handlers() if bootloader is not None else {}),
             **firmware.handlers(),
         }
+        self._ops = ops_for(firmware.ops)
+        undeclared = sorted(set(self._handlers) - set(self._ops))
+        if undeclared:
+            raise ValueError(f"{name}: ops {', '.join(undeclared)} are not declared in "
+                             "hal.boardops")
         self._pending_reset = False
         self._last: tuple[int, str, bytes] | None = None  # seq, op, reply frame
 
@@ -129,22 +132,30 @@ class ProtocolServer:
             self.counters["unknown_ops"] += 1
             return Reply(request.seq, False, error=f"unknown op {request.op!r} "
                          f"(supported: {', '.join(self.ops)})", boot=self.boot_count)
+        spec = self._ops[request.op]
         try:
-            result = handler(request.args)
-        except OpError as e:
+            reply = handler(spec.decode_request(request.args))
+        except (OpError, WireError) as e:  # refused, or a request off its declaration
             self.counters["refused"] += 1
             return Reply(request.seq, False, error=str(e), boot=self.boot_count)
         except Exception as e:  # firmware must answer, not die
-            self.counters["internal_errors"] += 1
-            log.exception("%s: op %s failed", self.name, request.op)
-            return Reply(request.seq, False, error=f"internal error in {request.op}: {e}",
-                         boot=self.boot_count)
+            return self._internal_error(request, e)
+        try:
+            result = spec.encode_reply(reply)
+        except WireError as e:  # the firmware's reply is off its declaration
+            return self._internal_error(request, e)
         self.counters["served"] += 1
         if request.op == "flash_activate":
             self._pending_reset = True  # boot the new image once the reply is out
-        if request.op == "tlm" and isinstance(result, dict):
+        if request.op == "tlm":
             result = {**result, **self._status()}
         return Reply(request.seq, True, result=result, boot=self.boot_count)
+
+    def _internal_error(self, request: Request, error: Exception) -> Reply:
+        self.counters["internal_errors"] += 1
+        log.error("%s: op %s failed: %s", self.name, request.op, error, exc_info=error)
+        return Reply(request.seq, False, error=f"internal error in {request.op}: {error}",
+                     boot=self.boot_count)
 
     def _status(self) -> dict[str, Any]:
         return {
@@ -154,21 +165,20 @@ class ProtocolServer:
             "rx_bad_requests": self.counters["bad_requests"],
         }
 
-    def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"uptime_s": self.firmware.platform.uptime_s()}
+    def _ping(self, _: None) -> Uptime:
+        return Uptime(self.firmware.platform.uptime_s())
 
-    def _info(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.firmware.kind,
-            "firmware_version": (self.bootloader.version if self.bootloader is not None
-                                 else FIRMWARE_VERSION),
-            "serial_number": self.firmware.platform.serial_number,
-        }
+    def _info(self, _: None) -> BoardInfo:
+        return BoardInfo(
+            name=self.name,
+            kind=self.firmware.kind,
+            firmware_version=(self.bootloader.version if self.bootloader is not None
+                              else FIRMWARE_VERSION),
+            serial_number=self.firmware.platform.serial_number,
+        )
 
-    def _reset(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _reset(self, _: None) -> None:
         self._pending_reset = True  # after the reply is on the wire
-        return {}
 
     def _reboot(self) -> None:
         self._pending_reset = False

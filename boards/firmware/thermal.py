@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from boards.firmware.server import Handler, Platform, require
+from boards.firmware.server import Handler, Platform, within
+from hal.boardops import BY_KIND, Heater, Heaters
+from hal.boards import ThermalHousekeeping
 
 
 class ThermalPlatform(Platform, Protocol):
@@ -21,6 +23,7 @@ class ThermalPlatform(Platform, Protocol):
 
 class ThermalFirmware:
     kind = "thermal"
+    ops = BY_KIND["thermal"]
 
     def __init__(self, platform: ThermalPlatform) -> None:
         self.platform = platform
@@ -28,11 +31,12 @@ class ThermalFirmware:
     def handlers(self) -> dict[str, Handler]:
         return {"tlm": self.tlm, "heater": self.heater}
 
-    def tlm(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"temps_c": self.platform.temperatures_c(), "heaters": list(self.platform.heaters())}
+    def tlm(self, _: None) -> ThermalHousekeeping:
+        return ThermalHousekeeping(temps_c=self.platform.temperatures_c(),
+                                   heaters=tuple(self.platform.heaters()),
+                                   uptime_s=self.platform.uptime_s())
 
-    def heater(self, args: dict[str, Any]) -> dict[str, Any]:
-        index = require(args, "heater", int, 0, self.platform.heater_count - 1)
-        on = require(args, "on", bool)
-        self.platform.set_heater(index, on)
-        return {"heaters": list(self.platform.heaters())}
+    def heater(self, request: Heater) -> Heaters:
+        index = within("heater", request.heater, 0, self.platform.heater_count - 1)
+        self.platform.set_heater(index, request.on)
+        return Heaters(tuple(self.platform.heaters()))

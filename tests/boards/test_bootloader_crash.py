@@ -15,6 +15,7 @@ import pytest
 from boards.firmware.bootloader import CHUNK_BYTES, NO_CONFIRM, TRIAL_S, Bootloader
 from boards.firmware.server import OpError
 from hal import image
+from hal.boardops import FlashBegin, FlashChunk
 from tests.crash import Child, Trial, kill_trials, tally, trial_count
 
 FACTORY = image.build("thermal", "1.0.0", b"factory" * 300)
@@ -48,14 +49,14 @@ class FileNvm:
 
 def upload(boot: Bootloader, img: bytes, chunks: int | None = None) -> None:
     """begin, chunks (all of them, or the first `chunks`), end."""
-    boot.begin({"header": img[:image.HEADER_BYTES]})
+    boot.begin(FlashBegin(img[:image.HEADER_BYTES]))
     payload = img[image.HEADER_BYTES:]
     offsets = list(range(0, len(payload), CHUNK_BYTES))
     for offset in offsets[:chunks]:
         part = payload[offset:offset + CHUNK_BYTES]
-        boot.chunk({"offset": offset, "data": part, "crc32": zlib.crc32(part)})
+        boot.chunk(FlashChunk(offset, part, zlib.crc32(part)))
     if chunks is None:
-        boot.end({})
+        boot.end(None)
 
 
 def power_up(nvm: FileNvm) -> Bootloader:
@@ -82,7 +83,7 @@ def test_a_board_killed_at_any_moment_of_flashing_boots_a_verified_image(tmp_pat
                     img = image.build("thermal", f"2.{child.steps}.{n}", payload)
                     upload(boot, img, rng.randrange(0, 5) if action == "abandon" else None)
                 elif action == "activate":
-                    boot.activate({})
+                    boot.activate(None)
                     boot = power_up(nvm)  # the board reboots into the trial
                 elif action == "reboot":
                     boot = power_up(nvm)
@@ -91,7 +92,7 @@ def test_a_board_killed_at_any_moment_of_flashing_boots_a_verified_image(tmp_pat
                     if boot.tick():
                         boot = power_up(nvm)
                 else:
-                    boot.confirm({})
+                    boot.confirm(None)
             except OpError as e:
                 child.report(f"refused {e}")
 
@@ -122,7 +123,7 @@ def test_an_upload_during_a_trial_is_refused_and_the_rollback_target_kept(tmp_pa
     nvm = FileNvm(tmp_path)
     boot = power_up(nvm)
     upload(boot, image.build("thermal", "2.0.0", NO_CONFIRM + b"t" * 3000))
-    boot.activate({})
+    boot.activate(None)
     boot = power_up(nvm)
     assert (boot.running, boot.boot_cause, boot.version) == ("b", "trial", "2.0.0")
     with pytest.raises(OpError, match="image 2.0.0 is on trial in slot b: it must confirm "
@@ -133,7 +134,7 @@ def test_an_upload_during_a_trial_is_refused_and_the_rollback_target_kept(tmp_pa
     boot = power_up(nvm)
     assert (boot.running, boot.boot_cause, boot.version) == ("a", "rollback", "1.0.0")
     upload(boot, image.build("thermal", "3.0.0", b"u" * 3000))  # now there is a free slot
-    boot.activate({})
+    boot.activate(None)
     assert power_up(nvm).version == "3.0.0"
 
 
@@ -141,7 +142,7 @@ def test_a_damaged_rollback_target_is_never_booted(tmp_path) -> None:
     nvm = FileNvm(tmp_path)
     boot = power_up(nvm)
     upload(boot, image.build("thermal", "2.0.0", NO_CONFIRM + b"t" * 3000))
-    boot.activate({})
+    boot.activate(None)
     power_up(nvm)
     (tmp_path / "slot.a.data.1024").write_bytes(b"rot" * 10)  # the confirmed image decays
     nvm.up_s = TRIAL_S + 1

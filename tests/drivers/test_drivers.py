@@ -5,6 +5,7 @@ import pytest
 from drivers.accelerator import AcceleratorDriver
 from drivers.power import PowerDriver
 from drivers.thermal import ThermalDriver
+from hal.boardops import WireError
 from hal.boards import AcceleratorState
 from hal.errors import BoardError, BoardFault, BoardMalformed, BoardTimeout
 from hal.transport import InProcessTransport
@@ -57,8 +58,13 @@ def test_accelerator_driver_changes_state_and_clock_on_a_powered_board(world) ->
     hk = acc.housekeeping()
     assert hk.state is AcceleratorState.ON and hk.clock_pct == 50
     assert 350.0 < hk.power_w < 430.0
-    with pytest.raises(BoardFault, match="clock_pct = 5 out of range"):
-        acc.set_clock(5)
+    sent = acc.link.stats()["requests"]
+    with pytest.raises(WireError, match="set_clock request: clock_pct: 5 is outside 10..100"):
+        acc.set_clock(5)  # refused by the declaration before anything is sent
+    assert acc.link.stats()["requests"] == sent
+    # A host that ignores the declaration meets the board's own check of it.
+    with pytest.raises(BoardFault, match="set_clock request: clock_pct: 5 is outside"):
+        acc.link.call("set_clock", {"clock_pct": 5})
 
 
 def test_an_unpowered_board_is_silent_and_boots_afresh_when_powered(world) -> None:
@@ -116,7 +122,8 @@ def test_a_reply_of_the_wrong_shape_is_a_board_error_naming_the_field(world) -> 
         return encode_frame(encode_reply(Reply(request.seq, True, result={"batt_v": "high"})))
 
     power = PowerDriver("power", InProcessTransport(liar))
-    with pytest.raises(BoardError, match="power: tlm: reply field 'batt_v' has the wrong type"):
+    with pytest.raises(BoardError, match="power: tlm: reply does not decode: tlm reply: "
+                       "batt_v: expected a finite number, got 'high'"):
         power.housekeeping()
 
 

@@ -1,0 +1,338 @@
+"""Every op of the board protocol, declared once: its request and its reply as typed
+dataclasses, with ranges where the protocol fixes them. The board firmware decodes
+requests and encodes replies with these declarations, the drivers encode requests and
+decode replies with the same ones, and the replies are the HAL's own values
+(hal.boards). The wire stays msgpack maps of the fields by name.
+
+A field's annotation is its type on the wire: int, float (an int is taken), bool, str,
+bytes, an Enum (by value), `X | None`, `tuple[X, ...]` (a list), `dict[str, X]` (a map),
+a nested dataclass (a map), and `Annotated[int, Range(lo, hi)]`. Bool is never taken
+for a number nor a number for a bool. A reply may carry fields its declaration lacks
+(the server adds its status to `tlm`); a missing field without a default is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from hal.boards import (
+    AcceleratorHousekeeping,
+    AcceleratorState,
+    BoardInfo,
+    PowerHousekeeping,
+    ThermalHousekeeping,
+)
+from hal.errors import SkyrackError
+
+
+class WireError(SkyrackError, ValueError):
+    """A request or reply that does not match its op's declaration; the message names
+    the field and what is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    min: float
+    max: float
+
+
+# -- requests and replies (the housekeeping replies are hal.boards') ----------------------
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    uptime_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    channel: Annotated[int, Range(0, 31)]
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Switches:
+    switches: tuple[bool, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    watchdog_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Heater:
+    heater: Annotated[int, Range(0, 31)]
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Heaters:
+    heaters: tuple[bool, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetState:
+    state: AcceleratorState
+
+
+@dataclass(frozen=True, slots=True)
+class SetClock:
+    clock_pct: Annotated[int, Range(10, 100)]
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    clock_pct: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlashBegin:
+    header: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FlashSlot:
+    slot: str
+    chunk_bytes: Annotated[int, Range(1, 1 << 20)]
+
+
+@dataclass(frozen=True, slots=True)
+class FlashChunk:
+    offset: Annotated[int, Range(0, 0xFFFFFFFF)]
+    data: bytes
+    crc32: Annotated[int, Range(0, 0xFFFFFFFF)]
+
+
+@dataclass(frozen=True, slots=True)
+class FlashOffset:
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlashEnded:
+    slot: str
+    version: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlashActivated:
+    slot: str
+    rebooting: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    slot: str
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SlotState:
+    state: str
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    running: str
+    version: str
+    boot_cause: str
+    trial: bool
+    rolled_back: str | None
+    slots: dict[str, SlotState]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One op: its name, the dataclass of its arguments and of its result (None: an
+    empty map; dict: any map), and whether a host may send it again when a reply is
+    lost."""
+
+    name: str
+    request: type | None = None
+    reply: type | None = None
+    idempotent: bool = True
+
+    def encode_request(self, value: Any = None) -> dict[str, Any]:
+        return _encode_message(self.request, value, f"{self.name} request")
+
+    def decode_request(self, raw: Any) -> Any:
+        return _decode_message(self.request, raw, f"{self.name} request")
+
+    def encode_reply(self, value: Any = None) -> dict[str, Any]:
+        return _encode_message(self.reply, value, f"{self.name} reply")
+
+    def decode_reply(self, raw: Any) -> Any:
+        return _decode_message(self.reply, raw, f"{self.name} reply")
+
+
+def _ops(*ops: Op) -> dict[str, Op]:
+    return {op.name: op for op in ops}
+
+
+COMMON = _ops(Op("ping", reply=Uptime), Op("info", reply=BoardInfo),
+              Op("reset", idempotent=False))
+BOOTLOADER = _ops(
+    Op("flash_begin", FlashBegin, FlashSlot),
+    Op("flash_chunk", FlashChunk, FlashOffset),
+    Op("flash_end", reply=FlashEnded),
+    Op("flash_activate", reply=FlashActivated, idempotent=False),
+    Op("confirm", reply=Confirmed),
+    Op("boot_info", reply=BootInfo),
+)
+BY_KIND = {
+    "power": _ops(Op("tlm", reply=PowerHousekeeping), Op("switch", Switch, Switches),
+                  Op("kick", reply=Kick)),
+    "thermal": _ops(Op("tlm", reply=ThermalHousekeeping), Op("heater", Heater, Heaters)),
+    "accelerator": _ops(Op("tlm", reply=AcceleratorHousekeeping),
+                        Op("set_state", SetState, SetState), Op("set_clock", SetClock, Clock)),
+}
+
+
+def ops_for(own: dict[str, Op]) -> dict[str, Op]:
+    """Every op a board answers: the common ones, the bootloader's, and its `own`
+    (BY_KIND[kind] for the boards of this framework)."""
+    return {**COMMON, **BOOTLOADER, **own}
+
+
+# -- the codec -------------------------------------------------------------------------
+
+def _encode_message(cls: type | None, value: Any, what: str) -> dict[str, Any]:
+    if cls is None:
+        if value is not None:
+            raise WireError(f"{what}: takes no fields, got {value!r}")
+        return {}
+    if cls is dict:  # declared as any map (test boards)
+        if not isinstance(value, dict):
+            raise WireError(f"{what}: expected a map, got {value!r}")
+        return value
+    if not isinstance(value, cls):
+        raise WireError(f"{what}: expected {cls.__name__}, got {type(value).__name__}")
+    out = _encode(value)
+    assert isinstance(out, dict)
+    _decode(cls, out, what)  # what goes out holds to the declaration as what comes in
+    return out
+
+
+def _decode_message(cls: type | None, raw: Any, what: str) -> Any:
+    if cls is None or cls is dict:
+        if not isinstance(raw, dict):
+            raise WireError(f"{what}: expected a map, got {raw!r}")
+        return None if cls is None else raw
+    return _decode(cls, raw, what)
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+Decode = Callable[[Any, str], Any]
+
+
+def _decode(hint: Any, raw: Any, what: str) -> Any:
+    """`raw` as `hint` describes it, or WireError naming `what`."""
+    return _decoder(hint)(raw, what)
+
+
+@functools.cache
+def _decoder(hint: Any) -> Decode:
+    """The decoder of one annotation, built once: a reply is decoded on every board
+    call, and walking the annotations each time would cost more than the msgpack."""
+    limits: Range | None = None
+    if typing.get_origin(hint) is Annotated:
+        hint, *extras = typing.get_args(hint)
+        limits = next((e for e in extras if isinstance(e, Range)), None)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        (inner,) = [_decoder(a) for a in args if a is not type(None)]
+        return lambda raw, what: None if raw is None else inner(raw, what)
+    if dataclasses.is_dataclass(hint):
+        return _dataclass_decoder(hint)
+    if origin is tuple:
+        item = _decoder(args[0])
+
+        def items(raw: Any, what: str) -> Any:
+            if type(raw) is not list:
+                raise WireError(f"{what}: expected a list, got {raw!r}")
+            return tuple(item(v, what) for v in raw)
+        return items
+    if origin is dict:
+        value = _decoder(args[1])
+
+        def mapping(raw: Any, what: str) -> Any:
+            if type(raw) is not dict or not all(type(k) is str for k in raw):
+                raise WireError(f"{what}: expected a map of names, got {raw!r}")
+            return {k: value(v, f"{what}[{k!r}]") for k, v in raw.items()}
+        return mapping
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        members = hint
+
+        def member(raw: Any, what: str) -> Any:
+            try:
+                return members(raw)
+            except (ValueError, TypeError):
+                raise WireError(f"{what}: {raw!r} is not one of "
+                                f"{', '.join(str(m.value) for m in members)}") from None
+        return member
+    return _scalar_decoder(hint, limits)
+
+
+def _dataclass_decoder(cls: type) -> Decode:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = [(f.name, _decoder(hints[f.name]), f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING)
+              for f in dataclasses.fields(cls)]
+
+    def decode(raw: Any, what: str) -> Any:
+        if type(raw) is not dict:
+            raise WireError(f"{what}: expected a map, got {raw!r}")
+        out = {}
+        for name, field, required in fields:
+            if name in raw:
+                out[name] = field(raw[name], f"{what}: {name}")
+            elif required:
+                raise WireError(f"{what}: no field {name!r}")
+        return cls(**out)
+    return decode
+
+
+def _scalar_decoder(hint: Any, limits: Range | None) -> Decode:
+    if hint is float:
+        def number(raw: Any, what: str) -> float:
+            if type(raw) not in (int, float) or not math.isfinite(raw):
+                raise WireError(f"{what}: expected a finite number, got {raw!r}")
+            return float(raw)
+        check: Decode = number
+    elif hint in (int, bool, str, bytes):
+        def exact(raw: Any, what: str) -> Any:
+            if type(raw) is not hint:
+                raise WireError(f"{what}: expected {hint.__name__}, got {raw!r}")
+            return raw
+        check = exact
+    else:
+        raise TypeError(f"unsupported field type {hint!r}")
+    if limits is None:
+        return check
+
+    def bounded(raw: Any, what: str) -> Any:
+        value = check(raw, what)
+        if not limits.min <= value <= limits.max:
+            raise WireError(f"{what}: {value} is outside {limits.min:g}..{limits.max:g}")
+        return value
+    return bounded
