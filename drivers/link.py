@@ -16,6 +16,7 @@ counted.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ class BoardLink:
         self.board = board
         self.transport = transport
         self.timeout_s = timeout_s
+        self._lock = threading.Lock()
         self.retries = retries
         self.deframer = Deframer()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -61,6 +63,11 @@ class BoardLink:
             BoardTimeout: no valid reply after every allowed attempt.
             BoardLinkError: the transport failed.
         """
+        with self._lock:  # one exchange at a time, whichever thread asks
+            return self._call(op, args, idempotent, retries)
+
+    def _call(self, op: str, args: dict[str, Any] | None, idempotent: bool,
+              retries: int | None) -> Any:
         attempts = 1 + (self.retries if retries is None else retries)
         rejected_before = sum(self.deframer.rejected.values())
         bad_before = self.counters["bad_replies"]

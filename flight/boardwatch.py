@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from flight.bus import Bus, Sample
-from flight.component import Component, Counter, Event, Parameter
+from flight.component import Component, Counter, Event, Parameter, Telemetry
 from hal.clock import Clock
 from hal.dictionary import Severity
 from hal.errors import BoardError
@@ -21,14 +21,14 @@ RAIL_STATES = "power.switches"  # published by the power component, bit n = chan
 
 
 class BoardComponent(Component):
-    telemetry: ClassVar = (
+    telemetry: ClassVar[tuple[Telemetry, ...]] = (
         Counter("board_errors", "Board operations that failed (timeouts, faults)"),
     )
-    events: ClassVar = (
+    events: ClassVar[tuple[Event, ...]] = (
         Event("board_silent", Severity.WARNING, "The board stopped answering"),
         Event("board_back", Severity.INFO, "The board answers again"),
     )
-    parameters: ClassVar = (
+    parameters: ClassVar[tuple[Parameter, ...]] = (
         Parameter("silent_after", "int", 3,
                   "Consecutive failed polls before the board is reported silent", None, 1, 60),
     )

@@ -140,10 +140,10 @@ class Fdir(Component):
         if event == "board_silent":
             self.silent.add(component)
             return
-        for table in (self.silent, self.given_up):
-            table.discard(component)
-        for table in (self.cycles, self.last_cycle_s):
-            table.pop(component, None)
+        self.silent.discard(component)
+        self.given_up.discard(component)
+        self.cycles.pop(component, None)
+        self.last_cycle_s.pop(component, None)
 
     @periodic(1)
     def recover(self) -> None:

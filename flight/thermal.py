@@ -30,7 +30,8 @@ class ThermalComponent(BoardComponent):
     name = "thermal"
     telemetry: ClassVar = tuple(
         Telemetry(f"{s}_temp_c", "float", f"Temperature at the {s} sensor", "degC",
-                  *LIMITS_C.get(s, (None, None)), persistence_s=30.0)
+                  yellow=LIMITS_C[s][0] if s in LIMITS_C else None,
+                  red=LIMITS_C[s][1] if s in LIMITS_C else None, persistence_s=30.0)
         for s in SENSORS
     ) + (Telemetry("heaters", "int", "Heater states, bit n for heater n (0 battery, "
                    "1 structure)"),)

@@ -262,7 +262,7 @@ def _decoder(hint: Any) -> Decode:
     if origin in (types.UnionType, typing.Union):
         (inner,) = [_decoder(a) for a in args if a is not type(None)]
         return lambda raw, what: None if raw is None else inner(raw, what)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _dataclass_decoder(hint)
     if origin is tuple:
         item = _decoder(args[0])

@@ -44,7 +44,7 @@ def _typed(spec: Any) -> None:
 @dataclass(frozen=True, slots=True)
 class ArgSpec:
     name: str
-    type: ValueType
+    type: str  # a ValueType (a str) once declared: __post_init__ makes it one
     description: str = ""
     unit: str | None = None
     min: float | None = None
@@ -68,7 +68,7 @@ class CommandSpec:
 @dataclass(frozen=True, slots=True)
 class TelemetrySpec:
     name: str  # "component.point"
-    type: ValueType
+    type: str  # a ValueType (a str) once declared: __post_init__ makes it one
     description: str = ""
     unit: str | None = None
     # Limits as (low, high); None for a side without one, or no limits at all. A value
@@ -135,7 +135,7 @@ class EventSpec:
 @dataclass(frozen=True, slots=True)
 class ParameterSpec:
     name: str  # "component.parameter"
-    type: ValueType
+    type: str  # a ValueType (a str) once declared: __post_init__ makes it one
     default: Any
     description: str = ""
     unit: str | None = None

@@ -43,7 +43,7 @@ def parse_version(text: str) -> tuple[int, int, int]:
         raise ImageError(f"version {text!r} is not major.minor.patch") from None
     if len(numbers) != 3 or not all(0 <= n < 65536 for n in numbers):
         raise ImageError(f"version {text!r} is not major.minor.patch (each 0..65535)")
-    return numbers  # type: ignore[return-value]
+    return numbers[0], numbers[1], numbers[2]
 
 
 def build(kind: str, version: str, payload: bytes) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import select
 import socket
+import threading
 from typing import Protocol
 
 from hal.framing import Deframer, encode_frame
@@ -38,6 +39,7 @@ class InProcessLink:
         self.inbox: collections.deque[bytes] = collections.deque(maxlen=MAX_QUEUED)
         self.peer: InProcessLink | None = None
         self.dropped = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def pair(cls) -> tuple[InProcessLink, InProcessLink]:
@@ -46,15 +48,21 @@ class InProcessLink:
         return a, b
 
     def send(self, packet: bytes) -> None:
-        if self.peer is None:
+        peer = self.peer
+        if peer is None:
             raise ConnectionError("this link end has no peer")
-        if len(self.peer.inbox) == MAX_QUEUED:
-            self.peer.dropped += 1
-        self.peer.inbox.append(bytes(packet))
+        with peer._lock:
+            if len(peer.inbox) == MAX_QUEUED:
+                peer.dropped += 1  # the oldest, which the append pushes out
+            peer.inbox.append(bytes(packet))
 
     def receive(self) -> list[bytes]:
-        out = list(self.inbox)
-        self.inbox.clear()
+        # Under the lock: a sender on another thread (a bench's flight loop and its
+        # ground) neither slips a packet in between the copy and the clear, where it
+        # would be lost, nor counts a drop that did not happen.
+        with self._lock:
+            out = list(self.inbox)
+            self.inbox.clear()
         return out
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from skyrack.assembly import Satellite, assemble
 
 SIM = "sim"
 SIM_STEP_S = 0.5  # virtual time a wait advances between looks
-FLIGHT_STEP_S = 0.1  # on hardware: the flight software's slice between lock releases
+FLIGHT_STEP_S = 0.1  # on hardware: how far the flight thread runs between looks at stop
 LAST_EVENTS = 15
 
 
@@ -152,7 +152,6 @@ class UnderTest:
     ground: HilGround
     link: DroppableLink
     on_sim: bool
-    lock: threading.Lock
     stop: Callable[[], None]
 
 
@@ -175,22 +174,21 @@ def _build(config: pytest.Config) -> UnderTest:
     client = GroundClient(ground_end, satellite.flight.dictionary(),
                           Signer(keys.active, keys.keys[keys.active]),
                           clock=satellite.clock.now_s)
-    lock = threading.Lock()
     if on_sim:
         def advance() -> None:
             satellite.run_until(satellite.clock.now_s() + SIM_STEP_S)
 
         console = Console(client, now=satellite.clock.now_s, idle=advance)
-        return UnderTest(satellite, HilGround(client, console), link, True, lock, lambda: None)
+        return UnderTest(satellite, HilGround(client, console), link, True, lambda: None)
 
     # Real boards: the flight software flies in its own thread on the wall clock; the
-    # test's direct board calls take turns with it through `lock`.
+    # test's direct board calls take turns with it one exchange at a time (BoardLink
+    # serialises its calls), so neither waits on the other's sleeps.
     stopping = threading.Event()
 
     def fly() -> None:
         while not stopping.is_set():
-            with lock:
-                satellite.run_until(satellite.clock.now_s() + FLIGHT_STEP_S)
+            satellite.run_until(satellite.clock.now_s() + FLIGHT_STEP_S)
 
     thread = threading.Thread(target=fly, name="flight-software", daemon=True)
     thread.start()
@@ -199,7 +197,7 @@ def _build(config: pytest.Config) -> UnderTest:
         stopping.set()
         thread.join(timeout=5.0)
 
-    return UnderTest(satellite, HilGround(client, Console(client)), link, False, lock, stop)
+    return UnderTest(satellite, HilGround(client, Console(client)), link, False, stop)
 
 
 @pytest.fixture
@@ -226,21 +224,6 @@ def ground(_under_test: UnderTest) -> HilGround:
     return _under_test.ground
 
 
-class _LockedDriver:
-    def __init__(self, driver: Any, lock: threading.Lock) -> None:
-        self._driver, self._lock = driver, lock
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._driver, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
-        return call
-
-
 @pytest.fixture
 def board(_under_test: UnderTest) -> Callable[[str], Any]:
     """board(name): that board's driver, for direct access."""
@@ -249,8 +232,7 @@ def board(_under_test: UnderTest) -> Callable[[str], Any]:
     def get(name: str) -> Any:
         if name not in drivers:
             raise KeyError(f"no board {name!r} (boards: {', '.join(drivers)})")
-        return drivers[name] if _under_test.on_sim else _LockedDriver(drivers[name],
-                                                                       _under_test.lock)
+        return drivers[name]
     return get
 
 

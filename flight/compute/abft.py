@@ -76,8 +76,8 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     # Plain and weighted sums travel in pairs: one BLAS call reads each operand once.
     if not np.array_equal(c @ _pair(c.shape[1]), a @ r.both):
         raise AbftMismatch(f"{what}: row checksums disagree")
-    if left is not None and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]),
-                                               left.both @ b):
+    if left is not None and scan.col_sum is not None and scan.col_wsum is not None \
+            and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
         raise AbftMismatch(f"{what}: column checksums disagree")
     return c
 

@@ -46,7 +46,7 @@ class Parameters(Service):
 
     def start(self) -> None:
         """Set the stored values, now that every component exists."""
-        stored = self.records.load(RECORD, _check_params, {})
+        stored = self._load()
         self._stored = len(stored)
         for name, value in stored.items():
             owner, local = self._owner(name)
@@ -69,6 +69,10 @@ class Parameters(Service):
     @periodic(1)
     def housekeeping(self) -> None:
         self.publish("stored", self._stored)
+
+    def _load(self) -> dict[str, Any]:
+        nothing: dict[str, Any] = {}
+        return self.records.load(RECORD, _check_params, nothing)
 
     def _owner(self, name: str) -> tuple[Component | None, str]:
         component, _, local = name.partition(".")
@@ -109,7 +113,7 @@ class Parameters(Service):
 
     def _set(self, values: list[tuple[ParameterSpec, Any]]) -> None:
         """Stored first (OSError: nothing changed), then in force."""
-        stored = self.records.load(RECORD, _check_params, {})
+        stored = self._load()
         stored.update({spec.name: value for spec, value in values})
         self.records.save(RECORD, stored)
         self._stored = len(stored)

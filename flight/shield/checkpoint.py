@@ -146,7 +146,8 @@ class CheckpointStore:
                        for s, r in records.items()}
         slot = min(SLOTS, key=lambda s: (generations[s], s))  # the older (or empty) one
         generation = max(generations.values()) + 1
-        old = records[slot] if isinstance(records[slot], dict) else None
+        found = records[slot]
+        old = found if isinstance(found, dict) else None
         same_layout = (old is not None and old["owner"] == self.owner
                        and old["layout"] == [_layout_doc(x) for x in layouts])
         self._invalidate(slot)  # from here until the new record, the slot claims nothing
@@ -162,7 +163,7 @@ class CheckpointStore:
             for layout in layouts:
                 region, crcs = sources[layout.name]
                 previous = (np.frombuffer(old["crcs"][layout.name], dtype=np.uint32)
-                            if same_layout else None)
+                            if same_layout and old is not None else None)
                 n, nbytes = self._write_dirty(fd, layout, region, crcs, previous)
                 blocks += n
                 bytes_out += nbytes
@@ -183,7 +184,7 @@ class CheckpointStore:
         self._write_record(slot, record)
         return Saved(slot.upper(), generation, blocks, bytes_out)
 
-    def _source(self, name: Any, buf: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _source(self, name: Any, buf: Any) -> tuple[ShieldedRegion | _Plain, np.ndarray]:
         """(the buffer's bytes, its block CRC table)."""
         if not isinstance(name, str) or not name:
             raise CheckpointError(f"buffer names must be non-empty strings, got {name!r}")

@@ -4,14 +4,19 @@ component derived from it when it was built."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from boards.definition import default_path, load
+from flight.compute.runner import Protection
+from flight.modes import Budget, Mode
 from flight.software import FlightSoftware
 from ground.client import GroundClient, Signer
 from hal.auth import KeyFile
+from hal.errors import BoardTimeout
 from hal.packetlink import InProcessLink
 from skyrack.assembly import assemble
 
@@ -114,3 +119,168 @@ def test_an_eclipse_prior_gives_way_to_what_is_measured(satellite) -> None:
     satellite.ground.set_parameter("mode.eclipse_prior_s", 900.0)
     satellite.run()
     assert watch.eclipse_s == 1800.0  # the measurement stands; the prior was for before it
+
+
+# -- what each parameter changes in what the flight software does ---------------------
+#
+# A probe puts one decision of the flight software in front of fixed inputs and returns
+# what it decided. Each is run on a satellite at the defaults, on one where the
+# parameter was set over the link, and on that one rebooted.
+
+def _failures_until_silent(board: str) -> Callable[[Satellite], Any]:
+    def probe(sat: Satellite) -> int:
+        owner = sat.component(board)
+
+        def fail() -> None:
+            raise BoardTimeout(board, "tlm", "probe")
+
+        owner.failures, owner.reachable, owner.powered = 0, True, True
+        polls = 0
+        while owner.reachable and polls < 100:
+            owner.read(fail)
+            polls += 1
+        owner.failures, owner.reachable = 0, True
+        return polls
+    return probe
+
+
+def _task_failing_60_s_is_unhealthy(sat: Satellite) -> bool:
+    system = sat.component("fsw")
+    ex = system.executive
+    ex.failing_since["probe"] = ex.ticks - int(60 * ex.base_hz)
+    try:
+        return system._health().startswith("task probe")
+    finally:
+        del ex.failing_since["probe"]
+
+
+def _heater_commands(temp_c: float, on: bool) -> Callable[[Satellite], Any]:
+    def probe(sat: Satellite) -> list[bool]:
+        seen: list[bool] = []
+        sat.sat.flight.bus.subscribe("thermal.heater_changed",
+                                     lambda t, record: seen.append(record.args["on"]))
+        sat.component("thermal")._battery_thermostat(temp_c, (on, False))
+        return seen
+    return probe
+
+
+def _compute_schedule(sat: Satellite) -> tuple[Any, ...]:
+    manager = sat.component("compute")
+    runner = SimpleNamespace(protection=Protection(), stripes=64, state_bytes=50_000_000)
+    manager._schedule(runner)
+    return (*manager.intervals_s, runner.protection.scrub_every,
+            runner.protection.checkpoint_every)
+
+
+def _mode(sat: Satellite, **latest: float) -> Any:
+    mode = sat.component("mode")
+    mode.latest.clear()
+    mode.latest.update({f"{k.split('__')[0]}.{k.split('__')[1]}": v for k, v in latest.items()})
+    return mode
+
+
+def _soc_predicted(sat: Satellite) -> float:
+    mode = _mode(sat, power__soc_pct=80.0, power__solar_power_w=1000.0,
+                 power__load_power_w=500.0, accelerator__power_w=100.0)
+    return round(mode.predict_soc_pct(mode.clock.now_s()), 9)
+
+
+def _next_eclipse_after_one_seen(sat: Satellite) -> float:
+    watch = sat.component("mode").eclipses
+    watch.update(100.0, 1000.0)
+    watch.update(200.0, 0.0)  # an eclipse starts
+    watch.update(2000.0, 1000.0)  # and ends
+    return watch.until_eclipse_s(3000.0)
+
+
+def _budget(predicted: float | None, budget: Budget = Budget.OK,
+            **latest: float) -> Callable[[Satellite], Budget]:
+    def probe(sat: Satellite) -> Budget:
+        mode = _mode(sat, **latest)
+        mode.budget = budget
+        return mode._decide(predicted)
+    return probe
+
+
+def _throttled_clock(sat: Satellite) -> int:
+    sat.sat.world.set_switch(2, True)  # the accelerator's rail
+    mode = sat.component("mode")
+    mode.mode, mode.budget = Mode.COMPUTE, Budget.OK
+    mode._apply(Budget.THROTTLED)
+    return sat.sat.drivers["accelerator"].housekeeping().clock_pct
+
+
+def _fdir(sat: Satellite, cycles: int, since_s: float) -> Any:
+    fdir = sat.component("fdir")
+    fdir.silent = {"thermal"}
+    fdir.cycles["thermal"] = cycles
+    fdir.last_cycle_s["thermal"] = fdir.clock.now_s() - since_s
+    fdir.recover()
+    return fdir
+
+
+def _relatches(sat: Satellite) -> int:
+    fdir = sat.component("fdir")
+    fdir.tripped, fdir.relatches[3] = [3], 3
+    fdir.recover()
+    return fdir.relatches[3]
+
+
+def _accepts_a_counter_2000_ahead(sat: Satellite) -> str:
+    sat.ground.signer.counter += 2000  # type: ignore[union-attr]
+    sent = sat.ground.command("fsw.noop")
+    sat.run()
+    return sent.stages[-1]
+
+
+BEHAVIOUR: dict[str, Callable[[Satellite], Any]] = {
+    "power.silent_after": _failures_until_silent("power"),
+    "thermal.silent_after": _failures_until_silent("thermal"),
+    "accelerator.silent_after": _failures_until_silent("accelerator"),
+    "fsw.failing_task_s": _task_failing_60_s_is_unhealthy,
+    "thermal.battery_heater_on_c": _heater_commands(15.0, on=False),
+    "thermal.battery_heater_off_c": _heater_commands(20.0, on=True),
+    **{f"compute.{name}": _compute_schedule for name in (
+        "steps_per_tick", "upsets_per_bit_day", "hangs_per_day", "losses_per_day",
+        "storage_bytes_per_s", "checkpoint_fixed_s")},
+    **{f"mode.{name}": _soc_predicted for name in (
+        "battery_wh", "accelerator_w", "accelerator_idle_w", "horizon_s", "eclipse_prior_s")},
+    "mode.orbit_period_s": _next_eclipse_after_one_seen,
+    "mode.soc_floor_pct": _budget(50.0),
+    "mode.soc_margin_pct": _budget(50.0),
+    "mode.hysteresis_pct": _budget(50.0, Budget.SHED_POWER),
+    "mode.throttle_c": _budget(None, accelerator__temp_c=80.0),
+    "mode.stop_c": _budget(None, accelerator__temp_c=90.0),
+    "mode.thermal_hysteresis_c": _budget(None, Budget.THROTTLED, accelerator__temp_c=65.0),
+    "mode.throttle_pct": _throttled_clock,
+    "fdir.max_cycles": lambda sat: "thermal" in _fdir(sat, 3, 1e9).given_up,
+    "fdir.retry_s": lambda sat: _fdir(sat, 1, 20.0).cycles["thermal"],
+    "fdir.max_relatches": _relatches,
+    "link.replay_window": _accepts_a_counter_2000_ahead,
+}
+
+
+def test_every_declared_parameter_has_a_behaviour_probe() -> None:
+    assert set(BEHAVIOUR) == {p.name for p in PARAMETERS}
+
+
+@pytest.mark.parametrize("spec", PARAMETERS, ids=[p.name for p in PARAMETERS])
+def test_a_parameter_set_over_the_link_changes_what_the_software_does(tmp_path, spec):
+    probe = BEHAVIOUR[spec.name]
+    at_default = Satellite(tmp_path / "default")
+    try:
+        default = probe(at_default)
+    finally:
+        at_default.sat.close()
+    sat = Satellite(tmp_path / "set")
+    try:
+        sent = sat.ground.set_parameter(spec.name, another_value(spec))
+        sat.run()
+        assert sent.stages[-1] == "completed", sent.stages
+        changed = probe(sat)
+        sat.reboot()
+        rebooted = probe(sat)
+    finally:
+        sat.sat.close()
+    assert changed != default, f"{spec.name}: {default!r} either way"
+    assert rebooted == changed

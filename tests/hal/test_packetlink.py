@@ -1,13 +1,16 @@
 import os
 import select
 import socket
+import sys
 import termios
+import threading
 import time
 import tty
 
 import pytest
 
 from hal.packetlink import (
+    MAX_QUEUED,
     InProcessLink,
     PacketSplitter,
     SerialPacketLink,
@@ -116,3 +119,35 @@ def test_a_serial_link_over_a_pty() -> None:
         link.close()
         os.close(controller)
         os.close(peripheral)
+
+
+
+@pytest.mark.parametrize("sent", [3000, 3 * MAX_QUEUED])
+def test_an_in_process_link_loses_nothing_to_a_sender_on_another_thread(sent) -> None:
+    """What is not received is counted dropped (oldest first, when the reader lags more
+    than MAX_QUEUED packets), and what is received comes in order."""
+    a, b = InProcessLink.pair()
+    received: list[bytes] = []
+    done = threading.Event()
+
+    def sender() -> None:
+        for i in range(sent):
+            a.send(i.to_bytes(4, "big"))
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: a race has every chance to show
+    try:
+        thread = threading.Thread(target=sender)
+        thread.start()
+        while not done.is_set():
+            received += b.receive()
+        thread.join()
+        received += b.receive()
+    finally:
+        sys.setswitchinterval(interval)
+    numbers = [int.from_bytes(p, "big") for p in received]
+    assert len(numbers) + b.dropped == sent
+    assert numbers == sorted(set(numbers)) and numbers[-1] == sent - 1
+    if sent < MAX_QUEUED:
+        assert b.dropped == 0 and numbers == list(range(sent))
