@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hal.errors import SkyrackError
+
 KINDS = ("power", "thermal", "accelerator")
 BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
@@ -24,7 +26,7 @@ SIM_KEYS = {"altitude_km", "ltan", "upsets_per_bit_day", "saa_factor",
             "radiation_acceleration", "hangs_per_day"}
 
 
-class DefinitionError(ValueError):
+class DefinitionError(SkyrackError, ValueError):
     """A board definition is wrong; the message names file and key."""
 
     def __init__(self, path: str, key: str, reason: str) -> None:

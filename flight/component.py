@@ -133,10 +133,12 @@ class Component:
         self._params = {p.name: p.default for p in self.declared("parameters")}
         self._bus: Bus | None = None
         self._clock: Clock | None = None
-        self._points = {t.name for t in self.declared("telemetry")}
+        # Each point's qualified name ("power.batt_v"), the bus topic it goes out on.
+        self._points = {t.name: f"{self.name}.{t.name}" for t in self.declared("telemetry")}
         self._counted = tuple(t.name for t in self.declared("telemetry") if t.counter)
         self._events = {e.name: e for e in self.declared("events")}
         self.consumes: list[str] = []  # the bus topics this instance subscribed to
+        self._counts_published: dict[str, int] = {}
 
     # -- declarations -------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class Component:
     def handlers(cls) -> dict[str, Callable[..., Any]]:
         """Handler functions by command name."""
         members = inspect.getmembers(cls, inspect.isfunction)
-        return {f._skyrack_command["name"]: f for _, f in members
+        return {vars(f)["_skyrack_command"]["name"]: f for _, f in members
                 if hasattr(f, "_skyrack_command")}
 
     @classmethod
@@ -164,7 +166,7 @@ class Component:
             params = list(inspect.signature(fn).parameters.values())[1:]  # skip self
             args = tuple(_arg_spec(p.name, hints[p.name], p, where) for p in params)
             specs.append(CommandSpec(name=where, description=_doc(fn), args=args,
-                                     hazardous=fn._skyrack_command["hazardous"]))
+                                     hazardous=vars(fn)["_skyrack_command"]["hazardous"]))
         return specs
 
     @classmethod
@@ -207,10 +209,10 @@ class Component:
         return self._clock
 
     def publish(self, point: str, value: Any) -> None:
-        if point not in self._points:
+        name = self._points.get(point)
+        if name is None:
             raise KeyError(f"{self.name}: telemetry point {point!r} is not declared")
         if self._bus is not None:
-            name = f"{self.name}.{point}"
             self._bus.publish(name, Sample(self.clock.now_s(), name, value))
 
     def emit(self, event: str, **args: Any) -> None:
@@ -226,20 +228,26 @@ class Component:
         """Count a command "accepted", "rejected" or "failed", and publish it now."""
         key = f"cmd_{outcome}"
         self.counters[key] += 1
+        self._counts_published[key] = self.counters[key]
         self.publish(key, self.counters[key])
 
     def counter_values(self) -> dict[str, int]:
         """Every counter point's value, by local name."""
         return {name: self.counters[name] for name in self._counted}
 
-    def publish_counters(self) -> None:
+    def publish_counters(self, changed_only: bool = False) -> None:
+        """Every counter (or those that changed since last published: housekeeping
+        keeps each point's latest value, so an unchanged count need not go again)."""
         for name, value in self.counter_values().items():
-            self.publish(name, value)
+            if not changed_only or self._counts_published.get(name) != value:
+                self._counts_published[name] = value
+                self.publish(name, value)
 
     @periodic(1)
     def report_counters(self) -> None:
-        """Every counter, each second (and once at boot, before the first tick)."""
-        self.publish_counters()
+        """The counters that changed, each second (all of them once at boot, before
+        the first tick)."""
+        self.publish_counters(changed_only=True)
 
     @command
     def reset_counters(self) -> None:

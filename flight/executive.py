@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,9 @@ class Executive:
         self.failing_since: dict[str, int] = {}  # task -> first tick of its failing streak
         self._group_ran: dict[int, int] = {}  # ticks between runs -> tick it last ran
         self._periods: list[int] = []  # the distinct ticks between runs
+        # The tasks due at each phase of the cycle the periods repeat in (in the order
+        # they were added), so a tick runs its list instead of testing every task.
+        self._by_phase: list[list[Task]] = []
         self._t0_s = clock.now_s()
 
     def add(self, name: str, rate_hz: float, run: Callable[[], None]) -> None:
@@ -52,7 +56,22 @@ class Executive:
             raise ValueError(f"task {name}: rate {rate_hz} Hz must divide the "
                              f"{self.base_hz} Hz base rate")
         self.tasks.append(Task(name, round(every), run))
+        self._schedule()
+
+    def replace(self, name: str, run: Callable[[], None]) -> None:
+        """Give task `name` other work at the same rate and place (fault injection: a
+        task that fails every run)."""
+        if name not in {t.name for t in self.tasks}:
+            raise KeyError(f"no task {name!r}")
+        self.tasks = [Task(t.name, t.every_ticks, run) if t.name == name else t
+                      for t in self.tasks]
+        self._schedule()
+
+    def _schedule(self) -> None:
         self._periods = sorted({t.every_ticks for t in self.tasks})
+        cycle = math.lcm(*self._periods)
+        self._by_phase = [[t for t in self.tasks if phase % t.every_ticks == 0]
+                          for phase in range(cycle)]
 
     @property
     def rates_hz(self) -> list[float]:
@@ -84,16 +103,16 @@ class Executive:
         for every in self._periods:
             if self.ticks % every == 0:
                 self._group_ran[every] = self.ticks
-        for task in self.tasks:
-            if self.ticks % task.every_ticks == 0:
-                try:
-                    task.run()
-                    if self.failing_since:
-                        self.failing_since.pop(task.name, None)
-                except Exception as e:
-                    self.failing_since.setdefault(task.name, self.ticks)
-                    self.task_errors[task.name] += 1
-                    if self.task_errors[task.name] == 1:  # once; after that, counted
-                        log.exception("task %s failed", task.name)
-                    if self.on_task_error is not None:
-                        self.on_task_error(task.name, e)
+        running = self._by_phase[self.ticks % len(self._by_phase)] if self._by_phase else []
+        for task in running:
+            try:
+                task.run()
+                if self.failing_since:
+                    self.failing_since.pop(task.name, None)
+            except Exception as e:
+                self.failing_since.setdefault(task.name, self.ticks)
+                self.task_errors[task.name] += 1
+                if self.task_errors[task.name] == 1:  # once; after that, counted
+                    log.exception("task %s failed", task.name)
+                if self.on_task_error is not None:
+                    self.on_task_error(task.name, e)

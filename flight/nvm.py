@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from hal.errors import SkyrackError
 from hal.storage import Storage, StorageError
 
 MAGIC = b"SKNV"
@@ -51,7 +52,7 @@ class Problem:
     fallback: str  # what was used instead: "the other copy" or "defaults"
 
 
-class RecordError(ValueError):
+class RecordError(SkyrackError, ValueError):
     """A stored copy that cannot be used; the message says why."""
 
 

@@ -34,6 +34,7 @@ from flight.pus.uplink import Uplink
 from flight.system import SystemComponent
 from flight.thermal import ThermalComponent
 from hal.dictionary import Dictionary
+from hal.errors import SkyrackError
 
 # What the flight computer provides to the table, by name.
 RESOURCES = {
@@ -58,7 +59,7 @@ RESOURCES = {
 BUS_TOPICS = {ALL: "every message", EVENT: "every event", COMMAND: "every command outcome"}
 
 
-class TopologyError(ValueError):
+class TopologyError(SkyrackError, ValueError):
     """The topology names something that does not exist; the message says what."""
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ground.client import GroundClient, Sent
-from hal.errors import PacketError
+from hal.errors import PacketError, SkyrackError
 from hal.spacepacket import Telemetry
 
 SCHEMA = """
@@ -45,7 +45,7 @@ BATCH = 2000
 MAX_DELAY_S = 1.0
 
 
-class ArchiveError(Exception):
+class ArchiveError(SkyrackError):
     """The archive cannot be opened or read; the message says why."""
 
 

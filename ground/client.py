@@ -18,7 +18,7 @@ import msgpack
 from hal import layout
 from hal.auth import MAX_COUNTER, sign
 from hal.dictionary import Dictionary, validate_args
-from hal.errors import PacketError
+from hal.errors import InputError, PacketError
 from hal.layout import Layouts, name_id
 from hal.packetlink import PacketLink
 from hal.pus import ACK_ALL, APID, N, Report, parse_verification
@@ -78,7 +78,7 @@ class Signer:
 
     def next_counter(self) -> int:
         if self.counter >= MAX_COUNTER:
-            raise ValueError(f"key {self.key_id}'s counter is exhausted: rotate the key")
+            raise InputError(f"key {self.key_id}'s counter is exhausted: rotate the key")
         self.counter += 1
         if self._save is not None:
             self._save(self.counter)
@@ -222,7 +222,7 @@ class GroundClient:
     def set_parameter(self, name: str, value: Any) -> Sent:
         spec = next((p for p in self.dictionary.parameters if p.name == name), None)
         if spec is None:
-            raise ValueError(f"unknown parameter {name!r}")
+            raise InputError(f"unknown parameter {name!r}")
         return self.service(20, 3, N.pack(1) + N.pack(name_id(name))
                             + layout.pack([spec], [value]), f"parameters.set {name}")
 

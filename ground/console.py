@@ -21,6 +21,7 @@ from typing import Any
 
 from ground.client import GroundClient, GroundEvent, Sent
 from hal.dictionary import ArgumentError, CommandSpec
+from hal.errors import SkyrackError
 from hal.valuetype import BadValue, ValueType
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -31,7 +32,7 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-class ConsoleError(Exception):
+class ConsoleError(SkyrackError):
     """A step that did not happen as asked; the message says what was seen instead."""
 
 
@@ -128,6 +129,28 @@ class Console:
             return None
 
         return self.until(check, timeout_s, f"expect {name}")
+
+    def watch(self, seconds: float,
+              on_housekeeping: Callable[[float, dict[str, Any], dict[str, str]], None],
+              on_event: Callable[[GroundEvent], None]) -> None:
+        """For `seconds`, hand every housekeeping packet to `on_housekeeping(t_s, values,
+        states)` (each point's limit state: ok, yellow or red) and every event to
+        `on_event`, as they arrive; `idle` between looks (it may raise to stop)."""
+        specs = {t.name: t for t in self.client.dictionary.telemetry}
+        seen = self.client.events_total
+        end = self.now() + seconds
+        while self.now() < end:
+            for tm in self.client.poll():
+                if (tm.service, tm.subtype) == (3, 25):
+                    values = self.client.decode_hk(tm.data)
+                    on_housekeeping(tm.time_s, values,
+                                    {k: specs[k].limit_state(v) for k, v in values.items()})
+            events = list(self.client.events)
+            new = min(self.client.events_total - seen, len(events))
+            seen = self.client.events_total
+            for event in events[len(events) - new:]:
+                on_event(event)
+            self.idle()
 
     def run_script(self, text: str, log: Callable[[dict[str, Any]], None] | None = None) -> int:
         """Run each step; returns the steps run. Raises ConsoleError naming the line."""

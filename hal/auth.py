@@ -22,7 +22,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field, replace
 
-from hal.errors import PacketError
+from hal.errors import InputError, PacketError
 from hal.spacepacket import CRC_BYTES, Telecommand, encode_tc
 
 SECURITY_HEADER = struct.Struct(">HI")
@@ -117,12 +117,12 @@ class KeyFile:
             active = doc["active"]
             keys = {int(k): bytes.fromhex(v) for k, v in doc["keys"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{where}: not a key file ({type(e).__name__})") from None
+            raise InputError(f"{where}: not a key file ({type(e).__name__})") from None
         for key_id, key in keys.items():
             if not 1 <= key_id <= 0xFFFF:
-                raise ValueError(f"{where}: key id {key_id} outside 1..65535")
+                raise InputError(f"{where}: key id {key_id} outside 1..65535")
             if len(key) != KEY_BYTES:
-                raise ValueError(f"{where}: key {key_id} is {len(key)} octets, not {KEY_BYTES}")
+                raise InputError(f"{where}: key {key_id} is {len(key)} octets, not {KEY_BYTES}")
         if active not in keys:
-            raise ValueError(f"{where}: the active key {active!r} is not in the file")
+            raise InputError(f"{where}: the active key {active!r} is not in the file")
         return cls(active, keys)

@@ -216,7 +216,7 @@ def _encode_message(cls: type | None, value: Any, what: str) -> dict[str, Any]:
         return value
     if not isinstance(value, cls):
         raise WireError(f"{what}: expected {cls.__name__}, got {type(value).__name__}")
-    out = _encode(value)
+    out = _encoder(cls)(value)
     assert isinstance(out, dict)
     _decode(cls, out, what)  # what goes out holds to the declaration as what comes in
     return out
@@ -230,16 +230,36 @@ def _decode_message(cls: type | None, raw: Any, what: str) -> Any:
     return _decode(cls, raw, what)
 
 
-def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+Encode = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+@functools.cache
+def _encoder(hint: Any) -> Encode:
+    """The encoder of one annotation, built once (as the decoders are): a value as
+    msgpack carries it, tuples as lists and enums by value."""
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        (inner,) = [_encoder(a) for a in args if a is not type(None)]
+        return inner if inner is _identity else (lambda v: None if v is None else inner(v))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint, include_extras=True)
+        fields = [(f.name, _encoder(hints[f.name])) for f in dataclasses.fields(hint)]
+        return lambda v: {name: encode(getattr(v, name)) for name, encode in fields}
+    if origin is tuple:
+        item = _encoder(args[0])
+        return list if item is _identity else (lambda v: [item(x) for x in v])
+    if origin is dict:
+        value = _encoder(args[1])
+        return dict if value is _identity else (lambda v: {k: value(x) for k, x in v.items()})
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda v: v.value
+    return _identity
 
 
 Decode = Callable[[Any, str], Any]

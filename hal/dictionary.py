@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hal.errors import SkyrackError
+from hal.errors import InputError, SkyrackError
 from hal.valuetype import BadValue, ValueType, value_type
 
 
@@ -204,7 +204,7 @@ class Dictionary:
                 parameters=tuple(ParameterSpec(**p) for p in data["parameters"]),
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not a skyrack dictionary: {e}") from e
+            raise InputError(f"not a skyrack dictionary: {e}") from e
 
 
 def check_value(spec: ArgSpec | ParameterSpec, value: Any, what: str) -> Any:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class SkyrackError(Exception):
-    """Root of the errors skyrack raises on purpose."""
+    """Root of the errors skyrack raises on purpose: every error a user can meet derives
+    from it (several from ValueError or OSError too, as what they are), so the CLI
+    reports them all in one line by catching this one."""
+
+
+class InputError(SkyrackError, ValueError):
+    """Something given to skyrack (a file, a URL, a setting) that it cannot use; the
+    message names it and says why."""
 
 
 class FrameError(SkyrackError):

@@ -12,6 +12,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from hal.errors import SkyrackError
+
 MAGIC = b"SKIM"
 FORMAT = 1
 _HEAD = struct.Struct(">4sH16s3HII")
@@ -19,7 +21,7 @@ HEADER_BYTES = _HEAD.size + 4
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
-class ImageError(ValueError):
+class ImageError(SkyrackError, ValueError):
     """Not a valid image; the message says what is wrong with it."""
 
 

@@ -14,6 +14,7 @@ import socket
 import threading
 from typing import Protocol
 
+from hal.errors import InputError
 from hal.framing import Deframer, encode_frame
 from hal.spacepacket import MAX_PACKET_BYTES, PRIMARY_BYTES, packet_length
 from hal.transport import SerialTransport
@@ -253,16 +254,16 @@ def parse_url(url: str) -> tuple[str, str, int]:
     """`tcp://host:port` to ("tcp", host, port). Raises ValueError saying what is wrong."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme != "tcp":
-        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT or serial:PORT")
+        raise InputError(f"link {url!r}: expected tcp://HOST:PORT or serial:PORT")
     host, colon, port_text = rest.rpartition(":")
     if not colon or not host:
-        raise ValueError(f"link {url!r}: expected tcp://HOST:PORT")
+        raise InputError(f"link {url!r}: expected tcp://HOST:PORT")
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"link {url!r}: port {port_text!r} is not a number") from None
+        raise InputError(f"link {url!r}: port {port_text!r} is not a number") from None
     if not 0 <= port <= 65535:
-        raise ValueError(f"link {url!r}: port {port} is outside 0..65535")
+        raise InputError(f"link {url!r}: port {port} is outside 0..65535")
     return scheme, host.strip("[]"), port
 
 

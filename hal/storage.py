@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from hal.errors import SkyrackError
 
-class StorageError(OSError):
+
+class StorageError(SkyrackError, OSError):
     """A stored item is missing or could not be read or written."""
 
 

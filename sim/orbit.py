@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hal.errors import InputError
+
 MU_EARTH_KM3_S2 = 398600.4418
 R_EARTH_KM = 6378.137
 R_SUN_KM = 695_700.0
@@ -62,9 +64,9 @@ def parse_ltan(text: str) -> float:
         else:
             value = float(text)
     except ValueError:
-        raise ValueError(f"LTAN {text!r} is not HH:MM") from None
+        raise InputError(f"LTAN {text!r} is not HH:MM") from None
     if not 0.0 <= value < 24.0:
-        raise ValueError(f"LTAN {text!r} is outside 00:00..23:59")
+        raise InputError(f"LTAN {text!r} is outside 00:00..23:59")
     return value
 
 
@@ -77,10 +79,10 @@ class CircularOrbit:
 
     def __post_init__(self) -> None:
         if not MIN_ALTITUDE_KM <= self.altitude_km <= MAX_ALTITUDE_KM:
-            raise ValueError(f"altitude {self.altitude_km} km is outside "
+            raise InputError(f"altitude {self.altitude_km} km is outside "
                              f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
         if not 0.0 <= self.ltan_h < 24.0:
-            raise ValueError(f"LTAN {self.ltan_h} h is outside 0..24 h")
+            raise InputError(f"LTAN {self.ltan_h} h is outside 0..24 h")
 
     @property
     def semi_major_axis_km(self) -> float:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hal.compute import ComputeDevice, DeviceHang
+from hal.errors import InputError
 from sim.device import DeviceWrapper
 
 SECONDS_PER_DAY = 86400.0
@@ -56,9 +57,9 @@ class RadiationConfig:
         for name in ("upsets_per_bit_day", "saa_factor", "logic_upsets_per_mac",
                      "hangs_per_day", "latchups_per_day", "acceleration"):
             if not getattr(self, name) >= 0.0:
-                raise ValueError(f"radiation {name} must be >= 0, got {getattr(self, name)}")
+                raise InputError(f"radiation {name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.burst_fraction <= 1.0:
-            raise ValueError(f"radiation burst_fraction must be in 0..1, got {self.burst_fraction}")
+            raise InputError(f"radiation burst_fraction must be in 0..1, got {self.burst_fraction}")
 
 
 class RadiationModel:

@@ -29,6 +29,7 @@ from ground.client import GroundClient, Signer
 from ground.console import Console
 from hal.auth import KeyFile
 from hal.packetlink import InProcessLink
+from sim.inject import DroppableLink, Inject
 from skyrack.assembly import Satellite, assemble
 
 SIM = "sim"
@@ -113,35 +114,6 @@ class HilGround:
         lines += [f"  {e.t_s:10.1f}  {e.severity:8} {e.name} {e.args}"
                   for e in list(self.client.events)[-LAST_EVENTS:]] or ["  (none)"]
         return "\n".join(lines)
-
-
-class DroppableLink:
-    """The flight end of the space link, which the `inject` fixture can cut for a while."""
-
-    def __init__(self, inner: InProcessLink, now: Callable[[], float]) -> None:
-        self.inner = inner
-        self.now = now
-        self.down_until_s = -1.0
-        self.dropped = 0
-
-    def _down(self) -> bool:
-        return self.now() < self.down_until_s
-
-    def send(self, packet: bytes) -> None:
-        if self._down():
-            self.dropped += 1
-        else:
-            self.inner.send(packet)
-
-    def receive(self) -> list[bytes]:
-        packets = self.inner.receive()
-        if self._down():
-            self.dropped += len(packets)
-            return []
-        return packets
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @dataclasses.dataclass
@@ -236,42 +208,6 @@ def board(_under_test: UnderTest) -> Callable[[str], Any]:
     return get
 
 
-class Inject:
-    """Faults on demand, from the sim."""
-
-    def __init__(self, under_test: UnderTest) -> None:
-        self._t = under_test
-        self.world = under_test.satellite.world
-
-    def bit_flips(self, count: int = 1) -> int:
-        """`count` upsets in the accelerator's memory now; returns how many landed (none
-        while no job holds memory)."""
-        compute = self.world.compute
-        return 0 if compute is None else self.world.radiation.strike(compute, count)
-
-    def silent_board(self, name: str) -> None:
-        """A latch-up in board `name`: it stops answering until its power is cycled."""
-        self._t.satellite.emulators[name].latched = True
-
-    def brownout(self, name: str, seconds: float = 1.0) -> None:
-        """Board `name`'s supply drops for `seconds`: it loses power and boots afresh."""
-        channel = self._t.satellite.emulators[name].platform.channel
-        if channel is None:
-            raise ValueError(f"board {name!r} has no switched supply to brown out")
-        world, until = self.world, self.world.t_s + seconds
-        world.set_switch(channel, False)
-
-        def restore() -> None:
-            if world.t_s >= until:
-                world.set_switch(channel, True)
-                world.timers.remove(restore)
-        world.timers.append(restore)
-
-    def link_drop(self, seconds: float) -> None:
-        """The space link carries nothing either way for `seconds` of on-board time."""
-        self._t.link.down_until_s = self._t.satellite.clock.now_s() + seconds
-
-
 @pytest.fixture
 def inject(_under_test: UnderTest) -> Inject:
     """Fault injection (bit flips, a silent board, a brownout, link drops). The sim's:
@@ -279,7 +215,9 @@ def inject(_under_test: UnderTest) -> Inject:
     if not _under_test.on_sim:
         pytest.skip("fault injection needs the sim: a bench cannot flip bits or latch "
                     "boards on demand")
-    return Inject(_under_test)
+    satellite = _under_test.satellite
+    assert satellite.world is not None
+    return Inject(satellite.world, satellite.emulators, _under_test.link)
 
 
 @pytest.hookimpl(hookwrapper=True)

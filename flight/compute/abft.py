@@ -26,9 +26,10 @@ import numpy as np
 
 from flight.shield import abft_scan
 from hal.compute import ComputeDevice
+from hal.errors import SkyrackError
 
 
-class ComputeFault(Exception):
+class ComputeFault(SkyrackError):
     """A check found wrong data; `mechanism` names the check that found it."""
 
     mechanism = "abft"

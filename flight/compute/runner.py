@@ -39,6 +39,7 @@ from flight.shield import (
     unusable,
 )
 from hal.compute import ComputeDevice, DeviceHang
+from hal.errors import SkyrackError
 
 
 class ActivationCorrupt(ComputeFault):
@@ -51,7 +52,7 @@ class StateCorrupt(ComputeFault):
     mechanism = "scrub"
 
 
-class JobFailed(Exception):
+class JobFailed(SkyrackError):
     """The job could not be brought to a correct finish (a detected, unrecoverable error)."""
 
 

@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from flight.compute.abft import LeftSums, RightSums
+from hal.errors import SkyrackError
 
 Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
 
 
-class JobParameterError(ValueError):
+class JobParameterError(SkyrackError, ValueError):
     """A job parameter is unknown or out of range; the message says which."""
 
 

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from flight.shield._kernel import ffi, lib
+from hal.errors import SkyrackError
 
 lib.sk_init()
 
 HARDWARE_PATHS = {0: None, 1: "sse4.2", 2: "armv8-crc"}
 
 
-class ShieldError(ValueError):
+class ShieldError(SkyrackError, ValueError):
     """A shield call was given something it cannot work on; the message says what."""
 
 

@@ -3,12 +3,14 @@
 from boards.definition import default_path, load
 from flight.bus import EVENT
 from flight.modes import Mode
+from sim.inject import Inject
 from skyrack.assembly import assemble
 
 
 def satellite():
     sat = assemble(load(default_path()), seed=3)
     sat.events = []
+    sat.inject = Inject(sat.world, sat.emulators)
     sat.flight.bus.subscribe(EVENT, lambda t, e: sat.events.append((e.t_s, e.name, e.args)))
     return sat
 
@@ -17,7 +19,7 @@ def test_a_latched_board_is_power_cycled_and_the_mission_continues() -> None:
     sat = satellite()
     try:
         sat.flight.run_until(100.0)
-        sat.emulators["thermal"].latched = True  # a single-event latch-up at t = 100 s
+        sat.inject.silent_board("thermal")  # a single-event latch-up at t = 100 s
         sat.flight.run_until(200.0)
         names = [name for _, name, _ in sat.events]
         assert names.index("thermal.board_silent") < names.index("fdir.board_power_cycled")
@@ -38,7 +40,7 @@ def test_a_board_that_stays_silent_through_its_cycles_sends_the_satellite_to_saf
     sat = satellite()
     try:
         sat.flight.run_until(70.0)
-        sat.emulators["thermal"].failed = True  # dead for good: cycling does not help
+        sat.inject.dead_board("thermal")  # dead for good: cycling does not help
         sat.flight.run_until(200.0)
         cycles = [a for _, n, a in sat.events if n == "fdir.board_power_cycled"]
         assert [c["attempt"] for c in cycles] == [1, 2, 3]
@@ -56,7 +58,7 @@ def test_a_red_limit_held_for_its_persistence_sends_the_satellite_to_safe() -> N
         sat.flight.submit("mode.set", {"mode": "compute"})
         sat.flight.run_until(70.0)
         assert sat.flight.component("mode").mode is Mode.COMPUTE
-        sat.world.battery.soc = 0.25  # a sudden drain: below the 30 % red limit
+        sat.inject.drain_battery(0.25)  # a sudden drain: below the 30 % red limit
         sat.flight.run_until(75.0)
         assert sat.flight.component("mode").mode is Mode.COMPUTE  # persistence not yet met
         sat.flight.run_until(80.0)
@@ -118,7 +120,7 @@ def test_a_latchup_is_tripped_by_the_power_board_and_fdir_brings_the_load_back()
         sat.flight.submit("mode.set", {"mode": "compute"})
         sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 4, "steps": 40})
         sat.run_until(20.0)
-        sat.world.latched_loads[2] = True  # a single-event latch-up on the accelerator
+        sat.inject.load_latchup(2)  # a single-event latch-up on the accelerator
         sat.run_until(60.0)
         names = [n for _, n, _ in sat.events]
         assert names.index("power.latchup") < names.index("fdir.channel_restored")
@@ -136,8 +138,8 @@ def test_a_low_voltage_disconnect_sheds_the_loads_and_the_satellite_goes_safe() 
     try:
         sat.flight.submit("power.switch", {"channel": 2, "on": True})
         sat.run_until(10.0)
-        sat.world.array.area_m2 = 0.0  # the array fails: the battery carries every load
-        sat.world.battery.soc = 0.01  # nearly empty: the terminal sags below 24.5 V
+        sat.inject.array_failure()  # the battery carries every load
+        sat.inject.drain_battery(0.01)  # nearly empty: the terminal sags below 24.5 V
         sat.run_until(15.0)
         assert not any(sat.world.switches[1:]) and sat.world.switches[0]
         assert sat.drivers["power"].housekeeping().lvd_trips >= 1
@@ -169,8 +171,6 @@ def test_a_board_babbling_garbage_in_valid_frames_is_handled_as_a_silent_one() -
 
 
 def test_a_task_failing_every_run_starves_the_watchdog_and_the_reboot_keeps_state() -> None:
-    from flight.executive import Task
-
     sat = satellite()
     try:
         sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 1})
@@ -180,8 +180,7 @@ def test_a_task_failing_every_run_starves_the_watchdog_and_the_reboot_keeps_stat
         def broken() -> None:
             raise RuntimeError("a bug that fires every run")
 
-        ex.tasks = [Task(t.name, t.every_ticks, broken) if t.name == "thermal.poll" else t
-                    for t in ex.tasks]
+        ex.replace("thermal.poll", broken)
         sat.run_until(125.0)
         assert sat.reboots == 0  # a failing task is given its time
         sat.run_until(260.0)

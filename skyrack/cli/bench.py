@@ -1,0 +1,188 @@
+"""`skyrack image`, `board serve` and `flash`: the bench of dev boards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from boards import definition as boarddef
+from drivers import flash as flashing
+from drivers.link import BoardLink
+from hal import image
+from hal.durable import replace_file
+from hal.transport import SerialTransport
+from skyrack.cli.options import (
+    CliError,
+    Parser,
+    name_urls,
+    progress_bar,
+    seconds,
+    shared,
+    speed,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    img = sub.add_parser("image", help="board firmware images")
+    img_sub = img.add_subparsers(dest="image_command", required=True, parser_class=Parser)
+    build = img_sub.add_parser("build", help="wrap a payload in an image header for one "
+                               "board kind", parents=[shared("json")])
+    build.add_argument("payload", help="the firmware payload (a file)")
+    build.add_argument("--kind", required=True, help="board kind it is for: power, "
+                       "thermal, accelerator ...")
+    build.add_argument("--version", dest="image_version", required=True,
+                       metavar="MAJOR.MINOR.PATCH", help="the image's version")
+    build.add_argument("-o", "--output", required=True, help="image file to write")
+    build.set_defaults(run=cmd_image_build)
+
+    board = sub.add_parser("board", help="emulated boards for a bench")
+    board_sub = board.add_subparsers(dest="board_command", required=True, parser_class=Parser)
+    serve = board_sub.add_parser("serve", help="serve emulated boards on serial lines, "
+                                 "their world in real time, until interrupted",
+                                 parents=[shared("seed", "json")])
+    serve.add_argument("--board", required=True, metavar="TOML[:NAME]",
+                       help="sim definition, and the board to serve (default: all)")
+    serve.add_argument("--on", action="append", default=[], metavar="NAME=URL",
+                       help="serve board NAME on this serial port rather than a new "
+                            "pseudo-terminal (repeatable)")
+    serve.add_argument("--seconds", type=seconds, default=None,
+                       help="stop after this many seconds (default: run until interrupted)")
+    serve.add_argument("--speed", type=speed, default=1.0,
+                       help="simulated seconds per wall second (default 1)")
+    serve.add_argument("--nvm", metavar="DIR", default=None,
+                       help="keep each board's non-volatile memory (image slots, boot "
+                            "record, boot count) in DIR across runs, as a real board's flash "
+                            "(default: in memory, a factory-fresh board every run)")
+    serve.set_defaults(run=cmd_board_serve)
+
+    fl = sub.add_parser("flash", help="flash an image to a board over its serial port",
+                        parents=[shared("json")])
+    fl.add_argument("image", help="image file (from `skyrack image build`)")
+    fl.add_argument("--board", required=True, metavar="TOML:NAME",
+                    help="the definition, and the board to flash")
+    fl.add_argument("--port", default=None, metavar="URL",
+                    help="serial port (default: the board's `port` in the definition)")
+    fl.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+                    help="how long to wait for the board to confirm its new image "
+                         "(default 30)")
+    fl.set_defaults(run=cmd_flash)
+
+
+def _board_ref(text: str, need_name: bool) -> tuple[boarddef.SatelliteDefinition, str | None]:
+    """`path.toml:name` (or just `path.toml` unless `need_name`) to its definition and name."""
+    path, colon, name = text.rpartition(":")
+    if not colon or "/" in name or name.endswith(".toml"):
+        path, name = text, ""
+    if need_name and not name:
+        raise CliError(f"--board {text}: name the board too, as TOML:NAME")
+    definition = boarddef.load(path)
+    if name:
+        definition.named(name)  # refuse an unknown board now, with the ones there are
+    return definition, name or None
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    with open(args.payload, "rb") as f:
+        payload = f.read()
+    data = image.build(args.kind, args.image_version, payload)
+    header = image.verify(data)
+    replace_file(args.output, data)
+    result = {"ok": True, "image": args.output, "kind": header.kind,
+              "version": header.version_text, "payload_bytes": header.length,
+              "image_bytes": len(data), "crc32": f"{header.crc32:08x}"}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.output}: {header.kind} image {header.version_text}, "
+              f"{header.length} payload bytes, crc32 {header.crc32:08x}")
+    return 0
+
+
+def cmd_board_serve(args: argparse.Namespace) -> int:
+    from skyrack.serve import BoardServer  # pseudo-terminals: only where they are used
+
+    definition, name = _board_ref(args.board, need_name=False)
+    ports = name_urls(args.on, "--on")
+    server = BoardServer(definition, [name] if name else (), seed=args.seed, ports=ports,
+                         speed=args.speed, nvm_dir=args.nvm)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if args.json:
+            print(json.dumps({"ok": True, "serving": server.paths}), flush=True)
+        else:
+            for board_name, path in server.paths.items():
+                print(f"{board_name} {path}", flush=True)
+            print(f"serving {len(server.paths)} board(s) at {args.speed:g}x real time; "
+                  "Ctrl-C stops", file=sys.stderr, flush=True)
+        served_s = server.run(args.seconds, stop)
+        stats = server.stats()
+    finally:
+        server.close()
+    if args.json:
+        print(json.dumps({"ok": True, "served_s": round(served_s, 3), "boards": stats}))
+    else:
+        print(f"served {served_s:.1f} s: " + "; ".join(
+            f"{n}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+            for n, c in stats.items()), file=sys.stderr)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    definition, name = _board_ref(args.board, need_name=True)
+    assert name is not None
+    spec = definition.named(name)
+    with open(args.image, "rb") as f:
+        data = f.read()
+    header = image.verify(data)
+    if header.kind != spec.kind:
+        raise CliError(f"{args.image} is a {header.kind!r} image; board {name!r} is a "
+                       f"{spec.kind!r} board")
+    port = args.port or spec.port
+    if port is None:
+        raise CliError(f"board {name!r} is emulated in {definition.path}: serve it with "
+                       "`skyrack board serve` and pass its path as --port")
+    bar = progress_bar if sys.stderr.isatty() and not args.json else None
+    deadline = time.monotonic() + args.timeout
+
+    def wait() -> bool:
+        time.sleep(0.25)
+        return time.monotonic() < deadline
+
+    link = BoardLink(name, SerialTransport(port, spec.baudrate), timeout_s=spec.timeout_s,
+                     retries=spec.retries)
+    started = time.monotonic()
+    try:
+        result = flashing.flash(link, data, progress=bar, wait=wait)
+    finally:
+        link.transport.close()
+        if bar:
+            print(file=sys.stderr)
+    wall_s = time.monotonic() - started
+    out = {"ok": result.ok, "board": name, "port": port, "state": result.state,
+           "slot": result.slot, "running": result.version, "image": header.version_text,
+           "bytes": result.bytes_sent, "wall_s": round(wall_s, 3), "link": link.stats()}
+    if not result.ok:
+        why = {"rolled_back": f"the board rolled back to {result.version}: image "
+                              f"{header.version_text} never confirmed itself",
+               "trial": f"image {header.version_text} is still on trial after "
+                        f"{args.timeout:g} s; it has not confirmed itself",
+               "unchanged": f"the board runs {result.version}, not the flashed "
+                            f"{header.version_text}"}[result.state]
+        out["error"] = why
+        if args.json:
+            print(json.dumps(out))
+        print(f"skyrack flash: error: {why}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{name}: flashed {header.version_text} ({len(data)} bytes) into slot "
+              f"{result.slot} in {wall_s:.1f} s; booted and confirmed")
+    return 0

@@ -1,0 +1,238 @@
+"""`skyrack sim`, `fly` and `campaign`: flying the flight software, and fault campaigns."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from boards import definition as boarddef
+from hal.auth import KeyFile
+from hal.packetlink import open_link
+from skyrack import campaign, mission, plot
+from skyrack.assembly import assemble
+from skyrack.cli.options import (
+    CliError,
+    altitude_km,
+    days,
+    injections,
+    ltan,
+    name_urls,
+    orbits,
+    progress_bar,
+    seconds,
+    shared,
+    speed,
+    workers,
+)
+from skyrack.report import format_campaign, format_report, hhmm
+
+
+def add_parsers(sub: Any) -> None:
+    sim = sub.add_parser("sim", help="fly a simulated satellite and print a mission report",
+                         parents=[shared("seed", "state", "json")])
+    sim.add_argument("--board", default=None, metavar="TOML",
+                     help="board definition (default: the packaged boards/sim.toml)")
+    length = sim.add_mutually_exclusive_group()
+    length.add_argument("--orbits", type=orbits, default=None,
+                        help="orbits to fly (default 2)")
+    length.add_argument("--days", type=days, default=None,
+                        help="days to fly, instead of --orbits")
+    sim.add_argument("--altitude", type=altitude_km, default=None, metavar="KM",
+                     help="circular orbit altitude in km (default: the definition's, 500)")
+    sim.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
+                     help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
+                          "noon-midnight (default: the definition's, 10:30)")
+    sim.add_argument("--serial", action="store_true",
+                     help="serve every emulated board on a pseudo-terminal and talk to it "
+                          "through pyserial, as to real boards")
+    sim.add_argument("--ground", metavar="URL", default=None,
+                     help="the space link to an operator (`skyrack ground`): tcp://HOST:PORT "
+                          "to listen on, or serial:PORT; the sim then flies paced to the wall "
+                          "clock, and without --orbits or --days until interrupted")
+    sim.add_argument("--speed", type=speed, default=1.0,
+                     help="with --ground: simulated seconds per wall second (default 1)")
+    sim.add_argument("--keys", metavar="FILE", default=None,
+                     help="with --ground: the key file telecommands are signed with "
+                          "(default: with --state, DIR/keys.json, made on the first run; "
+                          "else a throwaway one; its path is printed)")
+    sim.add_argument("--plot", metavar="FILE", default=None,
+                     help="draw state of charge, power, temperatures and mode to FILE "
+                          "(PNG, PDF or SVG; needs the 'plot' extra: matplotlib)")
+    sim.set_defaults(run=cmd_sim)
+
+    fly = sub.add_parser("fly", help="fly the flight software against boards on serial "
+                         "ports, on the wall clock, and print what it saw",
+                         parents=[shared("state", "json")])
+    fly.add_argument("--board", required=True, metavar="TOML",
+                     help="definition whose boards are on ports (e.g. a copy of "
+                          "boards/flatsat-example.toml)")
+    fly.add_argument("--port", action="append", default=[], metavar="NAME=URL",
+                     help="put board NAME on this port instead (repeatable); this also "
+                          "turns an emulated board of a sim definition into a port")
+    fly.add_argument("--seconds", type=seconds, default=60.0,
+                     help="how long to fly (default 60); Ctrl-C stops early and reports")
+    fly.set_defaults(run=cmd_fly)
+
+    camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
+                          "the protection made of them", parents=[shared("seed", "json")])
+    camp.add_argument("--injections", type=injections, default=1000,
+                      help="number of injected faults, one per job (default 1000)")
+    camp.add_argument("--workers", type=workers, default=os.cpu_count() or 1,
+                      help="worker processes (default: one per core)")
+    camp.set_defaults(run=cmd_campaign)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    if args.plot and not plot.available():
+        raise CliError(plot.INSTALL_HINT)  # before flying, not after
+    path = args.board or boarddef.default_path()
+    definition = boarddef.load(path)
+    if not definition.emulated:
+        raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
+                       "definition")
+    link, keys, pace = None, None, None
+    if args.ground:
+        link, keys, pace = _ground_side(args)
+    satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
+                         serial=args.serial, link=link, keys=keys, state=args.state)
+    assert satellite.world is not None
+    period_s = satellite.world.orbit.period_s
+    if args.days is not None:
+        duration_s = args.days * 86400.0
+    elif args.orbits is not None or not args.ground:
+        duration_s = (args.orbits or 2.0) * period_s
+    else:
+        duration_s = 1e9  # until interrupted
+    started = time.perf_counter()
+    recorder = mission.Recorder(satellite)
+    try:
+        mission.fly(satellite, duration_s, recorder, pace)
+    except _Stopped:
+        pass
+    finally:
+        satellite.close()
+        if link is not None:
+            link.close()
+    wall_s = time.perf_counter() - started
+    duration_s = satellite.clock.now_s()
+    report = mission.report(satellite, recorder, seed=args.seed, orbits=duration_s / period_s)
+    if args.plot:
+        try:
+            plot.plot_mission(recorder.series, args.plot,
+                              f"{report['satellite']}: {report['orbit']['altitude_km']:g} km, "
+                              f"LTAN {hhmm(report['orbit']['ltan_h'])}, seed {args.seed}")
+        except (RuntimeError, ValueError, OSError) as e:
+            raise CliError(f"cannot write plot {args.plot}: {e}") from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"(flew {duration_s:.0f} s in {wall_s:.2f} s of wall time, "
+              f"{duration_s / wall_s:.0f}x real time)", file=sys.stderr)
+    return 0
+
+
+def cmd_fly(args: argparse.Namespace) -> int:
+    definition = boarddef.load(args.board)
+    ports = name_urls(args.port, "--port")
+    boards = []
+    for spec in definition.boards:
+        if spec.name in ports:
+            spec = dataclasses.replace(spec, port=ports.pop(spec.name), emulator=None)
+        boards.append(spec)
+    if ports:
+        definition.named(next(iter(ports)))  # raises: no such board
+    definition = dataclasses.replace(definition, boards=tuple(boards))
+    emulated = [b.name for b in definition.boards if b.emulator is not None]
+    if emulated:
+        raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
+                       "drives boards on ports; give each a --port NAME=URL (from "
+                       "`skyrack board serve`), or use `skyrack sim`")
+    satellite = assemble(definition, state=args.state)
+    recorder = mission.Recorder(satellite)
+    try:
+        mission.fly(satellite, args.seconds, recorder)
+    except KeyboardInterrupt:
+        print("interrupted; reporting what ran", file=sys.stderr)
+    finally:
+        satellite.close()
+    report = mission.report(satellite, recorder)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM while flying paced: stop, and report what flew."""
+
+
+def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[float], None]]:
+    """The TCP link an operator connects to, the key file, and the pacing of the sim."""
+    # The keys on board: the given file; else, for a satellite kept in --state, the one
+    # kept there (made on its first run); else a throwaway one.
+    keys_path = args.keys or (os.path.join(args.state, "keys.json") if args.state else None)
+    if keys_path and os.path.exists(keys_path):
+        with open(keys_path) as f:
+            keys = KeyFile.parse(f.read(), keys_path)
+    elif args.keys:
+        raise CliError(f"{args.keys}: no such key file")
+    else:
+        keys = KeyFile.generate()
+        if keys_path is None:
+            keys_path = os.path.join(tempfile.mkdtemp(prefix="skyrack-keys-"), "keys.json")
+        os.makedirs(os.path.dirname(keys_path), exist_ok=True)
+        fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(keys.to_text())
+    try:
+        link = open_link(args.ground, listen=True)
+    except OSError as e:  # ConnectionError is one
+        raise CliError(f"cannot open {args.ground}: {e.strerror or e}") from None
+    address = getattr(link, "address", None)
+    bound = f"tcp://{address[0]}:{address[1]}" if address else args.ground
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.json:
+        print(json.dumps({"ok": True, "ground": bound, "keys": keys_path}), flush=True)
+    else:
+        print(f"listening for the ground on {bound}; key file {keys_path}", flush=True)
+    started = time.monotonic()
+
+    def pace(t_s: float) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            ahead_s = t_s / args.speed - (time.monotonic() - started)
+            if ahead_s <= 0:
+                return
+            stop.wait(min(ahead_s, 0.1))
+
+    return link, keys, pace
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    progress = progress_bar if sys.stderr.isatty() and not args.json else None
+    report = campaign.campaign(args.injections, args.seed, args.workers, progress)
+    if progress:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_campaign(report))
+    bad = report["outcomes"]["sdc"] + report["outcomes"]["due"]
+    if bad:
+        print(f"skyrack campaign: error: {report['outcomes']['sdc']} silent data corruptions, "
+              f"{report['outcomes']['due']} unrecoverable jobs", file=sys.stderr)
+    return 1 if bad else 0

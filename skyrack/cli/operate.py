@@ -1,0 +1,268 @@
+"""`skyrack ground`: operating a satellite over its space link, and its archive."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from flight.software import FlightSoftware
+from ground.keys import signer_from_file
+from hal.dictionary import Dictionary
+from hal.durable import replace_file
+from hal.packetlink import open_link
+from skyrack import plot
+from skyrack.cli.options import (
+    CliError,
+    Parser,
+    injections,
+    seconds,
+    shared,
+    time_window,
+)
+from skyrack.report import MARK, short
+
+
+def add_parsers(sub: Any) -> None:
+    ground = sub.add_parser("ground", help="operate a satellite over its space link")
+    ground.add_argument("--link", default=None, metavar="URL",
+                        help="the satellite's space link: tcp://HOST:PORT (`skyrack sim "
+                             "--ground`) or serial:PORT; needed by send, watch and script")
+    ground.add_argument("--archive", metavar="FILE", default=None,
+                        help="SQLite telemetry archive every TM received lands in, and that "
+                             "query, export and plot read (default: $SKYRACK_ARCHIVE, or "
+                             "~/.local/share/skyrack/archive.sqlite)")
+    ground.add_argument("--keys", metavar="FILE", default=None,
+                        help="key file to sign telecommands with (without it they go "
+                             "unsigned, and the satellite refuses them)")
+    ground.add_argument("--key-id", type=int, default=None,
+                        help="which key of the file (default: the file's active key)")
+    ground.add_argument("--dictionary", metavar="JSON", default=None,
+                        help="the satellite's dictionary (`skyrack dictionary --json`); "
+                             "default: this installation's flight software")
+    ground_sub = ground.add_subparsers(dest="ground_command", required=True,
+                                       parser_class=Parser)
+    send = ground_sub.add_parser("send", help="send a command and wait for its verification",
+                                 parents=[shared("json")])
+    send.add_argument("name", help="command, as the dictionary names it: power.switch")
+    send.add_argument("args", nargs="*", metavar="NAME=VALUE", help="its arguments")
+    send.add_argument("--timeout", type=seconds, default=10.0,
+                      help="seconds to wait for completion (default 10)")
+    send.add_argument("--yes", action="store_true", help="send a hazardous command "
+                      "without asking")
+    watch = ground_sub.add_parser("watch", help="print housekeeping and events as they come",
+                                  parents=[shared("json")])
+    watch.add_argument("--seconds", type=seconds, default=10.0,
+                       help="how long to watch (default 10)")
+    script = ground_sub.add_parser("script", help="run a file of send / wait / expect / "
+                                   "sleep steps; stops at the first that fails",
+                                   parents=[shared("json")])
+    script.add_argument("file")
+    query = ground_sub.add_parser("query", help="a telemetry point's values from the archive",
+                                  parents=[shared("json")])
+    query.add_argument("point", help="telemetry point: power.batt_v")
+    time_window(query)
+    export = ground_sub.add_parser("export", help="points from the archive as CSV",
+                                   parents=[shared("json")])
+    export.add_argument("points", nargs="+", metavar="POINT")
+    export.add_argument("-o", "--output", required=True, help="CSV file to write")
+    time_window(export)
+    hist = ground_sub.add_parser("history", help="commands sent, with the verification "
+                                 "stages each reached (from the archive)", parents=[shared("json")])
+    hist.add_argument("--last", type=injections, default=50, metavar="N",
+                      help="how many (default 50)")
+    gplot = ground_sub.add_parser("plot", help="points from the archive against time "
+                                  "(needs the 'plot' extra: matplotlib)", parents=[shared("json")])
+    gplot.add_argument("points", nargs="+", metavar="POINT")
+    gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
+    time_window(gplot)
+    ground.set_defaults(run=cmd_ground)
+
+
+def _archive_path(args: argparse.Namespace) -> str:
+    if args.archive:
+        return str(args.archive)
+    if os.environ.get("SKYRACK_ARCHIVE"):
+        return os.environ["SKYRACK_ARCHIVE"]
+    base = os.path.join(os.path.expanduser("~"), ".local", "share", "skyrack")
+    os.makedirs(base, exist_ok=True)
+    return os.path.join(base, "archive.sqlite")
+
+
+def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    from ground.archive import Archive, ArchiveError
+
+    path = _archive_path(args)
+    if not os.path.exists(path):
+        raise CliError(f"no archive at {path}: nothing has been received there yet")
+    archive = Archive(path)
+    try:
+        if args.ground_command == "history":
+            rows = archive.history(args.last)
+            if args.json:
+                print(json.dumps({"commands": rows}))
+            else:
+                for r in rows:
+                    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["t_sent"]))
+                    failure = f"  ({r['failure']})" if "failure" in r else ""
+                    print(f"{when}Z  {r['command']:24} {' -> '.join(r['stages']) or 'no reports'}"
+                          f"{failure}")
+            return 0
+        if args.ground_command == "query":
+            rows = archive.query(args.point, args.since, args.until)
+            if args.json:
+                print(json.dumps({"point": args.point, "samples": rows}))
+            else:
+                for t, v in rows:
+                    print(f"{t:.3f}\t{v}")
+            return 0
+        known = set(archive.names())
+        missing = [p for p in args.points if p not in known]
+        if missing:
+            raise CliError(f"{path}: no samples of {', '.join(missing)}")
+        if args.ground_command == "export":
+            text = io.StringIO(newline="")
+            count = archive.export_csv(args.points, text, args.since, args.until)
+            replace_file(args.output, text.getvalue().encode())
+        else:
+            if not plot.available():
+                raise CliError(plot.INSTALL_HINT)
+            series = {p: archive.query(p, args.since, args.until) for p in args.points}
+            plot.plot_points(series, args.output, f"{', '.join(args.points)} ({path})")
+            count = sum(len(v) for v in series.values())
+    except ArchiveError as e:
+        raise CliError(str(e)) from None
+    finally:
+        archive.close()
+    if args.json:
+        print(json.dumps({"ok": True, "output": args.output, "samples": count}))
+    else:
+        print(f"{args.output}: {count} samples")
+    return 0
+
+
+def cmd_ground(args: argparse.Namespace) -> int:
+    from ground.archive import Archive
+    from ground.client import GroundClient
+    from ground.console import Console, ConsoleError, parse_args
+
+    if args.dictionary:
+        with open(args.dictionary) as f:
+            dictionary = Dictionary.from_json(json.load(f))
+    else:
+        dictionary = FlightSoftware.dictionary()
+    if args.ground_command in ("query", "export", "plot", "history"):
+        return cmd_ground_archive(args, dictionary)
+    if args.link is None:
+        raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
+    signer = signer_from_file(args.keys, args.key_id) if args.keys else None
+    if args.ground_command == "send":  # asked before anything is connected or sent
+        spec = dictionary.command(args.name)
+        values = parse_args(spec, args.args)
+        if spec.hazardous and not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError(f"{args.name} is hazardous: pass --yes to send it")
+            answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise CliError(f"{args.name}: not sent")
+    try:
+        link = open_link(args.link, listen=False)
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    client = GroundClient(link, dictionary, signer, clock=time.monotonic)
+    archive = Archive(_archive_path(args), client)
+    client.on_tm.append(archive.ingest)
+    # SIGINT and SIGTERM end the command at its next wait, never inside an archive
+    # write: everything received is written before the process goes.
+    stopped: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _: stopped.append(signal.Signals(signum).name))
+
+    def idle() -> None:
+        if stopped:
+            raise _Interrupted(stopped[0])
+        archive.flush_due()
+        time.sleep(0.05)
+
+    console = Console(client, idle=idle)
+    try:
+        if args.ground_command == "send":
+            try:
+                sent = console.send_and_verify(args.name, values, args.timeout)
+                error = None
+            except ConsoleError as e:
+                sent, error = list(client.sent.values())[-1], str(e)  # the one just sent
+            out = {"ok": error is None, "command": args.name, "args": values,
+                   "stages": sent.stages}
+            if error:
+                out["error"] = error
+            if args.json:
+                print(json.dumps(out))
+            else:
+                print(f"{args.name}: {' -> '.join(sent.stages) or 'no reports'}")
+            if error:
+                print(f"skyrack ground: error: {error}", file=sys.stderr)
+                return 1
+            return 0
+        if args.ground_command == "watch":
+            def housekeeping(t_s: float, values: dict[str, Any], states: dict[str, str]) -> None:
+                if args.json:
+                    alarms = {k: state for k, state in states.items() if state != "ok"}
+                    print(json.dumps({"t_s": t_s, "housekeeping": values, "limits": alarms}),
+                          flush=True)
+                else:
+                    print(f"t={t_s:10.1f}  " + "  ".join(
+                        f"{k}={short(v)}{MARK[states[k]]}" for k, v in values.items()),
+                        flush=True)
+
+            def event(e: Any) -> None:
+                if args.json:
+                    print(json.dumps({"t_s": e.t_s, "event": e.name, "severity": e.severity,
+                                      "args": e.args}), flush=True)
+                else:
+                    print(f"t={e.t_s:10.1f}  EVENT {e.severity:8} {e.name} {e.args}",
+                          flush=True)
+
+            try:
+                console.watch(args.seconds, housekeeping, event)
+            except _Interrupted as e:
+                print(f"skyrack ground: watch stopped by {e}; {archive.ingested} packets "
+                      "received, all archived", file=sys.stderr)
+            return 0
+        if args.ground_command == "script":
+            with open(args.file) as f:
+                text = f.read()
+
+            def log(step: dict[str, Any]) -> None:
+                if args.json:
+                    print(json.dumps(step), flush=True)
+                else:
+                    print(f"line {step['line']}: {step['step']}: ok", flush=True)
+
+            try:
+                steps = console.run_script(text, log)
+            except ConsoleError as e:
+                raise CliError(f"{args.file}: {e}") from None
+            if not args.json:
+                print(f"{args.file}: {steps} steps, all ok")
+            return 0
+        raise CliError(f"unknown ground command {args.ground_command!r}")
+    except _Interrupted as e:
+        raise CliError(f"{args.ground_command} stopped by {e}; {archive.ingested} packets "
+                       "received, all archived") from None
+    finally:
+        link.close()
+        for sent in client.sent.values():
+            archive.record_command(sent, time.time())
+        archive.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+
+
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM during a ground command; the message names the signal."""

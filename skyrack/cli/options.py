@@ -1,0 +1,117 @@
+"""What every `skyrack` command shares: the one-line error, the parser that reports
+in one line, and bounded argument types."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from hal.errors import SkyrackError
+from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
+
+MAX_ORBITS = 1000.0
+
+
+class CliError(SkyrackError):
+    """A failure to report to the user in one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block; `--help` still shows the usage.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def bounded(kind: type, accept: Callable[[Any], bool], allowed: str) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)`, refused in one line unless `accept(value)`."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} is outside {allowed}")
+        return value
+
+    return parse
+
+
+orbits = bounded(float, lambda v: 0 < v <= MAX_ORBITS, f"(0, {MAX_ORBITS:g}]")
+
+
+altitude_km = bounded(float, lambda v: MIN_ALTITUDE_KM <= v <= MAX_ALTITUDE_KM,
+                        f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
+
+
+seed = bounded(int, lambda v: 0 <= v < 2**63, "0..2^63-1")
+
+
+days = bounded(float, lambda v: 0 < v <= 30, "(0, 30] days")
+
+
+injections = bounded(int, lambda v: 1 <= v <= 10_000_000, "1..10000000")
+
+
+workers = bounded(int, lambda v: 1 <= v <= 256, "1..256")
+
+
+seconds = bounded(float, lambda v: 0 < v <= 1e7, "(0, 1e7] s")
+
+
+speed = bounded(float, lambda v: 0 < v <= 1e4, "(0, 1e4]")
+
+
+def ltan(text: str) -> str:
+    try:
+        parse_ltan(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def time_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=float, default=-math.inf, metavar="T_S",
+                        help="on-board time, s (default: the start)")
+    parser.add_argument("--until", type=float, default=math.inf, metavar="T_S",
+                        help="on-board time, s (default: the end)")
+
+
+def name_urls(items: Sequence[str], flag: str) -> dict[str, str]:
+    """`NAME=URL` items (from a repeatable option) as a map; CliError for one that is not."""
+    out = {}
+    for item in items:
+        name, eq, url = item.partition("=")
+        if not eq or not name or not url:
+            raise CliError(f"{flag} {item!r}: expected NAME=URL")
+        out[name] = url
+    return out
+
+
+def progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
+          file=sys.stderr, flush=True)
+
+
+def shared(*options: str) -> argparse.ArgumentParser:
+    """A parent parser with options several verbs share, written once: "json" (every
+    verb has it), "seed", "state"."""
+    parent = argparse.ArgumentParser(add_help=False)
+    if "json" in options:
+        parent.add_argument("--json", action="store_true",
+                            help="machine-readable output: JSON (JSON lines for a stream)")
+    if "seed" in options:
+        parent.add_argument("--seed", type=seed, default=1, help="random seed (default 1)")
+    if "state" in options:
+        parent.add_argument("--state", metavar="DIR", default=None,
+                            help="the flight computer's non-volatile storage: counters, keys, "
+                                 "parameters, jobs, schedule and boot count kept in DIR "
+                                 "across runs (default: the definition's satellite.state, "
+                                 "else a fresh one)")
+    return parent

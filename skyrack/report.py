@@ -1,0 +1,132 @@
+"""The mission, campaign and dictionary reports as text: the formatting for humans
+that the CLI prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hal.valuetype import ValueType
+
+MARK = {"ok": "", "yellow": " [YELLOW]", "red": " [RED]"}
+
+
+def short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def arg_text(a: Any) -> str:
+    kind = ValueType(a.type).usage(a, a.min, a.max)
+    unit = f" {a.unit}" if a.unit else ""
+    return f"{a.name}=<{kind}{unit}>"
+
+
+def hhmm(hours: float) -> str:
+    minutes = round(hours * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def format_report(r: dict[str, Any]) -> str:
+    seed = f" (seed {r['seed']})" if r["seed"] is not None else ""
+    lines = [f"Mission report: {r['satellite']}{seed}"]
+    if "orbit" not in r:
+        lines.append(f"Flew {r['duration_s']:.1f} s on the wall clock, against real ports")
+    if "orbit" in r:
+        o, w = r["orbit"], r["world"]
+        lines += [
+            "",
+            f"Orbit       {o['altitude_km']:g} km circular, sun-synchronous "
+            f"(i = {o['sso_inclination_deg']:.2f} deg), LTAN {hhmm(o['ltan_h'])}, "
+            f"beta {o['beta_deg_start']:.1f} .. {o['beta_deg_end']:.1f} deg",
+            f"            period {o['period_s']:.1f} s; flew {o['orbits']:g} orbits "
+            f"= {r['duration_s']:.0f} s",
+            f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
+            f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "
+            f"{w['penumbra_s']:.0f} s in penumbra)",
+            f"Energy      solar in {w['solar_in_wh']:.1f} Wh, loads out {w['load_out_wh']:.1f} Wh, "
+            f"shunted {w['shunted_wh']:.1f} Wh",
+            f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "
+            f"{w['soc_pct']['max']:.1f} %, ending {w['soc_pct']['end']:.1f} %",
+            f"Radiation   {r['radiation']['upsets_injected_total']} upsets injected "
+            f"(rates x{r['radiation']['acceleration']:g}; {r['radiation']['saa_s']:.0f} s in the "
+            "SAA): " + ", ".join(f"{k} {v}" for k, v in r["radiation"]["upsets_injected"].items()),
+            "Temperature " + "; ".join(
+                f"{n} {t['min']:.1f} .. {t['max']:.1f} degC" for n, t in w["temps_c"].items()),
+        ]
+    f = r["flight"]
+    lines += ["", "Flight software telemetry (min / max / last, samples)"]
+    for name, s in f["telemetry"].items():
+        lines.append(f"  {name:32} {s['min']:10.2f} {s['max']:10.2f} {s['last']:10.2f}"
+                     f"  {s['samples']}")
+    c = f["commands"]
+    lines += [
+        "",
+        f"Commands    {c['completed']} completed, {c['rejected']} rejected, {c['failed']} failed",
+    ]
+    for entry in f["command_log"]:
+        reason = f": {entry['reason']}" if "reason" in entry else ""
+        lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
+    m = r["modes"]
+    lines.append("Modes       " + ", ".join(f"{k} {v:.0f} s" for k, v in m["mode_s"].items() if v)
+                 + "; compute budget: " + ", ".join(f"{k} {v:.0f} s"
+                                                     for k, v in m["budget_s"].items())
+                 + f"; shed {m['compute_sheds']} times")
+    actions = r["fdir"]["actions"]
+    lines.append(f"FDIR        {len(actions)} actions" + "".join(
+        f"\n  t={a['t_s']:8.1f} s  {a['action']}" for a in actions))
+    comp = r["compute"]
+    by = ", ".join(f"{k} {v}" for k, v in comp["corrected_by"].items())
+    lines.append(f"Compute     {comp['completed']} jobs completed, {comp['failed']} failed, "
+                 f"{comp['faults_corrected']} faults corrected ({by or 'none'}), "
+                 f"{comp['silent_corruptions']} silent corruptions")
+    for job in comp["jobs"]:
+        check = {True: "matches the fault-free reference", False: "DIFFERS from the reference",
+                 None: ""}[job.get("matches_reference")]
+        digest = f" crc32c {job['crc32c']:08x}" if "crc32c" in job else ""
+        lines.append(f"  job {job['id']}: {job['workload']} seed {job['seed']}, "
+                     f"{job['steps']} steps, {job['state']}{digest} {check}".rstrip())
+    events = ", ".join(f"{n} {sev}" for sev, n in f["events"].items()) or "none"
+    e = f["executive"]
+    lines += [
+        f"Events      {events}",
+        f"Executive   {e['ticks']} ticks at {'/'.join(f'{h:g}' for h in e['rates_hz'])} Hz, "
+        f"{e['overruns']} overruns, {e['task_errors']} task errors",
+        "Board links " + "; ".join(
+            f"{n}: {s['requests']} requests, {s['retries']} retries, {s['timeouts']} timeouts, "
+            f"{s['frames_rejected']} frames rejected" for n, s in r["boards"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def format_campaign(r: dict[str, Any]) -> str:
+    o = r["outcomes"]
+    n = r["injections"]
+    corrected = o["scrub"] + o["abft"] + o["crc"] + o["rollback"]
+
+    def pct(k: int) -> str:
+        return f"{100 * k / n:6.2f} %"
+
+    lines = [
+        f"Fault-injection campaign: {n} injections, seed {r['seed']}, {r['workers']} workers, "
+        f"{r['wall_s']:.1f} s",
+        "",
+        f"  {'injected':34} {n:8}",
+        f"  {'masked':34} {o['masked']:8} {pct(o['masked'])}",
+        f"  {'detected and corrected':34} {corrected:8} {pct(corrected)}",
+        f"  {'  by scrub':34} {o['scrub']:8} {pct(o['scrub'])}",
+        f"  {'  by ABFT':34} {o['abft']:8} {pct(o['abft'])}",
+        f"  {'  by activation CRC':34} {o['crc']:8} {pct(o['crc'])}",
+        f"  {'  by rollback (hang, lost state)':34} {o['rollback']:8} {pct(o['rollback'])}",
+        f"  {'detected, unrecoverable (DUE)':34} {o['due']:8} {pct(o['due'])}",
+        f"  {'silent data corruption (SDC)':34} {o['sdc']:8} {pct(o['sdc'])}",
+        "",
+        f"  work lost: {r['steps_lost']} steps recomputed of {r['steps_run']} run; "
+        f"{r['rollbacks']} rollbacks, {r['power_cycles']} power cycles, "
+        f"{r['reloads']} weight reloads, {r['blocks_repaired']} blocks repaired",
+        f"  overhead: protected / unprotected fault-free wall time = "
+        f"{r['protection_overhead']:.2f}x (at the campaign's small job sizes)",
+        "",
+        "  by fault kind: " + "; ".join(
+            f"{kind} " + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+            for kind, outcomes in r["by_kind"].items()),
+    ]
+    return "\n".join(lines)
