@@ -20,6 +20,7 @@ from skyrack.cli.options import (
     CliError,
     Parser,
     name_urls,
+    output,
     progress_bar,
     seconds,
     shared,
@@ -95,11 +96,9 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     result = {"ok": True, "image": args.output, "kind": header.kind,
               "version": header.version_text, "payload_bytes": header.length,
               "image_bytes": len(data), "crc32": f"{header.crc32:08x}"}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.output}: {header.kind} image {header.version_text}, "
-              f"{header.length} payload bytes, crc32 {header.crc32:08x}")
+    output(args, result,
+           f"{args.output}: {header.kind} image {header.version_text}, "
+           f"{header.length} payload bytes, crc32 {header.crc32:08x}")
     return 0
 
 
@@ -180,9 +179,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
             print(json.dumps(out))
         print(f"skyrack flash: error: {why}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{name}: flashed {header.version_text} ({len(data)} bytes) into slot "
-              f"{result.slot} in {wall_s:.1f} s; booted and confirmed")
+    output(args, out,
+           f"{name}: flashed {header.version_text} ({len(data)} bytes) into slot "
+           f"{result.slot} in {wall_s:.1f} s; booted and confirmed")
     return 0

@@ -27,6 +27,7 @@ from skyrack.cli.options import (
     ltan,
     name_urls,
     orbits,
+    output,
     progress_bar,
     seconds,
     shared,
@@ -166,10 +167,7 @@ def cmd_fly(args: argparse.Namespace) -> int:
     finally:
         satellite.close()
     report = mission.report(satellite, recorder)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_report(report))
+    output(args, report, format_report(report), indent=2)
     return 0
 
 
@@ -227,10 +225,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     report = campaign.campaign(args.injections, args.seed, args.workers, progress)
     if progress:
         print(file=sys.stderr)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_campaign(report))
+    output(args, report, format_campaign(report), indent=2)
     bad = report["outcomes"]["sdc"] + report["outcomes"]["due"]
     if bad:
         print(f"skyrack campaign: error: {report['outcomes']['sdc']} silent data corruptions, "

@@ -21,6 +21,7 @@ from skyrack.cli.options import (
     CliError,
     Parser,
     injections,
+    output,
     seconds,
     shared,
     time_window,
@@ -139,10 +140,8 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         raise CliError(str(e)) from None
     finally:
         archive.close()
-    if args.json:
-        print(json.dumps({"ok": True, "output": args.output, "samples": count}))
-    else:
-        print(f"{args.output}: {count} samples")
+    output(args, {"ok": True, "output": args.output, "samples": count},
+           f"{args.output}: {count} samples")
     return 0
 
 
@@ -201,10 +200,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
                    "stages": sent.stages}
             if error:
                 out["error"] = error
-            if args.json:
-                print(json.dumps(out))
-            else:
-                print(f"{args.name}: {' -> '.join(sent.stages) or 'no reports'}")
+            output(args, out,
+                   f"{args.name}: {' -> '.join(sent.stages) or 'no reports'}")
             if error:
                 print(f"skyrack ground: error: {error}", file=sys.stderr)
                 return 1

@@ -4,6 +4,7 @@ in one line, and bounded argument types."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -115,3 +116,8 @@ def shared(*options: str) -> argparse.ArgumentParser:
                                  "across runs (default: the definition's satellite.state, "
                                  "else a fresh one)")
     return parent
+
+
+def output(args: Any, result: Any, text: str, indent: int | None = None) -> None:
+    """What a command reports: `result` as JSON under --json, else `text`."""
+    print(json.dumps(result, indent=indent) if getattr(args, "json", False) else text)
