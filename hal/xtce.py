@@ -1,11 +1,13 @@
 """The dictionary as XTCE 1.2 (OMG XML Telemetric and Command Exchange), so a standard
 ground system can decode our telemetry and encode our commands.
 
-The root SpaceSystem holds the packet structure: the CCSDS primary header and the
-PUS-C TM and TC secondary headers as abstract containers, the housekeeping structures
-(TM[3,25], one per component, told apart by their structure id) and the commands
-(TC[8,1], told apart by their function id). Each component is a child SpaceSystem
-holding its parameters, so `power.batt_v` is `/skyrack/power/batt_v`. A TC also carries
+One SpaceSystem holds it all (so that decoders without nested space systems read it
+too): the CCSDS primary header and the PUS-C TM and TC secondary headers as abstract
+containers, the housekeeping structures (TM[3,25], one per component, told apart by
+their structure id, which an abstract container above them reads first, as XTCE
+evaluates a base container's restriction on what the base has read) and the commands
+(TC[8,1], told apart by their function id). `power.batt_v` is the parameter
+`power_batt_v`, with its dictionary name as an alias. A TC also carries
 the security header (key id, counter) as arguments, and a 16-octet MAC and the CRC as
 trailing fields that the ground system's security layer must fill (hal.auth).
 """
@@ -17,11 +19,12 @@ import xml.etree.ElementTree as ET
 from hal.dictionary import Dictionary
 from hal.layout import Layouts, name_id
 from hal.pus import APID
-from hal.valuetype import STR_BYTES, ValueType
+from hal.valuetype import STR_BYTES, UINT8_INVALID, ValueType
 
 NS = "http://www.omg.org/spec/XTCE/20180204"
 ROOT = "skyrack"
 BE = "mostSignificantByteFirst"  # of the headers' unsigned fields
+UNSAMPLED = "unsampled"  # the label of an enumerated point no component has published yet
 
 
 def _q(tag: str) -> str:
@@ -52,6 +55,10 @@ def _value_type(parent: ET.Element, kind: str, name: str, spec_type: str,
     """The XTCE type of a dictionary value type (hal.valuetype); `kind` is "Parameter"
     or "Argument"."""
     value_type = ValueType(spec_type)
+    if value_type is ValueType.BOOL and kind == "Parameter":
+        # An enumeration, not a BooleanParameterType: a boolean point also has its
+        # "not yet sampled" marker (0xFF), which a boolean type would read as true.
+        value_type, values = ValueType.ENUM, ("false", "true")
     prefix, encoding, attrs = value_type.xtce
     t = _sub(parent, f"{prefix}{kind}Type", name=name,
              **({"signed": "true", "sizeInBits": "64"} if value_type is ValueType.INT else
@@ -67,6 +74,8 @@ def _value_type(parent: ET.Element, kind: str, name: str, spec_type: str,
         enum_list = _sub(t, "EnumerationList")
         for i, value in enumerate(values):
             _sub(enum_list, "Enumeration", value=str(i), label=value)
+        if kind == "Parameter":  # telemetry's "not yet sampled" marker (hal.valuetype)
+            _sub(enum_list, "Enumeration", value=str(UINT8_INVALID), label=UNSAMPLED)
 
 
 def _types(parent: ET.Element, kind: str, enums: dict[str, tuple[str, ...]]) -> None:
@@ -99,6 +108,12 @@ TC_SECONDARY = (("pus_version", 4), ("pus_ack_flags", 4), ("pus_service", 8),
                 ("sdls_counter", 32))
 
 
+def xtce_name(name: str) -> str:
+    """The XTCE name of a dictionary name: "power.batt_v" is power_batt_v (XTCE names
+    hold no dots); each parameter also carries its dictionary name as an alias."""
+    return name.replace(".", "_")
+
+
 def to_xtce(dictionary: Dictionary, name: str = ROOT) -> str:
     """The XTCE document, as text."""
     ET.register_namespace("xtce", NS)
@@ -106,54 +121,50 @@ def to_xtce(dictionary: Dictionary, name: str = ROOT) -> str:
     root = ET.Element(_q("SpaceSystem"), {"name": name})
     _describe(root, "skyrack flight software: CCSDS space packets, PUS-C services")
     tm = _sub(root, "TelemetryMetaData")
-    _types(_sub(tm, "ParameterTypeSet"), "Parameter", {})
+    types = _sub(tm, "ParameterTypeSet")
+    _types(types, "Parameter", {})
     params = _sub(tm, "ParameterSet")
     for field, bits in HEADER + TM_SECONDARY + (("hk_sid", 16),):
         _sub(params, "Parameter", name=field, parameterTypeRef=f"uint{bits}")
+    for point in dictionary.telemetry:
+        local = xtce_name(point.name)
+        _value_type(types, "Parameter", f"{local}_t", point.type, point.unit, point.values)
+        p = _sub(params, "Parameter", name=local, parameterTypeRef=f"{local}_t")
+        _describe(p, point.description)
+        _sub(_sub(p, "AliasSet"), "Alias", nameSpace=ROOT, alias=point.name)
     containers = _sub(tm, "ContainerSet")
-    packet = _sub(containers, "SequenceContainer", name="ccsds_packet", abstract="true")
-    entries = _sub(packet, "EntryList")
-    for field, _ in HEADER:
-        _sub(entries, "ParameterRefEntry", parameterRef=field)
-    pus = _sub(containers, "SequenceContainer", name="pus_tm", abstract="true")
-    entries = _sub(pus, "EntryList")
-    for field, _ in TM_SECONDARY:
-        _sub(entries, "ParameterRefEntry", parameterRef=field)
-    base = _sub(pus, "BaseContainer", containerRef="ccsds_packet")
-    criteria = _sub(_sub(base, "RestrictionCriteria"), "ComparisonList")
-    for field, value in (("ccsds_type", "0"), ("ccsds_apid", str(APID))):
-        _sub(criteria, "Comparison", parameterRef=field, value=value)
 
-    children: dict[str, ET.Element] = {}
+    def sequence(name: str, entries: list[str], base: str | None = None,
+                  where: tuple[tuple[str, str], ...] = (), abstract: bool = False,
+                  description: str = "") -> None:
+        """A SequenceContainer: its base container's restriction is evaluated on what
+        that base has read, so each selector (type, APID, service, structure id) is an
+        entry of the container above the one it selects."""
+        c = _sub(containers, "SequenceContainer", name=name,
+                 **({"abstract": "true"} if abstract else {}))
+        _describe(c, description)
+        entry_list = _sub(c, "EntryList")
+        for entry in entries:
+            _sub(entry_list, "ParameterRefEntry", parameterRef=entry)
+        if base is not None:
+            b = _sub(c, "BaseContainer", containerRef=base)
+            if where:
+                criteria = _sub(_sub(b, "RestrictionCriteria"), "ComparisonList")
+                for field, value in where:
+                    _sub(criteria, "Comparison", parameterRef=field, value=value)
 
-    def component(component_name: str) -> ET.Element:
-        if component_name not in children:
-            child = ET.SubElement(root, _q("SpaceSystem"), {"name": component_name})
-            children[component_name] = child
-        return children[component_name]
-
+    sequence("ccsds_packet", [f for f, _ in HEADER], abstract=True,
+              description="CCSDS space packet primary header")
+    sequence("pus_tm", [f for f, _ in TM_SECONDARY], "ccsds_packet",
+              (("ccsds_type", "0"), ("ccsds_apid", str(APID))), abstract=True,
+              description="PUS-C TM secondary header; time is CUC 4+2 (seconds, 2^-16 s)")
+    sequence("hk", ["hk_sid"], "pus_tm", (("pus_service", "3"), ("pus_subtype", "25")),
+              abstract=True, description="TM[3,25] housekeeping: the structure id")
     for structure in layouts.structures.values():
-        ctm = _sub(component(structure.name), "TelemetryMetaData")
-        types, pset = _sub(ctm, "ParameterTypeSet"), _sub(ctm, "ParameterSet")
-        for point in structure.points:
-            local = point.name.split(".", 1)[1]
-            _value_type(types, "Parameter", f"{local}_t", point.type, point.unit,
-                        point.values)
-            p = _sub(pset, "Parameter", name=local, parameterTypeRef=f"{local}_t")
-            _describe(p, point.description)
-        hk = _sub(containers, "SequenceContainer", name=f"hk_{structure.name}")
-        _describe(hk, f"TM[3,25] housekeeping of {structure.name}, structure id "
-                      f"0x{structure.sid:04x}")
-        entries = _sub(hk, "EntryList")
-        _sub(entries, "ParameterRefEntry", parameterRef="hk_sid")
-        for point in structure.points:
-            _sub(entries, "ParameterRefEntry",
-                 parameterRef=f"/{name}/{point.name.replace('.', '/')}")
-        base = _sub(hk, "BaseContainer", containerRef="pus_tm")
-        criteria = _sub(_sub(base, "RestrictionCriteria"), "ComparisonList")
-        for field, value in (("pus_service", "3"), ("pus_subtype", "25"),
-                             ("hk_sid", str(structure.sid))):
-            _sub(criteria, "Comparison", parameterRef=field, value=value)
+        sequence(f"hk_{structure.name}", [xtce_name(p.name) for p in structure.points], "hk",
+                  (("hk_sid", str(structure.sid)),),
+                  description=f"TM[3,25] housekeeping of {structure.name}, structure id "
+                              f"0x{structure.sid:04x}")
 
     cmd = _sub(root, "CommandMetaData")
     enums = {f"{c.name.replace('.', '_')}_{a.name}": a.values
