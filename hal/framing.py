@@ -1,4 +1,7 @@
-"""Board-protocol framing: 0x00 + COBS(payload + CRC-16 big-endian) + 0x00.
+"""COBS framing on byte streams. The board protocol: 0x00 + COBS(payload + CRC-16
+big-endian) + 0x00. The space link on a serial line: 0x00 + COBS(space packet) + 0x00,
+one packet a frame, with no CRC of the frame's own (the packet's CRC protects it, and
+tmtccmd and other ground tools frame it so): `crc=False`.
 
 The leading delimiter costs a byte and buys isolation: noise picked up while the line
 was idle ends at it, as a rejected fragment, instead of corrupting the frame behind it.
@@ -22,36 +25,41 @@ CRC_BYTES = 2
 MAX_PAYLOAD_BYTES = 4096
 
 
-def max_encoded_bytes(max_payload_bytes: int) -> int:
-    """Worst-case COBS size of a payload plus its CRC, without the delimiter."""
-    n = max_payload_bytes + CRC_BYTES
+def max_encoded_bytes(max_payload_bytes: int, crc: bool = True) -> int:
+    """Worst-case COBS size of a payload (plus its CRC), without the delimiter."""
+    n = max_payload_bytes + (CRC_BYTES if crc else 0)
     return n + n // 254 + 1
 
 
-def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 crc: bool = True) -> bytes:
     """One frame ready for the wire, delimiters included."""
     if len(payload) > max_payload_bytes:
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
-    crc = crc16_ccitt_false(payload)
-    return DELIMITER + cobs.encode(payload + crc.to_bytes(2, "big")) + DELIMITER
+    trailer = crc16_ccitt_false(payload).to_bytes(2, "big") if crc else b""
+    return DELIMITER + cobs.encode(payload + trailer) + DELIMITER
 
 
-def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 crc: bool = True) -> bytes:
     """The payload of one frame (delimiters optional).
 
     Raises:
         FrameError: kind "oversize", "cobs", "truncated" or "crc", with the reason.
     """
     frame = frame.strip(DELIMITER)
-    if len(frame) > max_encoded_bytes(max_payload_bytes):
+    limit = max_encoded_bytes(max_payload_bytes, crc)
+    if len(frame) > limit:
         raise FrameError(
-            "oversize",
-            f"frame of {len(frame)} encoded bytes exceeds the "
-            f"{max_encoded_bytes(max_payload_bytes)}-byte limit",
-        )
+            "oversize", f"frame of {len(frame)} encoded bytes exceeds the {limit}-byte limit")
     raw = cobs.decode(frame)
+    if not crc:
+        if len(raw) > max_payload_bytes:
+            raise FrameError(
+                "oversize", f"payload of {len(raw)} bytes exceeds {max_payload_bytes}")
+        return raw
     if len(raw) < CRC_BYTES:
         raise FrameError("truncated", f"frame of {len(raw)} bytes is too short to hold its CRC")
     payload, sent = raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
@@ -74,9 +82,10 @@ class Deframer:
     whatever arrives.
     """
 
-    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES, crc: bool = True) -> None:
         self.max_payload_bytes = max_payload_bytes
-        self._limit = max_encoded_bytes(max_payload_bytes)
+        self.crc = crc
+        self._limit = max_encoded_bytes(max_payload_bytes, crc)
         self._buf = bytearray()
         self._overflowed = False
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -101,7 +110,7 @@ class Deframer:
             if not frame:
                 continue  # back-to-back delimiters are idle fill, not frames
             try:
-                payloads.append(decode_frame(frame, self.max_payload_bytes))
+                payloads.append(decode_frame(frame, self.max_payload_bytes, self.crc))
             except FrameError as e:
                 self._reject(e)
             else:

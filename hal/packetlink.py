@@ -268,17 +268,19 @@ def parse_url(url: str) -> tuple[str, str, int]:
 
 
 class SerialPacketLink:
-    """Either end on a serial line (a hal SerialTransport): each packet in a COBS frame
-    with its own CRC-16 (hal.framing), so a receiver resynchronises at the next 0x00
-    after line noise. Bad frames are counted in `deframer.rejected`; a failing port
-    raises TransportError."""
+    """Either end on a serial line (a hal SerialTransport): one space packet a COBS frame,
+    0x00 + COBS(packet) + 0x00, as tmtccmd's serial COBS interface frames them. The
+    packet's own CRC protects it (the receiver checks it), and a receiver
+    resynchronises at the next 0x00 after line noise. Undecodable frames are counted in
+    `deframer.rejected`; a failing port raises TransportError."""
 
     def __init__(self, url: str, baudrate: int = 115200) -> None:
         self.transport = SerialTransport(url, baudrate)
-        self.deframer = Deframer(max_payload_bytes=MAX_PACKET_BYTES)
+        self.deframer = Deframer(max_payload_bytes=MAX_PACKET_BYTES, crc=False)
 
     def send(self, packet: bytes) -> None:
-        self.transport.write(encode_frame(packet, max_payload_bytes=MAX_PACKET_BYTES))
+        self.transport.write(encode_frame(packet, max_payload_bytes=MAX_PACKET_BYTES,
+                                          crc=False))
 
     def receive(self) -> list[bytes]:
         data = self.transport.read(0.0)

@@ -151,3 +151,27 @@ def test_an_in_process_link_loses_nothing_to_a_sender_on_another_thread(sent) ->
     assert numbers == sorted(set(numbers)) and numbers[-1] == sent - 1
     if sent < MAX_QUEUED:
         assert b.dropped == 0 and numbers == list(range(sent))
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
+def test_serial_frames_are_what_tmtccmd_sends_and_reads() -> None:
+    """The space link on a serial line frames one packet as 0x00 + COBS(packet) + 0x00,
+    as tmtccmd's SerialCobsComIF does with the `cobs` package: nothing else inside."""
+    from cobs import cobs
+
+    controller, peripheral = os.openpty()
+    tty.setraw(peripheral, termios.TCSANOW)
+    link = SerialPacketLink(os.ttyname(peripheral))
+    try:
+        link.send(TM)
+        received = b""
+        while select.select([controller], [], [], 1.0)[0] and received.count(b"\x00") < 2:
+            received += os.read(controller, 4096)
+        frames = [f for f in received.split(b"\x00") if f]
+        assert [cobs.decode(f) for f in frames] == [TM]  # exactly the packet, its own CRC
+        os.write(controller, b"\x00" + cobs.encode(TC) + b"\x00" + cobs.encode(TM) + b"\x00")
+        assert wait_for(link.receive) == [TC, TM]
+        assert sum(link.deframer.rejected.values()) == 0
+    finally:
+        link.close()
+        os.close(controller)
