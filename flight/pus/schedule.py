@@ -22,10 +22,11 @@ from flight.pus.service import (
     unknown_subtype,
 )
 from hal.errors import PacketError
-from hal.pus import N
+from hal.pus import APID, N
 from hal.spacepacket import Telecommand, cuc, decode_tc, from_cuc, packet_length
 
 MAX_SCHEDULED = 256
+MAX_NESTING = 2  # a scheduled TC[11,x] may schedule once more; deeper is refused
 RECORD = "link.schedule"
 ACTIVITY_ID = struct.Struct(">HH")  # APID, sequence count
 SUMMARY_ITEM = struct.Struct(">HHH")  # APID, sequence count, function id
@@ -47,6 +48,7 @@ class Schedule(Service):
         self.records = records or Records(None)
         self.activities: list[tuple[float, bytes]] = self.records.load(
             RECORD, _check_schedule, [])
+        self._depth = 0  # TC[11,4]s being checked, one inside the other
 
     def accept(self, tc: Telecommand) -> Run:
         if tc.subtype == 4:
@@ -71,6 +73,16 @@ class Schedule(Service):
         self.publish("scheduled", len(self.activities))
 
     def _parse(self, data: bytes) -> list[tuple[float, bytes]]:
+        if self._depth >= MAX_NESTING:
+            raise Refused("layout", f"TC[11,4]: schedules nested more than {MAX_NESTING} "
+                          "deep are refused")
+        self._depth += 1
+        try:
+            return self._parse_activities(data)
+        finally:
+            self._depth -= 1
+
+    def _parse_activities(self, data: bytes) -> list[tuple[float, bytes]]:
         n = count(data, "TC[11,4]")
         entries, offset = [], 2
         for i in range(n):
@@ -83,6 +95,9 @@ class Schedule(Service):
                 inner = decode_tc(packet)
             except PacketError as e:
                 raise Refused("layout", f"TC[11,4]: activity {i}: {e.reason}") from None
+            if inner.apid != APID:
+                raise Refused("apid", f"TC[11,4]: activity {i} is for APID 0x{inner.apid:03x}, "
+                              f"not this flight software's (0x{APID:03x})")
             self.router.accept(inner)  # refuse now what could never run later
             entries.append((release_s, packet))
             offset += 6 + size

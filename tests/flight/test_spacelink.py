@@ -300,3 +300,37 @@ def test_reset_counters_over_the_link_zeroes_the_uplinks_counts(pair) -> None:
     assert ground.values["link.tc_rejected"][1] == 0
     assert ground.values["downlink.tm_sent"][1] > 0  # another component's count
     assert satellite.flight.space_link.counters["tc_accepted"] == 0
+
+
+def _schedule_data(release_s: float, packet: bytes) -> bytes:
+    return N.pack(1) + cuc(release_s) + packet
+
+
+def test_a_scheduled_tc_for_another_apid_is_refused_at_insertion(pair) -> None:
+    satellite, ground = pair
+    data, _ = ground._perform_data("power.switch", {"channel": 2, "on": True})
+    foreign = encode_tc(Telecommand(0x055, 8, 1, data, 0, source_id=1))
+    sent = ground.service(11, 4, _schedule_data(5.0, foreign), "schedule foreign")
+    run(satellite, ground, 8.0)
+    assert sent.stages == ["accept_failed"] and sent.failure.failure == "apid"
+    assert "APID 0x055" in sent.failure.reason
+    assert not satellite.world.switches[2]
+    assert satellite.flight.component("schedule").activities == []
+
+
+def test_schedules_nested_too_deep_are_refused_not_a_crash(pair) -> None:
+    satellite, ground = pair
+    inner = encode_tc(ground.telecommand(17, 1))
+    for _ in range(495):  # each level schedules the one inside it
+        inner = encode_tc(Telecommand(APID, 11, 4, _schedule_data(9.0, inner), 0,
+                                      source_id=1))
+        if len(inner) > 60000:
+            break
+    sent = ground.service(11, 4, _schedule_data(9.0, inner), "schedule nested")
+    once = ground.service(11, 4, _schedule_data(9.0, encode_tc(Telecommand(
+        APID, 11, 4, _schedule_data(9.5, encode_tc(ground.telecommand(17, 1))), 0,
+        source_id=1))), "schedule a schedule")
+    run(satellite, ground, 2.0)
+    assert sent.stages == ["accept_failed"] and "nested more than 2 deep" in sent.failure.reason
+    assert once.ok  # one level of nesting (a schedule that schedules) is allowed
+    assert sum(satellite.flight.executive.task_errors.values()) == 0
