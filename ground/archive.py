@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS events_t ON events (t_s);
 """
 BATCH = 2000
 MAX_DELAY_S = 1.0
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's transaction
 
 
 class ArchiveError(SkyrackError):
@@ -57,7 +58,10 @@ class Archive:
         one, only raw packets are stored."""
         self.path = str(path)
         try:
-            self.db = sqlite3.connect(self.path)
+            # Several ground processes may write one archive: each transaction is short
+            # (one batch, or one new point), and a writer waits its turn for up to
+            # BUSY_TIMEOUT_S rather than failing; in WAL mode readers never wait.
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
             self.db.executescript(SCHEMA)
@@ -78,9 +82,10 @@ class Archive:
     def _point(self, name: str) -> int:
         point = self._points.get(name)
         if point is None:
-            cursor = self.db.execute("INSERT OR IGNORE INTO points (name) VALUES (?)", (name,))
-            point = cursor.lastrowid or self.db.execute(
-                "SELECT id FROM points WHERE name = ?", (name,)).fetchone()[0]
+            with self.db:  # committed at once: no write transaction left open between batches
+                self.db.execute("INSERT OR IGNORE INTO points (name) VALUES (?)", (name,))
+                point = self.db.execute("SELECT id FROM points WHERE name = ?",
+                                        (name,)).fetchone()[0]
             self._points[name] = point
         return point
 

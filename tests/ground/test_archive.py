@@ -108,3 +108,54 @@ def test_a_killed_ground_loses_only_what_arrived_in_its_last_delay(tmp_path) -> 
                          max_delay_s=0.4, max_steps=300)
     assert seen["count"] > 100
     tally("ground archive", trials, packets_older_than_the_delay=seen["count"], lost=0)
+
+
+def _write_archive(path: str, writer: int, packets: list[bytes], out) -> None:
+    """One ground process: every packet ingested, in small batches, new points too.
+    Writer 0 then idles between two packets for longer than SQLite's default busy
+    timeout (5 s), as a ground does waiting on its link; writer 1 writes meanwhile."""
+    import time
+
+    from flight.software import FlightSoftware
+    from hal.spacepacket import decode_tm
+
+    try:
+        client = GroundClient(InProcessLink(), FlightSoftware.dictionary(), None)
+        archive = Archive(path, client, batch=len(packets) + 1, max_delay_s=1e9)
+        if writer == 1:
+            time.sleep(0.5)
+        for i, raw in enumerate(packets):
+            archive.ingest(decode_tm(raw), raw)
+            if writer == 0 and i == 40:
+                time.sleep(5.5)
+        archive.close()
+        out.put((writer, "ok"))
+    except Exception as e:  # reported to the test, which fails on it
+        out.put((writer, f"{type(e).__name__}: {e}"))
+
+
+def test_two_ground_processes_share_one_archive_without_an_error(tmp_path) -> None:
+    import multiprocessing
+
+    flight_end, ground_end = InProcessLink.pair()
+    satellite = assemble(load(default_path()), link=flight_end, keys=KEYS)
+    satellite.run_until(20.0)
+    satellite.close()
+    packets = ground_end.receive()
+    assert len(packets) > 200
+    path = str(tmp_path / "shared.sqlite")
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    writers = [context.Process(target=_write_archive, args=(path, n, packets, out))
+               for n in range(2)]
+    for w in writers:
+        w.start()
+    results = sorted(out.get(timeout=120) for _ in writers)
+    for w in writers:
+        w.join(timeout=30)
+    assert results == [(0, "ok"), (1, "ok")]
+    with sqlite3.connect(path) as db:
+        (stored,) = db.execute("SELECT COUNT(*) FROM packets").fetchone()
+        names = db.execute("SELECT name, COUNT(*) FROM points GROUP BY name "
+                           "HAVING COUNT(*) > 1").fetchall()
+    assert stored == 2 * len(packets) and names == []  # every packet; each point once
