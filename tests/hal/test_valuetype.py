@@ -105,10 +105,8 @@ def test_enumerated_telemetry_goes_down_as_one_octet_and_reaches_xtce_as_an_enum
         "mode.mode", "mode.budget"]
     root = ET.fromstring(to_xtce(dictionary))
     ns = {"x": NS}
-    mode_system = root.find("x:SpaceSystem[@name='mode']", ns)
-    assert mode_system is not None
-    enum_type = mode_system.find(".//x:EnumeratedParameterType[@name='mode_t']", ns)
+    enum_type = root.find(".//x:EnumeratedParameterType[@name='mode_mode_t']", ns)
     assert enum_type is not None
     labels = [(e.get("value"), e.get("label"))
               for e in enum_type.iterfind("x:EnumerationList/x:Enumeration", ns)]
-    assert labels == [("0", "safe"), ("1", "nominal"), ("2", "compute")]
+    assert labels == [("0", "safe"), ("1", "nominal"), ("2", "compute"), ("255", "unsampled")]
