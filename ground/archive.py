@@ -57,16 +57,7 @@ class Archive:
         """`client` decodes housekeeping and events (it holds the dictionary); without
         one, only raw packets are stored."""
         self.path = str(path)
-        try:
-            # Several ground processes may write one archive: each transaction is short
-            # (one batch, or one new point), and a writer waits its turn for up to
-            # BUSY_TIMEOUT_S rather than failing; in WAL mode readers never wait.
-            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as e:
-            raise ArchiveError(f"{self.path}: {e}") from None
+        self.db = self._open()
         self.client = client
         self.batch = batch
         self.max_delay_s = max_delay_s
@@ -78,6 +69,32 @@ class Archive:
         self._events: list[tuple[Any, ...]] = []
         self.ingested = 0
         self.undecoded = 0
+
+    def _open(self) -> sqlite3.Connection:
+        """Several ground processes may write one archive: each transaction is short
+        (one batch, or one new point), and a writer waits its turn for up to
+        BUSY_TIMEOUT_S rather than failing; in WAL mode readers never wait. Setting the
+        journal mode can be refused while another process opens the file, without
+        SQLite's own wait, so the opening itself is retried until then too."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            db = None
+            try:
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
+                db.executescript(SCHEMA)
+                return db
+            except sqlite3.OperationalError as e:
+                if db is not None:
+                    db.close()
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise ArchiveError(f"{self.path}: {e}") from None
+                time.sleep(0.05)
+            except sqlite3.Error as e:
+                if db is not None:
+                    db.close()
+                raise ArchiveError(f"{self.path}: {e}") from None
 
     def _point(self, name: str) -> int:
         point = self._points.get(name)

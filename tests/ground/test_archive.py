@@ -110,7 +110,7 @@ def test_a_killed_ground_loses_only_what_arrived_in_its_last_delay(tmp_path) -> 
     tally("ground archive", trials, packets_older_than_the_delay=seen["count"], lost=0)
 
 
-def _write_archive(path: str, writer: int, packets: list[bytes], out) -> None:
+def _write_archive(path: str, writer: int, packets: list[bytes], out, start) -> None:
     """One ground process: every packet ingested, in small batches, new points too.
     Writer 0 then idles between two packets for longer than SQLite's default busy
     timeout (5 s), as a ground does waiting on its link; writer 1 writes meanwhile."""
@@ -121,9 +121,10 @@ def _write_archive(path: str, writer: int, packets: list[bytes], out) -> None:
 
     try:
         client = GroundClient(InProcessLink(), FlightSoftware.dictionary(), None)
+        start.wait()  # both open the new file at once, as two grounds started together
         archive = Archive(path, client, batch=len(packets) + 1, max_delay_s=1e9)
         if writer == 1:
-            time.sleep(0.5)
+            time.sleep(0.5)  # writer 0 holds its first points when writer 1 writes
         for i, raw in enumerate(packets):
             archive.ingest(decode_tm(raw), raw)
             if writer == 0 and i == 40:
@@ -145,11 +146,12 @@ def test_two_ground_processes_share_one_archive_without_an_error(tmp_path) -> No
     assert len(packets) > 200
     path = str(tmp_path / "shared.sqlite")
     context = multiprocessing.get_context("fork")
-    out = context.Queue()
-    writers = [context.Process(target=_write_archive, args=(path, n, packets, out))
+    out, start = context.Queue(), context.Event()
+    writers = [context.Process(target=_write_archive, args=(path, n, packets, out, start))
                for n in range(2)]
     for w in writers:
         w.start()
+    start.set()
     results = sorted(out.get(timeout=120) for _ in writers)
     for w in writers:
         w.join(timeout=30)
