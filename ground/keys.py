@@ -16,8 +16,7 @@ def signer_from_file(path: str, key_id: int | None = None) -> Signer:
     """A Signer for key `key_id` of the key file at `path` (default: its active key),
     starting after the last counter used with it. Raises InputError for a key the file
     lacks or a counter file that is damaged, OSError for a file that cannot be read."""
-    with open(path) as f:
-        keys = KeyFile.parse(f.read(), path)
+    keys = KeyFile.load(path)
     key_id = key_id or keys.active
     if key_id not in keys.keys:
         raise InputError(f"{path}: no key {key_id}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import struct
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,28 @@ class KeyFile:
     def generate(cls, count: int = 2) -> KeyFile:
         """Fresh random keys, ids 1..count; key 1 active."""
         return cls(1, {i: secrets.token_bytes(KEY_BYTES) for i in range(1, count + 1)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KeyFile:
+        """The key file at `path`. Refused (InputError) when anyone but its owner may
+        read or write it, as ssh refuses a private key: keys that others can read
+        authenticate them too, and keys that others can write are theirs."""
+        fd = os.open(path, os.O_RDONLY)
+        with os.fdopen(fd) as f:
+            mode = os.fstat(fd).st_mode & 0o777
+            if mode & 0o077:
+                raise InputError(f"{os.fspath(path)}: mode {mode:04o} lets other users read "
+                                 f"or change the keys; chmod 600 it")
+            return cls.parse(f.read(), os.fspath(path))
+
+    def save_new(self, path: str | os.PathLike[str]) -> None:
+        """Write a new key file, readable by its owner only; FileExistsError if there is
+        one (a key file is never overwritten: counters and the satellite depend on it)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_text())
+            f.flush()
+            os.fsync(f.fileno())
 
     @classmethod
     def parse(cls, text: str, where: str) -> KeyFile:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -100,9 +101,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not definition.emulated:
         raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
                        "definition")
-    link, keys, pace = None, None, None
+    link, keys, pace, throwaway = None, None, None, None
     if args.ground:
-        link, keys, pace = _ground_side(args)
+        link, keys, pace, throwaway = _ground_side(args)
     satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
                          serial=args.serial, link=link, keys=keys, state=args.state)
     assert satellite.world is not None
@@ -123,6 +124,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         satellite.close()
         if link is not None:
             link.close()
+        if throwaway is not None:  # its keys die with the satellite they were made for
+            shutil.rmtree(throwaway, ignore_errors=True)
     wall_s = time.perf_counter() - started
     duration_s = satellite.clock.now_s()
     report = mission.report(satellite, recorder, seed=args.seed, orbits=duration_s / period_s)
@@ -175,24 +178,25 @@ class _Stopped(Exception):
     """SIGINT or SIGTERM while flying paced: stop, and report what flew."""
 
 
-def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[float], None]]:
-    """The TCP link an operator connects to, the key file, and the pacing of the sim."""
+def _ground_side(args: argparse.Namespace
+                 ) -> tuple[Any, KeyFile, Callable[[float], None], str | None]:
+    """The TCP link an operator connects to, the key file, the pacing of the sim, and
+    the directory of a throwaway key file (removed when the sim ends), if one was made."""
     # The keys on board: the given file; else, for a satellite kept in --state, the one
     # kept there (made on its first run); else a throwaway one.
     keys_path = args.keys or (os.path.join(args.state, "keys.json") if args.state else None)
+    throwaway = None
     if keys_path and os.path.exists(keys_path):
-        with open(keys_path) as f:
-            keys = KeyFile.parse(f.read(), keys_path)
+        keys = KeyFile.load(keys_path)
     elif args.keys:
         raise CliError(f"{args.keys}: no such key file")
     else:
         keys = KeyFile.generate()
         if keys_path is None:
-            keys_path = os.path.join(tempfile.mkdtemp(prefix="skyrack-keys-"), "keys.json")
+            throwaway = tempfile.mkdtemp(prefix="skyrack-keys-")
+            keys_path = os.path.join(throwaway, "keys.json")
         os.makedirs(os.path.dirname(keys_path), exist_ok=True)
-        fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(keys.to_text())
+        keys.save_new(keys_path)
     try:
         link = open_link(args.ground, listen=True)
     except OSError as e:  # ConnectionError is one
@@ -217,7 +221,7 @@ def _ground_side(args: argparse.Namespace) -> tuple[Any, KeyFile, Callable[[floa
                 return
             stop.wait(min(ahead_s, 0.1))
 
-    return link, keys, pace
+    return link, keys, pace, throwaway
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:

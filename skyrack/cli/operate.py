@@ -13,6 +13,7 @@ from typing import Any
 
 from flight.software import FlightSoftware
 from ground.keys import signer_from_file
+from hal.auth import KeyFile
 from hal.dictionary import Dictionary
 from hal.durable import replace_file
 from hal.packetlink import open_link
@@ -21,6 +22,7 @@ from skyrack.cli.options import (
     CliError,
     Parser,
     injections,
+    key_count,
     output,
     seconds,
     shared,
@@ -83,6 +85,15 @@ def add_parsers(sub: Any) -> None:
     gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
     time_window(gplot)
     ground.set_defaults(run=cmd_ground)
+
+    keys = sub.add_parser("keys", help="key files that telecommands are signed with")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=Parser)
+    new = keys_sub.add_parser("new", help="make a key file (mode 0600; never overwrites one)",
+                              parents=[shared("json")])
+    new.add_argument("file", help="the key file to write")
+    new.add_argument("--count", type=key_count, default=2,
+                     help="keys in the file, ids 1..N; key 1 active (default 2)")
+    new.set_defaults(run=cmd_keys_new)
 
 
 def _archive_path(args: argparse.Namespace) -> str:
@@ -263,3 +274,16 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
 class _Interrupted(Exception):
     """SIGINT or SIGTERM during a ground command; the message names the signal."""
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    keys = KeyFile.generate(args.count)
+    try:
+        keys.save_new(args.file)
+    except FileExistsError:
+        raise CliError(f"{args.file} exists; a key file is never overwritten (the "
+                       "satellite and the ground's counters depend on it)") from None
+    output(args, {"ok": True, "file": args.file, "keys": sorted(keys.keys),
+                  "active": keys.active},
+           f"{args.file}: {len(keys.keys)} keys, key {keys.active} active, mode 0600")
+    return 0

@@ -65,6 +65,7 @@ seconds = bounded(float, lambda v: 0 < v <= 1e7, "(0, 1e7] s")
 
 
 speed = bounded(float, lambda v: 0 < v <= 1e4, "(0, 1e4]")
+key_count = bounded(int, lambda v: 1 <= v <= 64, "1..64")
 
 
 def ltan(text: str) -> str:

@@ -2,6 +2,7 @@
 commands, verification and telemetry over TCP, and a link that survives garbage."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -201,3 +202,35 @@ def test_a_damaged_ground_counter_file_is_named_and_nothing_is_sent(satellite) -
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert f"{satellite.keys}.counter-1 is damaged ('12ab')" in proc.stderr
     assert satellite.stop()["space_link"]["tc_received"] == 0
+
+
+def test_keys_new_makes_a_private_file_and_never_overwrites_one(tmp_path) -> None:
+    path = tmp_path / "ops.json"
+    made = skyrack("keys", "new", str(path), "--count", "3", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == {"ok": True, "file": str(path), "keys": [1, 2, 3],
+                                       "active": 1}
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    before = path.read_text()
+    again = skyrack("keys", "new", str(path))
+    assert again.returncode == 1 and "is never overwritten" in again.stderr
+    assert path.read_text() == before
+
+
+def test_a_key_file_others_can_read_is_refused_by_the_ground(satellite, tmp_path) -> None:
+    leaky = tmp_path / "leaky.json"
+    leaky.write_text(open(satellite.keys).read())
+    os.chmod(leaky, 0o644)
+    proc = skyrack("ground", "--link", satellite.url, "--archive", satellite.archive,
+                   "--keys", str(leaky), "send", "fsw.noop")
+    assert proc.returncode == 1
+    assert "mode 0644 lets other users read or change the keys" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_sims_throwaway_keys_go_when_it_stops() -> None:
+    sim = Sim()
+    keys = sim.keys
+    assert os.path.exists(keys) and os.stat(keys).st_mode & 0o777 == 0o600
+    sim.stop()
+    assert not os.path.exists(keys) and not os.path.exists(os.path.dirname(keys))

@@ -61,7 +61,7 @@ def stateful_sim(state: str, keys: str | None = None) -> Sim:
 def test_a_restarted_satellite_refuses_replays_and_retired_keys(tmp_path) -> None:
     keys = KeyFile.generate()
     key_path = tmp_path / "keys.json"
-    key_path.write_text(keys.to_text())
+    keys.save_new(key_path)
     state = str(tmp_path / "state")
     under_key_1 = captured(keys, 1, 100, 5)
     under_key_2 = captured(keys, 2, 50, 3)
