@@ -21,6 +21,8 @@ from hal.transport import SerialTransport
 
 MAX_QUEUED = 4096  # packets held for a peer that does not read; beyond it, oldest dropped
 SEND_TIMEOUT_S = 2.0  # a peer that takes no bytes for this long is dropped
+MAX_CONNECTIONS = 8  # grounds a flight link serves at once
+MAX_QUEUED_BYTES = 1 << 20  # unsent telemetry held for one ground
 
 
 class PacketLink(Protocol):
@@ -103,86 +105,131 @@ class PacketSplitter:
         return out
 
 
-class TcpServerLink:
-    """The flight end on TCP: listens, serves one ground at a time (a new connection
-    replaces the old: a ground that dropped reconnects), and never blocks the flight
-    software. Telemetry sent while no ground is connected is counted and dropped."""
+class _Connection:
+    """One ground on a TcpServerLink: its socket, what it sent that is not yet a whole
+    packet, and what waits to go to it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.splitter = PacketSplitter()
+        self.outbox = bytearray()
+        self.open = True
+
+
+class TcpServerLink:
+    """The flight end on TCP, heard by every ground connected at once, as a radio link
+    by every station in view: telemetry goes to each, and packets from any come in (the
+    uplink authenticates them). Up to `max_connections`; one more is refused at once
+    and counted. Nothing blocks the flight software: each ground's unsent telemetry is
+    bounded by `max_queued_bytes`, and a packet that does not fit is dropped for that
+    ground and counted, so a ground that never reads loses its own telemetry only."""
+
+    def __init__(self, host: str, port: int, max_connections: int = MAX_CONNECTIONS,
+                 max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
         self._listener = socket.create_server((host, port), reuse_port=False)
         self._listener.setblocking(False)
         self.address = self._listener.getsockname()[:2]
-        self._client: socket.socket | None = None
-        self._splitter = PacketSplitter()
-        self._held: list[bytes] = []  # read from a replaced connection, not yet received
+        self.max_connections = max_connections
+        self.max_queued_bytes = max_queued_bytes
+        self._connections: list[_Connection] = []
+        self._held: list[bytes] = []  # read from a ground that has gone, not yet received
         self.counters: collections.Counter[str] = collections.Counter()
 
+    @property
+    def connected(self) -> int:
+        return len(self._connections)
+
     def _accept(self) -> None:
-        try:
-            client, _ = self._listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        self._held += self._read()  # what the old ground sent is still heard
-        self._drop()
-        client.setblocking(False)
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._client = client
-        self._splitter = PacketSplitter()
-        self.counters["connections"] += 1
-
-    def _drop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def receive(self) -> list[bytes]:
-        self._accept()
-        held, self._held = self._held, []
-        return held + self._read()
-
-    def _read(self) -> list[bytes]:
-        """The packets that arrived on the present connection (dropped if it hung up)."""
-        if self._client is None:
-            return []
-        chunks = []
         while True:
             try:
-                data = self._client.recv(65536)
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.counters["accept_errors"] += 1
+                return
+            if len(self._connections) >= self.max_connections:
+                sock.close()
+                self.counters["refused"] += 1
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._connections.append(_Connection(sock))
+            self.counters["connections"] += 1
+
+    def _close(self, conn: _Connection) -> None:
+        if conn.open:
+            conn.open = False
+            conn.sock.close()
+            self.counters["disconnects"] += 1
+
+    def _prune(self) -> None:
+        self._connections = [c for c in self._connections if c.open]
+
+    def _read(self, conn: _Connection) -> list[bytes]:
+        """The whole packets that arrived from `conn` (closed if it hung up)."""
+        chunks = []
+        while conn.open:
+            try:
+                data = conn.sock.recv(65536)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 data = b""
             if not data:  # the ground hung up
-                self._drop()
+                self._close(conn)
                 break
             chunks.append(data)
-        packets = self._splitter.feed(b"".join(chunks)) if chunks else []
-        self.counters["skipped_bytes"] = self._splitter.skipped_bytes
+        packets = conn.splitter.feed(b"".join(chunks)) if chunks else []
+        self.counters["skipped_bytes"] += conn.splitter.skipped_bytes
+        conn.splitter.skipped_bytes = 0
+        return packets
+
+    def _flush(self, conn: _Connection) -> None:
+        """Send what the socket takes now, never waiting."""
+        while conn.outbox and conn.open:
+            try:
+                sent = conn.sock.send(conn.outbox)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._held += self._read(conn)  # a ground that hung up may have sent first
+                self._close(conn)
+                return
+            del conn.outbox[:sent]
+
+    def receive(self) -> list[bytes]:
+        self._accept()
+        packets, self._held = self._held, []
+        for conn in self._connections:
+            packets += self._read(conn)
+            self._flush(conn)
+        self._prune()
         return packets
 
     def send(self, packet: bytes) -> None:
         self._accept()
-        if self._client is None:
+        if not self._connections:
             self.counters["dropped"] += 1
             return
-        try:
-            self._client.setblocking(True)
-            self._client.settimeout(SEND_TIMEOUT_S)
-            self._client.sendall(packet)
-        except OSError:
-            self.counters["dropped"] += 1
-            if self._client is not None:  # a ground that hung up may have sent first
-                self._client.setblocking(False)
-                self._held += self._read()
-            self._drop()
-            return
-        finally:
-            if self._client is not None:
-                self._client.setblocking(False)
+        for conn in self._connections:
+            if len(conn.outbox) + len(packet) > self.max_queued_bytes:
+                self.counters["dropped"] += 1  # this ground does not keep up: its loss
+                self._flush(conn)
+                continue
+            conn.outbox += packet
+            self._flush(conn)
+        self._prune()
         self.counters["sent"] += 1
 
+    def hang_up(self) -> None:
+        """Close every ground's connection (each may connect again)."""
+        for conn in self._connections:
+            self._close(conn)
+        self._connections = []
+
     def close(self) -> None:
-        self._drop()
+        self.hang_up()
         self._listener.close()
 
 

@@ -59,7 +59,7 @@ def test_tcp_carries_packets_both_ways_and_the_ground_reconnects_after_a_drop() 
         assert wait_for(server.receive) == [TC, TC]
         server.send(TM)
         assert wait_for(lambda: client.receive(0.1)) == [TM]
-        server._drop()  # the satellite side hangs up
+        server.hang_up()  # the satellite side hangs up
         assert wait_for(lambda: client.receive(0.1) or client._sock is None)
         client.send(TC)  # reconnects, and gets through
         assert client.reconnects == 1
@@ -175,3 +175,68 @@ def test_serial_frames_are_what_tmtccmd_sends_and_reads() -> None:
     finally:
         link.close()
         os.close(controller)
+
+
+
+def test_two_grounds_at_once_each_hear_the_telemetry_and_both_are_heard() -> None:
+    server = TcpServerLink("127.0.0.1", 0)
+    first, second = TcpClientLink(*server.address), TcpClientLink(*server.address)
+    try:
+        first.send(TC)
+        second.send(TC + TC)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += server.receive()
+        assert got == [TC, TC, TC] and server.connected == 2
+        server.send(TM)
+        assert wait_for(lambda: first.receive(0.1)) == [TM]
+        assert wait_for(lambda: second.receive(0.1)) == [TM]
+    finally:
+        first.close()
+        second.close()
+        server.close()
+
+
+def test_a_ground_that_never_reads_cannot_stall_the_flight_loop() -> None:
+    server = TcpServerLink("127.0.0.1", 0, max_queued_bytes=64 * 1024)
+    silent = socket.create_connection(server.address)  # connects, never reads
+    reader = TcpClientLink(*server.address)
+    try:
+        wait_for(lambda: server.receive() == [] and server.connected == 2)
+        started = time.monotonic()
+        for _ in range(20000):  # ~0.7 MB of telemetry
+            server.send(TM)
+        assert time.monotonic() - started < 2.0  # never waited on the silent one
+        assert server.counters["dropped"] > 0  # what it could not take was dropped, for it
+        received = []
+        deadline = time.monotonic() + 5
+        while len(received) < 20 and time.monotonic() < deadline:
+            received += reader.receive(0.1)
+            server.receive()  # the flight loop goes on, flushing what each can take
+        assert received[:20] == [TM] * 20  # the other ground is served
+    finally:
+        silent.close()
+        reader.close()
+        server.close()
+
+
+def test_a_connection_flood_is_capped_and_the_ground_already_there_keeps_its_link() -> None:
+    server = TcpServerLink("127.0.0.1", 0, max_connections=4)
+    ground = TcpClientLink(*server.address)
+    flood = []
+    try:
+        wait_for(lambda: server.receive() == [] and server.connected == 1)
+        for _ in range(50):
+            flood.append(socket.create_connection(server.address))
+            server.receive()
+        assert server.connected == 4 and server.counters["refused"] == 47
+        ground.send(TC)
+        assert wait_for(server.receive) == [TC]
+        server.send(TM)
+        assert wait_for(lambda: ground.receive(0.1)) == [TM]
+    finally:
+        for sock in flood:
+            sock.close()
+        ground.close()
+        server.close()
