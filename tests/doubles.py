@@ -149,3 +149,9 @@ class Babbling:
                     for k, v in reply.result.items()})
             out += encode_frame(encode_reply(reply))
         return out
+
+
+def subtype_of(packet: Any) -> int:
+    """A spacepackets PUS packet's subtype, whichever release names it (0.28:
+    `subservice`, later: `message_subtype`)."""
+    return int(getattr(packet, "message_subtype", None) or packet.subservice)

@@ -16,6 +16,7 @@ from hal.layout import Layouts, name_id
 from hal.packetlink import InProcessLink
 from hal.pus import APID, FAILURES, N, verification
 from hal.spacepacket import cuc, decode_tc
+from tests.doubles import subtype_of
 
 DICTIONARY = FlightSoftware.dictionary()
 LAYOUTS = Layouts(DICTIONARY)
@@ -31,7 +32,7 @@ def ends():
 
 def tm(service: int, subtype: int, data: bytes, time_s: float = 12.5) -> bytes:
     """A TM packet as spacepackets builds it, not as we do."""
-    return PusTm(service=service, message_subtype=subtype, timestamp=cuc(time_s),
+    return PusTm(service, subtype, timestamp=cuc(time_s),
                  source_data=data, apid=APID, seq_count=7, message_counter=0,
                  destination_id=1).pack()
 
@@ -53,7 +54,7 @@ def test_a_command_is_signed_with_the_next_counter_and_followed_to_completion(en
     sent = client.command("power.switch", {"channel": 3, "on": True})
     (packet,) = flight.receive()
     theirs = PusTc.unpack(packet)  # an independent parser reads our header and CRC
-    assert (theirs.apid, theirs.service, theirs.message_subtype) == (APID, 8, 1)
+    assert (theirs.apid, theirs.service, subtype_of(theirs)) == (APID, 8, 1)
     verified = KeyRing({1: KEY}).verify(decode_tc(packet), packet)
     assert verified.counter == 42 and client.signer.counter == 42
     assert theirs.app_data[6:-16] == verified.tc.data  # key id, counter | data | MAC

@@ -36,7 +36,7 @@ class Scripted:
         self.console = Console(self.client, now=lambda: self.t_s, idle=self.step)
 
     def tm(self, service: int, subtype: int, data: bytes) -> bytes:
-        return PusTm(service=service, message_subtype=subtype, timestamp=cuc(self.t_s),
+        return PusTm(service, subtype, timestamp=cuc(self.t_s),
                      source_data=data, apid=APID, seq_count=0, message_counter=0,
                      destination_id=1).pack()
 
