@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hal.auth import MAX_SPACECRAFT
 from hal.errors import SkyrackError
 
 KINDS = ("power", "thermal", "accelerator")
@@ -69,6 +70,8 @@ class SatelliteDefinition:
     # The flight computer's non-volatile storage (a directory; relative to the file);
     # None: a fresh one for each run.
     state: str | None = None
+    # Its CCSDS spacecraft id (10 bits): what its telecommands are signed for.
+    spacecraft_id: int = 1
 
     def board(self, kind: str) -> BoardSpec:
         for spec in self.boards:
@@ -114,8 +117,14 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
         raise DefinitionError(where, unknown[0], "unknown table")
     satellite = _table(doc, "satellite", where)
     name = _get(satellite, "name", str, where, "satellite.name")
-    for key in sorted(set(satellite) - {"name", "state"}):
-        raise DefinitionError(where, f"satellite.{key}", "unknown key (expected name, state)")
+    for key in sorted(set(satellite) - {"name", "state", "spacecraft_id"}):
+        raise DefinitionError(where, f"satellite.{key}",
+                              "unknown key (expected name, spacecraft_id, state)")
+    spacecraft_id = _get(satellite, "spacecraft_id", int, where, "satellite.spacecraft_id") \
+        if "spacecraft_id" in satellite else 1
+    if not 0 <= spacecraft_id <= MAX_SPACECRAFT:
+        raise DefinitionError(where, "satellite.spacecraft_id",
+                              f"{spacecraft_id} is outside 0..{MAX_SPACECRAFT} (10 bits)")
     state = None
     if "state" in satellite:  # the flight computer's non-volatile storage: a directory
         state = str(Path(where).parent / _get(satellite, "state", str, where, "satellite.state"))
@@ -149,7 +158,7 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
     if not isinstance(plan_doc, list):
         raise DefinitionError(where, "plan", "must be an array of tables ([[plan]])")
     plan = tuple(_plan_step(i, step, where) for i, step in enumerate(plan_doc))
-    return SatelliteDefinition(where, name, boards, sim, plan, state)
+    return SatelliteDefinition(where, name, boards, sim, plan, state, spacecraft_id)
 
 
 def resolve(ref: str, where: str, key: str) -> Any:

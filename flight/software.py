@@ -18,6 +18,7 @@ from flight.pus.service import Downlink, Router
 from flight.pus.uplink import Uplink
 from flight.system import SCRUB_AT_BOOT, SystemComponent
 from flight.topology import TOPOLOGY, Instance
+from hal.auth import DEFAULT_SPACECRAFT
 from hal.boards import AcceleratorBoard, PowerBoard, ThermalBoard
 from hal.clock import Clock
 from hal.compute import ComputeDevice
@@ -34,11 +35,13 @@ class FlightSoftware:
                  accelerator: AcceleratorBoard, rails: dict[str, int] | None = None,
                  compute: ComputeDevice | None = None, storage: Storage | None = None,
                  work_dir: str | Path | None = None, link: PacketLink | None = None,
-                 keys: dict[int, bytes] | None = None, active_key: int = 1) -> None:
+                 keys: dict[int, bytes] | None = None, active_key: int = 1,
+                 spacecraft_id: int = DEFAULT_SPACECRAFT) -> None:
         """`rails` maps a board kind to the power-board channel that feeds it; `compute` is
         the accelerator's data plane, `storage` where results go, `work_dir` where job
         checkpoints are written; `link` the space link to the ground, and `keys` (by id)
-        what its telecommands may be signed with, `active_key` the one in use. What each
+        what its telecommands may be signed with, `active_key` the one in use, and
+        `spacecraft_id` the satellite they must be signed for. What each
         instance is connected to is the topology's (flight.topology)."""
         rails = rails or {}
         self.clock = clock
@@ -54,6 +57,7 @@ class FlightSoftware:
             "executive": self.executive, "dispatcher": self.dispatcher,
             "dictionary": dictionary, "layouts": Layouts(dictionary), "router": Router(),
             "components": {}, "link": link, "keys": keys or {}, "active_key": active_key,
+            "spacecraft_id": spacecraft_id,
         }
         built = topology.build(self.TOPOLOGY, resources)
         self.components: list[Component] = list(built.values())

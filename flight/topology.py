@@ -55,6 +55,7 @@ RESOURCES = {
     "link": "the space link to the ground (hal.packetlink.PacketLink), or none",
     "keys": "the keys telecommands may be signed with, by id",
     "active_key": "the key in use when no stored state names one",
+    "spacecraft_id": "the satellite telecommands must be signed for",
 }
 BUS_TOPICS = {ALL: "every message", EVENT: "every event", COMMAND: "every command outcome"}
 
@@ -101,7 +102,7 @@ TOPOLOGY: tuple[Instance, ...] = (
     instance(Parameters, downlink="downlink", layouts="@layouts", components="@components",
              records="@records"),
     instance(Uplink, downlink="downlink", router="@router", keys="@keys",
-             active_key="@active_key", records="@records"),
+             active_key="@active_key", spacecraft_id="@spacecraft_id", records="@records"),
 )
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import msgpack
 
+from ground.series import Series
 from hal import layout
-from hal.auth import MAX_COUNTER, sign
+from hal.auth import DEFAULT_SPACECRAFT, MAX_COUNTER, sign
 from hal.dictionary import Dictionary, validate_args
 from hal.errors import InputError, PacketError
 from hal.layout import Layouts, name_id
 from hal.packetlink import PacketLink
-from hal.pus import ACK_ALL, APID, N, Report, parse_verification
+from hal.pus import ACK_ALL, APID, BROADCAST, N, Report, parse_verification
 from hal.spacepacket import SEQ_MODULO, Telecommand, Telemetry, cuc, decode_tm, encode_tc
 
 EVENT_SEVERITY = {1: "info", 2: "warning", 3: "error", 4: "critical"}
@@ -66,34 +67,48 @@ class GroundEvent:
 
 
 class Signer:
-    """One key and the anti-replay counter that goes with it. `save(counter)` is called
-    after each use so that a restarted ground never reuses a counter."""
+    """One key, the spacecraft it signs for, and its anti-replay counters: `counter`
+    is the last one used (then kept in memory), or the Series that hands them out (one
+    kept in a file, shared by ground processes: ground.keys)."""
 
-    def __init__(self, key_id: int, key: bytes, counter: int = 0,
-                 save: Callable[[int], None] | None = None) -> None:
+    def __init__(self, key_id: int, key: bytes, counter: int | Series = 0, *,
+                 spacecraft: int = DEFAULT_SPACECRAFT) -> None:
         self.key_id = key_id
         self.key = key
-        self.counter = counter  # the last one used
-        self._save = save
+        self.spacecraft = spacecraft
+        self.counters = counter if isinstance(counter, Series) else Series(
+            f"key {key_id}'s anti-replay counter", MAX_COUNTER, last=counter)
+
+    @property
+    def counter(self) -> int:
+        """The last counter used."""
+        return self.counters.last
 
     def next_counter(self) -> int:
-        if self.counter >= MAX_COUNTER:
-            raise InputError(f"key {self.key_id}'s counter is exhausted: rotate the key")
-        self.counter += 1
-        if self._save is not None:
-            self._save(self.counter)
-        return self.counter
+        return self.counters.take()
 
 
 class GroundClient:
+    """One ground station's client: its TCs carry `source_id`, take their sequence
+    counts from `sequence` (a Series; else this client's own, from 0), and the
+    reports and replies the satellite addresses to that source id are this client's.
+    (source id, sequence count) names each TC: give each station its own source id."""
+
     def __init__(self, link: PacketLink, dictionary: Dictionary, signer: Signer | None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, *, source_id: int = 1,
+                 sequence: Series | None = None) -> None:
+        if not 1 <= source_id <= 0xFFFF:
+            raise InputError(f"ground source id {source_id} outside 1..65535 (0 is "
+                             "the satellite's broadcast)")
         self.link = link
         self.dictionary = dictionary
         self.layouts = Layouts(dictionary)
         self.signer = signer
         self._clock = clock or (lambda: 0.0)
-        self._seq = 0
+        self.source_id = source_id
+        self.sequence = sequence or Series(f"sequence count of source {source_id}",
+                                           SEQ_MODULO - 1, wrap=True, last=SEQ_MODULO - 1)
+        self.not_ours = 0  # reports and replies addressed to other ground stations
         self.sent: dict[tuple[int, int], Sent] = {}
         self.values: dict[str, tuple[float, Any]] = {}  # point -> (on-board time, value)
         self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
@@ -127,14 +142,14 @@ class GroundClient:
         return sent
 
     def telecommand(self, service: int, subtype: int, data: bytes = b"") -> Telecommand:
-        tc = Telecommand(APID, service, subtype, data, self._seq, source_id=1, ack_flags=ACK_ALL)
-        self._seq = (self._seq + 1) % SEQ_MODULO
-        return tc
+        return Telecommand(APID, service, subtype, data, self.sequence.take(),
+                           source_id=self.source_id, ack_flags=ACK_ALL)
 
     def sign(self, tc: Telecommand) -> bytes:
         if self.signer is None:
             return encode_tc(tc)  # unsigned: the flight software will refuse it
-        return sign(tc, self.signer.key_id, self.signer.next_counter(), self.signer.key)
+        return sign(tc, self.signer.key_id, self.signer.next_counter(), self.signer.key,
+                    self.signer.spacecraft)
 
     def time_tagged(self, release_s: float, name: str, args: dict[str, Any] | None = None) -> Sent:
         """Schedule a command on board (service 11) for on-board time `release_s`."""
@@ -163,6 +178,9 @@ class GroundClient:
 
     def _take(self, tm: Telemetry) -> None:
         key = (tm.service, tm.subtype)
+        if tm.destination_id not in (BROADCAST, self.source_id):
+            self.not_ours += 1  # another station's report or reply
+            return
         if tm.service == 1:
             report = parse_verification(tm.subtype, tm.data)
             sent = self.sent.get((report.apid, report.seq_count))

@@ -26,7 +26,9 @@ from hal.dictionary import Severity
 from hal.errors import PacketError
 
 APID = 0x010  # the flight software's application process
-GROUND_ID = 1  # the destination of its telemetry
+# TM destination ids: a report or a reply goes to the source id of the TC that asked
+# (each ground station has its own); what every ground may use goes to BROADCAST.
+BROADCAST = 0
 
 FAILURES = {
     "unsigned": 1, "unknown_key": 2, "tampered": 3, "replayed": 4, "out_of_window": 5,

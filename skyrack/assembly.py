@@ -117,6 +117,11 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     definition's satellite.state) is the flight computer's non-volatile storage, kept
     across runs; without either, each run starts with a fresh one."""
     where = definition.path
+    if keys is not None and keys.spacecraft != definition.spacecraft_id:
+        raise DefinitionError(where, "satellite.spacecraft_id",
+                              f"the key file is for spacecraft {keys.spacecraft}, this "
+                              f"satellite is {definition.spacecraft_id}: each satellite "
+                              "has its own keys")
     state = state if state is not None else definition.state
     lock = _lock_state(Path(state), where) if state is not None else None
     world = None
@@ -193,7 +198,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                               compute=compute, storage=DirectoryStorage(work_dir / "storage"),
                               work_dir=work_dir / "jobs", link=link,
                               keys=keys.keys if keys else None,
-                              active_key=keys.active if keys else 1)
+                              active_key=keys.active if keys else 1,
+                              spacecraft_id=definition.spacecraft_id)
 
     satellite = Satellite(definition, clock, boot(), drivers, world, emulators, transports,
                           work_dir=work_dir, keep_work_dir=state is not None, state_lock=lock,

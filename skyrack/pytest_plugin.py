@@ -137,14 +137,15 @@ def _build(config: pytest.Config) -> UnderTest:
         raise pytest.UsageError(f"--board {path}: every board is emulated; use --board sim")
     # The test is the operator: the definition's own plan does not run.
     definition = dataclasses.replace(definition, plan=())
-    keys = KeyFile.generate()
+    keys = KeyFile.generate(spacecraft=definition.spacecraft_id)
     flight_end, ground_end = InProcessLink.pair()
     link = DroppableLink(flight_end, now=lambda: 0.0)  # the clock comes with the satellite
     satellite = assemble(definition, seed=config.getoption("--sim-seed"),
                          serial=on_sim and config.getoption("--serial"), link=link, keys=keys)
     link.now = satellite.clock.now_s
     client = GroundClient(ground_end, satellite.flight.dictionary(),
-                          Signer(keys.active, keys.keys[keys.active]),
+                          Signer(keys.active, keys.keys[keys.active],
+                                 spacecraft=keys.spacecraft),
                           clock=satellite.clock.now_s)
     if on_sim:
         def advance() -> None:

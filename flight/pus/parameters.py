@@ -60,7 +60,7 @@ class Parameters(Service):
     def accept(self, tc: Telecommand) -> Run:
         if tc.subtype == 1:
             specs = [self._spec(i) for (i,) in count_list(tc.data, N, "TC[20,1]")]
-            return lambda: self._report(specs)
+            return lambda: self._report(specs, tc.source_id)
         if tc.subtype == 3:
             values = self._parse_values(tc.data)
             return lambda: self._set(values)
@@ -103,13 +103,13 @@ class Parameters(Service):
             raise Refused("layout", f"TC[20,3]: {len(data) - offset} octets after {n} values")
         return out
 
-    def _report(self, specs: list[ParameterSpec]) -> None:
+    def _report(self, specs: list[ParameterSpec], to: int) -> None:
         out = bytearray(N.pack(len(specs)))
         for spec in specs:
             owner, local = self._owner(spec.name)
             assert owner is not None, f"{spec.name} is in the dictionary, not on board"
             out += N.pack(name_id(spec.name)) + layout.pack([spec], [owner.param(local)])
-        self.send(2, bytes(out))
+        self.send(2, bytes(out), to)
 
     def _set(self, values: list[tuple[ParameterSpec, Any]]) -> None:
         """Stored first (OSError: nothing changed), then in force."""

@@ -59,7 +59,7 @@ class Schedule(Service):
             ids = count_list(tc.data, ACTIVITY_ID, "TC[11,5]")
             return lambda: self._delete(ids)
         if tc.subtype == 17:
-            return self._summary
+            return lambda: self._summary(tc.source_id)
         raise unknown_subtype(tc)
 
     def released(self, now_s: float) -> list[Telecommand]:
@@ -119,14 +119,14 @@ class Schedule(Service):
                 f"APID 0x{a:03x} seq {s}" for a, s in sorted(missing)))
         self._replace([entry for key, entry in keyed if key not in wanted])
 
-    def _summary(self) -> None:
+    def _summary(self, to: int) -> None:
         out = bytearray(N.pack(len(self.activities)))
         for release_s, packet in self.activities:
             tc = decode_tc(packet)
             function = N.unpack_from(tc.data)[0] if (tc.service, tc.subtype) == (8, 1) \
                 and len(tc.data) >= 2 else 0
             out += cuc(release_s) + SUMMARY_ITEM.pack(tc.apid, tc.seq_count, function)
-        self.send(13, bytes(out))
+        self.send(13, bytes(out), to)
 
     def _replace(self, activities: list[tuple[float, bytes]]) -> None:
         """Stored first, then in force: a schedule that could not be stored (OSError)

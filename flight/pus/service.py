@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from flight.component import Component, Counter
 from hal.errors import PacketError
 from hal.packetlink import PacketLink
-from hal.pus import APID, GROUND_ID, N
+from hal.pus import APID, BROADCAST, N
 from hal.spacepacket import SEQ_MODULO, Telecommand, encode_tm
 from hal.spacepacket import Telemetry as Tm
 
@@ -75,13 +75,14 @@ class Downlink(Component):
         gathered for it)."""
         return self.link is not None
 
-    def send(self, service: int, subtype: int, data: bytes) -> None:
+    def send(self, service: int, subtype: int, data: bytes, to: int = BROADCAST) -> None:
+        """One TM; `to` is its destination id: the source id of the ground that asked
+        (a report or a reply), or BROADCAST for all (housekeeping, events)."""
         if self.link is None:
             return
         counter = self._msg_counters[(service, subtype)]
         self._msg_counters[(service, subtype)] = (counter + 1) & 0xFFFF
-        tm = Tm(APID, service, subtype, data, self.clock.now_s(), self._seq, counter,
-                GROUND_ID)
+        tm = Tm(APID, service, subtype, data, self.clock.now_s(), self._seq, counter, to)
         self._seq = (self._seq + 1) % SEQ_MODULO
         self.link.send(encode_tm(tm))
         self.counters["tm_sent"] += 1
@@ -105,8 +106,8 @@ class Service(Component):
         """TCs this service holds that are due now, to run as if just received."""
         return []
 
-    def send(self, subtype: int, data: bytes) -> None:
-        self.downlink.send(self.service_type, subtype, data)
+    def send(self, subtype: int, data: bytes, to: int = BROADCAST) -> None:
+        self.downlink.send(self.service_type, subtype, data, to)
 
 
 class Router:

@@ -21,8 +21,8 @@ class ConnectionTest(Service):
     def accept(self, tc: Telecommand) -> Run:
         if tc.subtype != 1:
             raise unknown_subtype(tc)
-        return self._answer
+        return lambda: self._answer(tc.source_id)
 
-    def _answer(self) -> None:
-        self.send(2, b"")
+    def _answer(self, to: int) -> None:
+        self.send(2, b"", to)
         self.counters["alive_answered"] += 1

@@ -24,7 +24,7 @@ from flight.component import (
 )
 from flight.nvm import Records
 from flight.pus.service import Downlink, Refused, Router
-from hal.auth import MAX_COUNTER, KeyRing
+from hal.auth import DEFAULT_SPACECRAFT, MAX_COUNTER, REORDER, KeyRing
 from hal.dictionary import ArgumentError, Severity
 from hal.errors import PacketError
 from hal.pus import ACK_ACCEPT, ACK_COMPLETE, ACK_START, APID, FAILURES, verification
@@ -65,7 +65,8 @@ class Uplink(Component):
     )
 
     def __init__(self, downlink: Downlink, router: Router, keys: dict[int, bytes],
-                 active_key: int, records: Records | None = None) -> None:
+                 active_key: int, records: Records | None = None,
+                 spacecraft_id: int = DEFAULT_SPACECRAFT) -> None:
         super().__init__()
         self.downlink = downlink
         self.router = router
@@ -83,8 +84,9 @@ class Uplink(Component):
         self.ring = KeyRing({self.active_key: self.all_keys[self.active_key]}
                             if self.active_key in self.all_keys
                             and self.active_key not in retired else {},
-                            window=self.param("replay_window"),
-                            counters=state["counters"] if state else {}, retired=retired)
+                            window=self.param("replay_window"), spacecraft=spacecraft_id,
+                            counters=state["counters"] if state else {}, retired=retired,
+                            seen=state["seen"] if state else {})
 
     def parameter_updated(self, name: str, value: Any) -> None:
         if name == "replay_window":
@@ -196,11 +198,12 @@ class Uplink(Component):
 
     def _verify(self, subtype: int, tc: Telecommand, code: int = 0, reason: str = "") -> None:
         self.downlink.send(VERIFICATION, subtype,
-                           verification(subtype, *tc.request_id, code, reason))
+                           verification(subtype, *tc.request_id, code, reason), tc.source_id)
 
     def _save_state(self) -> None:
         self.records.save("link.state", {"active_key": self.active_key,
                                          "counters": dict(self.ring.counters),
+                                         "seen": dict(self.ring.seen),
                                          "retired": sorted(self.ring.retired)})
 
 
@@ -216,5 +219,10 @@ def _check_state(body: Any) -> dict[str, Any]:
     counters = {_key_id(k): v for k, v in body["counters"].items()}
     if not all(type(v) is int and 0 <= v <= MAX_COUNTER for v in counters.values()):
         raise ValueError("a counter outside 0..2^32-1")
-    return {"active_key": _key_id(body["active_key"]), "counters": counters,
+    # Which counters below the highest were accepted (absent in records of older
+    # software: then none below it is taken).
+    seen = {_key_id(k): v for k, v in body.get("seen", {}).items()}
+    if not all(type(v) is int and 0 <= v < 1 << REORDER for v in seen.values()):
+        raise ValueError("an anti-replay window outside 64 bits")
+    return {"active_key": _key_id(body["active_key"]), "counters": counters, "seen": seen,
             "retired": [_key_id(k) for k in body["retired"]]}

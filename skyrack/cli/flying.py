@@ -32,6 +32,7 @@ from skyrack.cli.options import (
     progress_bar,
     seconds,
     shared,
+    spacecraft_id,
     speed,
     workers,
 )
@@ -53,6 +54,9 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
                      help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
                           "noon-midnight (default: the definition's, 10:30)")
+    sim.add_argument("--spacecraft-id", type=spacecraft_id, default=None, metavar="ID",
+                     help="the satellite's CCSDS spacecraft id, which its telecommands "
+                          "are signed for (default: the definition's, 1)")
     sim.add_argument("--serial", action="store_true",
                      help="serve every emulated board on a pseudo-terminal and talk to it "
                           "through pyserial, as to real boards")
@@ -101,9 +105,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not definition.emulated:
         raise CliError(f"{path}: not every board is emulated; `skyrack sim` needs a sim "
                        "definition")
+    if args.spacecraft_id is not None:
+        definition = dataclasses.replace(definition, spacecraft_id=args.spacecraft_id)
     link, keys, pace, throwaway = None, None, None, None
     if args.ground:
-        link, keys, pace, throwaway = _ground_side(args)
+        link, keys, pace, throwaway = _ground_side(args, definition.spacecraft_id)
     satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
                          serial=args.serial, link=link, keys=keys, state=args.state)
     assert satellite.world is not None
@@ -178,7 +184,7 @@ class _Stopped(Exception):
     """SIGINT or SIGTERM while flying paced: stop, and report what flew."""
 
 
-def _ground_side(args: argparse.Namespace
+def _ground_side(args: argparse.Namespace, spacecraft_id: int
                  ) -> tuple[Any, KeyFile, Callable[[float], None], str | None]:
     """The TCP link an operator connects to, the key file, the pacing of the sim, and
     the directory of a throwaway key file (removed when the sim ends), if one was made."""
@@ -191,7 +197,7 @@ def _ground_side(args: argparse.Namespace
     elif args.keys:
         raise CliError(f"{args.keys}: no such key file")
     else:
-        keys = KeyFile.generate()
+        keys = KeyFile.generate(spacecraft=spacecraft_id)
         if keys_path is None:
             throwaway = tempfile.mkdtemp(prefix="skyrack-keys-")
             keys_path = os.path.join(throwaway, "keys.json")

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from flight.software import FlightSoftware
-from ground.keys import signer_from_file
+from ground.keys import sequence_for, signer_from_file
 from hal.auth import KeyFile
 from hal.dictionary import Dictionary
 from hal.durable import replace_file
@@ -26,6 +26,8 @@ from skyrack.cli.options import (
     output,
     seconds,
     shared,
+    source_id,
+    spacecraft_id,
     time_window,
 )
 from skyrack.report import MARK, short
@@ -45,6 +47,9 @@ def add_parsers(sub: Any) -> None:
                              "unsigned, and the satellite refuses them)")
     ground.add_argument("--key-id", type=int, default=None,
                         help="which key of the file (default: the file's active key)")
+    ground.add_argument("--source-id", type=source_id, default=1, metavar="ID",
+                        help="this ground station's PUS source id, 1..65535 (default 1): "
+                             "reports are addressed to it; give each station its own")
     ground.add_argument("--dictionary", metavar="JSON", default=None,
                         help="the satellite's dictionary (`skyrack dictionary --json`); "
                              "default: this installation's flight software")
@@ -84,6 +89,14 @@ def add_parsers(sub: Any) -> None:
     gplot.add_argument("points", nargs="+", metavar="POINT")
     gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
     time_window(gplot)
+    gateway = ground_sub.add_parser(
+        "gateway", help="let standard ground tools (YAMCS, tmtccmd) command the satellite: "
+        "TM forwarded unchanged, their unsigned TCs signed with --keys",
+        parents=[shared("json")])
+    gateway.add_argument("--listen", required=True, metavar="URL",
+                         help="where the tools connect: tcp://HOST:PORT (port 0: any free)")
+    gateway.add_argument("--seconds", type=seconds, default=None,
+                         help="stop after this long (default: until SIGINT or SIGTERM)")
     ground.set_defaults(run=cmd_ground)
 
     keys = sub.add_parser("keys", help="key files that telecommands are signed with")
@@ -93,6 +106,9 @@ def add_parsers(sub: Any) -> None:
     new.add_argument("file", help="the key file to write")
     new.add_argument("--count", type=key_count, default=2,
                      help="keys in the file, ids 1..N; key 1 active (default 2)")
+    new.add_argument("--spacecraft-id", type=spacecraft_id, default=1, metavar="ID",
+                     help="the satellite the keys are for (its satellite.spacecraft_id; "
+                          "default 1): each satellite has its own keys")
     new.set_defaults(run=cmd_keys_new)
 
 
@@ -170,6 +186,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         return cmd_ground_archive(args, dictionary)
     if args.link is None:
         raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
+    if args.ground_command == "gateway":
+        return cmd_ground_gateway(args)
     signer = signer_from_file(args.keys, args.key_id) if args.keys else None
     if args.ground_command == "send":  # asked before anything is connected or sent
         spec = dictionary.command(args.name)
@@ -184,7 +202,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
         link = open_link(args.link, listen=False)
     except ConnectionError as e:
         raise CliError(str(e)) from None
-    client = GroundClient(link, dictionary, signer, clock=time.monotonic)
+    client = GroundClient(link, dictionary, signer, clock=time.monotonic,
+                          source_id=args.source_id,
+                          sequence=sequence_for(args.keys, args.source_id))
     archive = Archive(_archive_path(args), client)
     client.on_tm.append(archive.ingest)
     # SIGINT and SIGTERM end the command at its next wait, never inside an archive
@@ -272,18 +292,68 @@ def cmd_ground(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_DFL)
 
 
+def cmd_ground_gateway(args: argparse.Namespace) -> int:
+    from ground.gateway import Gateway
+
+    if args.keys is None:
+        raise CliError("ground gateway needs --keys FILE: it signs the tools' TCs")
+    signer = signer_from_file(args.keys, args.key_id)
+    keys = KeyFile.load(args.keys)
+    try:
+        listener = open_link(args.listen, listen=True)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.listen}: {e.strerror or e}") from None
+    try:
+        link = open_link(args.link, listen=False)
+    except OSError as e:
+        listener.close()
+        raise CliError(f"cannot open {args.link}: {e.strerror or e}") from None
+    gateway = Gateway(link, listener, signer, keys.keys, args.source_id)
+    address = getattr(listener, "address", None)
+    bound = f"tcp://{address[0]}:{address[1]}" if address else args.listen
+    stopped: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _: stopped.append(signal.Signals(signum).name))
+    output(args, {"ok": True, "listen": bound, "link": args.link,
+                  "spacecraft_id": signer.spacecraft, "source_id": args.source_id},
+           f"gateway on {bound} to {args.link}: TCs signed with key {signer.key_id} for "
+           f"spacecraft {signer.spacecraft}, source id {args.source_id}")
+    sys.stdout.flush()
+    end = time.monotonic() + args.seconds if args.seconds else None
+    try:
+        while not stopped and (end is None or time.monotonic() < end):
+            try:
+                if not gateway.step():
+                    time.sleep(0.01)
+            except ConnectionError as e:  # out of reach: the tools stay, it is tried again
+                if not gateway.counters["link_down"]:
+                    print(f"skyrack ground gateway: {e}; retrying", file=sys.stderr)
+                gateway.counters["link_down"] += 1
+                time.sleep(0.5)
+    finally:
+        link.close()
+        listener.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+    counts = dict(gateway.counters)
+    output(args, {"ok": True, "counters": counts},
+           "gateway stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
 class _Interrupted(Exception):
     """SIGINT or SIGTERM during a ground command; the message names the signal."""
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
-    keys = KeyFile.generate(args.count)
+    keys = KeyFile.generate(args.count, args.spacecraft_id)
     try:
         keys.save_new(args.file)
     except FileExistsError:
         raise CliError(f"{args.file} exists; a key file is never overwritten (the "
                        "satellite and the ground's counters depend on it)") from None
-    output(args, {"ok": True, "file": args.file, "keys": sorted(keys.keys),
-                  "active": keys.active},
-           f"{args.file}: {len(keys.keys)} keys, key {keys.active} active, mode 0600")
+    output(args, {"ok": True, "file": args.file, "spacecraft_id": keys.spacecraft,
+                  "keys": sorted(keys.keys), "active": keys.active},
+           f"{args.file}: {len(keys.keys)} keys for spacecraft {keys.spacecraft}, key "
+           f"{keys.active} active, mode 0600")
     return 0

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from hal.auth import MAX_SPACECRAFT
 from hal.errors import SkyrackError
 from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
 
@@ -66,6 +67,8 @@ seconds = bounded(float, lambda v: 0 < v <= 1e7, "(0, 1e7] s")
 
 speed = bounded(float, lambda v: 0 < v <= 1e4, "(0, 1e4]")
 key_count = bounded(int, lambda v: 1 <= v <= 64, "1..64")
+spacecraft_id = bounded(int, lambda v: 0 <= v <= MAX_SPACECRAFT, f"0..{MAX_SPACECRAFT}")
+source_id = bounded(int, lambda v: 1 <= v <= 0xFFFF, "1..65535")
 
 
 def ltan(text: str) -> str:

@@ -105,6 +105,9 @@ def test_a_state_directory_is_named_relative_to_the_definition(tmp_path: Path) -
     assert load(write(tmp_path, named)).state == str(tmp_path / "nv" / "sat-1")
     assert load(write(tmp_path, GOOD)).state is None
     msg = fails(tmp_path, GOOD.replace('name = "skyrack-sim-1"', 'name = "x"\nstat = "y"'))
-    assert msg.endswith("satellite.stat: unknown key (expected name, state)")
+    assert msg.endswith("satellite.stat: unknown key (expected name, spacecraft_id, state)")
+    assert load(write(tmp_path, GOOD)).spacecraft_id == 1
+    msg = fails(tmp_path, GOOD.replace("spacecraft_id = 1 ", "spacecraft_id = 1024 "))
+    assert msg.endswith("satellite.spacecraft_id: 1024 is outside 0..1023 (10 bits)")
     msg = fails(tmp_path, GOOD.replace('name = "skyrack-sim-1"', 'name = "x"\nstate = 3'))
     assert "satellite.state" in msg

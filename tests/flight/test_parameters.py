@@ -227,7 +227,7 @@ def _relatches(sat: Satellite) -> int:
 
 
 def _accepts_a_counter_2000_ahead(sat: Satellite) -> str:
-    sat.ground.signer.counter += 2000  # type: ignore[union-attr]
+    sat.ground.signer.counters.last += 2000  # type: ignore[union-attr]
     sent = sat.ground.command("fsw.noop")
     sat.run()
     return sent.stages[-1]

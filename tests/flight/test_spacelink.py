@@ -1,15 +1,17 @@
 """The flight software's PUS services, commanded by the ground client over an
 in-process link, on the simulated satellite."""
 
+import dataclasses
+
 import pytest
 
-from boards.definition import default_path, load
+from boards.definition import DefinitionError, default_path, load
 from ground.client import GroundClient, Signer
 from hal.auth import KeyFile, sign
 from hal.dictionary import ArgumentError
 from hal.packetlink import InProcessLink
-from hal.pus import APID, N
-from hal.spacepacket import Telecommand, cuc, encode_tc
+from hal.pus import APID, N, parse_verification
+from hal.spacepacket import Telecommand, cuc, decode_tm, encode_tc
 from skyrack.assembly import assemble
 
 KEYS = KeyFile(1, {1: bytes(range(32)), 2: bytes(range(32, 64))})
@@ -300,6 +302,39 @@ def test_reset_counters_over_the_link_zeroes_the_uplinks_counts(pair) -> None:
     assert ground.values["link.tc_rejected"][1] == 0
     assert ground.values["downlink.tm_sent"][1] > 0  # another component's count
     assert satellite.flight.space_link.counters["tc_accepted"] == 0
+
+
+def test_a_tc_captured_from_one_satellite_is_refused_by_another_under_the_same_keys() -> None:
+    """Two satellites, spacecraft 1 and 2, given the same keys (as a careless operator
+    might): the TC signed for the first, replayed byte for byte to the second, is
+    refused there as signed for another satellite, and runs on neither twice."""
+    definition = load(default_path())
+    ends = [InProcessLink.pair() for _ in range(2)]
+    first = assemble(definition, seed=1, link=ends[0][0], keys=KEYS)
+    sister_keys = KeyFile(KEYS.active, KEYS.keys, spacecraft=2)
+    sister = assemble(dataclasses.replace(definition, spacecraft_id=2), seed=1,
+                      link=ends[1][0], keys=sister_keys)
+    try:
+        ground = GroundClient(ends[0][1], first.flight.dictionary(),
+                              Signer(1, KEYS.keys[1]), clock=first.clock.now_s)
+        captured = ground.sign(ground.telecommand(8, 1, ground._perform_data(
+            "power.switch", {"channel": 2, "on": True})[0]))
+        for satellite, (_, ground_end) in ((first, ends[0]), (sister, ends[1])):
+            ground_end.send(captured)
+            satellite.run_until(2.0)
+        assert first.world.switches[2] and not sister.world.switches[2]
+        link = sister.flight.space_link
+        assert link.rejected == {"tampered": 1} and link.counters["tc_accepted"] == 0
+        reports = [decode_tm(p) for p in ends[1][1].receive()]
+        failure = next(parse_verification(tm.subtype, tm.data) for tm in reports
+                       if (tm.service, tm.subtype) == (1, 2))
+        assert "signed for another satellite" in failure.reason
+        with pytest.raises(DefinitionError, match="key file is for spacecraft 1"):
+            assemble(dataclasses.replace(definition, spacecraft_id=2), link=ends[1][0],
+                     keys=KEYS)
+    finally:
+        first.close()
+        sister.close()
 
 
 def _schedule_data(release_s: float, packet: bytes) -> bytes:

@@ -1,12 +1,14 @@
 """The ground's key file and its anti-replay counter, kept beside it across restarts."""
 
+import multiprocessing
 import os
 
 import pytest
 
-from ground.keys import signer_from_file
+from ground.keys import sequence_for, signer_from_file
 from hal.auth import KeyFile
 from hal.errors import InputError
+from hal.spacepacket import SEQ_MODULO
 
 
 @pytest.fixture
@@ -54,3 +56,34 @@ def test_a_new_key_file_is_private_and_never_overwrites_one(tmp_path) -> None:
     with pytest.raises(FileExistsError):
         KeyFile.generate().save_new(path)
     assert KeyFile.load(path) == first
+
+
+def _take(path: str, n: int, out) -> None:
+    signer = signer_from_file(path)
+    sequence = sequence_for(path, 3)
+    out.put([(signer.next_counter(), sequence.take()) for _ in range(n)])
+
+
+def test_ground_processes_sharing_a_key_file_never_take_one_number_twice(key_file) -> None:
+    """Four processes at once, 50 TCs each: 200 distinct anti-replay counters and 200
+    distinct sequence counts, and the files hold the last of each."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_take, args=(key_file, 50, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    taken = [pair for _ in procs for pair in out.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=60)
+    counters, sequences = zip(*taken, strict=True)
+    assert sorted(counters) == list(range(1, 201))
+    assert sorted(sequences) == list(range(0, 200))
+    assert signer_from_file(key_file).next_counter() == 201
+    assert sequence_for(key_file, 3).take() == 200
+    assert sequence_for(key_file, 4).take() == 0  # another station's counts are its own
+
+
+def test_sequence_counts_wrap_at_14_bits_and_need_no_key_file() -> None:
+    sequence = sequence_for(None, 1)
+    sequence.last = SEQ_MODULO - 2
+    assert [sequence.take() for _ in range(3)] == [SEQ_MODULO - 1, 0, 1]

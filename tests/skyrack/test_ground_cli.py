@@ -6,10 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from hal.auth import KeyFile
 
 SKYRACK = str(Path(sys.executable).parent / "skyrack")
 
@@ -206,10 +209,11 @@ def test_a_damaged_ground_counter_file_is_named_and_nothing_is_sent(satellite) -
 
 def test_keys_new_makes_a_private_file_and_never_overwrites_one(tmp_path) -> None:
     path = tmp_path / "ops.json"
-    made = skyrack("keys", "new", str(path), "--count", "3", "--json")
+    made = skyrack("keys", "new", str(path), "--count", "3", "--spacecraft-id", "5", "--json")
     assert made.returncode == 0, made.stderr
-    assert json.loads(made.stdout) == {"ok": True, "file": str(path), "keys": [1, 2, 3],
-                                       "active": 1}
+    assert json.loads(made.stdout) == {"ok": True, "file": str(path), "spacecraft_id": 5,
+                                       "keys": [1, 2, 3], "active": 1}
+    assert KeyFile.load(path).spacecraft == 5
     assert os.stat(path).st_mode & 0o777 == 0o600
     before = path.read_text()
     again = skyrack("keys", "new", str(path))
@@ -234,3 +238,73 @@ def test_the_sims_throwaway_keys_go_when_it_stops() -> None:
     assert os.path.exists(keys) and os.stat(keys).st_mode & 0o777 == 0o600
     sim.stop()
     assert not os.path.exists(keys) and not os.path.exists(os.path.dirname(keys))
+
+
+def test_operators_sending_at_once_each_get_their_own_reports(satellite) -> None:
+    """Eight ground processes at once, two stations (source ids 1 and 2), each of the
+    first station's sharing one key file: every one ends on its own command's outcome,
+    none on another's, and none is refused as a replay."""
+    def start(source: int, ok: bool) -> subprocess.Popen[str]:
+        command = ["fsw.noop"] if ok else ["link.use_key", "key_id=9", "--yes"]
+        return subprocess.Popen(
+            [SKYRACK, "ground", "--link", satellite.url, "--archive", satellite.archive,
+             "--keys", satellite.keys, "--source-id", str(source), "send", *command,
+             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    plan = [(source, ok) for source in (1, 2) for ok in (True, False, True, False)]
+    procs = [start(source, ok) for source, ok in plan]
+    for (_, ok), proc in zip(plan, procs, strict=True):
+        out, err = proc.communicate(timeout=60)
+        result = json.loads(out)
+        if ok:
+            assert proc.returncode == 0, err
+            assert result["stages"] == ["accepted", "started", "completed"]
+        else:
+            assert proc.returncode == 1 and "key 9 is not on board" in err, err
+            assert result["stages"] == ["accepted", "started", "failed"]
+    # Each station's sequence counts, taken under the key file's lock, never repeat.
+    assert {Path(f"{satellite.keys}.seq-{s}").read_text() for s in (1, 2)} == {"3\n"}
+    link = satellite.stop()["space_link"]
+    assert link["tc_accepted"] == len(plan) and link["tc_rejected"] == 0
+
+
+def test_a_stock_tool_commands_the_satellite_through_the_signing_gateway(satellite) -> None:
+    """tmtccmd's TCP client, sending spacepackets' unsigned TCs as YAMCS would, through
+    `skyrack ground gateway`: its TC completes, and the TM it reads is the satellite's."""
+    from spacepackets.ccsds.spacepacket import PacketId, PacketType
+    from spacepackets.ecss import PusTc, PusTm
+    from tmtccmd.com.tcp import TcpSpacepacketsClient
+    from tmtccmd.com.tcpip_utils import EthAddr
+
+    from hal.pus import APID
+    from tests.doubles import subtype_of
+
+    gateway = subprocess.Popen([SKYRACK, "ground", "--link", satellite.url, "--keys",
+                                satellite.keys, "--source-id", "4", "gateway", "--listen",
+                                "tcp://127.0.0.1:0", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert gateway.stdout is not None
+    started = json.loads(gateway.stdout.readline())
+    _, host, port = started["listen"].rsplit(":", 2)
+    tool = TcpSpacepacketsClient("yamcs-like", [PacketId(PacketType.TM, True, APID)], 0.01,
+                                 EthAddr(host.removeprefix("//"), int(port)))
+    tool.open()
+    try:
+        tc = PusTc(17, 1, apid=APID, seq_count=300).pack()
+        tool.send(tc)
+        stages: list[int] = []
+        deadline = time.monotonic() + 20
+        while 7 not in stages and time.monotonic() < deadline:
+            time.sleep(0.05)
+            for raw in tool.receive():
+                tm = PusTm.unpack(raw, timestamp_len=6)
+                if tm.service == 1 and tm.source_data[:4] == tc[:4]:
+                    stages.append(subtype_of(tm))
+        assert stages == [1, 3, 7]
+    finally:
+        tool.close()
+        gateway.terminate()
+    out, err = gateway.communicate(timeout=30)
+    assert gateway.returncode == 0, err
+    counters = json.loads(out.splitlines()[-1])["counters"]
+    assert counters["tc_signed"] == 1 and counters["tm_forwarded"] >= 3
