@@ -27,7 +27,8 @@ class AcceleratorComponent(BoardComponent):
         Telemetry("error_count", "int", "Errors the board has counted"),
     )
     events: ClassVar = (
-        Event("state_changed", Severity.INFO, "The accelerator changed power state"),
+        Event("state_changed", Severity.INFO, "The accelerator changed power state",
+              state="str"),
     )
 
     def __init__(self, board: AcceleratorBoard, rail: int | None = None,

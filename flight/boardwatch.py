@@ -13,7 +13,7 @@ from typing import ClassVar, TypeVar
 from flight.bus import Bus, Sample
 from flight.component import Component, Counter, Event, Parameter, Telemetry
 from hal.clock import Clock
-from hal.dictionary import Severity
+from hal.dictionary import EventSpec, Severity
 from hal.errors import BoardError
 
 T = TypeVar("T")
@@ -24,8 +24,9 @@ class BoardComponent(Component):
     telemetry: ClassVar[tuple[Telemetry, ...]] = (
         Counter("board_errors", "Board operations that failed (timeouts, faults)"),
     )
-    events: ClassVar[tuple[Event, ...]] = (
-        Event("board_silent", Severity.WARNING, "The board stopped answering"),
+    events: ClassVar[tuple[EventSpec, ...]] = (
+        Event("board_silent", Severity.WARNING, "The board stopped answering",
+              reason="text", op="str", polls="int"),
         Event("board_back", Severity.INFO, "The board answers again"),
     )
     parameters: ClassVar[tuple[Parameter, ...]] = (

@@ -24,6 +24,7 @@ from hal.dictionary import (
     CommandSpec,
     EventSpec,
     ParameterSpec,
+    Severity,
     TelemetrySpec,
     check_value,
 )
@@ -45,8 +46,15 @@ class Arg:
 # Components declare with the dictionary's own types under local names ("batt_v");
 # the dictionary qualifies them with the component's name ("power.batt_v").
 Telemetry = TelemetrySpec
-Event = EventSpec
 Parameter = ParameterSpec
+
+
+def Event(name: str, severity: Severity, description: str = "",  # noqa: N802 (a declaration)
+          **args: str) -> EventSpec:
+    """An event and its arguments' value types, in the order they travel:
+    `Event("switch_changed", Severity.INFO, "...", channel="int", on="bool")`. Strings
+    are "str" (a name, 31 octets at most) or "text" (a message, cut at 127)."""
+    return EventSpec(name, severity, description, tuple(ArgSpec(k, v) for k, v in args.items()))
 
 
 class CommandFailed(SkyrackError):
@@ -125,7 +133,7 @@ class Component:
                 "(unknown, bad arguments)"),
         Counter("cmd_failed", "Commands this component ran that failed"),
     )
-    events: ClassVar[tuple[Event, ...]] = ()
+    events: ClassVar[tuple[EventSpec, ...]] = ()
     parameters: ClassVar[tuple[Parameter, ...]] = ()
 
     def __init__(self) -> None:
@@ -216,9 +224,15 @@ class Component:
             self._bus.publish(name, Sample(self.clock.now_s(), name, value))
 
     def emit(self, event: str, **args: Any) -> None:
+        """Report a declared event; `args` are among its declared arguments (those left
+        out go as "not yet sampled")."""
         spec = self._events.get(event)
         if spec is None:
             raise KeyError(f"{self.name}: event {event!r} is not declared")
+        unknown = set(args) - {a.name for a in spec.args}
+        if unknown:
+            raise KeyError(f"{self.name}: event {event!r} declares no argument "
+                           f"{sorted(unknown)[0]!r}")
         self.counters[f"event_{spec.severity.value}"] += 1
         if self._bus is not None:
             record = EventRecord(self.clock.now_s(), f"{self.name}.{event}", spec.severity, args)

@@ -45,14 +45,20 @@ class Fdir(Component):
         Telemetry("power_cycles", "int", "Board rails FDIR has power-cycled"),
     )
     events: ClassVar = (
-        Event("limit_yellow", Severity.WARNING, "A point stayed outside its yellow limits"),
-        Event("limit_red", Severity.ERROR, "A point stayed outside its red limits"),
-        Event("limit_cleared", Severity.INFO, "A point is back within its limits"),
-        Event("board_power_cycled", Severity.WARNING, "FDIR power-cycled a silent board"),
+        Event("limit_yellow", Severity.WARNING, "A point stayed outside its yellow limits",
+              point="str", value="float"),
+        Event("limit_red", Severity.ERROR, "A point stayed outside its red limits",
+              point="str", value="float"),
+        Event("limit_cleared", Severity.INFO, "A point is back within its limits",
+              point="str", value="float"),
+        Event("board_power_cycled", Severity.WARNING, "FDIR power-cycled a silent board",
+              component="str", channel="int", attempt="int"),
         Event("board_given_up", Severity.ERROR, "A board stayed silent through its power "
-              "cycles"),
-        Event("channel_restored", Severity.WARNING, "FDIR switched a tripped channel back on"),
-        Event("channel_left_off", Severity.ERROR, "A channel kept latching up; left off"),
+              "cycles", component="str", cycles="int"),
+        Event("channel_restored", Severity.WARNING, "FDIR switched a tripped channel back on",
+              channel="int", attempt="int"),
+        Event("channel_left_off", Severity.ERROR, "A channel kept latching up; left off",
+              channel="int", relatches="int"),
     )
     parameters: ClassVar = (
         Parameter("max_cycles", "int", 3, "Power cycles of a silent board before SAFE",

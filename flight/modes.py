@@ -126,10 +126,13 @@ class ModeManager(Component):
                   "of the next eclipse if compute goes on", "%"),
     )
     events: ClassVar = (
-        Event("mode_changed", Severity.INFO, "The mode changed"),
-        Event("compute_shed", Severity.WARNING, "Compute stopped to protect power or heat"),
+        Event("mode_changed", Severity.INFO, "The mode changed",
+              mode="str", previous="str", reason="text"),
+        Event("compute_shed", Severity.WARNING, "Compute stopped to protect power or heat",
+              reason="str", in_eclipse="bool"),
         Event("compute_restored", Severity.INFO, "Compute allowed again"),
-        Event("throttled", Severity.WARNING, "Accelerator clock lowered for heat"),
+        Event("throttled", Severity.WARNING, "Accelerator clock lowered for heat",
+              clock_pct="int"),
     )
     parameters: ClassVar = (
         Parameter("battery_wh", "float", 740.0, "Usable battery energy at 100 %", "Wh",

@@ -27,10 +27,13 @@ class PowerComponent(BoardComponent):
         Telemetry("latchups", "int", "Over-current trips the power board has counted"),
     )
     events: ClassVar = (
-        Event("switch_changed", Severity.INFO, "A load channel was switched"),
-        Event("latchup", Severity.WARNING, "The power board tripped a channel on over-current"),
+        Event("switch_changed", Severity.INFO, "A load channel was switched",
+              channel="int", on="bool"),
+        Event("latchup", Severity.WARNING, "The power board tripped a channel on over-current",
+              channel="int", count="int"),
         Event("low_voltage_disconnect", Severity.ERROR,
-              "The power board shed every load but the flight computer: battery at its floor"),
+              "The power board shed every load but the flight computer: battery at its floor",
+              batt_v="float", soc_pct="float"),
     )
 
     def __init__(self, board: PowerBoard) -> None:

@@ -39,15 +39,18 @@ class SystemComponent(Component):
         Telemetry("healthy", "bool", "Every rate group ran and no task fails persistently"),
     )
     events: ClassVar = (
-        Event("task_failed", Severity.ERROR, "A periodic task raised an exception"),
+        Event("task_failed", Severity.ERROR, "A periodic task raised an exception",
+              task="str", error="text"),
         Event("noop", Severity.INFO, "A no-op command arrived"),
-        Event("booted", Severity.INFO, "The flight software started"),
+        Event("booted", Severity.INFO, "The flight software started", boot="int", cause="str"),
         Event("record_damaged", Severity.WARNING,
-              "A stored record copy was damaged; the other copy was used"),
+              "A stored record copy was damaged; the other copy was used",
+              file="str", reason="text", used="str"),
         Event("record_lost", Severity.CRITICAL,
-              "Every copy of a stored record was damaged; defaults were used"),
+              "Every copy of a stored record was damaged; defaults were used",
+              file="str", reason="text", used="str"),
         Event("unhealthy", Severity.CRITICAL,
-              "A health check failed: the watchdog is no longer kicked"),
+              "A health check failed: the watchdog is no longer kicked", reason="text"),
     )
     parameters: ClassVar = (
         Parameter("failing_task_s", "float", 30.0,

@@ -36,7 +36,8 @@ class ThermalComponent(BoardComponent):
     ) + (Telemetry("heaters", "int", "Heater states, bit n for heater n (0 battery, "
                    "1 structure)"),)
     events: ClassVar = (
-        Event("heater_changed", Severity.INFO, "A heater was switched"),
+        Event("heater_changed", Severity.INFO, "A heater was switched",
+              heater="int", on="bool", temp_c="float"),
     )
     parameters: ClassVar = (
         Parameter("battery_heater_on_c", "float", 5.0, "Battery heater on below", "degC",

@@ -96,7 +96,7 @@ TOPOLOGY: tuple[Instance, ...] = (
     instance(Downlink, link="@link"),
     instance(Functions, downlink="downlink", layouts="@layouts", dispatcher="@dispatcher"),
     instance(Housekeeping, downlink="downlink", layouts="@layouts"),
-    instance(EventReporting, downlink="downlink"),
+    instance(EventReporting, downlink="downlink", layouts="@layouts"),
     instance(Schedule, downlink="downlink", router="@router", records="@records"),
     instance(ConnectionTest, downlink="downlink"),
     instance(Parameters, downlink="downlink", layouts="@layouts", components="@components",

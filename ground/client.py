@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-
 from ground.series import Series
 from hal import layout
 from hal.auth import DEFAULT_SPACECRAFT, MAX_COUNTER, sign
@@ -211,13 +209,13 @@ class GroundClient:
             raise PacketError("layout", "TM[5,x] without an event id")
         (event_id,) = N.unpack_from(tm.data)
         spec = self.layouts.events.get(event_id)
-        try:
-            args = msgpack.unpackb(tm.data[2:]) if len(tm.data) > 2 else {}
-        except (ValueError, msgpack.UnpackException):
-            raise PacketError("layout", "event arguments are not one msgpack map") from None
-        return GroundEvent(tm.time_s, spec.name if spec else f"0x{event_id:04x}",
-                           EVENT_SEVERITY.get(tm.subtype, "info"),
-                           args if isinstance(args, dict) else {})
+        if spec is None:  # a newer flight software's: named by id, its octets kept
+            return GroundEvent(tm.time_s, f"0x{event_id:04x}",
+                               EVENT_SEVERITY.get(tm.subtype, "info"),
+                               {"data": tm.data[2:].hex()} if len(tm.data) > 2 else {})
+        values = layout.unpack(spec.args, tm.data[2:], spec.name)
+        args = {a.name: v for a, v in zip(spec.args, values, strict=True) if v is not None}
+        return GroundEvent(tm.time_s, spec.name, EVENT_SEVERITY.get(tm.subtype, "info"), args)
 
     def parameter_values(self, tm: Telemetry) -> dict[str, Any]:
         """The values in a TM[20,2]."""

@@ -130,6 +130,9 @@ class EventSpec:
     name: str  # "component.event"
     severity: Severity
     description: str = ""
+    # Its arguments, in the order they travel (TM[5,x]: hal.layout); an argument an
+    # emitter leaves out goes as "not yet sampled".
+    args: tuple[ArgSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,7 @@ class Dictionary:
                 {**clean(c), "args": [clean(a) for a in c.args]} for c in self.commands
             ],
             "telemetry": [clean(t) for t in self.telemetry],
-            "events": [clean(e) for e in self.events],
+            "events": [{**clean(e), "args": [clean(a) for a in e.args]} for e in self.events],
             "parameters": [clean(p) for p in self.parameters],
         }
 
@@ -199,7 +202,10 @@ class Dictionary:
                     **t, **{k: tuple(t[k]) for k in ("yellow", "red") if t.get(k) is not None}})
                     for t in data["telemetry"]),
                 events=tuple(
-                    EventSpec(**{**e, "severity": Severity(e["severity"])}) for e in data["events"]
+                    EventSpec(**{**e, "severity": Severity(e["severity"]), "args": tuple(
+                        ArgSpec(**{**a, "values": tuple(a.get("values", ()))})
+                        for a in e.get("args", ()))})
+                    for e in data["events"]
                 ),
                 parameters=tuple(ParameterSpec(**p) for p in data["parameters"]),
             )

@@ -7,7 +7,7 @@ layouts of each service's data.
     [3,5] [3,6] [3,27]  N u16, N x SID u16
     [3,31]  N u16, N x (SID u16, collection interval in ms u32)
     [3,25]  SID u16, then the structure's values (hal.layout)
-    [5,x]   event ID u16, then the event's arguments as one msgpack map
+    [5,x]   event ID u16, then the event's declared arguments (hal.layout)
     [8,1]   function ID u16, then the command's arguments (hal.layout)
     [11,4]  N u16, N x (release time CUC 4+2, TC packet)
     [11,5]  N u16, N x (APID u16, sequence count u16)

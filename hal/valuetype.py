@@ -9,7 +9,12 @@ sampled" (a point that no component has published since boot):
     float  float64  NaN
     bool   uint8    0 or 1; 0xFF
     enum   uint8    index into the declared values; 0xFF
-    str    32 octets, UTF-8, NUL-padded; empty
+    str    32 octets, UTF-8, NUL-terminated and padded; empty
+    text   128 octets, the same: a message (an event's reason), cut to fit
+
+A string holds at most its size less one octet, so that a NUL always ends it (XTCE:
+a fixed-size string with a termination character); a longer message is cut at a
+character boundary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, Protocol
 from hal.errors import SkyrackError
 
 STR_BYTES = 32
+TEXT_BYTES = 128
 INT_INVALID = -(1 << 63)
 UINT8_INVALID = 0xFF
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "on", "yes"), ("false", "0", "off", "no")
@@ -53,12 +59,17 @@ class ValueType(enum.StrEnum):
     BOOL = "bool"
     ENUM = "enum"
     STR = "str"
+    TEXT = "text"
 
     # -- what it admits -----------------------------------------------------------------
 
     @property
     def numeric(self) -> bool:
         return self in (ValueType.INT, ValueType.FLOAT)
+
+    @property
+    def textual(self) -> bool:
+        return self in (ValueType.STR, ValueType.TEXT)
 
     def check(self, spec: Typed, value: Any, what: str) -> Any:
         """`value` as this type holds it (an int given for a float becomes a float);
@@ -78,11 +89,11 @@ class ValueType(enum.StrEnum):
             value = float(value)
             if not math.isfinite(value):
                 raise BadValue(f"{what} must be finite, got {value!r}")
-        elif self is ValueType.STR:
+        elif self.textual:
             if not isinstance(value, str):
                 raise BadValue(f"{what} must be a string, got {value!r}")
-            if len(value.encode()) > STR_BYTES:
-                raise BadValue(f"{what} is longer than {STR_BYTES} octets")
+            if len(value.encode()) >= self.size:
+                raise BadValue(f"{what} is longer than {self.size - 1} octets")
         elif value not in spec.values:
             raise BadValue(f"{what} must be one of {', '.join(spec.values)}; got {value!r}")
         return value
@@ -120,13 +131,17 @@ class ValueType(enum.StrEnum):
     @property
     def size(self) -> int:
         """Octets of one value."""
-        return STR_BYTES if self is ValueType.STR else _STRUCTS[self].size
+        if self.textual:
+            return STR_BYTES if self is ValueType.STR else TEXT_BYTES
+        return _STRUCTS[self].size
 
     def pack(self, spec: Typed, value: Any) -> bytes:
         """One value (None: "not yet sampled")."""
-        if self is ValueType.STR:
-            raw = ("" if value is None else str(value)).encode()[:STR_BYTES]
-            return raw.ljust(STR_BYTES, b"\0")
+        if self.textual:
+            raw = ("" if value is None else str(value)).encode()
+            if len(raw) >= self.size:  # cut, and never inside a character
+                raw = raw[:self.size - 1].decode(errors="ignore").encode()
+            return raw.ljust(self.size, b"\0")
         if value is None:
             return _STRUCTS[self].pack(_INVALID[self])
         if self is ValueType.ENUM:
@@ -140,8 +155,8 @@ class ValueType(enum.StrEnum):
     def unpack(self, spec: Typed, data: bytes, offset: int, what: str) -> Any:
         """The value at `offset` (None: "not yet sampled"); raises BadValue for octets
         that are no value of this type."""
-        if self is ValueType.STR:
-            raw = data[offset:offset + STR_BYTES].rstrip(b"\0")
+        if self.textual:
+            raw = data[offset:offset + self.size].split(b"\0", 1)[0]
             try:
                 return raw.decode()
             except UnicodeDecodeError:
@@ -190,6 +205,7 @@ _XTCE = {
     ValueType.ENUM: ("Enumerated", "IntegerDataEncoding",
                      {"sizeInBits": "8", "encoding": "unsigned"}),
     ValueType.STR: ("String", "StringDataEncoding", {"encoding": "UTF-8"}),
+    ValueType.TEXT: ("String", "StringDataEncoding", {"encoding": "UTF-8"}),
 }
 
 

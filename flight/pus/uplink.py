@@ -48,16 +48,22 @@ class Uplink(Component):
         Telemetry("key_id", "int", "The key telecommands must be signed with"),
     )
     events: ClassVar = (
-        Event("tc_malformed", Severity.WARNING, "A packet on the link is not a valid TC"),
-        Event("tc_unsigned", Severity.WARNING, "A TC without authentication was refused"),
-        Event("tc_unknown_key", Severity.WARNING, "A TC signed with a key not in use"),
-        Event("tc_tampered", Severity.ERROR, "A TC whose MAC does not verify"),
-        Event("tc_replayed", Severity.ERROR, "A TC with an old anti-replay counter"),
+        Event("tc_malformed", Severity.WARNING, "A packet on the link is not a valid TC",
+              kind="str", reason="text"),
+        Event("tc_unsigned", Severity.WARNING, "A TC without authentication was refused",
+              kind="str", reason="text"),
+        Event("tc_unknown_key", Severity.WARNING, "A TC signed with a key not in use",
+              kind="str", reason="text"),
+        Event("tc_tampered", Severity.ERROR, "A TC whose MAC does not verify (tampered, or "
+              "signed for another spacecraft)", kind="str", reason="text"),
+        Event("tc_replayed", Severity.ERROR, "A TC with an anti-replay counter used before",
+              kind="str", reason="text"),
         Event("tc_out_of_window", Severity.WARNING,
-              "A TC whose counter jumped beyond the anti-replay window"),
+              "A TC whose counter jumped beyond the anti-replay window",
+              kind="str", reason="text"),
         Event("tc_refused", Severity.INFO, "An authenticated TC refused (service, layout, "
-              "arguments)"),
-        Event("key_changed", Severity.INFO, "Telecommands now need another key"),
+              "arguments)", kind="str", reason="text"),
+        Event("key_changed", Severity.INFO, "Telecommands now need another key", key_id="int"),
     )
     parameters: ClassVar = (
         Parameter("replay_window", "int", 1024,

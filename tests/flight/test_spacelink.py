@@ -9,6 +9,7 @@ from boards.definition import DefinitionError, default_path, load
 from ground.client import GroundClient, Signer
 from hal.auth import KeyFile, sign
 from hal.dictionary import ArgumentError
+from hal.layout import name_id
 from hal.packetlink import InProcessLink
 from hal.pus import APID, N, parse_verification
 from hal.spacepacket import Telecommand, cuc, decode_tm, encode_tc
@@ -204,7 +205,8 @@ def test_the_ground_counts_malformed_telemetry_and_carries_on(pair) -> None:
     good = encode_tm(Telemetry(APID, 17, 2))
     inbox.extend([b"\x08\x10", good[:-1] + bytes([good[-1] ^ 1]),
                   encode_tm(Telemetry(APID, 3, 25, b"\xbe\xef")),  # no such structure
-                  encode_tm(Telemetry(APID, 5, 1, b"\x00\x01\xc1")),  # args not msgpack
+                  encode_tm(Telemetry(APID, 5, 1, N.pack(name_id("link.key_changed"))
+                                      + b"\xc1")),  # its arguments cut short
                   encode_tm(Telemetry(APID, 1, 8, b"\x00"))])  # a report cut short
     ground.poll()
     assert dict(ground.rejected) == {"truncated": 1, "crc": 1, "layout": 3}

@@ -3,7 +3,6 @@ telecommand as the test says: verification, waits, events, scripts and the watch
 
 import struct
 
-import msgpack
 import pytest
 from spacepackets.ecss import PusTm
 
@@ -56,7 +55,9 @@ class Scripted:
         return self.tm(3, 25, N.pack(POWER.sid) + layout.pack(POWER.points, points))
 
     def event(self, name: str, **args) -> bytes:
-        return self.tm(5, 2, N.pack(name_id(name)) + msgpack.packb(args))
+        spec = LAYOUTS.events[name_id(name)]
+        return self.tm(5, 2, N.pack(name_id(name))
+                       + layout.pack(spec.args, [args.get(a.name) for a in spec.args]))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from flight.software import FlightSoftware
 from hal.dictionary import ArgSpec, ArgumentError, TelemetrySpec, check_value
 from hal.layout import Layouts, field_bytes
-from hal.valuetype import STR_BYTES, BadValue, ValueType
+from hal.valuetype import STR_BYTES, TEXT_BYTES, BadValue, ValueType
 from hal.xtce import NS, to_xtce
 
 STATE = TelemetrySpec("x.state", "enum", values=("off", "idle", "on"))
@@ -24,6 +24,8 @@ SPECS = {
     ValueType.ENUM: (STATE, st.sampled_from(STATE.values)),
     ValueType.STR: (TelemetrySpec("x.s", "str"),
                     st.text(max_size=8).filter(lambda t: "\0" not in t)),
+    ValueType.TEXT: (TelemetrySpec("x.why", "text"),
+                     st.text(max_size=40).filter(lambda t: "\0" not in t)),
 }
 
 
@@ -45,13 +47,26 @@ def test_not_yet_sampled_has_a_marker_of_its_own_in_every_type(kind) -> None:
     spec, _ = SPECS[kind]
     raw = kind.pack(spec, None)
     expected = {ValueType.INT: b"\x80" + bytes(7), ValueType.BOOL: b"\xff",
-                ValueType.ENUM: b"\xff", ValueType.STR: bytes(STR_BYTES)}
+                ValueType.ENUM: b"\xff", ValueType.STR: bytes(STR_BYTES),
+                ValueType.TEXT: bytes(TEXT_BYTES)}
     if kind is ValueType.FLOAT:
         assert math.isnan(struct.unpack(">d", raw)[0])
     else:
         assert raw == expected[kind]
     decoded = kind.unpack(spec, raw, 0, "test")
-    assert decoded == ("" if kind is ValueType.STR else None)
+    assert decoded == ("" if kind.textual else None)
+
+
+@given(st.text(min_size=100, max_size=200).filter(lambda t: "\0" not in t))
+def test_a_long_message_is_cut_at_a_character_and_always_ends_in_a_nul(text) -> None:
+    spec = SPECS[ValueType.TEXT][0]
+    raw = ValueType.TEXT.pack(spec, text)
+    assert len(raw) == TEXT_BYTES and raw[-1] == 0
+    back = ValueType.TEXT.unpack(spec, raw, 0, "event")
+    if len(text.encode()) < TEXT_BYTES:
+        assert back == text
+    else:  # cut to the last whole character that fits: at most 3 octets short
+        assert text.startswith(back) and TEXT_BYTES - 4 <= len(back.encode()) < TEXT_BYTES
 
 
 def test_octets_that_are_no_value_of_the_type_are_refused_with_the_reason() -> None:
