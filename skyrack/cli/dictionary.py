@@ -22,6 +22,9 @@ def add_parsers(sub: Any) -> None:
     form.add_argument("--xtce", action="store_true",
                       help="print it as XTCE 1.2 (packets, parameters, commands), for a "
                            "standard ground system")
+    form.add_argument("--yamcs-events", action="store_true",
+                      help="print the message template of every event, as YAMCS's PUS "
+                           "event decoder reads them (JSON)")
     dictionary.add_argument("--topology", action="store_true",
                             help="print the component instances instead: what each is "
                                  "connected to and what it reads from the bus (with --json: "
@@ -40,6 +43,11 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
         from hal.xtce import to_xtce
 
         print(to_xtce(dictionary))
+        return 0
+    if args.yamcs_events:
+        from hal.xtce import event_templates
+
+        print(json.dumps(event_templates(dictionary), indent=2))
         return 0
     lines = ["Commands"]
     for c in dictionary.commands:
