@@ -114,15 +114,19 @@ class _Connection:
         self.splitter = PacketSplitter()
         self.outbox = bytearray()
         self.open = True
+        self.dropped = 0  # telemetry packets this ground did not take in time
 
 
 class TcpServerLink:
     """The flight end on TCP, heard by every ground connected at once, as a radio link
     by every station in view: telemetry goes to each, and packets from any come in (the
-    uplink authenticates them). Up to `max_connections`; one more is refused at once
-    and counted. Nothing blocks the flight software: each ground's unsent telemetry is
-    bounded by `max_queued_bytes`, and a packet that does not fit is dropped for that
-    ground and counted, so a ground that never reads loses its own telemetry only."""
+    uplink authenticates them). Nothing blocks the flight software: each ground's
+    unsent telemetry is bounded by `max_queued_bytes`, and a packet that does not fit
+    is dropped for that ground and counted, so a ground that never reads loses its own
+    telemetry only. Up to `max_connections`: when all are taken, a new ground takes
+    the place of the one that has lost the most telemetry by not reading (counted as
+    evicted); if every one reads, the new one is refused at once and counted. So
+    connections held open and never read cannot lock a real ground out."""
 
     def __init__(self, host: str, port: int, max_connections: int = MAX_CONNECTIONS,
                  max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
@@ -149,9 +153,14 @@ class TcpServerLink:
                 self.counters["accept_errors"] += 1
                 return
             if len(self._connections) >= self.max_connections:
-                sock.close()
-                self.counters["refused"] += 1
-                continue
+                stalled = max(self._connections, key=lambda c: c.dropped)
+                if stalled.dropped == 0:
+                    sock.close()
+                    self.counters["refused"] += 1
+                    continue
+                self._close(stalled)
+                self._prune()
+                self.counters["evicted"] += 1
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._connections.append(_Connection(sock))
@@ -215,6 +224,7 @@ class TcpServerLink:
         for conn in self._connections:
             if len(conn.outbox) + len(packet) > self.max_queued_bytes:
                 self.counters["dropped"] += 1  # this ground does not keep up: its loss
+                conn.dropped += 1
                 self._flush(conn)
                 continue
             conn.outbox += packet

@@ -240,3 +240,78 @@ def test_a_connection_flood_is_capped_and_the_ground_already_there_keeps_its_lin
             sock.close()
         ground.close()
         server.close()
+
+
+def test_connections_held_open_and_never_read_cannot_lock_a_ground_out() -> None:
+    """Every place taken by a connection that never reads: a ground arriving later
+    takes the place of the one that lost the most telemetry, and is served."""
+    server = TcpServerLink("127.0.0.1", 0, max_connections=4, max_queued_bytes=4096)
+    squatters = [socket.create_connection(server.address) for _ in range(4)]
+    try:
+        wait_for(lambda: server.receive() == [] and server.connected == 4)
+        big = encode_tm(Telemetry(0x010, 3, 25, bytes(4000)))
+        for _ in range(20000):  # until the kernel's buffers are full too
+            server.send(big)  # none of them reads: each loses telemetry
+            if server.counters["dropped"] >= 4 * 10:
+                break
+        assert server.counters["dropped"] >= 40
+        ground = TcpClientLink(*server.address)
+        wait_for(lambda: server.receive() == [] and server.counters["evicted"] == 1)
+        assert server.connected == 4 and server.counters["refused"] == 0
+        server.send(TM)
+        assert wait_for(lambda: ground.receive(0.1)) == [TM]
+        ground.send(TC)
+        assert wait_for(server.receive) == [TC]
+        ground.close()
+    finally:
+        for sock in squatters:
+            sock.close()
+        server.close()
+
+
+def test_a_reconnect_flood_leaves_the_ground_served_and_the_loop_on_time() -> None:
+    """A thread connects and hangs up as fast as it can while the flight loop sends
+    telemetry and the ground commands: the ground hears every packet and is heard, and
+    no pass of the loop waits."""
+    server = TcpServerLink("127.0.0.1", 0)
+    ground = TcpClientLink(*server.address)
+    stop = threading.Event()
+    floods = [0]
+
+    def flood() -> None:
+        while not stop.is_set():
+            try:
+                socket.create_connection(server.address, timeout=1).close()
+                floods[0] += 1
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=flood, daemon=True)
+    try:
+        wait_for(lambda: server.receive() == [] and server.connected == 1)
+        thread.start()
+        heard, received, slowest, sent = [], [], 0.0, 0
+        deadline = time.monotonic() + 10
+        while sent < 200 or (floods[0] < 50 and time.monotonic() < deadline):
+            started = time.monotonic()
+            heard += server.receive()
+            server.send(TM)
+            slowest = max(slowest, time.monotonic() - started)
+            if sent % 20 == 0:
+                ground.send(TC)
+            sent += 1
+            received += ground.receive(0.005)
+        stop.set()
+        thread.join(5)
+        deadline = time.monotonic() + 5
+        while (len(received) < sent or len(heard) < (sent + 19) // 20) \
+                and time.monotonic() < deadline:
+            heard += server.receive()
+            received += ground.receive(0.05)
+        assert floods[0] >= 50  # it did flood
+        assert received == [TM] * sent and heard == [TC] * ((sent + 19) // 20)
+        assert slowest < 0.5  # a pass of the flight loop never waited on the flood
+    finally:
+        stop.set()
+        ground.close()
+        server.close()
