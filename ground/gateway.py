@@ -2,7 +2,8 @@
 command the satellite with their stock TC encoding.
 
 Between the satellite's space link and any number of tools on a TCP listener: every
-TM from the satellite goes to every tool unchanged; every TC from a tool is checked
+TM from the satellite goes to every tool unchanged (a second listener, for tools with
+a separate TC link such as YAMCS's, takes TCs only); every TC from a tool is checked
 as a PUS TC, given this station's source id (so the satellite addresses its reports
 here and no other station takes them), signed with the key file's key and the next
 anti-replay counter the station's series gives, and sent on. The tool's own sequence
@@ -25,9 +26,11 @@ from hal.spacepacket import decode_tc
 
 class Gateway:
     def __init__(self, satellite: PacketLink, tools: PacketLink, signer: Signer,
-                 keys: dict[int, bytes], source_id: int) -> None:
+                 keys: dict[int, bytes], source_id: int,
+                 tc_only: PacketLink | None = None) -> None:
         self.satellite = satellite
         self.tools = tools
+        self.tc_only = tc_only
         self.signer = signer
         self.keys = keys
         self.source_id = source_id
@@ -40,7 +43,10 @@ class Gateway:
             self.tools.send(packet)
             self.counters["tm_forwarded"] += 1
             moved += 1
-        for packet in self.tools.receive():
+        incoming = self.tools.receive()
+        if self.tc_only is not None:
+            incoming += self.tc_only.receive()
+        for packet in incoming:
             outgoing = self.uplink(packet)
             if outgoing is not None:
                 self.satellite.send(outgoing)

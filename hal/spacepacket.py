@@ -39,6 +39,13 @@ MAX_PACKET_BYTES = 65536 + PRIMARY_BYTES  # what the 16-bit length field can say
 UNSEGMENTED = 0b11
 SEQ_MODULO = 1 << 14
 FINE_PER_S = 1 << 16
+# The time code, as the dictionary states it for ground systems: CCSDS 301.0-B-4 CUC,
+# 4 octets of seconds and 2 of 2^-16 s, since the satellite's own time reference (an
+# agency-defined epoch), its P-field implicit (not on the wire). Were it explicit it
+# would be this octet: no extension, time code 010 (agency epoch), 4 coarse, 2 fine.
+TIME_CODE = {"code": "CUC", "coarse_octets": 4, "fine_octets": 2, "p_field": "implicit",
+             "implicit_p_field": "0x2e", "epoch": "the satellite's time reference "
+             "(on-board time)", "resolution_s": 1 / FINE_PER_S}
 
 _PRIMARY = struct.Struct(">HHH")
 _TC_SECONDARY = struct.Struct(">BBBH")

@@ -9,6 +9,7 @@ from typing import Any
 from boards import definition as boarddef
 from flight.software import FlightSoftware
 from hal.packetlink import InProcessLink
+from hal.spacepacket import TIME_CODE
 from skyrack.assembly import assemble
 from skyrack.cli.options import CliError
 from skyrack.report import arg_text
@@ -36,8 +37,8 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     if args.topology:
         return _print_topology(args)
     dictionary = FlightSoftware.dictionary()
-    if args.json:
-        print(json.dumps(dictionary.to_json(), indent=2))
+    if args.json:  # with how on-board time is coded in every TM
+        print(json.dumps({**dictionary.to_json(), "time": TIME_CODE}, indent=2))
         return 0
     if args.xtce:
         from hal.xtce import to_xtce

@@ -95,6 +95,9 @@ def add_parsers(sub: Any) -> None:
         parents=[shared("json")])
     gateway.add_argument("--listen", required=True, metavar="URL",
                          help="where the tools connect: tcp://HOST:PORT (port 0: any free)")
+    gateway.add_argument("--listen-tc", default=None, metavar="URL",
+                         help="a second listener for tools whose TC link is separate "
+                              "(YAMCS's TcpTcDataLink): TCs in, nothing out")
     gateway.add_argument("--seconds", type=seconds, default=None,
                          help="stop after this long (default: until SIGINT or SIGTERM)")
     ground.set_defaults(run=cmd_ground)
@@ -303,21 +306,28 @@ def cmd_ground_gateway(args: argparse.Namespace) -> int:
         listener = open_link(args.listen, listen=True)
     except OSError as e:
         raise CliError(f"cannot listen on {args.listen}: {e.strerror or e}") from None
+    tc_only = None
     try:
+        if args.listen_tc:
+            tc_only = open_link(args.listen_tc, listen=True)
         link = open_link(args.link, listen=False)
     except OSError as e:
         listener.close()
-        raise CliError(f"cannot open {args.link}: {e.strerror or e}") from None
-    gateway = Gateway(link, listener, signer, keys.keys, args.source_id)
-    address = getattr(listener, "address", None)
-    bound = f"tcp://{address[0]}:{address[1]}" if address else args.listen
+        if tc_only is not None:
+            tc_only.close()
+        where = args.link if tc_only or not args.listen_tc else args.listen_tc
+        raise CliError(f"cannot open {where}: {e.strerror or e}") from None
+    gateway = Gateway(link, listener, signer, keys.keys, args.source_id, tc_only)
+    bound = _bound(listener, args.listen)
+    bound_tc = _bound(tc_only, args.listen_tc) if tc_only is not None else None
     stopped: list[str] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _: stopped.append(signal.Signals(signum).name))
-    output(args, {"ok": True, "listen": bound, "link": args.link,
+    output(args, {"ok": True, "listen": bound, "listen_tc": bound_tc, "link": args.link,
                   "spacecraft_id": signer.spacecraft, "source_id": args.source_id},
-           f"gateway on {bound} to {args.link}: TCs signed with key {signer.key_id} for "
-           f"spacecraft {signer.spacecraft}, source id {args.source_id}")
+           f"gateway on {bound}{f' (TCs also on {bound_tc})' if bound_tc else ''} to "
+           f"{args.link}: TCs signed with key {signer.key_id} for spacecraft "
+           f"{signer.spacecraft}, source id {args.source_id}")
     sys.stdout.flush()
     end = time.monotonic() + args.seconds if args.seconds else None
     try:
@@ -333,12 +343,20 @@ def cmd_ground_gateway(args: argparse.Namespace) -> int:
     finally:
         link.close()
         listener.close()
+        if tc_only is not None:
+            tc_only.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
     counts = dict(gateway.counters)
     output(args, {"ok": True, "counters": counts},
            "gateway stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
+
+
+def _bound(link: Any, url: str) -> str:
+    """The URL a listener is bound to (its port, when 0 was asked for)."""
+    address = getattr(link, "address", None)
+    return f"tcp://{address[0]}:{address[1]}" if address else url
 
 
 class _Interrupted(Exception):

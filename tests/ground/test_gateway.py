@@ -84,3 +84,21 @@ def test_a_tc_too_long_to_sign_is_refused_not_a_crash(rig) -> None:
     run(satellite, gateway, 0.5)
     assert gateway.counters["refused_unsignable"] == 1
     assert satellite.flight.space_link.counters["tc_received"] == 0
+
+
+def test_a_tc_only_listener_takes_tcs_and_is_sent_nothing() -> None:
+    """For tools with a separate TC link (YAMCS's TcpTcDataLink): their TCs are signed
+    and go up; no TM is written to a socket that nothing reads."""
+    flight_end, gateway_up = InProcessLink.pair()
+    tools, _ = InProcessLink.pair()
+    tc_in, tc_tool = InProcessLink.pair()
+    satellite = assemble(load(default_path()), seed=1, link=flight_end, keys=KEYS)
+    gateway = Gateway(gateway_up, tools, Signer(1, KEYS.keys[1]), KEYS.keys, STATION, tc_in)
+    try:
+        tc_tool.send(PusTc(17, 1, apid=APID, seq_count=9).pack())
+        run(satellite, gateway)
+        assert gateway.counters["tc_signed"] == 1
+        assert satellite.flight.component("test").counters["alive_answered"] == 1
+        assert tc_tool.receive() == []
+    finally:
+        satellite.close()

@@ -116,3 +116,18 @@ def test_every_single_bit_flip_in_a_telecommand_is_caught(bit: int) -> None:
     damaged[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(PacketError):
         decode_tc(bytes(damaged))
+
+
+def test_the_time_code_the_dictionary_states_is_the_one_on_the_wire() -> None:
+    from spacepackets.ccsds.time.common import CcsdsTimeCodeId
+
+    from hal.spacepacket import TIME_CODE
+
+    p_field = int(TIME_CODE["implicit_p_field"], 16)
+    assert p_field >> 7 == 0  # no extension octet
+    assert (p_field >> 4) & 0b111 == CcsdsTimeCodeId.CUC_AGENCY_EPOCH
+    assert ((p_field >> 2) & 0b11) + 1 == TIME_CODE["coarse_octets"] == 4
+    assert p_field & 0b11 == TIME_CODE["fine_octets"] == 2
+    raw = cuc(70000.25)
+    assert len(raw) == 6 and int.from_bytes(raw[:4], "big") == 70000
+    assert int.from_bytes(raw[4:], "big") * TIME_CODE["resolution_s"] == 0.25
