@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import io
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -47,6 +50,11 @@ def add_parsers(sub: Any) -> None:
                              "unsigned, and the satellite refuses them)")
     ground.add_argument("--key-id", type=int, default=None,
                         help="which key of the file (default: the file's active key)")
+    ground.add_argument("--server", metavar="URL", default=None,
+                        help="a running ground server (`ground serve`): send through it "
+                             "instead of a link of this process's own")
+    ground.add_argument("--sender", metavar="NAME", default=None,
+                        help="who sends, as the server records it (default: user@host)")
     ground.add_argument("--source-id", type=source_id, default=1, metavar="ID",
                         help="this ground station's PUS source id, 1..65535 (default 1): "
                              "reports are addressed to it; give each station its own")
@@ -89,6 +97,13 @@ def add_parsers(sub: Any) -> None:
     gplot.add_argument("points", nargs="+", metavar="POINT")
     gplot.add_argument("-o", "--output", required=True, help="PNG, PDF or SVG to write")
     time_window(gplot)
+    serve = ground_sub.add_parser(
+        "serve", help="the mission's ground server: owns the link and the archive; "
+        "operators, scripts and tools attach over HTTP and WebSocket (needs the 'web' "
+        "extra)", parents=[shared("json")])
+    serve.add_argument("--listen", default="http://127.0.0.1:8600", metavar="URL",
+                       help="where clients connect: http://HOST:PORT (default "
+                            "http://127.0.0.1:8600; port 0: any free)")
     gateway = ground_sub.add_parser(
         "gateway", help="let standard ground tools (YAMCS, tmtccmd) command the satellite: "
         "TM forwarded unchanged, their unsigned TCs signed with --keys",
@@ -187,10 +202,14 @@ def cmd_ground(args: argparse.Namespace) -> int:
         dictionary = FlightSoftware.dictionary()
     if args.ground_command in ("query", "export", "plot", "history"):
         return cmd_ground_archive(args, dictionary)
+    if args.server is not None and args.ground_command == "send":
+        return cmd_ground_send_remote(args, dictionary)
     if args.link is None:
         raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
     if args.ground_command == "gateway":
         return cmd_ground_gateway(args)
+    if args.ground_command == "serve":
+        return cmd_ground_serve(args, dictionary)
     signer = signer_from_file(args.keys, args.key_id) if args.keys else None
     if args.ground_command == "send":  # asked before anything is connected or sent
         spec = dictionary.command(args.name)
@@ -350,6 +369,86 @@ def cmd_ground_gateway(args: argparse.Namespace) -> int:
     counts = dict(gateway.counters)
     output(args, {"ok": True, "counters": counts},
            "gateway stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _sender(args: argparse.Namespace) -> str:
+    return args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def cmd_ground_send_remote(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    """`send` through a running ground server: it signs, sends and follows the reports."""
+    from ground.console import parse_args
+    from ground.remote import ServerClient, ServerError
+
+    spec = dictionary.command(args.name)
+    values = parse_args(spec, args.args)
+    if spec.hazardous and not args.yes:
+        raise CliError(f"{args.name} is hazardous: pass --yes to send it")
+    server = ServerClient(args.server)
+    try:
+        sent = server.send(_sender(args), args.name, values)
+        command = server.wait(sent["id"], args.timeout)
+    except ServerError as e:
+        raise CliError(str(e)) from None
+    error = None
+    if not command["ok"]:
+        error = (f"{args.name}: {command['failure']}" if command["failure"] else
+                 f"{args.name}: no completion within {args.timeout:g} s")
+    out = {"ok": error is None, "command": args.name, "args": values, "id": command["id"],
+           "stages": command["stages"], **({"error": error} if error else {})}
+    output(args, out, f"{args.name}: {' -> '.join(command['stages']) or 'no reports'}")
+    if error:
+        print(f"skyrack ground: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ground_serve(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    try:
+        from aiohttp import web
+
+        from ground.web import make_app
+    except ImportError:
+        raise CliError("ground serve needs the 'web' extra: pip install 'skyrack[web]'") \
+            from None
+    from ground.server import GroundServer
+
+    scheme, sep, rest = args.listen.partition("://")
+    host, colon, port_text = rest.rpartition(":")
+    if scheme != "http" or not sep or not colon or not port_text.isdigit():
+        raise CliError(f"--listen {args.listen!r}: expected http://HOST:PORT")
+    signer = signer_from_file(args.keys, args.key_id) if args.keys else None
+    try:
+        link = open_link(args.link, listen=False)
+    except OSError as e:
+        raise CliError(f"cannot open {args.link}: {e.strerror or e}") from None
+    server = GroundServer(link, dictionary, signer, _archive_path(args),
+                          source_id=args.source_id,
+                          sequence=sequence_for(args.keys, args.source_id))
+
+    async def main() -> None:
+        runner = web.AppRunner(make_app(server), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host.strip("[]"), int(port_text))
+        await site.start()
+        bound = runner.addresses[0]
+        url = f"http://{bound[0]}:{bound[1]}"
+        output(args, {"ok": True, "listen": url, "link": args.link,
+                      "archive": server.archive.path},
+               f"ground server on {url} for {args.link}; archive {server.archive.path}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()  # the server's loop stops, and the archive is closed
+
+    asyncio.run(main())
+    output(args, {"ok": True, "tm": server.counts.tm, "commands": server.counts.commands},
+           f"ground server stopped: {server.counts.tm} packets, {server.counts.commands} "
+           "commands, all archived")
     return 0
 
 

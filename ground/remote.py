@@ -1,0 +1,61 @@
+"""A client of a running ground server (ground.web), over its HTTP API: what the CLI
+verbs use when given --server. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from hal.errors import SkyrackError
+
+
+class ServerError(SkyrackError):
+    """The server refused a request, or cannot be reached; the message says which."""
+
+
+class ServerClient:
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ServerError(f"server {url!r}: expected http://HOST:PORT")
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            try:
+                reason = json.loads(e.read()).get("error", e.reason)
+            except ValueError:
+                reason = e.reason
+            raise ServerError(f"{self.url}: {reason}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ServerError(f"cannot reach the ground server at {self.url}: {reason}") \
+                from None
+
+    def dictionary(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/api/dictionary"))
+
+    def send(self, sender: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/api/commands",
+                               {"sender": sender, "command": name, "args": args}))
+
+    def command(self, command_id: int) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/commands/{command_id}"))
+
+    def wait(self, command_id: int, timeout_s: float) -> dict[str, Any]:
+        """The command once done, or as it stands after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            command = self.command(command_id)
+            if command["done"] or time.monotonic() >= deadline:
+                return command
+            time.sleep(0.05)

@@ -1,0 +1,175 @@
+"""The ground server: one process per mission that owns the space link, the archive
+(its only writer), the station's anti-replay counters and sequence counts, and the
+verification of every command, with any number of clients attached.
+
+Clients (operators' CLIs, scripts, the web console) send commands in their own name
+and each is told of its own commands' reports; telemetry, events and command updates
+stream to every client through a bounded queue of its own, so a client that does not
+keep up loses its own oldest messages (counted) and never slows the server. This
+module is the server's logic, free of any web framework; ground.web serves it over
+HTTP and WebSocket.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ground.archive import Archive
+from ground.client import GroundClient, Sent, Signer
+from ground.series import Series
+from hal.dictionary import Dictionary
+from hal.errors import InputError
+from hal.packetlink import PacketLink
+from hal.spacepacket import Telemetry
+
+STREAM_LIMIT = 10_000  # messages held for one client that does not read
+
+
+class Stream:
+    """What one client has yet to read, oldest first; beyond `limit`, the oldest goes."""
+
+    def __init__(self, client: str, limit: int = STREAM_LIMIT) -> None:
+        self.client = client
+        self.messages: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+        self.dropped = 0
+
+    def put(self, message: dict[str, Any]) -> None:
+        if len(self.messages) == self.messages.maxlen:
+            self.dropped += 1
+        self.messages.append(message)
+
+    def take(self) -> list[dict[str, Any]]:
+        out = list(self.messages)
+        self.messages.clear()
+        return out
+
+
+@dataclass
+class Command:
+    """A command a client sent through the server, and what became of it."""
+
+    id: int
+    sender: str
+    sent: Sent
+    wall_s: float
+    stages_told: int = 0  # how many of its reports went out to the streams
+    archived: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        failure = self.sent.failure
+        return {"id": self.id, "sender": self.sender, "command": self.sent.name,
+                "args": self.sent.args, "apid": self.sent.apid, "seq_count": self.sent.seq_count,
+                "t_sent_utc": self.wall_s, "stages": self.sent.stages, "done": self.sent.done,
+                "ok": self.sent.ok,
+                "failure": f"{failure.failure}: {failure.reason}" if failure else None}
+
+
+@dataclass
+class Counts:
+    tm: int = 0
+    commands: int = 0
+    refused: int = 0
+    link_down: int = 0
+    by_sender: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class GroundServer:
+    def __init__(self, link: PacketLink, dictionary: Dictionary, signer: Signer | None,
+                 archive: str, *, source_id: int = 1, sequence: Series | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.dictionary = dictionary
+        self.wall = wall
+        self.client = GroundClient(link, dictionary, signer, clock=wall, source_id=source_id,
+                                   sequence=sequence)
+        self.archive = Archive(archive, self.client)
+        self.client.on_tm.append(self._on_tm)
+        self.points = {p.name: p for p in dictionary.telemetry}
+        self.commands: dict[int, Command] = {}
+        self.streams: set[Stream] = set()
+        self.counts = Counts()
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    # -- clients -------------------------------------------------------------------
+
+    def attach(self, client: str, limit: int = STREAM_LIMIT) -> Stream:
+        stream = Stream(client, limit)
+        self.streams.add(stream)
+        return stream
+
+    def detach(self, stream: Stream) -> None:
+        self.streams.discard(stream)
+
+    def send(self, sender: str, name: str, args: dict[str, Any] | None = None) -> Command:
+        """Send a dictionary command for `sender`. Raises ArgumentError (nothing sent)
+        for a command or arguments the dictionary refuses."""
+        if not sender:
+            raise InputError("a command needs the name of its sender")
+        try:
+            sent = self.client.command(name, args)
+        except (ValueError, InputError):
+            self.counts.refused += 1
+            raise
+        command = Command(next(self._ids), sender, sent, self.wall())
+        self.commands[command.id] = command
+        self.counts.commands += 1
+        self.counts.by_sender[sender] += 1
+        self._publish({"type": "command", **command.to_json()})
+        return command
+
+    # -- the loop ----------------------------------------------------------------
+
+    def step(self) -> int:
+        """Take in what the link brought, archive it, tell every client; returns how
+        many packets came."""
+        packets = len(self.client.poll())
+        for command in self.commands.values():
+            if len(command.sent.reports) > command.stages_told:
+                command.stages_told = len(command.sent.reports)
+                self._publish({"type": "command", **command.to_json()})
+            if command.sent.done and not command.archived:
+                self.archive.record_command(command.sent, command.wall_s)
+                command.archived = True
+        self.archive.flush_due()
+        return packets
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """Every point's latest value: on-board time, value, limit state."""
+        return {name: {"t_s": t_s, "value": value,
+                       "limit": self.points[name].limit_state(value)
+                       if name in self.points else "ok"}
+                for name, (t_s, value) in self.client.values.items()}
+
+    def close(self) -> None:
+        """Archive what is left and let go of the link (once; again, nothing)."""
+        if self.closed:
+            return
+        self.closed = True
+        for command in self.commands.values():
+            if not command.archived:
+                self.archive.record_command(command.sent, command.wall_s)
+                command.archived = True
+        self.archive.close()
+        self.client.link.close()
+
+    def _on_tm(self, tm: Telemetry, raw: bytes) -> None:
+        self.archive.ingest(tm, raw)
+        self.counts.tm += 1
+        if (tm.service, tm.subtype) == (3, 25):
+            values = self.client.decode_hk(tm.data)
+            self._publish({"type": "hk", "t_s": tm.time_s, "values": values,
+                           "limits": {k: self.points[k].limit_state(v) for k, v in
+                                      values.items() if k in self.points}})
+        elif tm.service == 5:
+            event = self.client.events[-1]
+            self._publish({"type": "event", "t_s": event.t_s, "name": event.name,
+                           "severity": event.severity, "args": event.args})
+
+    def _publish(self, message: dict[str, Any]) -> None:
+        for stream in self.streams:
+            stream.put(message)

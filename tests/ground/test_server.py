@@ -1,0 +1,177 @@
+"""The ground server: one owner of the link and the archive, many clients. Its logic
+on an in-process satellite, its HTTP and WebSocket API through aiohttp's own test
+client, and the CLI against a flying sim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from boards.definition import default_path, load
+from ground.client import Signer
+from ground.server import GroundServer
+from hal.auth import KeyFile
+from hal.packetlink import InProcessLink
+from skyrack.assembly import assemble
+
+aiohttp = pytest.importorskip("aiohttp")
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from ground.web import make_app  # noqa: E402
+
+KEYS = KeyFile(1, {1: bytes(range(32))})
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """(satellite, ground server) joined by an in-process link."""
+    flight_end, ground_end = InProcessLink.pair()
+    satellite = assemble(load(default_path()), seed=1, link=flight_end, keys=KEYS)
+    server = GroundServer(ground_end, satellite.flight.dictionary(),
+                          Signer(1, KEYS.keys[1]), str(tmp_path / "archive.sqlite"))
+    yield satellite, server
+    server.close()
+    satellite.close()
+
+
+def run(satellite, server, seconds: float = 2.0) -> None:
+    end = satellite.clock.now_s() + seconds
+    while satellite.clock.now_s() < end:
+        satellite.run_until(satellite.clock.now_s() + 0.1)
+        server.step()
+
+
+def test_each_sender_is_told_of_its_own_commands_and_every_client_hears_everything(
+        rig, tmp_path) -> None:
+    satellite, server = rig
+    alice, bob, console = server.attach("alice"), server.attach("bob"), server.attach("web")
+    mine = server.send("alice", "power.switch", {"channel": 2, "on": True})
+    theirs = server.send("bob", "compute.cancel", {"job": 7})
+    run(satellite, server)
+    assert mine.sent.stages == ["accepted", "started", "completed"]
+    assert theirs.sent.stages == ["accepted", "started", "failed"]
+    for stream in (alice, bob, console):
+        messages = stream.take()
+        kinds = {m["type"] for m in messages}
+        assert kinds == {"hk", "event", "command"}
+        finals = {m["sender"]: m for m in messages if m["type"] == "command" and m["done"]}
+        assert finals["alice"]["ok"] and finals["bob"]["failure"] == "failed: no job 7"
+        assert any(m["type"] == "event" and m["name"] == "power.switch_changed"
+                   for m in messages)
+    assert server.counts.by_sender == {"alice": 1, "bob": 1}
+    server.archive.flush()
+    db = sqlite3.connect(server.archive.path)
+    stages = dict(db.execute("SELECT name, stages FROM commands"))
+    assert stages == {"power.switch": "accepted started completed",
+                      "compute.cancel": "accepted started failed"}
+    assert db.execute("SELECT count(*) FROM packets").fetchone()[0] == server.counts.tm > 0
+
+
+def test_a_client_that_does_not_read_loses_its_own_oldest_messages_only(rig) -> None:
+    satellite, server = rig
+    slow, fast = server.attach("slow", limit=10), server.attach("fast")
+    run(satellite, server, 3.0)
+    assert len(slow.take()) == 10 and slow.dropped > 0
+    assert fast.dropped == 0 and len(fast.take()) > 10
+
+
+def test_a_command_the_dictionary_refuses_is_not_sent(rig) -> None:
+    satellite, server = rig
+    with pytest.raises(ValueError, match="channel = 9 is above the maximum 7"):
+        server.send("alice", "power.switch", {"channel": 9, "on": True})
+    assert server.counts.refused == 1 and server.commands == {}
+    run(satellite, server, 0.5)
+    assert satellite.flight.space_link.counters["tc_received"] == 0
+
+
+def test_the_http_and_websocket_api(rig) -> None:
+    satellite, server = rig
+
+    async def scenario() -> None:
+        client = TestClient(TestServer(make_app(server)))
+        await client.start_server()
+        try:
+            ws = await client.ws_connect("/api/stream?client=console")
+            bad = await client.post("/api/commands", json={"sender": "x", "command": "nope"})
+            assert bad.status == 400 and "unknown command 'nope'" in (await bad.json())["error"]
+            assert (await client.post("/api/commands", data=b"{")).status == 400
+            assert (await client.get("/api/commands/99")).status == 404
+            sent = await client.post("/api/commands", json={
+                "sender": "alice", "command": "power.switch", "args": {"channel": 2, "on": True}})
+            assert sent.status == 202
+            command_id = (await sent.json())["id"]
+            seen: list[dict] = []
+            for _ in range(100):  # the server's own loop runs the link; run the satellite
+                satellite.run_until(satellite.clock.now_s() + 0.1)
+                await asyncio.sleep(0.03)
+                while True:
+                    try:
+                        seen.append(await ws.receive_json(timeout=0.01))
+                    except TimeoutError:
+                        break
+                if any(m["type"] == "command" and m["done"] for m in seen) and any(
+                        m["type"] == "hk" and "power.switches" in m["values"]
+                        and (m["values"]["power.switches"] or 0) & 0b100 for m in seen):
+                    break
+            final = await (await client.get(f"/api/commands/{command_id}")).json()
+            assert final["stages"] == ["accepted", "started", "completed"]
+            assert {m["type"] for m in seen} >= {"hk", "command"}
+            points = (await (await client.get("/api/telemetry")).json())["points"]
+            assert points["power.switches"]["value"] & 0b100
+            events = (await (await client.get("/api/events?severity=info")).json())["events"]
+            assert "power.switch_changed" in {e["name"] for e in events}
+            assert (await client.get("/api/events?severity=loud")).status == 400
+            status = await (await client.get("/api/status")).json()
+            assert status["clients"] == ["console"] and status["by_sender"] == {"alice": 1}
+            spec = await (await client.get("/api/openapi.json")).json()
+            assert spec["openapi"].startswith("3.") and "/api/stream" in spec["paths"]
+            await ws.close()
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+SKYRACK = str(Path(sys.executable).parent / "skyrack")
+
+
+def test_operators_send_through_one_server_while_it_archives(tmp_path) -> None:
+    """`ground serve` against a flying sim; two operators' `send --server` at once."""
+    from tests.skyrack.test_ground_cli import Sim
+
+    sim = Sim()
+    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
+                              "--archive", str(tmp_path / "a.sqlite"), "serve", "--listen",
+                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        url = json.loads(serve.stdout.readline())["listen"]
+
+        def send(sender: str, *command: str) -> subprocess.Popen[str]:
+            return subprocess.Popen([SKYRACK, "ground", "--server", url, "--sender", sender,
+                                     "send", *command, "--json"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+
+        procs = [send("alice", "fsw.noop"), send("bob", "compute.cancel", "job=7"),
+                 send("alice", "power.switch", "channel=2", "on=true"),
+                 send("bob", "fsw.noop")]
+        results = [(p.wait(60), json.loads(p.communicate()[0])) for p in procs]
+        assert [rc for rc, _ in results] == [0, 1, 0, 0]
+        assert results[1][1]["error"] == "compute.cancel: failed: no job 7"
+        serve.terminate()
+        out, err = serve.communicate(timeout=30)
+        assert serve.returncode == 0, err
+        assert json.loads(out.splitlines()[-1])["commands"] == 4
+        db = sqlite3.connect(tmp_path / "a.sqlite")
+        assert db.execute("SELECT count(*) FROM commands").fetchone()[0] == 4
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        sim.stop()
