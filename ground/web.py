@@ -9,6 +9,8 @@
     GET  /api/commands/{id}        one command and the stages it has reached
     GET  /api/status               counts: packets, commands, clients, drops
     GET  /api/stream?client=NAME   WebSocket: {"type": "hk" | "event" | "command", ...}
+    GET  /                         the web console (ground/console_web: HTML, CSS and
+                                   JavaScript as they are, nothing to build)
 
 A refused request is 400 with {"ok": false, "error": "..."}; an unknown id 404.
 The server's loop runs on the event loop every STEP_S; each WebSocket client has its
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -27,6 +30,7 @@ from ground.server import GroundServer
 from hal.dictionary import Severity
 from hal.errors import SkyrackError
 
+CONSOLE = Path(__file__).parent / "console_web"
 STEP_S = 0.02
 STREAM_S = 0.05
 SERVER: web.AppKey[GroundServer] = web.AppKey("server", GroundServer)
@@ -130,6 +134,10 @@ async def _stream(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def _console(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(CONSOLE / "index.html")
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI)
 
@@ -198,6 +206,8 @@ def make_app(server: GroundServer) -> web.Application:
     app.router.add_get("/api/commands/{id}", _command)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/stream", _stream)
+    app.router.add_get("/", _console)
+    app.router.add_static("/console/", CONSOLE)
 
     async def loop(app: web.Application) -> Any:
         async def run() -> None:

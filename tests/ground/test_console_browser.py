@@ -1,0 +1,123 @@
+"""The web console in a real browser: the distribution's headless Chromium, driven by
+Selenium through the distribution's chromedriver, against `ground serve` on a
+flying sim. It sees a value change, sends a command and watches its stages arrive,
+sees the command's event arrive, and refuses an out-of-range argument before
+sending anything.
+
+Skipped without Chromium and chromedriver (apt-get install chromium chromium-driver),
+unless SKYRACK_REQUIRE_BROWSER is set (CI's .ci/browser sets it). SKYRACK_SCREENSHOT
+names a PNG to save the console to (the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+if CHROMIUM is None or DRIVER is None:
+    if os.environ.get("SKYRACK_REQUIRE_BROWSER"):
+        raise RuntimeError("SKYRACK_REQUIRE_BROWSER is set, but chromium or chromedriver "
+                           "is missing")
+    pytest.skip("no chromium and chromedriver (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+pytest.importorskip("aiohttp")
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+SKYRACK = str(Path(sys.executable).parent / "skyrack")
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory) -> Iterator[tuple]:
+    """(browser on the console, the console's URL)."""
+    from tests.skyrack.test_ground_cli import Sim
+
+    work = tmp_path_factory.mktemp("console")
+    sim = Sim()
+    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
+                              "--archive", str(work / "a.sqlite"), "serve", "--listen",
+                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    browser = None
+    try:
+        assert serve.stdout is not None
+        url = json.loads(serve.stdout.readline())["listen"]
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1400,1000"):
+            options.add_argument(flag)
+        browser = webdriver.Chrome(options=options,
+                                   service=webdriver.ChromeService(executable_path=DRIVER))
+        browser.get(url)
+        yield browser, url
+    finally:
+        if browser is not None:
+            browser.quit()
+        serve.terminate()
+        serve.wait(30)
+        sim.stop()
+
+
+def _wait(browser, what: str, condition, timeout_s: float = 30.0):
+    return WebDriverWait(browser, timeout_s, poll_frequency=0.1).until(
+        lambda _: condition(), message=what)
+
+
+def _cell(browser, point: str, column: str) -> str:
+    return browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-point="{point}"] td.{column}').text
+
+
+def test_a_value_changes_in_the_live_table(console) -> None:
+    browser, _ = console
+    _wait(browser, "the stream", lambda: browser.find_element(By.ID, "link").text == "live")
+    first = _wait(browser, "a first value", lambda: _cell(browser, "fsw.ticks", "value")
+                  not in ("", "—") and _cell(browser, "fsw.ticks", "value"))
+    _wait(browser, "the value to change",
+          lambda: _cell(browser, "fsw.ticks", "value") != first)
+    assert _cell(browser, "power.batt_v", "unit") == "V"
+    browser.find_element(By.ID, "point-filter").send_keys("power.")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#points tr")
+    shown = [r.get_attribute("data-point") for r in rows if r.is_displayed()]
+    assert shown and all(name.startswith("power.") for name in shown)
+    browser.execute_script("const f = document.getElementById('point-filter'); f.value = '';"
+                           "f.dispatchEvent(new Event('input'));")
+    assert all(r.is_displayed() for r in browser.find_elements(By.CSS_SELECTOR, "#points tr"))
+
+
+def test_a_command_sent_from_the_form_shows_its_stages_and_its_event(console) -> None:
+    browser, _ = console
+    Select(browser.find_element(By.ID, "command-name")).select_by_value("power.switch")
+    args = browser.find_element(By.ID, "command-args")
+    args.find_element(By.NAME, "channel").send_keys("9")  # out of range: refused here
+    browser.find_element(By.ID, "send").click()
+    assert "above 7" in browser.find_element(By.ID, "command-error").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#history tr") == []
+    channel = args.find_element(By.NAME, "channel")
+    channel.clear()
+    channel.send_keys("2")
+    Select(args.find_element(By.NAME, "on")).select_by_value("true")
+    browser.find_element(By.ID, "send").click()
+    stages = _wait(browser, "the completion report", lambda: (
+        cells := browser.find_elements(By.CSS_SELECTOR, "#history tr td.stages"))
+        and "completed" in cells[0].text and cells[0].text)
+    assert stages == "accepted → started → completed"
+    _wait(browser, "the event", lambda: browser.find_elements(
+        By.CSS_SELECTOR, '#events li[data-name="power.switch_changed"]'))
+    _wait(browser, "the switch in housekeeping",
+          lambda: int(_cell(browser, "power.switches", "value")) & 0b100)
+    if os.environ.get("SKYRACK_SCREENSHOT"):
+        time.sleep(1.5)  # a few more packets: ages and values settle
+        browser.save_screenshot(os.environ["SKYRACK_SCREENSHOT"])
