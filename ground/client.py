@@ -21,9 +21,18 @@ from hal.errors import InputError, PacketError
 from hal.layout import Layouts, name_id
 from hal.packetlink import PacketLink
 from hal.pus import ACK_ALL, APID, BROADCAST, N, Report, parse_verification
-from hal.spacepacket import SEQ_MODULO, Telecommand, Telemetry, cuc, decode_tm, encode_tc
+from hal.spacepacket import (
+    SEQ_MODULO,
+    Telecommand,
+    Telemetry,
+    cuc,
+    decode_tm,
+    encode_tc,
+    from_cuc,
+)
 
 EVENT_SEVERITY = {1: "info", 2: "warning", 3: "error", 4: "critical"}
+SUMMARY_ITEM_BYTES = 6 + 6  # TM[11,13]: release time CUC 4+2, APID, sequence count, function
 MAX_EVENTS = 10_000
 
 
@@ -114,6 +123,7 @@ class GroundClient:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
         self.events_total = 0  # events ever received; `events` keeps the last MAX_EVENTS
+        self.replies_total = 0  # replies ever received; `replies` keeps the last MAX_EVENTS
         self.on_tm: list[Callable[[Telemetry, bytes], None]] = []
 
     # -- uplink ----------------------------------------------------------------------
@@ -192,6 +202,7 @@ class GroundClient:
             self.events_total += 1
         else:
             self.replies.append(tm)
+            self.replies_total += 1
 
     def decode_hk(self, data: bytes) -> dict[str, Any]:
         if len(data) < 2:
@@ -216,6 +227,21 @@ class GroundClient:
         values = layout.unpack(spec.args, tm.data[2:], spec.name)
         args = {a.name: v for a, v in zip(spec.args, values, strict=True) if v is not None}
         return GroundEvent(tm.time_s, spec.name, EVENT_SEVERITY.get(tm.subtype, "info"), args)
+
+    def schedule_summary(self, tm: Telemetry) -> list[dict[str, Any]]:
+        """The time-tagged TCs a TM[11,13] lists: release time, APID, sequence count,
+        and the command (by its function id; None for a TC of another service)."""
+        items = []
+        (n,) = N.unpack_from(tm.data)
+        if len(tm.data) != 2 + n * SUMMARY_ITEM_BYTES:
+            raise PacketError("layout", f"TM[11,13] of {n} items has {len(tm.data)} octets")
+        for i in range(n):
+            at = 2 + i * SUMMARY_ITEM_BYTES
+            apid, seq, function = struct.unpack_from(">HHH", tm.data, at + 6)
+            spec = self.layouts.commands.get(function) if function else None
+            items.append({"release_s": from_cuc(tm.data[at:at + 6]), "apid": apid,
+                          "seq_count": seq, "command": spec.name if spec else None})
+        return items
 
     def parameter_values(self, tm: Telemetry) -> dict[str, Any]:
         """The values in a TM[20,2]."""

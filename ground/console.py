@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ground.client import GroundClient, GroundEvent, Sent
-from hal.dictionary import ArgumentError, CommandSpec
+from hal.dictionary import ArgumentError, CommandSpec, validate_args
 from hal.errors import SkyrackError
+from hal.spacepacket import Telemetry
 from hal.valuetype import BadValue, ValueType
 
 DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 86400.0
 POLL_S = 0.02
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -57,6 +59,14 @@ def parse_args(spec: CommandSpec, words: Sequence[str]) -> dict[str, Any]:
 
 def _pause() -> None:
     time.sleep(POLL_S)
+
+
+def _split(words: list[str]) -> tuple[str, list[str], float]:
+    """A script line's verb, its other words, and its timeout= (or the default)."""
+    options = [w for w in words[1:] if w.startswith("timeout=")]
+    rest = [w for w in words[1:] if not w.startswith("timeout=")]
+    timeout_s = float(options[-1].split("=", 1)[1]) if options else DEFAULT_TIMEOUT_S
+    return words[0], rest, timeout_s
 
 
 @dataclass
@@ -152,8 +162,74 @@ class Console:
                 on_event(event)
             self.idle()
 
+    def request(self, service: int, subtype: int, data: bytes = b"", name: str = "",
+                reply: tuple[int, int] | None = None,
+                timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Sent, list[Telemetry]]:
+        """Send any TC and wait for its completion (and, when it answers with `reply`,
+        for the answer): the Sent and the replies of that kind that came meanwhile.
+        Raises ConsoleError if it fails or times out."""
+        before = self.client.replies_total
+        sent = self.client.service(service, subtype, data, name)
+        what = name or f"TC[{service},{subtype}]"
+
+        def answers() -> list[Telemetry]:
+            new = min(self.client.replies_total - before, len(self.client.replies))
+            fresh = list(self.client.replies)[len(self.client.replies) - new:] if new else []
+            return [tm for tm in fresh if (tm.service, tm.subtype) == reply]
+
+        self.until(lambda: sent.done and (reply is None or not sent.ok or answers()),
+                   timeout_s, f"{what}: no completion report")
+        if not sent.ok:
+            failure = sent.failure
+            why = f"{failure.failure}: {failure.reason}" if failure else "no reason given"
+            raise ConsoleError(f"{what}: {sent.stages[-1]} ({why})")
+        return sent, answers()
+
+    def check_script(self, text: str) -> int:
+        """Check every line of a script before any runs: its verb, the command and its
+        arguments, the point, comparison and bound, the event, the time. Returns the
+        number of steps; raises ConsoleError naming the first bad line."""
+        steps = 0
+        points = {t.name: t for t in self.client.dictionary.telemetry}
+        events = {e.name for e in self.client.dictionary.events}
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                words = shlex.split(line, comments=True)
+                if not words:
+                    continue
+                verb, rest, timeout_s = _split(words)
+                if not (0 < timeout_s <= MAX_TIMEOUT_S):
+                    raise ConsoleError(f"timeout={timeout_s:g} is outside (0, {MAX_TIMEOUT_S}] s")
+                if verb == "send" and rest:
+                    validate_args(self.client.dictionary.command(rest[0]),
+                                  parse_args(self.client.dictionary.command(rest[0]), rest[1:]))
+                elif verb == "wait" and len(rest) == 3 and rest[1] in COMPARE:
+                    if rest[0] not in points:
+                        raise ConsoleError(f"unknown telemetry point {rest[0]!r}")
+                    if not ValueType(points[rest[0]].type).numeric:
+                        raise ConsoleError(f"{rest[0]} is {points[rest[0]].type}, not a number "
+                                           f"to compare with {rest[1]}")
+                    float(rest[2])
+                elif verb == "expect" and len(rest) == 1:
+                    if rest[0] not in events:
+                        raise ConsoleError(f"unknown event {rest[0]!r}")
+                elif verb == "sleep" and len(rest) == 1:
+                    if not 0 <= float(rest[0]) <= MAX_TIMEOUT_S:
+                        raise ConsoleError(f"sleep {rest[0]} is outside 0..{MAX_TIMEOUT_S} s")
+                else:
+                    raise ConsoleError(f"cannot read {' '.join(words)!r}: expected send NAME "
+                                       "[ARG=VALUE ...], wait POINT OP NUMBER, expect EVENT "
+                                       "or sleep SECONDS")
+            except (ConsoleError, ArgumentError, ValueError) as e:
+                raise ConsoleError(f"line {number}: {e}") from None
+            steps += 1
+        return steps
+
     def run_script(self, text: str, log: Callable[[dict[str, Any]], None] | None = None) -> int:
-        """Run each step; returns the steps run. Raises ConsoleError naming the line."""
+        """Check the whole script, then run each step; returns the steps run. Raises
+        ConsoleError naming the line (before anything is sent, for a line that does
+        not check)."""
+        self.check_script(text)
         steps = 0
         for number, line in enumerate(text.splitlines(), 1):
             words = shlex.split(line, comments=True)
@@ -169,10 +245,7 @@ class Console:
         return steps
 
     def _step(self, words: list[str]) -> dict[str, Any]:
-        verb, rest = words[0], words[1:]
-        options = dict(w.split("=", 1) for w in rest if w.startswith("timeout="))
-        rest = [w for w in rest if not w.startswith("timeout=")]
-        timeout_s = float(options.get("timeout", DEFAULT_TIMEOUT_S))
+        verb, rest, timeout_s = _split(words)
         if verb == "send" and rest:
             spec = self.client.dictionary.command(rest[0])
             sent = self.send_and_verify(rest[0], parse_args(spec, rest[1:]), timeout_s)

@@ -19,8 +19,9 @@ from ground.keys import sequence_for, signer_from_file
 from hal.auth import KeyFile
 from hal.dictionary import Dictionary
 from hal.durable import replace_file
-from hal.packetlink import open_link
+from hal.packetlink import InProcessLink, open_link
 from skyrack import plot
+from skyrack.cli import services
 from skyrack.cli.options import (
     CliError,
     Parser,
@@ -79,6 +80,9 @@ def add_parsers(sub: Any) -> None:
                                    "sleep steps; stops at the first that fails",
                                    parents=[shared("json")])
     script.add_argument("file")
+    script.add_argument("--check", action="store_true",
+                        help="only check every line (commands, arguments, points, events, "
+                             "comparisons) and send nothing; needs no link")
     query = ground_sub.add_parser("query", help="a telemetry point's values from the archive",
                                   parents=[shared("json")])
     query.add_argument("point", help="telemetry point: power.batt_v")
@@ -115,6 +119,7 @@ def add_parsers(sub: Any) -> None:
                               "(YAMCS's TcpTcDataLink): TCs in, nothing out")
     gateway.add_argument("--seconds", type=seconds, default=None,
                          help="stop after this long (default: until SIGINT or SIGTERM)")
+    services.add_parsers(ground_sub)
     ground.set_defaults(run=cmd_ground)
 
     keys = sub.add_parser("keys", help="key files that telecommands are signed with")
@@ -204,6 +209,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         return cmd_ground_archive(args, dictionary)
     if args.server is not None and args.ground_command == "send":
         return cmd_ground_send_remote(args, dictionary)
+    if args.ground_command == "script" and args.check:
+        return cmd_ground_script_check(args, dictionary)
     if args.link is None:
         raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
     if args.ground_command == "gateway":
@@ -284,9 +291,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
                 print(f"skyrack ground: watch stopped by {e}; {archive.ingested} packets "
                       "received, all archived", file=sys.stderr)
             return 0
+        if args.ground_command in services.VERBS:
+            return services.run(args, console)
         if args.ground_command == "script":
-            with open(args.file) as f:
-                text = f.read()
+            text = _read_script(args.file)
 
             def log(step: dict[str, Any]) -> None:
                 if args.json:
@@ -369,6 +377,29 @@ def cmd_ground_gateway(args: argparse.Namespace) -> int:
     counts = dict(gateway.counters)
     output(args, {"ok": True, "counters": counts},
            "gateway stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _read_script(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror or e}") from None
+
+
+def cmd_ground_script_check(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    from ground.client import GroundClient
+    from ground.console import Console, ConsoleError
+
+    text = _read_script(args.file)
+    console = Console(GroundClient(InProcessLink(), dictionary, None))
+    try:
+        steps = console.check_script(text)
+    except ConsoleError as e:
+        raise CliError(f"{args.file}: {e}") from None
+    output(args, {"ok": True, "file": args.file, "steps": steps},
+           f"{args.file}: {steps} steps, every one checks")
     return 0
 
 

@@ -308,3 +308,57 @@ def test_a_stock_tool_commands_the_satellite_through_the_signing_gateway(satelli
     assert gateway.returncode == 0, err
     counters = json.loads(out.splitlines()[-1])["counters"]
     assert counters["tc_signed"] == 1 and counters["tm_forwarded"] >= 3
+
+
+def test_every_pus_service_has_a_verb(satellite) -> None:
+    def run(*argv: str) -> dict:
+        proc = ground(satellite, *argv, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert run("ping")["round_trip_s"] > 0
+    once = run("hk", "once", "power")["housekeeping"]
+    assert 20 < once["power.batt_v"] < 40
+    assert run("hk", "interval", "power", "--ms", "500")["stages"][-1] == "completed"
+    assert run("hk", "disable", "thermal")["components"] == ["thermal"]
+    assert run("hk", "enable", "thermal")["stages"][-1] == "completed"
+    assert run("param", "set", "link.replay_window=2048")["set"] == {"link.replay_window": 2048}
+    assert run("param", "get", "link.replay_window")["parameters"] == {
+        "link.replay_window": 2048}
+    listed = run("param", "list")["parameters"]
+    assert listed["link.replay_window"] == {
+        "value": 2048, "default": 1024, "unit": None,
+        "description": "How far above the last counter a TC's counter may jump"}
+    assert len(listed) == 29
+    assert run("schedule", "at", "100000", "fsw.noop")["release_s"] == 100000
+    (item,) = run("schedule", "list")["scheduled"]
+    assert item["command"] == "fsw.noop" and item["release_s"] == 100000
+    run("schedule", "delete", f"{item['apid']}:{item['seq_count']}")
+    assert run("schedule", "list")["scheduled"] == []
+    refused = ground(satellite, "schedule", "delete", "16:9999")
+    assert refused.returncode == 1 and "not scheduled" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_script_check_catches_a_typo_on_the_last_line_before_the_first_is_sent(
+        satellite, tmp_path) -> None:
+    script = tmp_path / "pass.txt"
+    script.write_text("send power.switch channel=2 on=true\nwait power.batt_v > 20\n"
+                      "expect power.switch_changed\nsend fsw.nop\n")
+    checked = skyrack("ground", "script", "--check", str(script))
+    assert checked.returncode == 1 and "line 4: unknown command 'fsw.nop'" in checked.stderr
+    ran = ground(satellite, "script", str(script))
+    assert ran.returncode == 1 and "line 4: unknown command 'fsw.nop'" in ran.stderr
+    for bad, why in [("wait mode.mode > 2", "mode.mode is enum, not a number"),
+                     ("wait power.bat_v > 2", "unknown telemetry point 'power.bat_v'"),
+                     ("expect power.latchupp", "unknown event 'power.latchupp'"),
+                     ("send power.switch channel=9 on=true", "above the maximum 7"),
+                     ("sleep -1", "outside 0..86400"), ("fly me", "cannot read")]:
+        script.write_text(f"send fsw.noop\n{bad}\n")
+        proc = skyrack("ground", "script", "--check", str(script), "--json")
+        assert proc.returncode == 1 and "line 2: " in proc.stderr and why in proc.stderr, \
+            (bad, proc.stderr)
+    script.write_text("send fsw.noop\nexpect fsw.noop timeout=5\n")
+    assert json.loads(skyrack("ground", "script", "--check", str(script), "--json")
+                      .stdout) == {"ok": True, "file": str(script), "steps": 2}
+    assert satellite.stop()["space_link"]["tc_received"] == 0  # nothing was ever sent
