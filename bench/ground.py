@@ -35,8 +35,6 @@ _table = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_table)
 report = _table.report
 
-import msgpack  # noqa: E402
-
 from flight.software import FlightSoftware  # noqa: E402
 from ground.archive import Archive  # noqa: E402
 from ground.client import GroundClient  # noqa: E402
@@ -48,10 +46,16 @@ from hal.spacepacket import Telemetry, encode_tm  # noqa: E402
 
 
 def sample_value(spec, i: int):
+    if spec.name == "fsw.boot_count":
+        return 1  # one boot: one session (a new count starts a new one)
     if spec.type == "float":
         return 20.0 + (i % 97) * 0.25
     if spec.type == "int":
         return i % 1000
+    if spec.type == "bool":
+        return i % 2 == 0
+    if spec.type == "enum":
+        return spec.values[i % len(spec.values)]
     return ("nominal", "safe", "compute")[i % 3]
 
 
@@ -62,7 +66,8 @@ def packets(count: int, layouts: Layouts) -> Iterator[tuple[Telemetry, bytes]]:
         t_s = i * 0.1
         if i % 20 == 19:
             event = events[i % len(events)]
-            data = N.pack(name_id(event.name)) + msgpack.packb({"reason": "bench", "n": i})
+            data = N.pack(name_id(event.name)) + layout.pack(
+                event.args, [sample_value(a, i) for a in event.args])
             tm = Telemetry(0x10, 5, 2, data, t_s, i % 16384)
         else:
             s = structures[i % len(structures)]

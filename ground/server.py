@@ -22,6 +22,7 @@ from typing import Any
 from ground.archive import Archive
 from ground.client import GroundClient, Sent, Signer
 from ground.series import Series
+from hal.auth import DEFAULT_SPACECRAFT
 from hal.dictionary import Dictionary
 from hal.errors import InputError
 from hal.packetlink import PacketLink
@@ -86,7 +87,9 @@ class GroundServer:
         self.wall = wall
         self.client = GroundClient(link, dictionary, signer, clock=wall, source_id=source_id,
                                    sequence=sequence)
-        self.archive = Archive(archive, self.client)
+        self.archive = Archive(archive, self.client,
+                               spacecraft=signer.spacecraft if signer else DEFAULT_SPACECRAFT,
+                               wall=wall)
         self.client.on_tm.append(self._on_tm)
         self.points = {p.name: p for p in dictionary.telemetry}
         self.commands: dict[int, Command] = {}
@@ -133,7 +136,7 @@ class GroundServer:
                 command.stages_told = len(command.sent.reports)
                 self._publish({"type": "command", **command.to_json()})
             if command.sent.done and not command.archived:
-                self.archive.record_command(command.sent, command.wall_s)
+                self.archive.record_command(command.sent, command.wall_s, command.sender)
                 command.archived = True
         self.archive.flush_due()
         return packets
@@ -152,7 +155,7 @@ class GroundServer:
         self.closed = True
         for command in self.commands.values():
             if not command.archived:
-                self.archive.record_command(command.sent, command.wall_s)
+                self.archive.record_command(command.sent, command.wall_s, command.sender)
                 command.archived = True
         self.archive.close()
         self.client.link.close()

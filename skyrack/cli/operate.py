@@ -16,8 +16,8 @@ from typing import Any
 
 from flight.software import FlightSoftware
 from ground.keys import sequence_for, signer_from_file
-from hal.auth import KeyFile
-from hal.dictionary import Dictionary
+from hal.auth import DEFAULT_SPACECRAFT, KeyFile
+from hal.dictionary import Dictionary, Severity
 from hal.durable import replace_file
 from hal.packetlink import InProcessLink, open_link
 from skyrack import plot
@@ -33,8 +33,11 @@ from skyrack.cli.options import (
     source_id,
     spacecraft_id,
     time_window,
+    utc_window,
 )
 from skyrack.report import MARK, short
+
+SEVERITIES = [s.value for s in Severity]
 
 
 def add_parsers(sub: Any) -> None:
@@ -87,10 +90,29 @@ def add_parsers(sub: Any) -> None:
                                   parents=[shared("json")])
     query.add_argument("point", help="telemetry point: power.batt_v")
     time_window(query)
+    events = ground_sub.add_parser("events", help="events from the archive, by UTC time, "
+                                   "severity and name", parents=[shared("json")])
+    utc_window(events)
+    events.add_argument("--severity", choices=SEVERITIES, default=None,
+                        help="this severity and above")
+    events.add_argument("--name", default=None, help="only this event: power.latchup")
+    timeline = ground_sub.add_parser("timeline", help="what happened between two UTC times: "
+                                     "telemetry, events and commands together",
+                                     parents=[shared("json")])
+    utc_window(timeline)
+    timeline.add_argument("--point", action="append", default=None, metavar="POINT",
+                          help="telemetry to show (repeatable; default: none, events and "
+                               "commands only; 'all' for every point)")
+    ground_sub.add_parser("sessions", help="the flight-software boots the archive saw",
+                          parents=[shared("json")])
     export = ground_sub.add_parser("export", help="points from the archive as CSV",
                                    parents=[shared("json")])
     export.add_argument("points", nargs="+", metavar="POINT")
-    export.add_argument("-o", "--output", required=True, help="CSV file to write")
+    export.add_argument("-o", "--output", required=True,
+                        help="file to write: CSV (utc, t_s, session, point, value, unit), or "
+                             "JSON if it ends in .json")
+    export.add_argument("--wide", action="store_true",
+                        help="CSV a row a packet, a column a point (name [unit])")
     time_window(export)
     hist = ground_sub.add_parser("history", help="commands sent, with the verification "
                                  "stages each reached (from the archive)", parents=[shared("json")])
@@ -153,6 +175,8 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         raise CliError(f"no archive at {path}: nothing has been received there yet")
     archive = Archive(path)
     try:
+        if args.ground_command in ("events", "timeline", "sessions"):
+            return _archive_views(args, archive)
         if args.ground_command == "history":
             rows = archive.history(args.last)
             if args.json:
@@ -177,9 +201,16 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         if missing:
             raise CliError(f"{path}: no samples of {', '.join(missing)}")
         if args.ground_command == "export":
-            text = io.StringIO(newline="")
-            count = archive.export_csv(args.points, text, args.since, args.until)
-            replace_file(args.output, text.getvalue().encode())
+            units = {p.name: p.unit for p in dictionary.telemetry}
+            if args.output.endswith(".json"):
+                rows = archive.export_json(args.points, args.since, args.until, units)
+                count = len(rows)
+                replace_file(args.output, json.dumps(rows, indent=1).encode())
+            else:
+                text = io.StringIO(newline="")
+                count = archive.export_csv(args.points, text, args.since, args.until,
+                                           wide=args.wide, units=units)
+                replace_file(args.output, text.getvalue().encode())
         else:
             if not plot.available():
                 raise CliError(plot.INSTALL_HINT)
@@ -195,6 +226,47 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
     return 0
 
 
+def _when(rx_utc: float | None) -> str:
+    if rx_utc is None:
+        return "(no reception time)"
+    millis = int(rx_utc * 1000) % 1000
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rx_utc)) + f".{millis:03d}Z"
+
+
+def _archive_views(args: argparse.Namespace, archive: Any) -> int:
+    """events, timeline and sessions: the archive by spacecraft, session and UTC time."""
+    if args.ground_command == "sessions":
+        rows = archive.sessions()
+        output(args, {"ok": True, "sessions": rows}, "\n".join(
+            f"session {r['session']:4}  spacecraft {r['spacecraft']}  boot "
+            f"{r['boot'] if r['boot'] is not None else '?'}  from {_when(r['first_rx_utc'])}"
+            for r in rows) or "no sessions")
+        return 0
+    if args.ground_command == "events":
+        rows = archive.events(args.since, args.until, spacecraft=args.spacecraft,
+                              severity=args.severity, name=args.name)
+        output(args, {"ok": True, "events": rows}, "\n".join(
+            f"{_when(e['rx_utc'])}  sc {e['spacecraft']} s{e['session']} t={e['t_s']:.1f}  "
+            f"{e['severity'].upper():8} {e['name']} "
+            + " ".join(f"{k}={short(v)}" for k, v in e["args"].items()) for e in rows)
+            or "no events")
+        return 0
+    points = None if args.point == ["all"] else (args.point or [])
+    view = archive.timeline(args.since, args.until, spacecraft=args.spacecraft, names=points)
+    lines = ([(r["rx_utc"], f"sc {r['spacecraft']}  {r['point']} = {short(r['value'])}")
+              for r in view["telemetry"]]
+             + [(e["rx_utc"], f"sc {e['spacecraft']}  EVENT {e['severity'].upper()} "
+                 f"{e['name']} " + " ".join(f"{k}={short(v)}" for k, v in e["args"].items()))
+                for e in view["events"]]
+             + [(c["t_sent_utc"], f"sc {c['spacecraft']}  COMMAND {c['command']} by "
+                 f"{c['sender'] or '?'}: {' -> '.join(c['stages']) or 'no reports'}"
+                 + (f" ({c['failure']})" if c["failure"] else "")) for c in view["commands"]])
+    output(args, {"ok": True, **view}, "\n".join(
+        f"{_when(t)}  {text}" for t, text in sorted(lines, key=lambda x: x[0] or 0))
+        or "nothing in that window")
+    return 0
+
+
 def cmd_ground(args: argparse.Namespace) -> int:
     from ground.archive import Archive
     from ground.client import GroundClient
@@ -205,7 +277,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
             dictionary = Dictionary.from_json(json.load(f))
     else:
         dictionary = FlightSoftware.dictionary()
-    if args.ground_command in ("query", "export", "plot", "history"):
+    if args.ground_command in ("query", "export", "plot", "history", "events", "timeline",
+                               "sessions"):
         return cmd_ground_archive(args, dictionary)
     if args.server is not None and args.ground_command == "send":
         return cmd_ground_send_remote(args, dictionary)
@@ -231,10 +304,11 @@ def cmd_ground(args: argparse.Namespace) -> int:
         link = open_link(args.link, listen=False)
     except ConnectionError as e:
         raise CliError(str(e)) from None
-    client = GroundClient(link, dictionary, signer, clock=time.monotonic,
+    client = GroundClient(link, dictionary, signer, clock=time.time,  # UTC: the archive's
                           source_id=args.source_id,
                           sequence=sequence_for(args.keys, args.source_id))
-    archive = Archive(_archive_path(args), client)
+    archive = Archive(_archive_path(args), client,
+                      spacecraft=signer.spacecraft if signer else DEFAULT_SPACECRAFT)
     client.on_tm.append(archive.ingest)
     # SIGINT and SIGTERM end the command at its next wait, never inside an archive
     # write: everything received is written before the process goes.
@@ -316,7 +390,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     finally:
         link.close()
         for sent in client.sent.values():
-            archive.record_command(sent, time.time())
+            archive.record_command(sent, sent.t_sent_s, _sender(args))
         archive.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)

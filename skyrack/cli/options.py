@@ -4,6 +4,7 @@ in one line, and bounded argument types."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import sys
@@ -84,6 +85,33 @@ def time_window(parser: argparse.ArgumentParser) -> None:
                         help="on-board time, s (default: the start)")
     parser.add_argument("--until", type=float, default=math.inf, metavar="T_S",
                         help="on-board time, s (default: the end)")
+
+
+def utc_time(text: str) -> float:
+    """An argparse type: a UTC time as ISO 8601 (2026-12-01T10:00:00Z), or HH:MM[:SS]
+    today (UTC); seconds since 1970."""
+    try:
+        if "T" in text or "-" in text:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.UTC)
+        else:
+            clock = datetime.time.fromisoformat(text)
+            today = datetime.datetime.now(datetime.UTC).date()
+            moment = datetime.datetime.combine(today, clock, tzinfo=datetime.UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UTC time (2026-12-01T10:00Z "
+                                         "or HH:MM)") from None
+    return moment.timestamp()
+
+
+def utc_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=utc_time, default=-math.inf, metavar="UTC",
+                        help="from this UTC time: ISO 8601 or HH:MM today (default: the start)")
+    parser.add_argument("--until", type=utc_time, default=math.inf, metavar="UTC",
+                        help="to this UTC time (default: the end)")
+    parser.add_argument("--spacecraft", type=spacecraft_id, default=None, metavar="ID",
+                        help="only this satellite's (default: every one)")
 
 
 def name_urls(items: Sequence[str], flag: str) -> dict[str, str]:

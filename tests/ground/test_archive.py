@@ -1,3 +1,4 @@
+import csv
 import io
 import sqlite3
 
@@ -44,13 +45,25 @@ def test_every_tm_lands_and_housekeeping_is_queryable_by_time(archived) -> None:
     assert switches == 0b111 and isinstance(switches, int)  # ints stay ints
 
 
-def test_events_and_csv_export(archived) -> None:
+def test_csv_export_long_and_wide_with_units_and_utc(archived) -> None:
     archive, _ = archived
+    units = {"power.batt_v": "V", "power.soc_pct": "%"}
     out = io.StringIO()
-    rows = archive.export_csv(["power.batt_v", "power.soc_pct"], out, until_s=4.0)
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "t_s,point,value" and len(lines) == rows + 1 and rows >= 6
-    assert all(float(line.split(",")[0]) <= 4.0 for line in lines[1:])
+    rows = archive.export_csv(["power.batt_v", "power.soc_pct"], out, until_s=4.0,
+                              units=units)
+    table = list(csv.reader(io.StringIO(out.getvalue())))
+    assert table[0] == ["utc", "t_s", "session", "point", "value", "unit"]
+    assert len(table) == rows + 1 and rows >= 6
+    assert all(float(r[1]) <= 4.0 and r[0].endswith("Z") and r[5] == units[r[3]]
+               for r in table[1:])
+    wide = io.StringIO()
+    packets = archive.export_csv(["power.batt_v", "power.soc_pct"], wide, until_s=4.0,
+                                 wide=True, units=units)
+    table = list(csv.reader(io.StringIO(wide.getvalue())))
+    assert table[0] == ["utc", "t_s", "session", "power.batt_v [V]", "power.soc_pct [%]"]
+    assert packets == rows // 2 and all(r[3] and r[4] for r in table[1:])
+    as_json = archive.export_json(["power.batt_v"], until_s=4.0, units=units)
+    assert {r["unit"] for r in as_json} == {"V"} and len(as_json) == rows // 2
 
 
 def test_the_archive_is_wal_indexed_and_readable_while_written(archived) -> None:
@@ -161,3 +174,78 @@ def test_two_ground_processes_share_one_archive_without_an_error(tmp_path) -> No
         names = db.execute("SELECT name, COUNT(*) FROM points GROUP BY name "
                            "HAVING COUNT(*) > 1").fetchall()
     assert stored == 2 * len(packets) and names == []  # every packet; each point once
+
+
+def test_sessions_spacecraft_and_what_happened_between_two_utc_times(tmp_path) -> None:
+    """Two satellites into one archive, the second rebooted halfway: each packet,
+    event and command lands with its spacecraft, its session and its reception time,
+    and a UTC window gives telemetry, events and commands together."""
+    from flight.software import FlightSoftware
+
+    wall = [1_800_000_000.0]
+    dictionary = FlightSoftware.dictionary()
+    path = tmp_path / "mission.sqlite"
+    archives = {sc: Archive(path, GroundClient(InProcessLink(), dictionary, None),
+                            spacecraft=sc, wall=lambda: wall[0]) for sc in (1, 2)}
+    for sc, boots in ((1, [1]), (2, [1, 2])):
+        for boot in boots:
+            flight_end, ground_end = InProcessLink.pair()
+            satellite = assemble(load(default_path()), seed=sc, link=flight_end, keys=KEYS)
+            satellite.flight.system.boots = boot  # as the stored boot count would say
+            client = GroundClient(ground_end, dictionary, Signer(1, bytes(32)))
+            client.on_tm.append(archives[sc].ingest)
+            sent = client.command("compute.cancel", {"job": 7})
+            for t in range(1, 6):
+                satellite.run_until(float(t))
+                wall[0] += 1.0
+                client.poll()
+            archives[sc].record_command(sent, wall[0], sender=f"op-{sc}")
+            satellite.close()
+    for archive in archives.values():
+        archive.flush()
+    archive = archives[2]
+    sessions = archive.sessions()
+    assert [(s["spacecraft"], s["boot"]) for s in sessions] == [(1, 1), (2, 1), (2, 2)]
+    start = sessions[2]["first_rx_utc"]
+    window = archive.timeline(start, start + 10, spacecraft=2)
+    assert {r["spacecraft"] for r in window["telemetry"]} == {2}
+    assert {r["session"] for r in window["telemetry"]} == {sessions[2]["session"]}
+    assert all(start <= r["rx_utc"] <= start + 10 for r in window["telemetry"])
+    assert window["events"] and all(e["spacecraft"] == 2 for e in window["events"])
+    (command,) = window["commands"]
+    assert command["sender"] == "op-2" and command["stages"] == ["accepted", "started",
+                                                                 "failed"]
+    assert command["reports"][-1] == {"stage": "failed", "code": "failed",
+                                      "reason": "no job 7"}
+    everything, serious = archive.events(), archive.events(severity="warning")
+    assert len(serious) < len(everything)
+    assert all(e["severity"] in ("warning", "error", "critical") for e in serious)
+    named = archive.events(name="fsw.booted", spacecraft=2)
+    assert [e["session"] for e in named] == [s["session"] for s in sessions[1:]]
+    for a in archives.values():
+        a.close()
+
+
+def test_an_archive_from_before_sessions_gains_the_columns_and_keeps_its_rows(tmp_path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE packets (t_s REAL, apid INTEGER, service INTEGER, subtype INTEGER,
+                              seq INTEGER, raw BLOB);
+        CREATE TABLE points (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+        CREATE TABLE samples (point INTEGER, t_s REAL, value, text TEXT);
+        CREATE TABLE events (t_s REAL, name TEXT, severity TEXT, args TEXT);
+        CREATE TABLE commands (t_sent REAL, name TEXT, args TEXT, apid INTEGER, seq INTEGER,
+                               stages TEXT, failure TEXT);
+        INSERT INTO packets VALUES (1.0, 16, 3, 25, 0, x'00');
+        INSERT INTO events VALUES (1.0, 'fsw.booted', 'info', '{}');""")
+    old.commit()
+    old.close()
+    archive = Archive(path)
+    assert archive.packet_count() == 1
+    assert archive.events() == []  # no reception time: not in a UTC window
+    assert archive.events_between()[0][1] == "fsw.booted"  # by on-board time, still there
+    tm = Telemetry(0x10, 17, 2, b"", 2.0)
+    archive.ingest(tm, encode_tm(tm))
+    assert archive.packet_count() == 2 and archive.sessions()[0]["first_t_s"] == 2.0
+    archive.close()

@@ -91,7 +91,19 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
     csv_path = tmp_path / "out.csv"
     proc = ground(satellite, "export", "power.soc_pct", "power.switches", "-o", str(csv_path))
     assert proc.returncode == 0, proc.stderr
-    assert csv_path.read_text().startswith("t_s,point,value\n")
+    assert csv_path.read_text().startswith("utc,t_s,session,point,value,unit\n")
+    # What happened, by UTC, with the sender of each command and its events.
+    timeline = json.loads(ground(satellite, "timeline", "--since", "2000-01-01T00:00Z",
+                                 "--point", "power.switches", "--json").stdout)
+    assert {c["command"] for c in timeline["commands"]} >= {"power.switch", "fsw.noop"}
+    assert all(c["sender"] and c["spacecraft"] == 1 for c in timeline["commands"])
+    assert {r["point"] for r in timeline["telemetry"]} == {"power.switches"}
+    assert "power.switch_changed" in {e["name"] for e in timeline["events"]}
+    events = json.loads(ground(satellite, "events", "--name", "power.switch_changed",
+                               "--json").stdout)["events"]
+    assert events and {e["name"] for e in events} == {"power.switch_changed"}
+    (session,) = json.loads(ground(satellite, "sessions", "--json").stdout)["sessions"]
+    assert session["spacecraft"] == 1 and session["boot"] == 1
     proc = ground(satellite, "query", "power.nothing")
     assert proc.returncode == 1 and "no samples of 'power.nothing'" in proc.stderr
     proc = ground(satellite, "plot", "power.batt_v", "-o", str(tmp_path / "v.png"))
