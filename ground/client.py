@@ -36,6 +36,14 @@ SUMMARY_ITEM_BYTES = 6 + 6  # TM[11,13]: release time CUC 4+2, APID, sequence co
 MAX_EVENTS = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class GroundEvent:
+    t_s: float
+    name: str
+    severity: str
+    args: dict[str, Any]
+
+
 @dataclass
 class Sent:
     """A command sent, and what service 1 said of it so far."""
@@ -46,6 +54,9 @@ class Sent:
     t_sent_s: float
     args: dict[str, Any] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
+    # What the command answered: the events of its component that arrived while it
+    # ran (compute.query's job_status, compute.submit's job_submitted).
+    answers: list[GroundEvent] = field(default_factory=list)
 
     @property
     def stages(self) -> list[str]:
@@ -65,12 +76,6 @@ class Sent:
         return next((r for r in self.reports if r.code), None)
 
 
-@dataclass(frozen=True, slots=True)
-class GroundEvent:
-    t_s: float
-    name: str
-    severity: str
-    args: dict[str, Any]
 
 
 class Signer:
@@ -116,6 +121,7 @@ class GroundClient:
         self.sequence = sequence or Series(f"sequence count of source {source_id}",
                                            SEQ_MODULO - 1, wrap=True, last=SEQ_MODULO - 1)
         self.not_ours = 0  # reports and replies addressed to other ground stations
+        self._running: list[Sent] = []  # sent, not done: what their answers go to
         self.sent: dict[tuple[int, int], Sent] = {}
         self.values: dict[str, tuple[float, Any]] = {}  # point -> (on-board time, value)
         self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
@@ -147,6 +153,7 @@ class GroundClient:
         sent = Sent(name or f"TC[{service},{subtype}]", tc.apid, tc.seq_count, self._clock(),
                     dict(args or {}))
         self.sent[(tc.apid, tc.seq_count)] = sent
+        self._running.append(sent)
         return sent
 
     def telecommand(self, service: int, subtype: int, data: bytes = b"") -> Telecommand:
@@ -198,8 +205,14 @@ class GroundClient:
             for name, value in self.decode_hk(tm.data).items():
                 self.values[name] = (tm.time_s, value)
         elif tm.service == 5:
-            self.events.append(self.decode_event(tm))
+            event = self.decode_event(tm)
+            self.events.append(event)
             self.events_total += 1
+            self._running = [s for s in self._running if not s.done]
+            component = event.name.split(".")[0]
+            for sent in self._running:
+                if sent.name.split(".")[0] == component:
+                    sent.answers.append(event)
         else:
             self.replies.append(tm)
             self.replies_total += 1

@@ -67,6 +67,8 @@ class Command:
                 "args": self.sent.args, "apid": self.sent.apid, "seq_count": self.sent.seq_count,
                 "t_sent_utc": self.wall_s, "stages": self.sent.stages, "done": self.sent.done,
                 "ok": self.sent.ok,
+                "answers": [{"name": e.name, "t_s": e.t_s, "args": e.args}
+                            for e in self.sent.answers],
                 "failure": f"{failure.failure}: {failure.reason}" if failure else None}
 
 

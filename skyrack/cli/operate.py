@@ -330,12 +330,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
                 error = None
             except ConsoleError as e:
                 sent, error = list(client.sent.values())[-1], str(e)  # the one just sent
+            answers = [{"name": e.name, "t_s": e.t_s, "args": e.args} for e in sent.answers]
             out = {"ok": error is None, "command": args.name, "args": values,
-                   "stages": sent.stages}
+                   "stages": sent.stages, "answers": answers, **_job(answers)}
             if error:
                 out["error"] = error
-            output(args, out,
-                   f"{args.name}: {' -> '.join(sent.stages) or 'no reports'}")
+            output(args, out, _sent_text(args.name, sent.stages, answers))
             if error:
                 print(f"skyrack ground: error: {error}", file=sys.stderr)
                 return 1
@@ -477,6 +477,19 @@ def cmd_ground_script_check(args: argparse.Namespace, dictionary: Dictionary) ->
     return 0
 
 
+def _job(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The id of the job a compute.submit queued, from its answer."""
+    submitted = [a for a in answers if a["name"] == "compute.job_submitted"]
+    return {"job": submitted[-1]["args"]["job"]} if submitted else {}
+
+
+def _sent_text(name: str, stages: list[str], answers: list[dict[str, Any]]) -> str:
+    lines = [f"{name}: {' -> '.join(stages) or 'no reports'}"]
+    lines += [f"  {a['name']} " + " ".join(f"{k}={short(v)}" for k, v in a["args"].items())
+              for a in answers]
+    return "\n".join(lines)
+
+
 def _sender(args: argparse.Namespace) -> str:
     return args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
 
@@ -500,9 +513,11 @@ def cmd_ground_send_remote(args: argparse.Namespace, dictionary: Dictionary) -> 
     if not command["ok"]:
         error = (f"{args.name}: {command['failure']}" if command["failure"] else
                  f"{args.name}: no completion within {args.timeout:g} s")
+    answers = command.get("answers", [])
     out = {"ok": error is None, "command": args.name, "args": values, "id": command["id"],
-           "stages": command["stages"], **({"error": error} if error else {})}
-    output(args, out, f"{args.name}: {' -> '.join(command['stages']) or 'no reports'}")
+           "stages": command["stages"], "answers": answers, **_job(answers),
+           **({"error": error} if error else {})}
+    output(args, out, _sent_text(args.name, command["stages"], answers))
     if error:
         print(f"skyrack ground: error: {error}", file=sys.stderr)
         return 1

@@ -374,3 +374,15 @@ def test_script_check_catches_a_typo_on_the_last_line_before_the_first_is_sent(
     assert json.loads(skyrack("ground", "script", "--check", str(script), "--json")
                       .stdout) == {"ok": True, "file": str(script), "steps": 2}
     assert satellite.stop()["space_link"]["tc_received"] == 0  # nothing was ever sent
+
+
+def test_send_shows_what_a_command_answers(satellite) -> None:
+    submitted = json.loads(ground(satellite, "send", "compute.submit", "workload=mlp",
+                                  "seed=4", "--json").stdout)
+    job = submitted["job"]
+    assert job >= 1 and submitted["answers"][0]["name"] == "compute.job_submitted"
+    proc = ground(satellite, "send", "compute.query", f"job={job}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"compute.job_status job={job} workload=mlp" in proc.stdout
+    listed = json.loads(ground(satellite, "send", "compute.list", "--json").stdout)
+    assert job in {a["args"]["job"] for a in listed["answers"]}
