@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -35,7 +36,7 @@ from skyrack.cli.options import (
     time_window,
     utc_window,
 )
-from skyrack.report import MARK, short
+from skyrack.report import short
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -77,8 +78,14 @@ def add_parsers(sub: Any) -> None:
                       "without asking")
     watch = ground_sub.add_parser("watch", help="print housekeeping and events as they come",
                                   parents=[shared("json")])
-    watch.add_argument("--seconds", type=seconds, default=10.0,
-                       help="how long to watch (default 10)")
+    watch.add_argument("--seconds", type=seconds, default=None,
+                       help="how long to watch (default: until Ctrl-C)")
+    watch.add_argument("--point", action="append", default=None, metavar="POINT",
+                       help="only this point (repeatable)")
+    watch.add_argument("--component", action="append", default=None, metavar="NAME",
+                       help="only this component's points and events (repeatable)")
+    watch.add_argument("--severity", choices=SEVERITIES, default=None,
+                       help="events of this severity and above")
     script = ground_sub.add_parser("script", help="run a file of send / wait / expect / "
                                    "sleep steps; stops at the first that fails",
                                    parents=[shared("json")])
@@ -282,6 +289,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         return cmd_ground_archive(args, dictionary)
     if args.server is not None and args.ground_command == "send":
         return cmd_ground_send_remote(args, dictionary)
+    if args.server is not None and args.ground_command == "watch":
+        return cmd_ground_watch_remote(args, dictionary)
     if args.ground_command == "script" and args.check:
         return cmd_ground_script_check(args, dictionary)
     if args.link is None:
@@ -341,26 +350,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
                 return 1
             return 0
         if args.ground_command == "watch":
-            def housekeeping(t_s: float, values: dict[str, Any], states: dict[str, str]) -> None:
-                if args.json:
-                    alarms = {k: state for k, state in states.items() if state != "ok"}
-                    print(json.dumps({"t_s": t_s, "housekeeping": values, "limits": alarms}),
-                          flush=True)
-                else:
-                    print(f"t={t_s:10.1f}  " + "  ".join(
-                        f"{k}={short(v)}{MARK[states[k]]}" for k, v in values.items()),
-                        flush=True)
-
-            def event(e: Any) -> None:
-                if args.json:
-                    print(json.dumps({"t_s": e.t_s, "event": e.name, "severity": e.severity,
-                                      "args": e.args}), flush=True)
-                else:
-                    print(f"t={e.t_s:10.1f}  EVENT {e.severity:8} {e.name} {e.args}",
-                          flush=True)
-
+            watcher = _watcher(args, dictionary)
             try:
-                console.watch(args.seconds, housekeeping, event)
+                console.watch(args.seconds or math.inf, watcher.housekeeping,
+                              lambda e: watcher.event(e.t_s, e.name, e.severity, e.args))
             except _Interrupted as e:
                 print(f"skyrack ground: watch stopped by {e}; {archive.ingested} packets "
                       "received, all archived", file=sys.stderr)
@@ -474,6 +467,53 @@ def cmd_ground_script_check(args: argparse.Namespace, dictionary: Dictionary) ->
         raise CliError(f"{args.file}: {e}") from None
     output(args, {"ok": True, "file": args.file, "steps": steps},
            f"{args.file}: {steps} steps, every one checks")
+    return 0
+
+
+def _watcher(args: argparse.Namespace, dictionary: Dictionary) -> Any:
+    from skyrack.cli.watching import Watcher
+
+    try:
+        return Watcher(dictionary, points=args.point, components=args.component,
+                       severity=args.severity, as_json=args.json)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_ground_watch_remote(args: argparse.Namespace, dictionary: Dictionary) -> int:
+    """`watch` on a running ground server's stream (WebSocket)."""
+    try:
+        import aiohttp
+    except ImportError:
+        raise CliError("watch --server needs the 'web' extra: pip install 'skyrack[web]'") \
+            from None
+    watcher = _watcher(args, dictionary)
+    url = args.server.rstrip("/") + "/api/stream?client=" + _sender(args).replace(" ", "+")
+
+    async def main() -> None:
+        end = time.monotonic() + args.seconds if args.seconds else math.inf
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            while time.monotonic() < end:
+                try:
+                    message = await ws.receive(timeout=min(0.5, max(end - time.monotonic(),
+                                                                    0.01)))
+                except TimeoutError:
+                    watcher.draw()
+                    continue
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    raise CliError(f"the ground server at {args.server} closed the stream")
+                m = json.loads(message.data)
+                if m["type"] == "hk":
+                    watcher.housekeeping(m["t_s"], m["values"], m["limits"])
+                elif m["type"] == "event":
+                    watcher.event(m["t_s"], m["name"], m["severity"], m["args"])
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except (aiohttp.ClientError, OSError) as e:
+        raise CliError(f"cannot watch the ground server at {args.server}: {e}") from None
     return 0
 
 

@@ -9,6 +9,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -159,12 +161,26 @@ def test_operators_send_through_one_server_while_it_archives(tmp_path) -> None:
                                      "send", *command, "--json"], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
 
+        watch = subprocess.Popen([SKYRACK, "ground", "--server", url, "--sender", "carol",
+                                  "watch", "--component", "power", "--seconds", "8", "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while "carol" not in json.loads(urllib.request.urlopen(url + "/api/status").read())[
+                "clients"]:
+            assert time.monotonic() < deadline, "the watcher never attached"
+            time.sleep(0.1)
         procs = [send("alice", "fsw.noop"), send("bob", "compute.cancel", "job=7"),
                  send("alice", "power.switch", "channel=2", "on=true"),
                  send("bob", "fsw.noop")]
         results = [(p.wait(60), json.loads(p.communicate()[0])) for p in procs]
         assert [rc for rc, _ in results] == [0, 1, 0, 0]
         assert results[1][1]["error"] == "compute.cancel: failed: no job 7"
+        seen, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, err
+        lines = [json.loads(line) for line in seen.splitlines()]
+        hk = [line["housekeeping"] for line in lines if "housekeeping" in line]
+        assert hk and all(k.startswith("power.") for h in hk for k in h)
+        assert "power.switch_changed" in {line.get("event") for line in lines}
         serve.terminate()
         out, err = serve.communicate(timeout=30)
         assert serve.returncode == 0, err
