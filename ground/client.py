@@ -128,6 +128,10 @@ class GroundClient:
         self.replies: collections.deque[Telemetry] = collections.deque(maxlen=MAX_EVENTS)
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
+        # Packets the source sequence counts say never came: a gap after the last one
+        # seen of each APID. A jump back (a reboot restarts the count) is no loss.
+        self.tm_lost = 0
+        self._last_seq: dict[int, int] = {}
         self.events_total = 0  # events ever received; `events` keeps the last MAX_EVENTS
         self.replies_total = 0  # replies ever received; `replies` keeps the last MAX_EVENTS
         self.on_tm: list[Callable[[Telemetry, bytes], None]] = []
@@ -186,6 +190,11 @@ class GroundClient:
                 self.rejected[e.kind] += 1
                 continue
             self.received += 1
+            last = self._last_seq.get(tm.apid)
+            if last is not None:
+                gap = (tm.seq_count - last - 1) % SEQ_MODULO
+                self.tm_lost += gap if gap < SEQ_MODULO // 2 else 0
+            self._last_seq[tm.apid] = tm.seq_count
             for listener in self.on_tm:
                 listener(tm, packet)
             out.append(tm)

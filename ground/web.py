@@ -104,7 +104,7 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response({
         "ok": True, "tm": server.counts.tm, "commands": server.counts.commands,
         "refused": server.counts.refused, "by_sender": dict(server.counts.by_sender),
-        "link_down": server.counts.link_down,
+        "link_down": server.counts.link_down, "tm_lost": server.client.tm_lost,
         "archived": server.archive.ingested, "undecoded": server.archive.undecoded,
         "clients": sorted(s.client for s in server.streams),
         "dropped": {s.client: s.dropped for s in server.streams if s.dropped},

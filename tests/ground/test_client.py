@@ -117,3 +117,12 @@ def test_packets_that_do_not_decode_are_counted_and_dropped(ends, packet, kind) 
     flight.send(packet)
     assert client.poll() == [] and client.rejected[kind] == 1
     assert client.values == {} and not client.events
+
+
+def test_lost_telemetry_is_counted_from_the_sequence_counts(ends) -> None:
+    flight, client = ends
+    for seq in (5, 6, 9, 10, 0, 1):  # 7 and 8 never came; then the flight software rebooted
+        flight.send(PusTm(17, 2, timestamp=cuc(1.0), apid=APID, seq_count=seq,
+                          destination_id=0).pack())
+    client.poll()
+    assert client.received == 6 and client.tm_lost == 2
