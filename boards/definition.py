@@ -111,6 +111,19 @@ def load(path: str | Path) -> SatelliteDefinition:
     return parse(doc, where)
 
 
+def with_ports(definition: SatelliteDefinition, ports: dict[str, str]) -> SatelliteDefinition:
+    """The definition with the boards named in `ports` on those ports (pyserial URLs),
+    no longer emulated. DefinitionError for a board it does not have."""
+    boards = []
+    for spec in definition.boards:
+        if spec.name in ports:
+            spec = replace(spec, port=ports[spec.name], emulator=None)
+        boards.append(spec)
+    for name in ports:
+        definition.named(name)  # raises: no such board
+    return replace(definition, boards=tuple(boards))
+
+
 def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
     unknown = sorted(set(doc) - {"satellite", "sim", "boards", "plan"})
     if unknown:

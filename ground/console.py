@@ -16,7 +16,7 @@ import operator
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ground.client import GroundClient, GroundEvent, Sent
@@ -78,7 +78,9 @@ class Console:
     client: GroundClient
     now: Callable[[], float] = time.monotonic
     idle: Callable[[], None] = _pause
-    _expected: int = 0  # events (counted from the first ever) an earlier expect consumed
+    # Events (by their number, counted from the first ever received) an earlier
+    # expect_event took: each event satisfies one expect at most.
+    _taken: set[int] = field(default_factory=set)
 
     def pump(self) -> None:
         self.client.poll()
@@ -125,20 +127,31 @@ class Console:
             raise ConsoleError(f"wait {point}: not met in {timeout_s:g} s (last value: "
                                f"{last[1] if last else 'none'})") from None
 
-    def expect_event(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> GroundEvent:
-        """The first event `name` received since the last one expected (so an event that
-        came with the command that caused it still counts)."""
+    def expect_event(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+                     args: dict[str, Any] | None = None,
+                     since_s: float | None = None) -> GroundEvent:
+        """The earliest event `name` (with at least `args`, generated at or after
+        on-board time `since_s`) that no earlier expect took, already received or
+        still to come: an event that came with the command that caused it counts, in
+        whatever order expects are made."""
+        wanted = dict(args or {})
 
         def check() -> GroundEvent | None:
             events = list(self.client.events)
-            first = self.client.events_total - len(events)  # the count of events[0]
-            for index in range(max(self._expected - first, 0), len(events)):
-                if events[index].name == name:
-                    self._expected = first + index + 1
-                    return events[index]
+            first = self.client.events_total - len(events)  # the number of events[0]
+            for index, event in enumerate(events):
+                if first + index in self._taken or event.name != name:
+                    continue
+                if since_s is not None and event.t_s < since_s:
+                    continue
+                if any(event.args.get(k) != v for k, v in wanted.items()):
+                    continue
+                self._taken.add(first + index)
+                return event
             return None
 
-        return self.until(check, timeout_s, f"expect {name}")
+        detail = f" {wanted}" if wanted else ""
+        return self.until(check, timeout_s, f"expect {name}{detail}")
 
     def watch(self, seconds: float,
               on_housekeeping: Callable[[float, dict[str, Any], dict[str, str]], None],

@@ -21,6 +21,7 @@ from drivers.storage import DirectoryStorage
 from flight.software import FlightSoftware
 from hal.auth import KeyFile
 from hal.clock import Clock
+from hal.dictionary import ArgumentError, validate_args
 from hal.errors import TransportError
 from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
@@ -117,6 +118,7 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     definition's satellite.state) is the flight computer's non-volatile storage, kept
     across runs; without either, each run starts with a fresh one."""
     where = definition.path
+    check_plan(definition)
     if keys is not None and keys.spacecraft != definition.spacecraft_id:
         raise DefinitionError(where, "satellite.spacecraft_id",
                               f"the key file is for spacecraft {keys.spacecraft}, this "
@@ -207,6 +209,18 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     if world is not None:
         satellite._fc_power_ups = world.power_ups[FLIGHT_COMPUTER_CHANNEL]
     return satellite
+
+
+def check_plan(definition: SatelliteDefinition) -> None:
+    """Every step of the definition's operations plan names a command of the flight
+    software with arguments it accepts; DefinitionError (file, step, why) for the
+    first that does not, before anything flies."""
+    dictionary = FlightSoftware.dictionary()
+    for index, step in enumerate(definition.plan):
+        try:
+            validate_args(dictionary.command(step.command), step.args)
+        except ArgumentError as e:
+            raise DefinitionError(definition.path, f"plan[{index}]", str(e)) from None
 
 
 def _lock_state(directory: Path, where: str) -> Any:

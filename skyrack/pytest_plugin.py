@@ -48,6 +48,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "reached through pyserial as a real one would be")
     group.addoption("--sim-seed", type=int, default=1,
                     help="with --board sim: the sim's random seed (default 1)")
+    group.addoption("--port", action="append", default=[], metavar="NAME=URL",
+                    help="with --board TOML: put board NAME on this port (a pyserial URL), "
+                         "whatever the definition says (repeatable)")
+
+
+def _definition(config: pytest.Config) -> boarddef.SatelliteDefinition:
+    """What the fixtures fly against; pytest.UsageError (once, at start) when the
+    options do not make one."""
+    on_sim = _on_sim(config)
+    path = boarddef.default_path() if on_sim else config.getoption("--board")
+    ports = {}
+    for item in config.getoption("--port"):
+        name, eq, url = item.partition("=")
+        if not eq or not name or not url:
+            raise pytest.UsageError(f"--port {item!r}: expected NAME=URL")
+        ports[name] = url
+    if on_sim and ports:
+        raise pytest.UsageError("--port is for a bench definition, not --board sim")
+    try:
+        definition = boarddef.with_ports(boarddef.load(path), ports)
+    except boarddef.DefinitionError as e:
+        raise pytest.UsageError(str(e)) from None
+    if on_sim and not definition.emulated:
+        raise pytest.UsageError(f"--board sim: {path} does not emulate every board")
+    if not on_sim and definition.emulated:
+        raise pytest.UsageError(f"--board {path}: every board is emulated; use --board sim")
+    return definition
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "on the sim")
     config.addinivalue_line("markers", "sim_only(reason): needs the sim (physics on "
                             "demand, fault injection); skipped on hardware")
+    if config.getoption("--board") != SIM or config.getoption("--port"):
+        _definition(config)  # a bad --board or --port: said once, before any test
 
 
 def _on_sim(config: pytest.Config) -> bool:
@@ -91,8 +120,11 @@ class HilGround:
         """The first value of telemetry `point` satisfying `predicate`."""
         return self.console.wait_for(point, predicate, timeout_s)
 
-    def expect_event(self, name: str, timeout_s: float = 30.0) -> Any:
-        return self.console.expect_event(name, timeout_s)
+    def expect_event(self, name: str, timeout_s: float = 30.0, *,
+                     args: dict[str, Any] | None = None, since: float | None = None) -> Any:
+        """The earliest event `name` with at least `args` (generated at or after on-board
+        time `since`) that no earlier expect took, already received or still to come."""
+        return self.console.expect_event(name, timeout_s, args=args, since_s=since)
 
     def sleep(self, seconds: float) -> None:
         """Let `seconds` pass (on the sim, virtual ones), taking in telemetry meanwhile."""
@@ -129,12 +161,7 @@ class UnderTest:
 
 def _build(config: pytest.Config) -> UnderTest:
     on_sim = _on_sim(config)
-    path = boarddef.default_path() if on_sim else config.getoption("--board")
-    definition = boarddef.load(path)
-    if on_sim and not definition.emulated:
-        raise pytest.UsageError(f"--board sim: {path} does not emulate every board")
-    if not on_sim and definition.emulated:
-        raise pytest.UsageError(f"--board {path}: every board is emulated; use --board sim")
+    definition = _definition(config)
     # The test is the operator: the definition's own plan does not run.
     definition = dataclasses.replace(definition, plan=())
     keys = KeyFile.generate(spacecraft=definition.spacecraft_id)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from hal.errors import SkyrackError
 from skyrack.cli import bench, dictionary, flying, operate
-from skyrack.cli.options import CliError, Parser
+from skyrack.cli.options import JSON_SCHEMA, CliError, Parser
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -38,10 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`skyrack ground watch | head`): not a failure of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # Ctrl-C where a command did not catch it: no traceback
+        print(f"skyrack {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (SkyrackError, OSError) as e:  # every error of ours derives from SkyrackError
         reason = " ".join(str(e).split())
         if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "error": reason}))
+            print(json.dumps({"ok": False, "error": reason, "schema": JSON_SCHEMA}))
         print(f"skyrack {args.command}: error: {reason}", file=sys.stderr)
         return 1
 

@@ -17,6 +17,7 @@ from hal import image
 from hal.durable import replace_file
 from hal.transport import SerialTransport
 from skyrack.cli.options import (
+    JSON_SCHEMA,
     CliError,
     Parser,
     name_urls,
@@ -114,7 +115,8 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         if args.json:
-            print(json.dumps({"ok": True, "serving": server.paths}), flush=True)
+            output(args, {"serving": server.paths}, "")
+            sys.stdout.flush()
         else:
             for board_name, path in server.paths.items():
                 print(f"{board_name} {path}", flush=True)
@@ -125,7 +127,7 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
     finally:
         server.close()
     if args.json:
-        print(json.dumps({"ok": True, "served_s": round(served_s, 3), "boards": stats}))
+        output(args, {"served_s": round(served_s, 3), "boards": stats}, "")
     else:
         print(f"served {served_s:.1f} s: " + "; ".join(
             f"{n}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
@@ -176,7 +178,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
                             f"{header.version_text}"}[result.state]
         out["error"] = why
         if args.json:
-            print(json.dumps(out))
+            print(json.dumps({**out, "ok": False, "schema": JSON_SCHEMA}))
         print(f"skyrack flash: error: {why}", file=sys.stderr)
         return 1
     output(args, out,

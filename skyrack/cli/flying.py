@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -143,7 +142,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         except (RuntimeError, ValueError, OSError) as e:
             raise CliError(f"cannot write plot {args.plot}: {e}") from None
     if args.json:
-        print(json.dumps(report, indent=2))
+        output(args, report, "", indent=2)
     else:
         print(format_report(report))
         print(f"(flew {duration_s:.0f} s in {wall_s:.2f} s of wall time, "
@@ -152,16 +151,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_fly(args: argparse.Namespace) -> int:
-    definition = boarddef.load(args.board)
-    ports = name_urls(args.port, "--port")
-    boards = []
-    for spec in definition.boards:
-        if spec.name in ports:
-            spec = dataclasses.replace(spec, port=ports.pop(spec.name), emulator=None)
-        boards.append(spec)
-    if ports:
-        definition.named(next(iter(ports)))  # raises: no such board
-    definition = dataclasses.replace(definition, boards=tuple(boards))
+    definition = boarddef.with_ports(boarddef.load(args.board), name_urls(args.port, "--port"))
     emulated = [b.name for b in definition.boards if b.emulator is not None]
     if emulated:
         raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
@@ -213,7 +203,8 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if args.json:
-        print(json.dumps({"ok": True, "ground": bound, "keys": keys_path}), flush=True)
+        output(args, {"ground": bound, "keys": keys_path}, "")
+        sys.stdout.flush()
     else:
         print(f"listening for the ground on {bound}; key file {keys_path}", flush=True)
     started = time.monotonic()

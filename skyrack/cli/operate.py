@@ -187,7 +187,7 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         if args.ground_command == "history":
             rows = archive.history(args.last)
             if args.json:
-                print(json.dumps({"commands": rows}))
+                output(args, {"commands": rows}, "")
             else:
                 for r in rows:
                     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["t_sent"]))
@@ -198,7 +198,7 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         if args.ground_command == "query":
             rows = archive.query(args.point, args.since, args.until)
             if args.json:
-                print(json.dumps({"point": args.point, "samples": rows}))
+                output(args, {"point": args.point, "samples": rows}, "")
             else:
                 for t, v in rows:
                     print(f"{t:.3f}\t{v}")

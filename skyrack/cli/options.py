@@ -150,6 +150,17 @@ def shared(*options: str) -> argparse.ArgumentParser:
     return parent
 
 
+# The version of every --json result's layout: its keys are stable (present even when
+# zero or empty) within a version, and a result says which it follows.
+JSON_SCHEMA = 1
+
+
 def output(args: Any, result: Any, text: str, indent: int | None = None) -> None:
-    """What a command reports: `result` as JSON under --json, else `text`."""
-    print(json.dumps(result, indent=indent) if getattr(args, "json", False) else text)
+    """What a command reports: `result` as JSON under --json (an object gets "ok" and
+    "schema"), else `text`."""
+    if not getattr(args, "json", False):
+        print(text)
+        return
+    if isinstance(result, dict):
+        result = {"ok": True, **result, "schema": JSON_SCHEMA}
+    print(json.dumps(result, indent=indent))

@@ -1,3 +1,6 @@
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,23 @@ def test_a_state_directory_is_named_relative_to_the_definition(tmp_path: Path) -
     assert msg.endswith("satellite.spacecraft_id: 1024 is outside 0..1023 (10 bits)")
     msg = fails(tmp_path, GOOD.replace('name = "skyrack-sim-1"', 'name = "x"\nstate = 3'))
     assert "satellite.state" in msg
+
+
+@pytest.mark.parametrize("step,why", [
+    ('command = "power.swich"\nargs = {}', "plan[0]: unknown command 'power.swich'"),
+    ('command = "power.switch"\nargs = { channel = 9, on = true }',
+     "plan[0]: power.switch: channel = 9 is above the maximum 7"),
+    ('command = "fsw.noop"\nargs = { loud = true }', "plan[0]: fsw.noop: unknown argument"),
+])
+def test_a_plan_step_the_flight_software_would_refuse_stops_the_run_at_load(
+        tmp_path: Path, step: str, why: str) -> None:
+    from skyrack.assembly import assemble
+
+    text = GOOD.split("[[plan]]")[0] + f"[[plan]]\nat_s = 10.0\n{step}\n"
+    with pytest.raises(DefinitionError, match=re.escape(why)):
+        assemble(load(write(tmp_path, text)))
+    proc = subprocess.run([str(Path(sys.executable).parent / "skyrack"), "sim", "--board",
+                           str(tmp_path / "sat.toml"), "--orbits", "0.01"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and why in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -100,6 +100,20 @@ def test_expect_event_counts_an_event_once(sat) -> None:
         sat.console.expect_event("power.latchup", timeout_s=2.0)
 
 
+def test_expect_event_finds_one_already_received_in_any_order_by_its_arguments(sat) -> None:
+    sat.queue += [sat.event("power.latchup", channel=2), sat.event("fsw.noop"),
+                  sat.event("power.latchup", channel=5)]
+    started = sat.t_s
+    assert sat.console.expect_event("fsw.noop").name == "fsw.noop"  # after the first latchup
+    assert sat.console.expect_event("power.latchup", args={"channel": 5}).args["channel"] == 5
+    assert sat.console.expect_event("power.latchup").args == {"channel": 2}  # the one left
+    with pytest.raises(ConsoleError, match="expect power.latchup {'channel': 2}: nothing"):
+        sat.console.expect_event("power.latchup", args={"channel": 2}, timeout_s=2.0)
+    sat.queue += [sat.event("power.latchup", channel=2)]
+    later = sat.console.expect_event("power.latchup", since_s=started + 1, timeout_s=5.0)
+    assert later.t_s >= started + 1
+
+
 def test_a_script_runs_its_steps_and_a_failing_line_is_named(sat) -> None:
     log: list[dict] = []
     sat.queue.append(sat.housekeeping(soc_pct=80.0))

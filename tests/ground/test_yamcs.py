@@ -173,8 +173,18 @@ def test_yamcs_decodes_every_point_as_our_ground_does_with_its_limit_state(missi
           == len(DICTIONARY.telemetry), 60)
     sim.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(2.0)
-        ours.poll()
+        # Until both have taken in every packet that was on its way (on a busy machine
+        # YAMCS may be seconds behind): their counts stand still for a second.
+        last = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            ours.poll()
+            now = (yamcs.link_counts().get("tm"), ours.received)
+            if now == last:
+                break
+            last = now
+        time.sleep(1.0)  # YAMCS decodes after it counts
         names = [p.name for p in DICTIONARY.telemetry]
         got = yamcs.post("/processors/skyrack/realtime/parameters:batchGet",
                          {"id": [{"name": f"/skyrack/{xtce_name(n)}"} for n in names]})

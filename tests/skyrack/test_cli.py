@@ -103,7 +103,8 @@ def test_bad_input_exits_non_zero_with_one_line(capsys, argv, code, reason) -> N
 def test_failure_with_json_also_prints_a_json_error(capsys) -> None:
     code, out, err = run(capsys, "sim", "--board", "/nowhere/sat.toml", "--json")
     assert code == 1
-    assert json.loads(out) == {"ok": False, "error": "/nowhere/sat.toml: no such file"}
+    assert json.loads(out) == {"ok": False, "error": "/nowhere/sat.toml: no such file",
+                               "schema": 1}
 
 
 def test_dictionary_json_lists_commands_telemetry_and_events(capsys) -> None:

@@ -224,7 +224,7 @@ def test_keys_new_makes_a_private_file_and_never_overwrites_one(tmp_path) -> Non
     made = skyrack("keys", "new", str(path), "--count", "3", "--spacecraft-id", "5", "--json")
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout) == {"ok": True, "file": str(path), "spacecraft_id": 5,
-                                       "keys": [1, 2, 3], "active": 1}
+                                       "keys": [1, 2, 3], "active": 1, "schema": 1}
     assert KeyFile.load(path).spacecraft == 5
     assert os.stat(path).st_mode & 0o777 == 0o600
     before = path.read_text()
@@ -372,7 +372,7 @@ def test_script_check_catches_a_typo_on_the_last_line_before_the_first_is_sent(
             (bad, proc.stderr)
     script.write_text("send fsw.noop\nexpect fsw.noop timeout=5\n")
     assert json.loads(skyrack("ground", "script", "--check", str(script), "--json")
-                      .stdout) == {"ok": True, "file": str(script), "steps": 2}
+                      .stdout) == {"ok": True, "file": str(script), "steps": 2, "schema": 1}
     assert satellite.stop()["space_link"]["tc_received"] == 0  # nothing was ever sent
 
 

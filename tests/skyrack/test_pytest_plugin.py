@@ -107,3 +107,31 @@ def test_the_same_test_runs_against_boards_on_serial_ports(pytester,
     result = run(pytester, "--board", str(bench_of_served_boards), "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*fault injection needs the sim*"])
+
+
+def test_ports_given_on_the_command_line_and_a_bad_option_said_once(pytester) -> None:
+    """The flatsat example as it is, its boards put on served ptys with --port; a
+    --port naming no board stops the run once, before any test."""
+    server = BoardServer(load(default_path()))
+    stop = threading.Event()
+    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        pytester.makepyfile("""
+            def test_noop(ground):
+                ground.send_and_verify("fsw.noop", timeout_s=10)
+                ground.expect_event("fsw.noop", args={}, since=0.0)
+
+            def test_again(ground):
+                ground.send_and_verify("fsw.noop", timeout_s=10)
+        """)
+        ports = [f"--port={name}={path}" for name, path in server.paths.items()]
+        run(pytester, "--board", str(BENCH), *ports).assert_outcomes(passed=2)
+        bad = run(pytester, "--board", str(BENCH), *ports, "--port", "radio=/dev/null")
+        assert bad.ret != 0
+        errors = [line for line in bad.stderr.lines if "no board named 'radio'" in line]
+        assert len(errors) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
