@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 MODES = ("safe", "nominal", "compute")
-INSTALL_HINT = "plotting needs matplotlib: pip install 'skyrack[plot]'"
+INSTALL_HINT = ("plotting needs matplotlib: pip install -e '.[plot]' (in a checkout) or "
+                "'skyrack[plot]'")
 
 
 def available() -> bool:

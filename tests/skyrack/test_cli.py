@@ -184,7 +184,8 @@ def test_plot_without_matplotlib_says_how_to_get_it_before_flying(capsys, tmp_pa
     monkeypatch.setattr(plot, "available", lambda: False)  # as on a machine without it
     code, out, err = run(capsys, "sim", "--plot", str(tmp_path / "m.png"))
     assert code == 1 and out == ""
-    assert err == "skyrack sim: error: plotting needs matplotlib: pip install 'skyrack[plot]'\n"
+    assert err == ("skyrack sim: error: plotting needs matplotlib: pip install -e '.[plot]' "
+                   "(in a checkout) or 'skyrack[plot]'\n")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pseudo-terminals on Linux")
@@ -194,3 +195,18 @@ def test_boards_on_ptys_give_the_same_report_as_in_process(capsys) -> None:
     code, in_process, _ = run(capsys, "sim", "--orbits", "1", "--seed", "1", "--json")
     assert serial == in_process
     assert json.loads(serial)["boards"]["power"]["requests"] > 5000  # real traffic on the ptys
+
+
+def test_dev_runs_skyrack_from_the_callers_directory(tmp_path) -> None:
+    """`./dev` from elsewhere: a relative path is the caller's, not the repository's."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "boards" / "sim.toml", tmp_path / "mine.toml")
+    proc = subprocess.run([str(root / "dev"), "sim", "--board", "mine.toml", "--orbits",
+                           "0.01", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["satellite"] == "skyrack-sim-1"
