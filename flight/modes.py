@@ -124,6 +124,8 @@ class ModeManager(Component):
                   values=tuple(b.value for b in Budget)),
         Telemetry("soc_at_eclipse_end_pct", "float", "Predicted state of charge at the end "
                   "of the next eclipse if compute goes on", "%"),
+        Telemetry("in_eclipse", "bool", "Whether the satellite is in the Earth's shadow, as "
+                  "the solar power says"),
     )
     events: ClassVar = (
         Event("mode_changed", Severity.INFO, "The mode changed",
@@ -242,6 +244,7 @@ class ModeManager(Component):
         self.budget_s[self.budget.value] += 1.0
         self.publish("mode", self.mode.value)
         self.publish("budget", self.budget.value)
+        self.publish("in_eclipse", self.eclipses.in_eclipse)
 
     def predict_soc_pct(self, now: float) -> float | None:
         """State of charge at the end of the next eclipse if compute runs one more horizon

@@ -4,6 +4,8 @@
     GET  /api/dictionary           the satellite's dictionary
     GET  /api/telemetry            every point's latest value, time and limit state
     GET  /api/events?since=&severity=&name=   events received, oldest first
+    GET  /api/history?point=&since=   a point's archived values (on-board time), oldest
+                                   first, with its unit and limits
     GET  /api/commands             commands sent through the server, with their stages
     POST /api/commands             {"sender", "command", "args"}: send one (202)
     GET  /api/commands/{id}        one command and the stages it has reached
@@ -32,6 +34,7 @@ from hal.errors import SkyrackError
 
 CONSOLE = Path(__file__).parent / "console_web"
 STEP_S = 0.02
+MAX_HISTORY = 20_000  # samples one history request returns (the latest)
 STREAM_S = 0.05
 SERVER: web.AppKey[GroundServer] = web.AppKey("server", GroundServer)
 SEVERITIES = [s.value for s in Severity]
@@ -65,6 +68,26 @@ async def _events(request: web.Request) -> web.Response:
               if e.t_s >= since and (name is None or e.name == name)
               and SEVERITIES.index(e.severity) >= floor]
     return web.json_response({"ok": True, "events": events})
+
+
+async def _history(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    name = request.query.get("point", "")
+    spec = server.points.get(name)
+    if spec is None:
+        return _error(400, f"point={name!r} is not a telemetry point")
+    try:
+        since = float(request.query.get("since", "-inf"))
+    except ValueError:
+        return _error(400, f"since={request.query['since']!r} is not a number of seconds")
+    server.archive.flush()
+    try:
+        samples = server.archive.query(name, since)
+    except SkyrackError:
+        samples = []  # not received yet
+    return web.json_response({"ok": True, "point": name, "unit": spec.unit,
+                              "yellow": spec.yellow, "red": spec.red,
+                              "samples": samples[-MAX_HISTORY:]})
 
 
 async def _commands(request: web.Request) -> web.Response:
@@ -169,6 +192,12 @@ OPENAPI: dict[str, Any] = {
                            {"name": "severity", "in": "query", "schema": {"enum": SEVERITIES}},
                            {"name": "name", "in": "query", "schema": {"type": "string"}}],
             "responses": {"200": _json({"type": "object"}, "events"), "400": ERROR}}},
+        "/api/history": {"get": {
+            "summary": "A point's archived values (on-board time), with unit and limits",
+            "parameters": [{"name": "point", "in": "query", "required": True,
+                            "schema": {"type": "string"}},
+                           {"name": "since", "in": "query", "schema": {"type": "number"}}],
+            "responses": {"200": _json({"type": "object"}, "samples"), "400": ERROR}}},
         "/api/commands": {
             "get": {"summary": "Commands sent through the server",
                     "responses": {"200": _json({"type": "object"}, "commands")}},
@@ -201,6 +230,7 @@ def make_app(server: GroundServer) -> web.Application:
     app.router.add_get("/api/dictionary", _dictionary)
     app.router.add_get("/api/telemetry", _telemetry)
     app.router.add_get("/api/events", _events)
+    app.router.add_get("/api/history", _history)
     app.router.add_get("/api/commands", _commands)
     app.router.add_post("/api/commands", _send)
     app.router.add_get("/api/commands/{id}", _command)

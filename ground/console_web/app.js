@@ -5,7 +5,13 @@
 "use strict";
 
 const SEVERITIES = ["debug", "info", "warning", "error", "critical"];
-const state = { dictionary: null, rows: new Map(), seen: new Map(), commands: new Map() };
+const state = { dictionary: null, rows: new Map(), seen: new Map(), commands: new Map(),
+                jobs: new Map() };
+const COLOURS = ["#1c7ed6", "#e8590c", "#2b8a3e", "#862e9c", "#c92a2a", "#495057"];
+const PLOT_SPAN_S = 1800;  // on-board seconds the plot shows
+// What the plot draws (inspected by the browser test): series by point, eclipse flags.
+const plot = { points: [], series: new Map(), limits: new Map(), eclipse: [], drawn: 0 };
+window.skyrackPlot = plot;
 const $ = (id) => document.getElementById(id);
 
 function show(value) {
@@ -183,6 +189,150 @@ async function sendCommand(submit) {
   else setCommand(body);
 }
 
+// -- plots: several points on one on-board time axis, eclipses shaded, limits drawn --
+
+async function history(point) {
+  const r = await (await fetch(`/api/history?point=${encodeURIComponent(point)}`)).json();
+  if (!r.ok) throw new Error(r.error);
+  return r;
+}
+
+async function startPlot() {
+  const names = $("plot-points").value.split(",").map((s) => s.trim()).filter(Boolean);
+  $("plot-legend").textContent = "";
+  plot.points = [];  // nothing drawn live until the new series are in
+  try {
+    const got = await Promise.all(names.map(history));
+    plot.points = names;
+    plot.series = new Map(got.map((r) => [r.point, r.samples]));
+    plot.limits = new Map(got.map((r) => [r.point, { yellow: r.yellow, red: r.red, unit: r.unit }]));
+    plot.eclipse = (await history("mode.in_eclipse")).samples;
+  } catch (error) {
+    $("plot-legend").textContent = error.message;
+    return;
+  }
+  drawPlot();
+}
+
+function plotLive(t_s, values) {
+  if (!plot.points.length) return;
+  for (const name of plot.points) {
+    if (name in values && values[name] !== null) plot.series.get(name).push([t_s, values[name]]);
+  }
+  if ("mode.in_eclipse" in values) plot.eclipse.push([t_s, values["mode.in_eclipse"]]);
+  if (Date.now() - plot.drawn > 500) drawPlot();
+}
+
+function drawPlot() {
+  plot.drawn = Date.now();
+  const canvas = $("plot");
+  const g = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, pad = 6;
+  g.clearRect(0, 0, W, H);
+  let end = -Infinity, first = Infinity;
+  for (const s of plot.series.values()) {
+    if (s.length) { end = Math.max(end, s[s.length - 1][0]); first = Math.min(first, s[0][0]); }
+  }
+  if (!Number.isFinite(end)) return;
+  const start = Math.max(end - PLOT_SPAN_S, first);  // the last half hour, or all there is
+  const span = Math.max(end - start, 1);
+  const x = (t) => pad + (W - 2 * pad) * (t - start) / span;
+  g.fillStyle = "rgba(73, 80, 87, 0.15)";  // eclipses
+  let from = null;
+  for (const [t, dark] of plot.eclipse.concat([[end, false]])) {
+    if (dark && from === null) from = t;
+    if (!dark && from !== null) { g.fillRect(x(Math.max(from, start)), 0, x(t) - x(Math.max(from, start)), H); from = null; }
+  }
+  const legend = [];
+  plot.points.forEach((name, i) => {
+    const samples = plot.series.get(name).filter(([t]) => t >= start);
+    const colour = COLOURS[i % COLOURS.length];
+    const limits = plot.limits.get(name);
+    const bounds = samples.map(([, v]) => Number(v));
+    for (const level of [limits.yellow, limits.red]) {
+      if (level) for (const b of level) if (b !== null) bounds.push(b);
+    }
+    if (!bounds.length) return;
+    let lo = Math.min(...bounds), hi = Math.max(...bounds);
+    if (hi === lo) { hi += 1; lo -= 1; }
+    const y = (v) => H - pad - (H - 2 * pad) * (v - lo) / (hi - lo);
+    g.setLineDash([4, 3]);
+    for (const [level, tint] of [[limits.yellow, "#f08c00"], [limits.red, "#e03131"]]) {
+      if (!level) continue;
+      for (const b of level) {
+        if (b === null) continue;
+        g.strokeStyle = tint; g.beginPath(); g.moveTo(pad, y(b)); g.lineTo(W - pad, y(b)); g.stroke();
+      }
+    }
+    g.setLineDash([]);
+    g.strokeStyle = colour; g.lineWidth = 1.5; g.beginPath();
+    samples.forEach(([t, v], k) => (k ? g.lineTo(x(t), y(Number(v))) : g.moveTo(x(t), y(Number(v)))));
+    g.stroke();
+    const last = samples.length ? show(samples[samples.length - 1][1]) : "—";
+    legend.push(`<span style="color:${colour}">${name} ${last} ${limits.unit || ""} ` +
+                `[${show(lo)}..${show(hi)}]</span>`);
+  });
+  $("plot-legend").innerHTML = legend.join("") +
+    `<span>t ${show(start)}..${show(end)} s (on board); shaded: eclipse</span>`;
+}
+
+// -- compute jobs, from their events -----------------------------------------------
+
+const JOB_STATE = { "compute.job_submitted": "queued", "compute.job_started": "running",
+  "compute.job_resumed": "running", "compute.job_completed": "completed",
+  "compute.job_failed": "failed", "compute.job_cancelled": "cancelled" };
+
+function jobEvent(event) {
+  const id = event.args.job;
+  if (id === undefined || !(event.name in JOB_STATE || event.name === "compute.job_status")) return;
+  const job = state.jobs.get(id) || { id, workload: "", state: "", progress: 0, result: "" };
+  if (event.args.workload) job.workload = event.args.workload;
+  job.state = event.name === "compute.job_status" ? event.args.state : JOB_STATE[event.name];
+  if (event.args.progress_pct !== undefined) job.progress = event.args.progress_pct;
+  if (job.state === "completed") job.progress = 100;
+  if (event.args.crc32c !== undefined) job.result = `crc32c ${event.args.crc32c}`;
+  if (event.args.reason) job.result = event.args.reason;
+  state.jobs.set(id, job);
+  drawJobs();
+}
+
+function jobProgress(values) {
+  const active = values["compute.active_job"];
+  const progress = values["compute.progress_pct"];
+  if (active && state.jobs.has(active) && progress !== undefined && progress !== null &&
+      state.jobs.get(active).progress !== progress) {
+    state.jobs.get(active).progress = progress;
+    drawJobs();
+  }
+}
+
+function drawJobs() {
+  const body = $("jobs-table");
+  body.innerHTML = "";
+  for (const job of [...state.jobs.values()].sort((a, b) => b.id - a.id)) {
+    const row = document.createElement("tr");
+    row.dataset.job = job.id;
+    for (const text of [job.id, job.workload, job.state, `${show(job.progress)} %`, job.result]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.appendChild(cell);
+    }
+    const cell = document.createElement("td");
+    if (job.state === "queued" || job.state === "running") {
+      const cancel = document.createElement("button");
+      cancel.textContent = "cancel";
+      cancel.className = "cancel";
+      cancel.onclick = () => fetch("/api/commands", { method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: "web console", command: "compute.cancel",
+                               args: { job: job.id } }) });
+      cell.appendChild(cancel);
+    }
+    row.appendChild(cell);
+    body.appendChild(row);
+  }
+}
+
 // -- the stream ---------------------------------------------------------------------
 
 function connect() {
@@ -197,8 +347,11 @@ function connect() {
     const m = JSON.parse(message.data);
     if (m.type === "hk") {
       for (const [name, value] of Object.entries(m.values)) setPoint(name, value, m.limits[name]);
+      plotLive(m.t_s, m.values);
+      jobProgress(m.values);
     } else if (m.type === "event") {
       addEvent(m, true);
+      jobEvent(m);
     } else if (m.type === "command") {
       setCommand(m);
     }
@@ -212,13 +365,17 @@ async function start() {
   buildForm();
   const latest = (await (await fetch("/api/telemetry")).json()).points;
   for (const [name, p] of Object.entries(latest)) setPoint(name, p.value, p.limit);
-  for (const e of (await (await fetch("/api/events")).json()).events) addEvent(e, false);
+  for (const e of (await (await fetch("/api/events")).json()).events) {
+    addEvent(e, false);
+    jobEvent(e);
+  }
   for (const c of (await (await fetch("/api/commands")).json()).commands) setCommand(c);
   $("point-filter").addEventListener("input", filterPoints);
   $("severity-filter").addEventListener("change", filterEvents);
   $("event-search").addEventListener("input", filterEvents);
   $("command-name").addEventListener("change", buildForm);
   $("command-form").addEventListener("submit", sendCommand);
+  $("plot-go").addEventListener("click", startPlot);
   setInterval(ages, 1000);
   connect();
 }

@@ -32,6 +32,7 @@ if CHROMIUM is None or DRIVER is None:
                 allow_module_level=True)
 pytest.importorskip("aiohttp")
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -71,7 +72,9 @@ def console(tmp_path_factory) -> Iterator[tuple]:
 
 
 def _wait(browser, what: str, condition, timeout_s: float = 30.0):
-    return WebDriverWait(browser, timeout_s, poll_frequency=0.1).until(
+    # The page redraws rows as telemetry comes: an element found may be gone a moment later.
+    return WebDriverWait(browser, timeout_s, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda _: condition(), message=what)
 
 
@@ -118,6 +121,57 @@ def test_a_command_sent_from_the_form_shows_its_stages_and_its_event(console) ->
         By.CSS_SELECTOR, '#events li[data-name="power.switch_changed"]'))
     _wait(browser, "the switch in housekeeping",
           lambda: int(_cell(browser, "power.switches", "value")) & 0b100)
+
+
+def test_a_plot_of_two_points_from_the_archive_and_live(console) -> None:
+    browser, _ = console
+    field = browser.find_element(By.ID, "plot-points")
+    field.clear()
+    field.send_keys("power.soc_pct,power.batt_v")
+    browser.find_element(By.ID, "plot-go").click()
+    counts = _wait(browser, "both series", lambda: (n := browser.execute_script(
+        "return window.skyrackPlot.points.map(p => window.skyrackPlot.series.get(p).length)"))
+        and all(n) and n)
+    later = _wait(browser, "live samples", lambda: (m := browser.execute_script(
+        "return window.skyrackPlot.points.map(p => window.skyrackPlot.series.get(p).length)"))
+        and all(b > a for a, b in zip(counts, m, strict=True)) and m)
+    assert len(later) == 2
+    legend = browser.find_element(By.ID, "plot-legend").text
+    assert "power.soc_pct" in legend and "power.batt_v" in legend and " V " in legend
+    painted = browser.execute_script(
+        "const c = document.getElementById('plot');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;")
+    assert painted > 500  # lines were drawn
+    browser.find_element(By.ID, "plot-points").send_keys(",power.nothing")
+    browser.find_element(By.ID, "plot-go").click()
+    _wait(browser, "the refusal", lambda: "not a telemetry point" in
+          browser.find_element(By.ID, "plot-legend").text)
+
+
+def test_a_job_appears_progresses_and_is_cancelled_from_its_row(console) -> None:
+    browser, url = console
+    from ground.remote import ServerClient
+
+    job = ServerClient(url).send("someone", "compute.submit",
+                                 {"workload": "train", "seed": 9, "steps": 5000})["id"]
+    del job
+    clicked = "return (() => { for (const r of document.querySelectorAll('#jobs-table tr')) {" \
+              " if (r.textContent.includes('train') && r.querySelector('button.cancel')) {" \
+              " r.querySelector('button.cancel').click(); return true; } } return false; })()"
+    _wait(browser, "the job's row, and its cancel button", lambda: browser.execute_script(
+        clicked))
+    _wait(browser, "cancelled", lambda: any(
+        "train" in r.text and "cancelled" in r.text
+        for r in browser.find_elements(By.CSS_SELECTOR, "#jobs-table tr")))
+
+
+def test_the_screenshot(console) -> None:
+    browser, _ = console
     if os.environ.get("SKYRACK_SCREENSHOT"):
-        time.sleep(1.5)  # a few more packets: ages and values settle
+        field = browser.find_element(By.ID, "plot-points")
+        field.clear()
+        field.send_keys("power.soc_pct,power.solar_power_w,thermal.accelerator_temp_c")
+        browser.find_element(By.ID, "plot-go").click()
+        time.sleep(3.0)  # a few more packets: ages, values and the plot settle
         browser.save_screenshot(os.environ["SKYRACK_SCREENSHOT"])
