@@ -22,7 +22,7 @@ from flight.software import FlightSoftware
 from hal.auth import KeyFile
 from hal.clock import Clock
 from hal.dictionary import ArgumentError, validate_args
-from hal.errors import TransportError
+from hal.errors import SkyrackError, TransportError
 from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
@@ -209,6 +209,41 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     if world is not None:
         satellite._fc_power_ups = world.power_ups[FLIGHT_COMPUTER_CHANNEL]
     return satellite
+
+
+def identify(satellite: Satellite) -> dict[str, dict[str, Any]]:
+    """Ask each board who it is (kind, firmware version, serial number); DefinitionError
+    naming the port for a board that does not answer, or answers as another kind (a
+    cable on the wrong port). A board whose power channel is off is not asked (it
+    cannot answer): it is listed as unpowered."""
+    found: dict[str, dict[str, Any]] = {}
+    rails: list[bool] | None = None
+    for spec in sorted(satellite.definition.boards, key=lambda b: b.kind != "power"):
+        driver = satellite.drivers[spec.name]
+        where = f"boards.{spec.name}.port"
+        if spec.power_channel is not None and rails is not None \
+                and not rails[spec.power_channel]:
+            found[spec.name] = {"kind": spec.kind, "powered": False, "port": spec.port or ""}
+            continue
+        try:
+            info = driver.info()
+        except SkyrackError as e:
+            raise DefinitionError(satellite.definition.path, where,
+                                  f"no {spec.kind} board answers on {spec.port}: {e}") from None
+        if info.kind != spec.kind:
+            raise DefinitionError(satellite.definition.path, where,
+                                  f"{spec.port} answers as a {info.kind} board (serial "
+                                  f"{info.serial_number}), not the {spec.kind} board; is it "
+                                  "on the wrong port?")
+        found[spec.name] = {"kind": info.kind, "firmware_version": info.firmware_version,
+                            "serial_number": info.serial_number, "port": spec.port or "",
+                            "powered": True}
+        if spec.kind == "power":
+            try:
+                rails = list(driver.housekeeping().switches)
+            except SkyrackError:
+                rails = None  # then every board is asked
+    return {spec.name: found[spec.name] for spec in satellite.definition.boards}
 
 
 def check_plan(definition: SatelliteDefinition) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -42,7 +43,8 @@ def add_parsers(sub: Any) -> None:
     build.add_argument("-o", "--output", required=True, help="image file to write")
     build.set_defaults(run=cmd_image_build)
 
-    board = sub.add_parser("board", help="emulated boards for a bench")
+    board = sub.add_parser("board", help="the boards of a bench: who they are, and "
+                           "emulated ones to serve")
     board_sub = board.add_subparsers(dest="board_command", required=True, parser_class=Parser)
     serve = board_sub.add_parser("serve", help="serve emulated boards on serial lines, "
                                  "their world in real time, until interrupted",
@@ -61,6 +63,14 @@ def add_parsers(sub: Any) -> None:
                             "record, boot count) in DIR across runs, as a real board's flash "
                             "(default: in memory, a factory-fresh board every run)")
     serve.set_defaults(run=cmd_board_serve)
+    info = board_sub.add_parser("info", help="ask each board of a definition who it is: "
+                                "kind, firmware version, serial number",
+                                parents=[shared("json")])
+    info.add_argument("--board", required=True, metavar="TOML",
+                      help="definition whose boards are on ports")
+    info.add_argument("--port", action="append", default=[], metavar="NAME=URL",
+                      help="put board NAME on this port instead (repeatable)")
+    info.set_defaults(run=cmd_board_info)
 
     fl = sub.add_parser("flash", help="flash an image to a board over its serial port",
                         parents=[shared("json")])
@@ -101,6 +111,31 @@ def cmd_image_build(args: argparse.Namespace) -> int:
            f"{args.output}: {header.kind} image {header.version_text}, "
            f"{header.length} payload bytes, crc32 {header.crc32:08x}")
     return 0
+
+
+def cmd_board_info(args: argparse.Namespace) -> int:
+    from skyrack.assembly import assemble, identify
+
+    definition = boarddef.with_ports(boarddef.load(args.board), name_urls(args.port, "--port"))
+    emulated = [b.name for b in definition.boards if b.emulator is not None]
+    if emulated:
+        raise CliError(f"{', '.join(emulated)} emulated in {args.board}: give each a "
+                       "--port NAME=URL")
+    satellite = assemble(dataclasses.replace(definition, plan=()))
+    try:
+        boards = identify(satellite)
+    finally:
+        satellite.close()
+    output(args, {"boards": boards}, "\n".join(_board_line(name, b)
+                                                for name, b in boards.items()))
+    return 0
+
+
+def _board_line(name: str, b: dict[str, Any]) -> str:
+    if not b["powered"]:
+        return f"{name}: {b['kind']} board on {b['port']}, unpowered (its channel is off)"
+    return (f"{name}: {b['kind']} board, firmware {b['firmware_version']}, serial "
+            f"{b['serial_number']} on {b['port']}")
 
 
 def cmd_board_serve(args: argparse.Namespace) -> int:

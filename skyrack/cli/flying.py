@@ -18,7 +18,7 @@ from boards import definition as boarddef
 from hal.auth import KeyFile
 from hal.packetlink import open_link
 from skyrack import campaign, mission, plot
-from skyrack.assembly import assemble
+from skyrack.assembly import assemble, identify
 from skyrack.cli.options import (
     CliError,
     altitude_km,
@@ -85,6 +85,12 @@ def add_parsers(sub: Any) -> None:
                           "turns an emulated board of a sim definition into a port")
     fly.add_argument("--seconds", type=seconds, default=60.0,
                      help="how long to fly (default 60); Ctrl-C stops early and reports")
+    fly.add_argument("--ground", metavar="URL", default=None,
+                     help="the space link to an operator: tcp://HOST:PORT (the ground "
+                          "connects), or serial:PORT")
+    fly.add_argument("--keys", metavar="FILE", default=None,
+                     help="with --ground: the key file telecommands must be signed with "
+                          "(default: a throwaway one, printed, removed at the end)")
     fly.set_defaults(run=cmd_fly)
 
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
@@ -157,25 +163,65 @@ def cmd_fly(args: argparse.Namespace) -> int:
         raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
                        "drives boards on ports; give each a --port NAME=URL (from "
                        "`skyrack board serve`), or use `skyrack sim`")
-    satellite = assemble(definition, state=args.state)
-    recorder = mission.Recorder(satellite)
+    link, keys, throwaway = None, None, None
+    if args.ground:
+        link, keys, _, throwaway = _ground_side(args, definition.spacecraft_id, paced=False)
+    satellite = assemble(definition, state=args.state, link=link, keys=keys)
     try:
-        mission.fly(satellite, args.seconds, recorder)
+        boards = identify(satellite)
+    except boarddef.DefinitionError:
+        satellite.close()
+        raise
+    if not args.json:
+        from skyrack.cli.bench import _board_line
+
+        for name, info in boards.items():
+            print(_board_line(name, info), file=sys.stderr)
+    recorder = mission.Recorder(satellite)
+    status = _StatusLine(satellite, recorder) if sys.stderr.isatty() and not args.json else None
+    try:
+        mission.fly(satellite, args.seconds, recorder, pace=status)
     except KeyboardInterrupt:
-        print("interrupted; reporting what ran", file=sys.stderr)
+        print("\ninterrupted; reporting what ran", file=sys.stderr)
     finally:
         satellite.close()
+        if throwaway:
+            shutil.rmtree(throwaway, ignore_errors=True)
     report = mission.report(satellite, recorder)
+    report["boards"] = {name: {**info, **report["boards"].get(name, {})}
+                        for name, info in boards.items()}
     output(args, report, format_report(report), indent=2)
     return 0
+
+
+class _StatusLine:
+    """One line on the terminal, rewritten about once a second while `fly` runs."""
+
+    def __init__(self, satellite: Any, recorder: mission.Recorder) -> None:
+        self.satellite = satellite
+        self.recorder = recorder
+        self.shown_s = -1.0
+
+    def __call__(self, t_s: float) -> None:
+        if t_s - self.shown_s < 1.0:
+            return
+        self.shown_s = t_s
+        flight = self.satellite.flight
+        modes = flight.component("mode")
+        link = flight.space_link.counters
+        soc = self.recorder.points.get("power.soc_pct")
+        soc_text = f"  soc {soc[2]:5.1f} %" if soc else ""
+        print(f"\rt={t_s:7.0f} s  mode {modes.mode.value:8} budget {modes.budget.value:13}"
+              f"{soc_text}  tc {link['tc_accepted']}/{link['tc_received']}",
+              end="", file=sys.stderr, flush=True)
 
 
 class _Stopped(Exception):
     """SIGINT or SIGTERM while flying paced: stop, and report what flew."""
 
 
-def _ground_side(args: argparse.Namespace, spacecraft_id: int
-                 ) -> tuple[Any, KeyFile, Callable[[float], None], str | None]:
+def _ground_side(args: argparse.Namespace, spacecraft_id: int, paced: bool = True
+                 ) -> tuple[Any, KeyFile, Callable[[float], None] | None, str | None]:
     """The TCP link an operator connects to, the key file, the pacing of the sim, and
     the directory of a throwaway key file (removed when the sim ends), if one was made."""
     # The keys on board: the given file; else, for a satellite kept in --state, the one
@@ -199,14 +245,16 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int
         raise CliError(f"cannot open {args.ground}: {e.strerror or e}") from None
     address = getattr(link, "address", None)
     bound = f"tcp://{address[0]}:{address[1]}" if address else args.ground
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     if args.json:
         output(args, {"ground": bound, "keys": keys_path}, "")
         sys.stdout.flush()
     else:
         print(f"listening for the ground on {bound}; key file {keys_path}", flush=True)
+    if not paced:  # on the wall clock already (real boards): Ctrl-C stops it as usual
+        return link, keys, None, throwaway
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
 
     def pace(t_s: float) -> None:

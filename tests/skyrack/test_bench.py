@@ -210,3 +210,54 @@ def test_flashing_killed_on_either_side_leaves_a_board_that_boots_a_verified_ima
     tally("flashing, two processes", [], kills=sum(killed.values()),
           board_process_killed=killed["board"], host_process_killed=killed["host"],
           boots_of_an_unverified_image=0)
+
+
+@pytest.fixture
+def served_boards() -> Iterator[dict[str, str]]:
+    serve = subprocess.Popen([SKYRACK, "board", "serve", "--board", DEFINITION, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        yield json.loads(serve.stdout.readline())["serving"]
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=10)
+
+
+def test_boards_say_who_they_are_and_a_cable_on_the_wrong_port_is_refused(
+        served_boards) -> None:
+    bench = str(BOARDS / "flatsat-example.toml")
+    ports = [f"--port={n}={p}" for n, p in served_boards.items()]
+    proc = skyrack("board", "info", "--board", bench, *ports, "--json")
+    assert proc.returncode == 0, proc.stderr
+    boards = json.loads(proc.stdout)["boards"]
+    assert boards["power"]["kind"] == "power" and boards["power"]["firmware_version"]
+    assert boards["thermal"]["serial_number"].startswith("SIM-")
+    assert boards["accelerator"] == {"kind": "accelerator", "powered": False,
+                                     "port": served_boards["accelerator"]}
+    swapped = [f"--port=power={served_boards['thermal']}",
+               f"--port=thermal={served_boards['power']}",
+               f"--port=accelerator={served_boards['accelerator']}"]
+    for verb in (["board", "info"], ["fly", "--seconds", "1"]):
+        proc = skyrack(*verb, "--board", bench, *swapped)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+        assert (f"boards.power.port: {served_boards['thermal']} answers as a thermal board"
+                in proc.stderr), proc.stderr
+
+
+def test_fly_takes_the_ground_on_a_space_link(served_boards) -> None:
+    fly = subprocess.Popen([SKYRACK, "fly", "--board", str(BOARDS / "flatsat-example.toml"),
+                            "--seconds", "8", "--ground", "tcp://127.0.0.1:0", "--json",
+                            *(f"--port={n}={p}" for n, p in served_boards.items())],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert fly.stdout is not None
+    info = json.loads(fly.stdout.readline())
+    sent = skyrack("ground", "--link", info["ground"], "--keys", info["keys"], "--archive",
+                   str(Path(info["keys"]).with_name("a.sqlite")),
+                   "send", "fsw.noop", "--json")
+    assert sent.returncode == 0, sent.stderr
+    out, err = fly.communicate(timeout=60)
+    assert fly.returncode == 0, err
+    report = json.loads(out)
+    assert report["space_link"]["tc_accepted"] == 1
+    assert not Path(info["keys"]).exists()  # the throwaway key file is gone
