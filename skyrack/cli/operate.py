@@ -306,7 +306,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         if spec.hazardous and not args.yes:
             if not sys.stdin.isatty():
                 raise CliError(f"{args.name} is hazardous: pass --yes to send it")
-            answer = input(f"{args.name} is hazardous. Send it? [y/N] ")
+            shown = " ".join(f"{k}={v}" for k, v in values.items()) or "no arguments"
+            answer = input(f"{args.name} is hazardous. Send it with {shown}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 raise CliError(f"{args.name}: not sent")
     try:
