@@ -40,7 +40,8 @@ def test_housekeeping_built_by_spacepackets_is_decoded_point_by_point(ends) -> N
     flight, client = ends
     structure = next(s for s in LAYOUTS.structures.values() if s.name == "mode")
     values = [("compute" if p.name == "mode.mode" else p.values[0] if p.values
-               else 1.5 if p.type == "float" else 3) for p in structure.points]
+               else 1.5 if p.type == "float" else True if p.type == "bool" else 3)
+              for p in structure.points]
     flight.send(tm(3, 25, N.pack(structure.sid) + layout.pack(structure.points, values)))
     (packet,) = client.poll()
     assert packet.time_s == 12.5 and client.received == 1
