@@ -21,6 +21,7 @@ from skyrack.cli.options import (
     JSON_SCHEMA,
     CliError,
     Parser,
+    bench_definition,
     name_urls,
     output,
     progress_bar,
@@ -116,11 +117,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 def cmd_board_info(args: argparse.Namespace) -> int:
     from skyrack.assembly import assemble, identify
 
-    definition = boarddef.with_ports(boarddef.load(args.board), name_urls(args.port, "--port"))
-    emulated = [b.name for b in definition.boards if b.emulator is not None]
-    if emulated:
-        raise CliError(f"{', '.join(emulated)} emulated in {args.board}: give each a "
-                       "--port NAME=URL")
+    definition = bench_definition(args.board, args.port, "board info")
     satellite = assemble(dataclasses.replace(definition, plan=()))
     try:
         boards = identify(satellite)

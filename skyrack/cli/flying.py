@@ -22,10 +22,10 @@ from skyrack.assembly import assemble, identify
 from skyrack.cli.options import (
     CliError,
     altitude_km,
+    bench_definition,
     days,
     injections,
     ltan,
-    name_urls,
     orbits,
     output,
     progress_bar,
@@ -157,12 +157,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_fly(args: argparse.Namespace) -> int:
-    definition = boarddef.with_ports(boarddef.load(args.board), name_urls(args.port, "--port"))
-    emulated = [b.name for b in definition.boards if b.emulator is not None]
-    if emulated:
-        raise CliError(f"{', '.join(emulated)} emulated in {args.board}: `skyrack fly` "
-                       "drives boards on ports; give each a --port NAME=URL (from "
-                       "`skyrack board serve`), or use `skyrack sim`")
+    definition = bench_definition(args.board, args.port, "fly")
     link, keys, throwaway = None, None, None
     if args.ground:
         link, keys, _, throwaway = _ground_side(args, definition.spacecraft_id, paced=False)

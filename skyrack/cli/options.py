@@ -114,6 +114,20 @@ def utc_window(parser: argparse.ArgumentParser) -> None:
                         help="only this satellite's (default: every one)")
 
 
+def bench_definition(path: str, port_items: Sequence[str], verb: str) -> Any:
+    """The definition at `path` with --port NAME=URL items applied, every board on a
+    port; CliError naming the emulated ones otherwise."""
+    from boards import definition as boarddef
+
+    definition = boarddef.with_ports(boarddef.load(path), name_urls(port_items, "--port"))
+    emulated = [b.name for b in definition.boards if b.emulator is not None]
+    if emulated:
+        raise CliError(f"{', '.join(emulated)} emulated in {path}: `skyrack {verb}` "
+                       "drives boards on ports; give each a --port NAME=URL (from "
+                       "`skyrack board serve`), or use `skyrack sim`")
+    return definition
+
+
 def name_urls(items: Sequence[str], flag: str) -> dict[str, str]:
     """`NAME=URL` items (from a repeatable option) as a map; CliError for one that is not."""
     out = {}

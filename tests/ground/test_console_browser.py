@@ -11,14 +11,10 @@ names a PNG to save the console to (the README's).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -36,8 +32,6 @@ from selenium.common.exceptions import StaleElementReferenceException  # noqa: E
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-SKYRACK = str(Path(sys.executable).parent / "skyrack")
-
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory) -> Iterator[tuple]:
@@ -46,14 +40,11 @@ def console(tmp_path_factory) -> Iterator[tuple]:
 
     work = tmp_path_factory.mktemp("console")
     sim = Sim()
-    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
-                              "--archive", str(work / "a.sqlite"), "serve", "--listen",
-                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    from tests.ground.test_server import start_server
+
+    serve, url = start_server(sim, work / "a.sqlite")
     browser = None
     try:
-        assert serve.stdout is not None
-        url = json.loads(serve.stdout.readline())["listen"]
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",

@@ -143,18 +143,34 @@ def test_the_http_and_websocket_api(rig) -> None:
 SKYRACK = str(Path(sys.executable).parent / "skyrack")
 
 
+def start_server(sim, archive: Path) -> tuple[subprocess.Popen[str], str]:
+    """`ground serve` on the sim's link; the process and the URL it serves on."""
+    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
+                              "--archive", str(archive), "serve", "--listen",
+                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert serve.stdout is not None
+    line = serve.stdout.readline()
+    assert line, serve.stderr.read() if serve.stderr else ""
+    return serve, json.loads(line)["listen"]
+
+
+def wait_attached(url: str, client: str, timeout_s: float = 30.0) -> None:
+    """Until the server counts `client` among its stream's clients."""
+    deadline = time.monotonic() + timeout_s
+    while client not in json.loads(urllib.request.urlopen(url + "/api/status").read())[
+            "clients"]:
+        assert time.monotonic() < deadline, f"{client} never attached"
+        time.sleep(0.1)
+
+
 def test_operators_send_through_one_server_while_it_archives(tmp_path) -> None:
     """`ground serve` against a flying sim; two operators' `send --server` at once."""
     from tests.skyrack.test_ground_cli import Sim
 
     sim = Sim()
-    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
-                              "--archive", str(tmp_path / "a.sqlite"), "serve", "--listen",
-                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    serve, url = start_server(sim, tmp_path / "a.sqlite")
     try:
-        assert serve.stdout is not None
-        url = json.loads(serve.stdout.readline())["listen"]
 
         def send(sender: str, *command: str) -> subprocess.Popen[str]:
             return subprocess.Popen([SKYRACK, "ground", "--server", url, "--sender", sender,
@@ -164,11 +180,7 @@ def test_operators_send_through_one_server_while_it_archives(tmp_path) -> None:
         watch = subprocess.Popen([SKYRACK, "ground", "--server", url, "--sender", "carol",
                                   "watch", "--component", "power", "--seconds", "8", "--json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while "carol" not in json.loads(urllib.request.urlopen(url + "/api/status").read())[
-                "clients"]:
-            assert time.monotonic() < deadline, "the watcher never attached"
-            time.sleep(0.1)
+        wait_attached(url, "carol")
         procs = [send("alice", "fsw.noop"), send("bob", "compute.cancel", "job=7"),
                  send("alice", "power.switch", "channel=2", "on=true"),
                  send("bob", "fsw.noop")]
@@ -205,23 +217,14 @@ def test_two_operators_and_a_console_for_ten_minutes_of_sim_time(tmp_path) -> No
     from tests.skyrack.test_ground_cli import Sim
 
     sim = Sim("--speed", "30")
-    serve = subprocess.Popen([SKYRACK, "ground", "--link", sim.url, "--keys", sim.keys,
-                              "--archive", str(tmp_path / "a.sqlite"), "serve", "--listen",
-                              "http://127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    serve, url = start_server(sim, tmp_path / "a.sqlite")
     try:
-        assert serve.stdout is not None
-        url = json.loads(serve.stdout.readline())["listen"]
         server = ServerClient(url)
         console_events: list[dict] = []
         watch = subprocess.Popen([SKYRACK, "ground", "--server", url, "--sender", "console",
                                   "watch", "--seconds", "30", "--json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while "console" not in json.loads(urllib.request.urlopen(url + "/api/status").read())[
-                "clients"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_attached(url, "console")
         sent: dict[str, list[int]] = {"alice": [], "bob": []}
         errors: list[str] = []
 
