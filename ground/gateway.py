@@ -10,6 +10,10 @@ anti-replay counter the station's series gives, and sent on. The tool's own sequ
 count is kept, so the tool matches the service 1 reports to its command as it would
 without the gateway. A TC that is already signed by a key of the file, for this
 spacecraft, goes on untouched. Anything that is not a TC is counted and dropped.
+
+The gateway is the station's security layer: it signs what reaches it, so its
+listeners must be reachable by the station's own tools only (127.0.0.1, or a closed
+network).
 """
 
 from __future__ import annotations
