@@ -39,12 +39,16 @@ from hal.spacepacket import Telemetry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packets (t_s REAL, apid INTEGER, service INTEGER,
-                                    subtype INTEGER, seq INTEGER, raw BLOB);
+                                    subtype INTEGER, seq INTEGER, raw BLOB, spacecraft INTEGER,
+                                    session INTEGER, rx_utc REAL);
 CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
-CREATE TABLE IF NOT EXISTS samples (point INTEGER, t_s REAL, value, text TEXT);
-CREATE TABLE IF NOT EXISTS events (t_s REAL, name TEXT, severity TEXT, args TEXT);
+CREATE TABLE IF NOT EXISTS samples (point INTEGER, t_s REAL, value, text TEXT,
+                                    spacecraft INTEGER, session INTEGER, rx_utc REAL);
+CREATE TABLE IF NOT EXISTS events (t_s REAL, name TEXT, severity TEXT, args TEXT,
+                                   spacecraft INTEGER, session INTEGER, rx_utc REAL);
 CREATE TABLE IF NOT EXISTS commands (t_sent REAL, name TEXT, args TEXT, apid INTEGER,
-                                     seq INTEGER, stages TEXT, failure TEXT);
+                                     seq INTEGER, stages TEXT, failure TEXT,
+                                     spacecraft INTEGER, sender TEXT, reports TEXT);
 CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY, spacecraft INTEGER, boot INTEGER,
                                      first_rx_utc REAL, first_t_s REAL);
 CREATE INDEX IF NOT EXISTS packets_t ON packets (t_s);
@@ -52,7 +56,8 @@ CREATE INDEX IF NOT EXISTS packets_apid_t ON packets (apid, t_s);
 CREATE INDEX IF NOT EXISTS samples_point_t ON samples (point, t_s);
 CREATE INDEX IF NOT EXISTS events_t ON events (t_s);
 """
-# Columns added after the first archives were written: added on open where missing.
+# Columns added after the first archives were written: added on open where missing
+# (a new archive has them from the start).
 ADDED = {"packets": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
          "samples": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
          "events": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
@@ -118,7 +123,12 @@ class Archive:
                     have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                     for column in columns:
                         if column.split()[0] not in have:
-                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                            try:
+                                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                            except sqlite3.OperationalError as e:
+                                if "duplicate column" not in str(e):
+                                    raise  # another ground added it first: as good
+
                 db.executescript(INDEXES)
                 return db
             except sqlite3.OperationalError as e:
