@@ -4,8 +4,10 @@ verbs use when given --server. Standard library only."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -14,6 +16,42 @@ from hal.errors import SkyrackError
 
 class ServerError(SkyrackError):
     """The server refused a request, or cannot be reached; the message says which."""
+
+
+class RemoteArchive:
+    """The archive a ground server writes, read through its API: the reading methods
+    of ground.archive.Archive that the CLI's views use."""
+
+    def __init__(self, server: ServerClient) -> None:
+        self.server = server
+        self.path = server.url
+
+    def query(self, name: str, since_s: float, until_s: float) -> list[tuple[float, Any]]:
+        return [tuple(s) for s in self.server.archive("query", point=name, since=since_s,
+                                                       until=until_s)["samples"]]
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        return list(self.server.archive("history", last=limit)["commands"])
+
+    def events(self, since_utc: float, until_utc: float, *, spacecraft: int | None = None,
+               severity: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        return list(self.server.archive("events", since=since_utc, until=until_utc,
+                                        spacecraft=spacecraft, severity=severity,
+                                        name=name)["events"])
+
+    def timeline(self, since_utc: float, until_utc: float, *, spacecraft: int | None = None,
+                 names: list[str] | None = None) -> dict[str, Any]:
+        view = self.server.archive("timeline", since=since_utc, until=until_utc,
+                                   spacecraft=spacecraft,
+                                   point=["all"] if names is None else names)
+        view.pop("ok", None)
+        return view
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return list(self.server.archive("sessions")["sessions"])
+
+    def close(self) -> None:
+        pass
 
 
 class ServerClient:
@@ -50,6 +88,14 @@ class ServerClient:
 
     def command(self, command_id: int) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/commands/{command_id}"))
+
+    def archive(self, view: str, **params: Any) -> dict[str, Any]:
+        """One of the server's archive views (ground.web); None and infinite values
+        are left out, lists repeat their key."""
+        pairs = [(k, item) for k, v in params.items() if v is not None
+                 for item in (v if isinstance(v, list) else [v])
+                 if not (isinstance(item, float) and math.isinf(item))]
+        return dict(self._call("GET", f"/api/archive/{view}?" + urllib.parse.urlencode(pairs)))
 
     def wait(self, command_id: int, timeout_s: float) -> dict[str, Any]:
         """The command once done, or as it stands after `timeout_s`."""

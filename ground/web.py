@@ -6,6 +6,10 @@
     GET  /api/events?since=&severity=&name=   events received, oldest first
     GET  /api/history?point=&since=   a point's archived values (on-board time), oldest
                                    first, with its unit and limits
+    GET  /api/archive/{view}       the archive the server writes, read through it: query
+                                   (point, since, until: on-board s), history (last),
+                                   events and timeline (since, until: UTC s; spacecraft,
+                                   severity, name, point), sessions
     GET  /api/commands             commands sent through the server, with their stages
     POST /api/commands             {"sender", "command", "args"}: send one (202)
     GET  /api/commands/{id}        one command and the stages it has reached
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from math import inf, isfinite
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +93,46 @@ async def _history(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "point": name, "unit": spec.unit,
                               "yellow": spec.yellow, "red": spec.red,
                               "samples": samples[-MAX_HISTORY:]})
+
+
+def _float(query: Any, key: str, default: float) -> float:
+    try:
+        return float(query.get(key, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f'{{"ok": false, "error": "{key} is not a number"}}',
+                                 content_type="application/json") from None
+
+
+async def _archive(request: web.Request) -> web.Response:
+    """The archive's views (ground.archive), for the CLI verbs given --server."""
+    archive = request.app[SERVER].archive
+    q = request.query
+    view = request.match_info["view"]
+    spacecraft = int(q["spacecraft"]) if q.get("spacecraft", "").isdigit() else None
+    try:
+        if view == "query":
+            body: Any = {"samples": archive.query(q.get("point", ""), _float(q, "since", -inf),
+                                                  _float(q, "until", inf))}
+        elif view == "history":
+            body = {"commands": archive.history(int(_float(q, "last", 50)))}
+        elif view == "events":
+            body = {"events": archive.events(_float(q, "since", -inf), _float(q, "until", inf),
+                                             spacecraft=spacecraft,
+                                             severity=q.get("severity"), name=q.get("name"))}
+        elif view == "timeline":
+            points = q.getall("point", [])
+            body = archive.timeline(_float(q, "since", -inf), _float(q, "until", inf),
+                                    spacecraft=spacecraft,
+                                    names=None if points == ["all"] else points)
+            for key in ("since_utc", "until_utc"):  # JSON has no infinities
+                body[key] = body[key] if isfinite(body[key]) else None
+        elif view == "sessions":
+            body = {"sessions": archive.sessions(spacecraft)}
+        else:
+            return _error(404, f"no archive view {view!r}")
+    except (SkyrackError, ValueError) as e:
+        return _error(400, str(e))
+    return web.json_response({"ok": True, **body})
 
 
 async def _commands(request: web.Request) -> web.Response:
@@ -231,6 +276,7 @@ def make_app(server: GroundServer) -> web.Application:
     app.router.add_get("/api/telemetry", _telemetry)
     app.router.add_get("/api/events", _events)
     app.router.add_get("/api/history", _history)
+    app.router.add_get("/api/archive/{view}", _archive)
     app.router.add_get("/api/commands", _commands)
     app.router.add_post("/api/commands", _send)
     app.router.add_get("/api/commands/{id}", _command)

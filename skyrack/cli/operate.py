@@ -176,11 +176,19 @@ def _archive_path(args: argparse.Namespace) -> str:
 
 def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
     from ground.archive import Archive, ArchiveError
+    from ground.remote import RemoteArchive, ServerClient, ServerError
 
-    path = _archive_path(args)
-    if not os.path.exists(path):
-        raise CliError(f"no archive at {path}: nothing has been received there yet")
-    archive = Archive(path)
+    archive: Any
+    if args.server is not None:  # read through the server that writes it
+        if args.ground_command in ("export", "plot"):
+            raise CliError(f"ground {args.ground_command} reads the archive file: run it "
+                           "where the server keeps it (--archive FILE)")
+        archive, path = RemoteArchive(ServerClient(args.server)), args.server
+    else:
+        path = _archive_path(args)
+        if not os.path.exists(path):
+            raise CliError(f"no archive at {path}: nothing has been received there yet")
+        archive = Archive(path)
     try:
         if args.ground_command in ("events", "timeline", "sessions"):
             return _archive_views(args, archive)
@@ -224,7 +232,7 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
             series = {p: archive.query(p, args.since, args.until) for p in args.points}
             plot.plot_points(series, args.output, f"{', '.join(args.points)} ({path})")
             count = sum(len(v) for v in series.values())
-    except ArchiveError as e:
+    except (ArchiveError, ServerError) as e:
         raise CliError(str(e)) from None
     finally:
         archive.close()

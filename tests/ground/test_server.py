@@ -193,6 +193,29 @@ def test_operators_send_through_one_server_while_it_archives(tmp_path) -> None:
         hk = [line["housekeeping"] for line in lines if "housekeeping" in line]
         assert hk and all(k.startswith("power.") for h in hk for k in h)
         assert "power.switch_changed" in {line.get("event") for line in lines}
+        # The archive, read through the server that writes it.
+
+        def read(*argv: str) -> dict:
+            proc = subprocess.run([SKYRACK, "ground", "--server", url, *argv, "--json"],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            return json.loads(proc.stdout)
+
+        history = read("history")["commands"]
+        assert sorted(c["command"] for c in history) == [
+            "compute.cancel", "fsw.noop", "fsw.noop", "power.switch"]
+        assert all(20 < v < 40 for _, v in read("query", "power.batt_v")["samples"])
+        named = read("events", "--name", "power.switch_changed")["events"]
+        assert named and {e["spacecraft"] for e in named} == {1}
+        timeline = read("timeline", "--since", "2000-01-01T00:00Z", "--point",
+                        "power.switches")
+        assert {c["sender"] for c in timeline["commands"]} == {"alice", "bob"}
+        assert {r["point"] for r in timeline["telemetry"]} == {"power.switches"}
+        assert [s["boot"] for s in read("sessions")["sessions"]] == [1]
+        refused = subprocess.run([SKYRACK, "ground", "--server", url, "export",
+                                  "power.batt_v", "-o", str(tmp_path / "x.csv")],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "reads the archive file" in refused.stderr
         serve.terminate()
         out, err = serve.communicate(timeout=30)
         assert serve.returncode == 0, err
