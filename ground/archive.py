@@ -198,9 +198,9 @@ class Archive:
         if self.client is not None:
             try:
                 if (tm.service, tm.subtype) == (3, 25):
-                    values = self.client.decode_hk(tm.data)
+                    values = self.client.hk_of(tm)
                 elif tm.service == 5:
-                    event = self.client.decode_event(tm)
+                    event = self.client.event_of(tm)
             except PacketError:
                 self.undecoded += 1
         boot = values.get(BOOT_POINT)

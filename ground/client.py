@@ -122,6 +122,7 @@ class GroundClient:
                                            SEQ_MODULO - 1, wrap=True, last=SEQ_MODULO - 1)
         self.not_ours = 0  # reports and replies addressed to other ground stations
         self._running: list[Sent] = []  # sent, not done: what their answers go to
+        self._decoded: tuple[Telemetry, Any] | None = None  # the last TM taken, decoded
         self.sent: dict[tuple[int, int], Sent] = {}
         self.values: dict[str, tuple[float, Any]] = {}  # point -> (on-board time, value)
         self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
@@ -211,10 +212,13 @@ class GroundClient:
             if sent is not None:
                 sent.reports.append(report)
         elif key == (3, 25):
-            for name, value in self.decode_hk(tm.data).items():
+            values = self.decode_hk(tm.data)
+            self._decoded = (tm, values)
+            for name, value in values.items():
                 self.values[name] = (tm.time_s, value)
         elif tm.service == 5:
             event = self.decode_event(tm)
+            self._decoded = (tm, event)
             self.events.append(event)
             self.events_total += 1
             self._running = [s for s in self._running if not s.done]
@@ -225,6 +229,19 @@ class GroundClient:
         else:
             self.replies.append(tm)
             self.replies_total += 1
+
+    def hk_of(self, tm: Telemetry) -> dict[str, Any]:
+        """A TM[3,25]'s values: decoded once, when the client took it in (listeners on
+        on_tm get them again without decoding twice)."""
+        if self._decoded is not None and self._decoded[0] is tm:
+            return dict(self._decoded[1])
+        return self.decode_hk(tm.data)
+
+    def event_of(self, tm: Telemetry) -> GroundEvent:
+        """A TM[5,x]'s event, as hk_of."""
+        if self._decoded is not None and self._decoded[0] is tm:
+            return self._decoded[1]  # type: ignore[no-any-return]
+        return self.decode_event(tm)
 
     def decode_hk(self, data: bytes) -> dict[str, Any]:
         if len(data) < 2:

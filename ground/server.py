@@ -166,12 +166,12 @@ class GroundServer:
         self.archive.ingest(tm, raw)
         self.counts.tm += 1
         if (tm.service, tm.subtype) == (3, 25):
-            values = self.client.decode_hk(tm.data)
+            values = self.client.hk_of(tm)
             self._publish({"type": "hk", "t_s": tm.time_s, "values": values,
                            "limits": {k: self.points[k].limit_state(v) for k, v in
                                       values.items() if k in self.points}})
         elif tm.service == 5:
-            event = self.client.events[-1]
+            event = self.client.event_of(tm)
             self._publish({"type": "event", "t_s": event.t_s, "name": event.name,
                            "severity": event.severity, "args": event.args})
 

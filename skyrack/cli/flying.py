@@ -40,7 +40,7 @@ from skyrack.report import format_campaign, format_report, hhmm
 
 def add_parsers(sub: Any) -> None:
     sim = sub.add_parser("sim", help="fly a simulated satellite and print a mission report",
-                         parents=[shared("seed", "state", "json")])
+                         parents=[shared("seed", "state", "json", "ground")])
     sim.add_argument("--board", default=None, metavar="TOML",
                      help="board definition (default: the packaged boards/sim.toml)")
     length = sim.add_mutually_exclusive_group()
@@ -59,16 +59,10 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--serial", action="store_true",
                      help="serve every emulated board on a pseudo-terminal and talk to it "
                           "through pyserial, as to real boards")
-    sim.add_argument("--ground", metavar="URL", default=None,
-                     help="the space link to an operator (`skyrack ground`): tcp://HOST:PORT "
-                          "to listen on, or serial:PORT; the sim then flies paced to the wall "
-                          "clock, and without --orbits or --days until interrupted")
     sim.add_argument("--speed", type=speed, default=1.0,
-                     help="with --ground: simulated seconds per wall second (default 1)")
-    sim.add_argument("--keys", metavar="FILE", default=None,
-                     help="with --ground: the key file telecommands are signed with "
-                          "(default: with --state, DIR/keys.json, made on the first run; "
-                          "else a throwaway one; its path is printed)")
+                     help="with --ground, the sim flies paced to the wall clock (and without "
+                          "--orbits or --days until interrupted): simulated seconds per wall "
+                          "second (default 1)")
     sim.add_argument("--plot", metavar="FILE", default=None,
                      help="draw state of charge, power, temperatures and mode to FILE "
                           "(PNG, PDF or SVG; needs the 'plot' extra: matplotlib)")
@@ -76,7 +70,7 @@ def add_parsers(sub: Any) -> None:
 
     fly = sub.add_parser("fly", help="fly the flight software against boards on serial "
                          "ports, on the wall clock, and print what it saw",
-                         parents=[shared("state", "json")])
+                         parents=[shared("state", "json", "ground")])
     fly.add_argument("--board", required=True, metavar="TOML",
                      help="definition whose boards are on ports (e.g. a copy of "
                           "boards/flatsat-example.toml)")
@@ -85,12 +79,6 @@ def add_parsers(sub: Any) -> None:
                           "turns an emulated board of a sim definition into a port")
     fly.add_argument("--seconds", type=seconds, default=60.0,
                      help="how long to fly (default 60); Ctrl-C stops early and reports")
-    fly.add_argument("--ground", metavar="URL", default=None,
-                     help="the space link to an operator: tcp://HOST:PORT (the ground "
-                          "connects), or serial:PORT")
-    fly.add_argument("--keys", metavar="FILE", default=None,
-                     help="with --ground: the key file telecommands must be signed with "
-                          "(default: a throwaway one, printed, removed at the end)")
     fly.set_defaults(run=cmd_fly)
 
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "

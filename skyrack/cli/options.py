@@ -148,13 +148,21 @@ def progress_bar(done: int, total: int) -> None:
 
 def shared(*options: str) -> argparse.ArgumentParser:
     """A parent parser with options several verbs share, written once: "json" (every
-    verb has it), "seed", "state"."""
+    verb has it), "seed", "state", "ground" (--ground and --keys)."""
     parent = argparse.ArgumentParser(add_help=False)
     if "json" in options:
         parent.add_argument("--json", action="store_true",
                             help="machine-readable output: JSON (JSON lines for a stream)")
     if "seed" in options:
         parent.add_argument("--seed", type=seed, default=1, help="random seed (default 1)")
+    if "ground" in options:  # sim and fly: the space link the flight software listens on
+        parent.add_argument("--ground", metavar="URL", default=None,
+                            help="the space link to an operator (`skyrack ground`): "
+                                 "tcp://HOST:PORT to listen on, or serial:PORT")
+        parent.add_argument("--keys", metavar="FILE", default=None,
+                            help="with --ground: the key file telecommands must be signed "
+                                 "with (default: with --state, DIR/keys.json, made on the "
+                                 "first run; else a throwaway one, printed, removed at the end)")
     if "state" in options:
         parent.add_argument("--state", metavar="DIR", default=None,
                             help="the flight computer's non-volatile storage: counters, keys, "
