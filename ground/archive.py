@@ -1,73 +1,106 @@
 """The telemetry archive: every TM packet the ground receives, in SQLite.
 
-    packets (t_s, apid, service, subtype, seq, raw, spacecraft, session, rx_utc)
-    samples (point, t_s, value, text, spacecraft, session, rx_utc)  one row a value
+    packets (t_s, apid, service, subtype, seq, raw, spacecraft, session, rx_utc, key)
+                           one row a packet; key: a TM[3,25]'s structure id, a TM[5,x]'s
+                           event id
     events  (t_s, name, severity, args, spacecraft, session, rx_utc)  args as JSON
     commands (t_sent, name, args, apid, seq, stages, failure, spacecraft, sender,
               reports)                                the command history
-    sessions (id, spacecraft, boot, first_rx_utc, first_t_s)  one a flight-software boot
-    points  (id, name)                               telemetry point names
+    sessions (id, spacecraft, boot, first_rx_utc, first_t_s, dictionary, last_t_s)
+                           one a flight-software boot, and the dictionary it spoke
+    dictionaries (id, digest, json)                   each dictionary heard, once
+    structures (session, key)                         the structures each session sent
+    spans (first_row, last_row, first_rx, last_rx)    the packets each batch wrote, by
+                                                      row and reception time
 
 t_s is on-board generation time (seconds since the satellite's time reference),
 rx_utc and t_sent ground time (UTC, seconds since 1970). A session is one boot of the
 flight software: a new one starts when on-board time goes back (it restarts at each
-boot) or housekeeping shows another boot count (fsw.boot_count). Archives written
-before these columns existed gain them when opened (their rows: NULL).
+boot) or housekeeping shows another boot count (fsw.boot_count).
+
+Housekeeping is kept as it came, one row a packet, and decoded when read, with the
+dictionary of the session that sent it (stored with it, so an archive reads back
+without the flight software that wrote it), as YAMCS keeps raw packets and
+processes them on request: an ingest that decodes nothing it does not have to keeps
+up with the downlink at a hundred thousand packets a second (bench/ground.py). At
+ingest each housekeeping packet's structure id and size are checked against the
+dictionary (a mismatch is counted in `undecoded`); a packet whose values then do not
+decode is skipped when read, and counted in `unreadable`. Events are decoded at
+ingest (a row each, searchable by name and severity). Archives written before these
+columns gain them when opened; their packets are given their keys from their raw
+octets, and are decoded with the dictionary a reader gives (`dictionary=`), as is any
+packet archived without one.
 
 WAL mode, so an operator's query reads while a console writes. Rows are written in
 batches, one transaction per `batch` packets or per `max_delay_s` of the oldest row
 waiting (whichever comes first), or on `flush()`: batches make ingest fast, the delay
-bounds what a crash of the ground can lose to about a second. Indexed by time, by APID
-and time, and by point and time.
+bounds what a crash of the ground can lose to about a second. Packets are indexed
+by structure (or event) and on-board time; by reception time through `spans`, a row a
+batch (a batch's rows are consecutive), which costs the ingest nothing per packet.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import json
 import math
+import os
+import pickle
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
 from ground.client import GroundClient, Sent
+from hal.dictionary import Dictionary
 from hal.errors import PacketError, SkyrackError
-from hal.spacepacket import Telemetry
+from hal.layout import Layouts, Structure, name_id
+from hal.spacepacket import PRIMARY_BYTES, TM_SECONDARY_BYTES, Telemetry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packets (t_s REAL, apid INTEGER, service INTEGER,
                                     subtype INTEGER, seq INTEGER, raw BLOB, spacecraft INTEGER,
-                                    session INTEGER, rx_utc REAL);
-CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
-CREATE TABLE IF NOT EXISTS samples (point INTEGER, t_s REAL, value, text TEXT,
-                                    spacecraft INTEGER, session INTEGER, rx_utc REAL);
+                                    session INTEGER, rx_utc REAL, key INTEGER);
 CREATE TABLE IF NOT EXISTS events (t_s REAL, name TEXT, severity TEXT, args TEXT,
                                    spacecraft INTEGER, session INTEGER, rx_utc REAL);
 CREATE TABLE IF NOT EXISTS commands (t_sent REAL, name TEXT, args TEXT, apid INTEGER,
                                      seq INTEGER, stages TEXT, failure TEXT,
                                      spacecraft INTEGER, sender TEXT, reports TEXT);
 CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY, spacecraft INTEGER, boot INTEGER,
-                                     first_rx_utc REAL, first_t_s REAL);
-CREATE INDEX IF NOT EXISTS packets_t ON packets (t_s);
-CREATE INDEX IF NOT EXISTS packets_apid_t ON packets (apid, t_s);
-CREATE INDEX IF NOT EXISTS samples_point_t ON samples (point, t_s);
+                                     first_rx_utc REAL, first_t_s REAL, dictionary INTEGER,
+                                     last_t_s REAL);
+CREATE TABLE IF NOT EXISTS dictionaries (id INTEGER PRIMARY KEY, digest TEXT UNIQUE,
+                                         json TEXT);
+CREATE TABLE IF NOT EXISTS structures (session INTEGER, key INTEGER,
+                                       PRIMARY KEY (session, key));
+CREATE TABLE IF NOT EXISTS spans (first_row INTEGER PRIMARY KEY, last_row INTEGER,
+                                  first_rx REAL, last_rx REAL);
 CREATE INDEX IF NOT EXISTS events_t ON events (t_s);
 """
 # Columns added after the first archives were written: added on open where missing
 # (a new archive has them from the start).
-ADDED = {"packets": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
-         "samples": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
+ADDED = {"packets": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL", "key INTEGER"),
          "events": ("spacecraft INTEGER", "session INTEGER", "rx_utc REAL"),
-         "commands": ("spacecraft INTEGER", "sender TEXT", "reports TEXT")}
+         "commands": ("spacecraft INTEGER", "sender TEXT", "reports TEXT"),
+         "sessions": ("dictionary INTEGER", "last_t_s REAL")}
 INDEXES = """
-CREATE INDEX IF NOT EXISTS packets_session ON packets (session, t_s);
-CREATE INDEX IF NOT EXISTS samples_rx ON samples (spacecraft, rx_utc);
+CREATE INDEX IF NOT EXISTS packets_key_t ON packets (key, t_s);
 CREATE INDEX IF NOT EXISTS events_rx ON events (spacecraft, rx_utc);
 CREATE INDEX IF NOT EXISTS commands_t ON commands (spacecraft, t_sent);
 """
+OLD_INDEXES = ("packets_t", "packets_apid_t", "packets_session", "samples_point_t",
+               "samples_rx")
+# A packet's key, from its raw octets: the first two of its application data.
+KEY_AT = PRIMARY_BYTES + TM_SECONDARY_BYTES
+DATA_AT = KEY_AT + 2
+CRC_BYTES = 2
 BOOT_POINT = "fsw.boot_count"
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 REBOOT_BACKSTEP_S = 1.0  # on-board time going back more than this: a new boot
@@ -80,109 +113,283 @@ class ArchiveError(SkyrackError):
     """The archive cannot be opened or read; the message says why."""
 
 
+def _key(raw: bytes | None) -> int | None:
+    return int.from_bytes(raw[KEY_AT:DATA_AT]) if raw and len(raw) >= DATA_AT else None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Several ground processes may write one archive: each transaction is short
+    (one batch, or one new session), and a writer waits its turn for up to
+    BUSY_TIMEOUT_S rather than failing; in WAL mode readers never wait. Setting the
+    journal mode can be refused while another process opens the file, without
+    SQLite's own wait, so the opening itself is retried until then too."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        db = None
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
+            db.executescript(SCHEMA)
+            keyed = True
+            for table, columns in ADDED.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:
+                        keyed = keyed and column != "key INTEGER"
+                        try:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                        except sqlite3.OperationalError as e:
+                            if "duplicate column" not in str(e):
+                                raise  # another ground added it first: as good
+            if not keyed:  # an older archive: its packets' keys from their octets,
+                # its rows one span, its indexes this module's
+                db.create_function("packet_key", 1, _key, deterministic=True)
+                with db:
+                    for index in OLD_INDEXES:
+                        db.execute(f"DROP INDEX IF EXISTS {index}")
+                    db.execute("INSERT OR IGNORE INTO spans SELECT min(rowid), max(rowid), "
+                               "min(rx_utc), max(rx_utc) FROM packets HAVING count(*) > 0")
+                    db.execute("UPDATE packets SET key = packet_key(raw) WHERE key IS "
+                               "NULL AND (service = 5 OR (service = 3 AND subtype = 25))")
+                    db.execute("INSERT OR IGNORE INTO structures SELECT DISTINCT "
+                               "coalesce(session, 0), key FROM packets WHERE service = 3 "
+                               "AND subtype = 25 AND key IS NOT NULL")
+            db.executescript(INDEXES)
+            return db
+        except sqlite3.OperationalError as e:
+            if db is not None:
+                db.close()
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise ArchiveError(f"{path}: {e}") from None
+            time.sleep(0.05)
+        except sqlite3.Error as e:
+            if db is not None:
+                db.close()
+            raise ArchiveError(f"{path}: {e}") from None
+
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, int]],
+              tuple[float, int] | None]
+
+
+def _write_batch(db: sqlite3.Connection, batch: Batch, path: str) -> None:
+    """Packets, events, structures seen and a session's latest on-board time, in one
+    transaction; the packets' rows as one span."""
+    packets, events, seen, last = batch
+    try:
+        with db:
+            if packets:
+                (top,) = db.execute("SELECT max(rowid) FROM packets").fetchone()
+                db.executemany("INSERT INTO packets (t_s, apid, service, subtype, seq, raw, "
+                               "spacecraft, session, rx_utc, key) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?, ?)", packets)
+                first = (top or 0) + 1
+                db.execute("INSERT INTO spans VALUES (?, ?, ?, ?)", (
+                    first, first + len(packets) - 1, min(r[8] for r in packets),
+                    max(r[8] for r in packets)))
+            db.executemany("INSERT INTO events (t_s, name, severity, args, spacecraft, "
+                           "session, rx_utc) VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+            db.executemany("INSERT OR IGNORE INTO structures (session, key) VALUES (?, ?)", seen)
+            if last is not None:
+                db.execute("UPDATE sessions SET last_t_s = ? WHERE id = ?", last)
+    except sqlite3.Error as e:
+        raise ArchiveError(f"{path}: {e}") from None
+
+
+class _Writer:
+    """A process that writes an archive's batches, so that SQLite's time is spent on
+    another core than the ground's: it is handed each batch (pickled, through a pipe)
+    and writes them in order. If the ground dies, it still writes what it was handed,
+    then ends; a failure it meets is raised in the ground at the next hand-over. It is
+    `python -m ground.archive`, started afresh (nothing of the ground's own program
+    runs again in it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        from_parent, to_child = os.pipe()  # (read end, write end)
+        from_child, to_parent = os.pipe()
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ground.archive", str(from_parent), str(to_parent), path],
+                pass_fds=(from_parent, to_parent), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(from_parent)
+            os.close(to_parent)
+        self._out = Connection(to_child, readable=False)
+        self._in = Connection(from_child, writable=False)
+        self._ask("sync")  # it has opened the file
+
+    def write(self, batch: Batch) -> None:
+        self._check()
+        self._send(("write", batch))
+
+    def sync(self) -> None:
+        self._ask("sync")
+
+    def close(self) -> None:
+        try:
+            self._ask("close")
+        finally:
+            self._out.close()
+            self._in.close()
+            try:
+                self._process.wait(timeout=BUSY_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        try:
+            self._out.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
+
+    def _ask(self, op: str) -> None:
+        self._send((op, None))
+        while True:
+            try:
+                kind, message = pickle.loads(self._in.recv_bytes())
+            except (EOFError, OSError):
+                raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
+            if kind == "error":
+                raise ArchiveError(message)
+            if kind == op:
+                return
+
+    def _check(self) -> None:
+        """Raise what the writer met since the last hand-over."""
+        if self._in.poll():
+            try:
+                kind, message = pickle.loads(self._in.recv_bytes())
+            except (EOFError, OSError):
+                raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
+            if kind == "error":
+                raise ArchiveError(message)
+
+
+def _write_forever(path: str, pipe_in: Connection, pipe_out: Connection) -> None:
+    """The writer process: write each batch handed over until told to stop or the
+    ground's end of the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ground's to handle
+    try:
+        db = _connect(path)
+    except ArchiveError as e:
+        pipe_out.send_bytes(pickle.dumps(("error", str(e))))
+        return
+    failed = False
+    while True:
+        try:
+            op, batch = pickle.loads(pipe_in.recv_bytes())
+        except (EOFError, OSError):
+            break
+        if op == "write" and not failed:
+            try:
+                _write_batch(db, batch, path)
+            except ArchiveError as e:
+                failed = True  # later batches would land out of order: refused too
+                pipe_out.send_bytes(pickle.dumps(("error", str(e))))
+        elif op in ("sync", "close"):
+            pipe_out.send_bytes(pickle.dumps(("error", "an earlier batch failed") if failed
+                                             else (op, None)))
+            if op == "close":
+                break
+    db.close()
+
+
 class Archive:
     def __init__(self, path: str | Path, client: GroundClient | None = None,
                  batch: int = BATCH, max_delay_s: float = MAX_DELAY_S,
                  clock: Callable[[], float] = time.monotonic, *, spacecraft: int = 1,
-                 wall: Callable[[], float] = time.time) -> None:
-        """`client` decodes housekeeping and events (it holds the dictionary); without
-        one, only raw packets are stored. What is ingested is the satellite
-        `spacecraft`'s, received at `wall()` (UTC)."""
+                 wall: Callable[[], float] = time.time,
+                 dictionary: Dictionary | None = None, writer_process: bool = False) -> None:
+        """`client` decodes events and checks housekeeping (it holds the dictionary,
+        stored with each session it ingests); without one, only raw packets are
+        stored. What is ingested is the satellite `spacecraft`'s, received at `wall()`
+        (UTC). `dictionary` (else the client's) reads packets archived without one.
+        `writer_process`: batches are written by a process of their own (_Writer)."""
         self.path = str(path)
-        self.db = self._open()
+        self.db = _connect(self.path)
+        # With a writer process, this connection reads (and writes what is rare:
+        # sessions, dictionaries, commands); the process writes the batches.
+        self._writer = _Writer(self.path) if writer_process else None
         self.client = client
         self.spacecraft = spacecraft
         self.wall = wall
-        self._session, self._boot, self._last_t_s = self._last_session()
         self.batch = batch
         self.max_delay_s = max_delay_s
         self.clock = clock
         self._oldest_s: float | None = None  # when the oldest unwritten row came
-        self._points = dict(self.db.execute("SELECT name, id FROM points"))
         self._packets: list[tuple[Any, ...]] = []
-        self._samples: list[tuple[Any, ...]] = []
         self._events: list[tuple[Any, ...]] = []
+        self._seen: set[tuple[int, int]] = set()  # (session, structure) written
+        self._new_seen: list[tuple[int, int]] = []
         self.ingested = 0
-        self.undecoded = 0
+        self.undecoded = 0  # housekeeping of a structure or size the dictionary lacks
+        self.unreadable = 0  # housekeeping skipped when read: its values do not decode
+        fallback = dictionary or (client.dictionary if client else None)
+        self._fallback = Layouts(fallback) if fallback else None
+        self._layouts: dict[int, Layouts] = {}  # by dictionary id
+        self._session_dictionary: dict[int, int | None] = {}
+        self._dictionary_id = self._store_dictionary(client.dictionary) if client else None
+        self._hk_sizes: dict[int, int] = {}
+        self._boot: tuple[Structure, int] | None = None
+        if client is not None:
+            self._hk_sizes = {sid: s.size for sid, s in client.layouts.structures.items()}
+            fsw = client.layouts.structures.get(name_id(BOOT_POINT.split(".")[0]))
+            names = [p.name for p in fsw.points] if fsw else []
+            if fsw is not None and BOOT_POINT in names:
+                self._boot = (fsw, names.index(BOOT_POINT))
+        self._session, self._boot_count, self._last_t_s = self._last_session()
+        self._session_last_t_s = self._last_t_s
 
-    def _open(self) -> sqlite3.Connection:
-        """Several ground processes may write one archive: each transaction is short
-        (one batch, or one new point), and a writer waits its turn for up to
-        BUSY_TIMEOUT_S rather than failing; in WAL mode readers never wait. Setting the
-        journal mode can be refused while another process opens the file, without
-        SQLite's own wait, so the opening itself is retried until then too."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            db = None
-            try:
-                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
-                db.executescript(SCHEMA)
-                for table, columns in ADDED.items():
-                    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                    for column in columns:
-                        if column.split()[0] not in have:
-                            try:
-                                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-                            except sqlite3.OperationalError as e:
-                                if "duplicate column" not in str(e):
-                                    raise  # another ground added it first: as good
-
-                db.executescript(INDEXES)
-                return db
-            except sqlite3.OperationalError as e:
-                if db is not None:
-                    db.close()
-                if "locked" not in str(e) or time.monotonic() >= deadline:
-                    raise ArchiveError(f"{self.path}: {e}") from None
-                time.sleep(0.05)
-            except sqlite3.Error as e:
-                if db is not None:
-                    db.close()
-                raise ArchiveError(f"{self.path}: {e}") from None
-
-    def _point(self, name: str) -> int:
-        point = self._points.get(name)
-        if point is None:
-            with self.db:  # committed at once: no write transaction left open between batches
-                self.db.execute("INSERT OR IGNORE INTO points (name) VALUES (?)", (name,))
-                point = self.db.execute("SELECT id FROM points WHERE name = ?",
-                                        (name,)).fetchone()[0]
-            self._points[name] = point
-        return point
+    def _store_dictionary(self, dictionary: Dictionary) -> int:
+        text = json.dumps(dictionary.to_json(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO dictionaries (digest, json) VALUES (?, ?)",
+                            (digest, text))
+            (ident,) = self.db.execute("SELECT id FROM dictionaries WHERE digest = ?",
+                                       (digest,)).fetchone()
+        return int(ident)
 
     # -- sessions ----------------------------------------------------------------------
 
     def _last_session(self) -> tuple[int | None, int | None, float]:
         """This spacecraft's latest session, its boot count, its latest on-board time:
         a restarted ground goes on with it while on-board time does."""
-        row = self.db.execute("SELECT id, boot FROM sessions WHERE spacecraft = ? ORDER BY id "
-                              "DESC LIMIT 1", (self.spacecraft,)).fetchone()
+        row = self.db.execute("SELECT id, boot, last_t_s FROM sessions WHERE spacecraft = ? "
+                              "ORDER BY id DESC LIMIT 1", (self.spacecraft,)).fetchone()
         if row is None:
             return None, None, -math.inf
-        (last,) = self.db.execute("SELECT max(t_s) FROM packets WHERE session = ?",
-                                  (row[0],)).fetchone()
+        last = row[2]
+        if last is None:  # written before sessions kept it
+            (last,) = self.db.execute("SELECT max(t_s) FROM packets WHERE session = ?",
+                                      (row[0],)).fetchone()
         return row[0], row[1], last if last is not None else -math.inf
 
     def _new_session(self, t_s: float, rx_utc: float, boot: int | None) -> None:
         with self.db:
             cursor = self.db.execute("INSERT INTO sessions (spacecraft, boot, first_rx_utc, "
-                                     "first_t_s) VALUES (?, ?, ?, ?)",
-                                     (self.spacecraft, boot, rx_utc, t_s))
-        self._session, self._boot = cursor.lastrowid, boot
+                                     "first_t_s, dictionary, last_t_s) VALUES (?, ?, ?, ?, ?, ?)",
+                                     (self.spacecraft, boot, rx_utc, t_s, self._dictionary_id,
+                                      t_s))
+        self._session, self._boot_count = cursor.lastrowid, boot
+        self._session_last_t_s = t_s
 
     def _track(self, t_s: float, rx_utc: float, boot: int | None) -> None:
         """The session a packet of on-board time `t_s` belongs to (a new one when time
         went back or the boot count changed)."""
         if self._session is None or t_s < self._last_t_s - REBOOT_BACKSTEP_S \
-                or (boot is not None and self._boot is not None and boot != self._boot):
-            self.flush()  # the old session's rows go with it
+                or (boot is not None and self._boot_count is not None
+                    and boot != self._boot_count):
+            self._hand_over()  # the old session's rows go with it
             self._new_session(t_s, rx_utc, boot)
-        elif boot is not None and self._boot is None:
+        elif boot is not None and self._boot_count is None:
             with self.db:
                 self.db.execute("UPDATE sessions SET boot = ? WHERE id = ?", (boot, self._session))
-            self._boot = boot
+            self._boot_count = boot
         self._last_t_s = max(self._last_t_s, t_s) if t_s >= self._last_t_s - \
             REBOOT_BACKSTEP_S else t_s
 
@@ -192,58 +399,107 @@ class Archive:
 
     def ingest(self, tm: Telemetry, raw: bytes) -> None:
         """One TM (decoded, and as received). Written with the batch."""
+        self.ingest_many([(tm, raw)])
+
+    def ingest_many(self, received: Sequence[tuple[Telemetry, bytes]]) -> None:
+        """TMs (decoded, and as received) that came in one read of the link, at one
+        reception time. Written with the batch."""
         rx_utc = self.wall()
-        values: dict[str, Any] = {}
-        event = None
-        if self.client is not None:
-            try:
-                if (tm.service, tm.subtype) == (3, 25):
-                    values = self.client.hk_of(tm)
-                elif tm.service == 5:
-                    event = self.client.event_of(tm)
-            except PacketError:
-                self.undecoded += 1
-        boot = values.get(BOOT_POINT)
-        self._track(tm.time_s, rx_utc, boot if isinstance(boot, int) else None)
-        if self._oldest_s is None:
+        rows, spacecraft, checked = self._packets, self.spacecraft, self.client is not None
+        sizes, seen = self._hk_sizes, self._seen
+        boot_sid = self._boot[0].sid if self._boot is not None else None
+        session, last = self._session, self._last_t_s
+        for tm, raw in received:
+            apid, service, subtype, data, t_s, seq, _, _ = tm
+            key = boot = None
+            if service == 3:
+                if subtype == 25 and len(data) >= 2:
+                    key = int.from_bytes(data[:2])
+                    if checked:
+                        if sizes.get(key) != len(data) - 2:
+                            self.undecoded += 1
+                        elif key == boot_sid:
+                            boot = self._boot_count_in(tm)
+            elif service == 5 and len(data) >= 2:
+                key = int.from_bytes(data[:2])
+            if session is None or t_s < last - REBOOT_BACKSTEP_S \
+                    or (boot is not None and boot != self._boot_count):
+                self._last_t_s = last
+                self._track(t_s, rx_utc, boot)
+                session, last = self._session, self._last_t_s
+            elif t_s > last:
+                last = t_s
+            if key is not None:
+                if service == 3:
+                    if (session, key) not in seen:
+                        self._saw(key)
+                elif checked:
+                    self._event(tm, rx_utc)
+            rows.append((t_s, apid, service, subtype, seq, raw, spacecraft, session, rx_utc, key))
+        self._last_t_s = last
+        self.ingested += len(received)
+        if rows and self._oldest_s is None:
             self._oldest_s = self.clock()
-        where = (self.spacecraft, self._session, rx_utc)
-        self._packets.append((tm.time_s, tm.apid, tm.service, tm.subtype, tm.seq_count, raw,
-                              *where))
-        for name, value in values.items():
-            point = self._point(name)
-            if isinstance(value, str):
-                self._samples.append((point, tm.time_s, None, value, *where))
-            elif value is not None:
-                self._samples.append((point, tm.time_s, value, None, *where))
-        if event is not None:
-            self._events.append((event.t_s, event.name, event.severity,
-                                 json.dumps(event.args, default=str), *where))
-        self.ingested += 1
-        if len(self._packets) >= self.batch:
-            self.flush()
+        if len(rows) >= self.batch:
+            self._hand_over()
         else:
             self.flush_due()
+
+    def _boot_count_in(self, tm: Telemetry) -> int | None:
+        assert self._boot is not None
+        try:
+            boot = self._boot[0].values(tm.data[2:])[BOOT_POINT]
+        except PacketError:
+            self.undecoded += 1
+            return None
+        return boot if isinstance(boot, int) else None
+
+    def _saw(self, key: int) -> None:
+        """The current session has sent structure `key` (kept for reading)."""
+        seen = (self._session, key)
+        if seen not in self._seen:
+            self._seen.add(seen)  # type: ignore[arg-type]
+            self._new_seen.append(seen)  # type: ignore[arg-type]
+
+    def _event(self, tm: Telemetry, rx_utc: float) -> None:
+        assert self.client is not None
+        try:
+            event = self.client.event_of(tm)
+        except PacketError:
+            self.undecoded += 1
+            return
+        self._events.append((event.t_s, event.name, event.severity,
+                             json.dumps(event.args, default=str), self.spacecraft,
+                             self._session, rx_utc))
 
     def flush_due(self) -> None:
         """Write what waits if the oldest of it has waited `max_delay_s`: call it while
         idle too, so that rows never wait on the next packet."""
         if self._oldest_s is not None and self.clock() - self._oldest_s >= self.max_delay_s:
-            self.flush()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Write what waits (with a writer process: hand it over, not waiting)."""
+        last = None
+        if self._session is not None and self._last_t_s != self._session_last_t_s:
+            last = (self._last_t_s, self._session)
+            self._session_last_t_s = self._last_t_s
+        if self._packets or self._events or self._new_seen or last:
+            batch = (list(self._packets), list(self._events), list(self._new_seen), last)
+            if self._writer is not None:
+                self._writer.write(batch)
+            else:
+                _write_batch(self.db, batch, self.path)
+        self._packets.clear()
+        self._events.clear()
+        self._new_seen.clear()
+        self._oldest_s = None
 
     def flush(self) -> None:
-        with self.db:
-            self.db.executemany("INSERT INTO packets (t_s, apid, service, subtype, seq, raw, "
-                                "spacecraft, session, rx_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                self._packets)
-            self.db.executemany("INSERT INTO samples (point, t_s, value, text, spacecraft, "
-                                "session, rx_utc) VALUES (?, ?, ?, ?, ?, ?, ?)", self._samples)
-            self.db.executemany("INSERT INTO events (t_s, name, severity, args, spacecraft, "
-                                "session, rx_utc) VALUES (?, ?, ?, ?, ?, ?, ?)", self._events)
-        self._packets.clear()
-        self._samples.clear()
-        self._events.clear()
-        self._oldest_s = None
+        """Everything ingested is in the file (what reads see)."""
+        self._hand_over()
+        if self._writer is not None:
+            self._writer.sync()
 
     @property
     def pending(self) -> int:
@@ -251,8 +507,12 @@ class Archive:
         return len(self._packets)
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self._hand_over()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self.db.close()
 
     def record_command(self, sent: Sent, wall_s: float, sender: str | None = None) -> None:
         """A command sent (at `wall_s`, UTC), by whom, with the verification stages it
@@ -279,22 +539,76 @@ class Archive:
 
     # -- reading ---------------------------------------------------------------------
 
+    def _layouts_of(self, session: int | None) -> Layouts | None:
+        """The dictionary session `session` spoke (else the one given as fallback)."""
+        if session not in self._session_dictionary:
+            row = self.db.execute("SELECT dictionary FROM sessions WHERE id = ?",
+                                  (session,)).fetchone()
+            self._session_dictionary[session] = row[0] if row else None  # type: ignore[index]
+        ident = self._session_dictionary[session]  # type: ignore[index]
+        if ident is None:
+            return self._fallback
+        layouts = self._layouts.get(ident)
+        if layouts is None:
+            (text,) = self.db.execute("SELECT json FROM dictionaries WHERE id = ?",
+                                      (ident,)).fetchone()
+            layouts = self._layouts[ident] = Layouts(Dictionary.from_json(json.loads(text)))
+        return layouts
+
+    def _structures(self) -> dict[int, Structure]:
+        """Every housekeeping structure the archive holds packets of, by id."""
+        self.flush()
+        out = {}
+        for session, key in self.db.execute("SELECT session, key FROM structures"):
+            layouts = self._layouts_of(session or None)
+            structure = layouts.structures.get(key) if layouts else None
+            if structure is not None:
+                out.setdefault(key, structure)
+        return out
+
+    def _decoded(self, rows: Iterator[tuple[Any, ...]]
+                 ) -> Iterator[tuple[float, float, int, int, dict[str, Any]]]:
+        """(rx_utc, t_s, spacecraft, session, values) of housekeeping rows (rx_utc, t_s,
+        spacecraft, session, key, raw), each decoded with its session's dictionary."""
+        for rx, t, spacecraft, session, key, raw in rows:
+            layouts = self._layouts_of(session)
+            structure = layouts.structures.get(key) if layouts else None
+            try:
+                if structure is None:
+                    raise PacketError("layout", f"structure 0x{key:04x} unknown")
+                values = structure.values(raw[DATA_AT:len(raw) - CRC_BYTES])
+            except PacketError:
+                self.unreadable += 1
+                continue
+            yield rx, t, spacecraft, session, values
+
     def names(self) -> list[str]:
-        return sorted(self._points)
+        """Every point the archive has housekeeping of."""
+        return sorted({p.name for s in self._structures().values() for p in s.points})
 
     def query(self, name: str, since_s: float = -math.inf,
               until_s: float = math.inf) -> list[tuple[float, Any]]:
         """(on-board time, value) of `name`, oldest first. Raises ArchiveError for a
         point the archive never saw."""
-        self.flush()
-        point = self._points.get(name)
-        if point is None:
+        return [(t, value) for _, t, _, value in self._point(name, since_s, until_s)]
+
+    def _point(self, name: str, since_s: float, until_s: float) -> list[tuple[Any, ...]]:
+        """(rx_utc, t_s, session, value) of every sample of `name` between two on-board
+        times, oldest first."""
+        keys = [key for key, s in self._structures().items()
+                if any(p.name == name for p in s.points)]
+        if not keys:
             raise ArchiveError(f"{self.path}: no samples of {name!r} (it has "
-                               f"{len(self._points)} points)")
-        rows = self.db.execute(
-            "SELECT t_s, value, text FROM samples WHERE point = ? AND t_s >= ? AND t_s <= ? "
-            "ORDER BY t_s", (point, since_s, until_s))
-        return [(t, text if text is not None else value) for t, value, text in rows]
+                               f"{len(self.names())} points)")
+        out = []
+        for key in keys:
+            rows = self.db.execute(
+                "SELECT rx_utc, t_s, spacecraft, session, key, raw FROM packets WHERE key = ? "
+                "AND service = 3 AND subtype = 25 AND t_s >= ? AND t_s <= ? ORDER BY t_s",
+                (key, since_s, until_s))
+            out += [(rx, t, session, values[name]) for rx, t, _, session, values
+                    in self._decoded(rows) if values.get(name) is not None]
+        return sorted(out, key=lambda r: r[1]) if len(keys) > 1 else out
 
     def events_between(self, since_s: float = -math.inf,
                        until_s: float = math.inf) -> list[tuple[float, str, str, dict[str, Any]]]:
@@ -348,17 +662,31 @@ class Archive:
         points `names` (None: every one; empty: none)."""
         if names is not None and not names:
             return []
-        self.flush()
-        ids = {v: k for k, v in self._points.items()}
         wanted = set(names) if names else None
-        rows = self.db.execute(
-            "SELECT rx_utc, t_s, spacecraft, session, point, value, text FROM samples "
-            "WHERE rx_utc >= ? AND rx_utc <= ? AND (? IS NULL OR spacecraft = ?) "
-            "ORDER BY rx_utc, rowid", (since_utc, until_utc, spacecraft, spacecraft))
-        return [{"rx_utc": rx, "t_s": t, "spacecraft": sc, "session": se, "point": ids[p],
-                 "value": text if text is not None else value}
-                for rx, t, sc, se, p, value, text in rows
-                if wanted is None or ids.get(p) in wanted]
+        rows = self._received(since_utc, until_utc, spacecraft,
+                              "service = 3 AND subtype = 25")
+        return [{"rx_utc": rx, "t_s": t, "spacecraft": sc, "session": se, "point": point,
+                 "value": value}
+                for rx, t, sc, se, values in self._decoded(iter(rows))
+                for point, value in values.items()
+                if value is not None and (wanted is None or point in wanted)]
+
+    def _received(self, since_utc: float, until_utc: float, spacecraft: int | None,
+                  where: str) -> list[tuple[Any, ...]]:
+        """(rx_utc, t_s, spacecraft, session, key, raw) of the packets received between
+        two UTC times that meet `where`, in the order received."""
+        self.flush()
+        spans = self.db.execute("SELECT first_row, last_row FROM spans WHERE last_rx >= ? AND "
+                                "first_rx <= ? ORDER BY first_row", (since_utc, until_utc))
+        rows: list[tuple[Any, ...]] = []
+        for first, last in _merged(spans):
+            rows += self.db.execute(
+                "SELECT rx_utc, t_s, spacecraft, session, key, raw, rowid FROM packets WHERE "
+                f"rowid BETWEEN ? AND ? AND rx_utc >= ? AND rx_utc <= ? AND {where} AND "
+                "(? IS NULL OR spacecraft = ?)",
+                (first, last, since_utc, until_utc, spacecraft, spacecraft))
+        rows.sort(key=lambda r: (r[0], r[6]))
+        return [r[:6] for r in rows]
 
     def timeline(self, since_utc: float, until_utc: float, *, spacecraft: int | None = None,
                  names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -408,17 +736,20 @@ class Archive:
 
     def _rows(self, names: Sequence[str], since_s: float,
               until_s: float) -> list[tuple[Any, ...]]:
-        self.flush()
-        out = []
-        for name in names:
-            point = self._points.get(name)
-            if point is None:
-                raise ArchiveError(f"{self.path}: no samples of {name!r}")
-            out += [(rx, t, session, name, text if text is not None else value)
-                    for rx, t, session, value, text in self.db.execute(
-                        "SELECT rx_utc, t_s, session, value, text FROM samples WHERE point = ? "
-                        "AND t_s >= ? AND t_s <= ?", (point, since_s, until_s))]
+        out = [(rx, t, session, name, value) for name in names
+               for rx, t, session, value in self._point(name, since_s, until_s)]
         return sorted(out, key=lambda r: (r[2] or 0, r[1], r[3]))
+
+
+def _merged(spans: Iterator[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Row ranges, in order, with those that touch joined."""
+    out: list[tuple[int, int]] = []
+    for first, last in spans:
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
 
 
 def _utc(rx_utc: float | None) -> str:
@@ -428,3 +759,7 @@ def _utc(rx_utc: float | None) -> str:
     return datetime.datetime.fromtimestamp(rx_utc, datetime.UTC).isoformat(
         timespec="milliseconds").replace("+00:00", "Z")
 
+
+if __name__ == "__main__":  # the writer process (_Writer): fds in and out, the archive
+    _write_forever(sys.argv[3], Connection(int(sys.argv[1]), writable=False),
+                   Connection(int(sys.argv[2]), readable=False))

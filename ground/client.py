@@ -122,7 +122,8 @@ class GroundClient:
                                            SEQ_MODULO - 1, wrap=True, last=SEQ_MODULO - 1)
         self.not_ours = 0  # reports and replies addressed to other ground stations
         self._running: list[Sent] = []  # sent, not done: what their answers go to
-        self._decoded: tuple[Telemetry, Any] | None = None  # the last TM taken, decoded
+        self._events_of: dict[int, tuple[Telemetry, GroundEvent]] = {}  # this poll's, by id
+        self._latest_hk: dict[int | None, Telemetry] = {}  # this poll's, by structure
         self.sent: dict[tuple[int, int], Sent] = {}
         self.values: dict[str, tuple[float, Any]] = {}  # point -> (on-board time, value)
         self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
@@ -136,6 +137,8 @@ class GroundClient:
         self.events_total = 0  # events ever received; `events` keeps the last MAX_EVENTS
         self.replies_total = 0  # replies ever received; `replies` keeps the last MAX_EVENTS
         self.on_tm: list[Callable[[Telemetry, bytes], None]] = []
+        self.on_batch: list[Callable[[list[tuple[Telemetry, bytes]]], None]] = []
+        self._hk_sizes = {sid: s.size for sid, s in self.layouts.structures.items()}
 
     # -- uplink ----------------------------------------------------------------------
 
@@ -181,44 +184,70 @@ class GroundClient:
     # -- downlink --------------------------------------------------------------------
 
     def poll(self) -> list[Telemetry]:
-        """Take in what the link brought; returns the packets, decoded."""
-        out = []
+        """Take in what the link brought; returns the packets, decoded. Listeners on
+        `on_tm` hear each as it is taken, those on `on_batch` all of them at once."""
+        out: list[Telemetry] = []
+        taken: list[tuple[Telemetry, bytes]] = []
+        self._events_of.clear()
+        last_seq = self._last_seq
+        lost = 0
+        sizes, latest = self._hk_sizes, self._latest_hk
         for packet in self.link.receive():
             try:
                 tm = decode_tm(packet)
-                self._take(tm)
+                apid, service, subtype, data, _, seq, _, destination = tm
+                if service == 3 and subtype == 25 and destination == BROADCAST \
+                        and sizes.get(sid := int.from_bytes(data[:2])) == len(data) - 2:
+                    latest[sid] = tm  # housekeeping, checked: see _take
+                else:
+                    self._take(tm)
             except PacketError as e:
                 self.rejected[e.kind] += 1
                 continue
-            self.received += 1
-            last = self._last_seq.get(tm.apid)
+            last = last_seq.get(apid)
             if last is not None:
-                gap = (tm.seq_count - last - 1) % SEQ_MODULO
-                self.tm_lost += gap if gap < SEQ_MODULO // 2 else 0
-            self._last_seq[tm.apid] = tm.seq_count
+                gap = (seq - last - 1) % SEQ_MODULO
+                lost += gap if gap < SEQ_MODULO // 2 else 0
+            last_seq[apid] = seq
             for listener in self.on_tm:
                 listener(tm, packet)
             out.append(tm)
+            taken.append((tm, packet))
+        self.received += len(out)
+        self.tm_lost += lost
+        if taken:
+            for batch_listener in self.on_batch:
+                batch_listener(taken)
+        for tm in self._latest_hk.values():  # the latest of each structure: the values now
+            try:
+                values = self.decode_hk(tm.data)
+            except PacketError as e:
+                self.rejected[e.kind] += 1
+                continue
+            for name, value in values.items():
+                self.values[name] = (tm.time_s, value)
+        self._latest_hk.clear()
         return out
 
     def _take(self, tm: Telemetry) -> None:
-        key = (tm.service, tm.subtype)
-        if tm.destination_id not in (BROADCAST, self.source_id):
+        if tm.destination_id != BROADCAST and tm.destination_id != self.source_id:
             self.not_ours += 1  # another station's report or reply
             return
-        if tm.service == 1:
+        if tm.service == 3 and tm.subtype == 25:
+            # Checked now (a known structure, of its size), decoded once per poll: only
+            # the latest of each structure makes `values`, whatever the downlink rate.
+            sid = int.from_bytes(tm.data[:2]) if len(tm.data) >= 2 else None
+            if self._hk_sizes.get(sid) != len(tm.data) - 2:
+                self.decode_hk(tm.data)  # raises PacketError, saying what is wrong
+            self._latest_hk[sid] = tm
+        elif tm.service == 1:
             report = parse_verification(tm.subtype, tm.data)
             sent = self.sent.get((report.apid, report.seq_count))
             if sent is not None:
                 sent.reports.append(report)
-        elif key == (3, 25):
-            values = self.decode_hk(tm.data)
-            self._decoded = (tm, values)
-            for name, value in values.items():
-                self.values[name] = (tm.time_s, value)
         elif tm.service == 5:
             event = self.decode_event(tm)
-            self._decoded = (tm, event)
+            self._events_of[id(tm)] = (tm, event)
             self.events.append(event)
             self.events_total += 1
             self._running = [s for s in self._running if not s.done]
@@ -231,16 +260,15 @@ class GroundClient:
             self.replies_total += 1
 
     def hk_of(self, tm: Telemetry) -> dict[str, Any]:
-        """A TM[3,25]'s values: decoded once, when the client took it in (listeners on
-        on_tm get them again without decoding twice)."""
-        if self._decoded is not None and self._decoded[0] is tm:
-            return dict(self._decoded[1])
+        """A TM[3,25]'s values. Raises PacketError."""
         return self.decode_hk(tm.data)
 
     def event_of(self, tm: Telemetry) -> GroundEvent:
-        """A TM[5,x]'s event, as hk_of."""
-        if self._decoded is not None and self._decoded[0] is tm:
-            return self._decoded[1]  # type: ignore[no-any-return]
+        """A TM[5,x]'s event: decoded once, when the client took it in (listeners on
+        on_tm and on_batch get it again without decoding twice)."""
+        decoded = self._events_of.get(id(tm))
+        if decoded is not None and decoded[0] is tm:
+            return decoded[1]
         return self.decode_event(tm)
 
     def decode_hk(self, data: bytes) -> dict[str, Any]:
@@ -251,8 +279,7 @@ class GroundClient:
         if structure is None:
             raise PacketError("layout", f"housekeeping structure 0x{sid:04x} is not in the "
                               "dictionary")
-        values = layout.unpack(structure.points, data[2:], structure.name)
-        return {p.name: v for p, v in zip(structure.points, values, strict=True)}
+        return structure.values(data[2:])
 
     def decode_event(self, tm: Telemetry) -> GroundEvent:
         if len(tm.data) < 2:

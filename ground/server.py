@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,30 +25,74 @@ from ground.client import GroundClient, Sent, Signer
 from ground.series import Series
 from hal.auth import DEFAULT_SPACECRAFT
 from hal.dictionary import Dictionary
-from hal.errors import InputError
+from hal.errors import InputError, PacketError
 from hal.packetlink import PacketLink
 from hal.spacepacket import Telemetry
 
 STREAM_LIMIT = 10_000  # messages held for one client that does not read
+BEHIND = 100  # messages waiting beyond which a client's housekeeping is coalesced
+RENDERED = 4096  # housekeeping messages kept rendered for the next client to take them
+
+Message = dict[str, Any]
+Encoded = tuple[Message, str]  # a message, and its JSON: encoded once for every client
 
 
 class Stream:
-    """What one client has yet to read, oldest first; beyond `limit`, the oldest goes."""
+    """What one client has yet to read, oldest first.
 
-    def __init__(self, client: str, limit: int = STREAM_LIMIT) -> None:
+    Housekeeping is held as it came and rendered (`render`: decoded, limits, JSON)
+    only when taken, so a client that does not read costs the server nothing but a
+    reference. While the client is behind (more than `behind` messages waiting) its
+    housekeeping is held as the latest packet of each structure, the older ones counted
+    as `coalesced`: its live values stay current, and the archive has every packet.
+    Events and command updates are never coalesced; beyond `limit` the oldest message
+    goes, counted as `dropped`."""
+
+    def __init__(self, client: str, render: Callable[[Telemetry], Encoded | None],
+                 limit: int = STREAM_LIMIT, behind: int = BEHIND) -> None:
         self.client = client
-        self.messages: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+        self.render = render
+        self.behind = min(behind, limit // 2)
+        self.messages: collections.deque[Encoded | Telemetry] = collections.deque(maxlen=limit)
+        self._latest: dict[int, Telemetry] = {}  # while behind: each structure's latest
         self.dropped = 0
+        self.coalesced = 0
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: Encoded | Telemetry) -> None:
         if len(self.messages) == self.messages.maxlen:
             self.dropped += 1
         self.messages.append(message)
 
-    def take(self) -> list[dict[str, Any]]:
-        out = list(self.messages)
+    def put_all(self, items: list[tuple[int | None, Telemetry | Encoded]]) -> None:
+        """Messages and housekeeping, oldest first: (structure id, its packet) or
+        (None, a message)."""
+        latest = self._latest
+        for sid, item in items:
+            if sid is None or (not latest and len(self.messages) < self.behind):
+                self.put(item)
+                continue
+            if sid in latest:
+                self.coalesced += 1
+            latest[sid] = item  # type: ignore[assignment]
+
+    def _take(self) -> list[Encoded]:
+        held = [*self.messages, *self._latest.values()]
         self.messages.clear()
+        self._latest.clear()
+        out = []
+        for item in held:
+            encoded = self.render(item) if isinstance(item, Telemetry) else item
+            if encoded is not None:
+                out.append(encoded)
         return out
+
+    def take(self) -> list[Message]:
+        """Every message waiting, oldest first."""
+        return [message for message, _ in self._take()]
+
+    def take_json(self) -> list[str]:
+        """The same, as JSON texts."""
+        return [text for _, text in self._take()]
 
 
 @dataclass
@@ -78,6 +123,7 @@ class Counts:
     commands: int = 0
     refused: int = 0
     link_down: int = 0
+    undecodable: int = 0  # housekeeping whose values did not decode when streamed
     by_sender: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
@@ -91,19 +137,20 @@ class GroundServer:
                                    sequence=sequence)
         self.archive = Archive(archive, self.client,
                                spacecraft=signer.spacecraft if signer else DEFAULT_SPACECRAFT,
-                               wall=wall)
-        self.client.on_tm.append(self._on_tm)
+                               wall=wall, writer_process=True)
+        self.client.on_batch.append(self._on_batch)
         self.points = {p.name: p for p in dictionary.telemetry}
         self.commands: dict[int, Command] = {}
         self.streams: set[Stream] = set()
         self.counts = Counts()
         self._ids = itertools.count(1)
+        self._rendered: dict[int, tuple[Telemetry, Encoded]] = {}
         self.closed = False
 
     # -- clients -------------------------------------------------------------------
 
-    def attach(self, client: str, limit: int = STREAM_LIMIT) -> Stream:
-        stream = Stream(client, limit)
+    def attach(self, client: str, limit: int = STREAM_LIMIT, behind: int = BEHIND) -> Stream:
+        stream = Stream(client, self._render_hk, limit, behind)
         self.streams.add(stream)
         return stream
 
@@ -162,19 +209,46 @@ class GroundServer:
         self.archive.close()
         self.client.link.close()
 
-    def _on_tm(self, tm: Telemetry, raw: bytes) -> None:
-        self.archive.ingest(tm, raw)
-        self.counts.tm += 1
-        if (tm.service, tm.subtype) == (3, 25):
-            values = self.client.hk_of(tm)
-            self._publish({"type": "hk", "t_s": tm.time_s, "values": values,
-                           "limits": {k: self.points[k].limit_state(v) for k, v in
-                                      values.items() if k in self.points}})
-        elif tm.service == 5:
-            event = self.client.event_of(tm)
-            self._publish({"type": "event", "t_s": event.t_s, "name": event.name,
-                           "severity": event.severity, "args": event.args})
-
-    def _publish(self, message: dict[str, Any]) -> None:
+    def _on_batch(self, received: list[tuple[Telemetry, bytes]]) -> None:
+        self.archive.ingest_many(received)
+        self.counts.tm += len(received)
+        items: list[tuple[int | None, Telemetry | Encoded]] = []  # in the order they came
+        for tm, _ in received:
+            if tm.service == 3 and tm.subtype == 25:
+                items.append((int.from_bytes(tm.data[:2]), tm))
+            elif tm.service == 5:
+                event = self.client.event_of(tm)
+                items.append((None, self._encode({
+                    "type": "event", "t_s": event.t_s, "name": event.name,
+                    "severity": event.severity, "args": event.args})))
         for stream in self.streams:
-            stream.put(message)
+            stream.put_all(items)
+
+    def _render_hk(self, tm: Telemetry) -> Encoded | None:
+        """A housekeeping packet as the streams carry it (None: its values do not
+        decode, counted); rendered once for all the clients that take it."""
+        cached = self._rendered.get(id(tm))
+        if cached is not None and cached[0] is tm:
+            return cached[1]
+        try:
+            values = self.client.hk_of(tm)
+        except PacketError:
+            self.counts.undecodable += 1
+            return None
+        message = {"type": "hk", "t_s": tm.time_s, "values": values,
+                   "limits": {k: self.points[k].limit_state(v) for k, v in values.items()
+                              if k in self.points}}
+        encoded = (message, json.dumps(message))
+        if len(self._rendered) >= RENDERED:
+            self._rendered.clear()
+        self._rendered[id(tm)] = (tm, encoded)
+        return encoded
+
+    @staticmethod
+    def _encode(message: Message) -> Encoded:
+        return message, json.dumps(message, default=str)
+
+    def _publish(self, message: Message) -> None:
+        encoded = self._encode(message)
+        for stream in self.streams:
+            stream.put(encoded)

@@ -14,7 +14,9 @@
     POST /api/commands             {"sender", "command", "args"}: send one (202)
     GET  /api/commands/{id}        one command and the stages it has reached
     GET  /api/status               counts: packets, commands, clients, drops
-    GET  /api/stream?client=NAME   WebSocket: {"type": "hk" | "event" | "command", ...}
+    GET  /api/stream?client=NAME   WebSocket: each frame a JSON array of what waited for
+                                   this client, oldest first: {"type": "hk" | "event" |
+                                   "command", ...}
     GET  /                         the web console (ground/console_web: HTML, CSS and
                                    JavaScript as they are, nothing to build)
 
@@ -175,7 +177,9 @@ async def _status(request: web.Request) -> web.Response:
         "link_down": server.counts.link_down, "tm_lost": server.client.tm_lost,
         "archived": server.archive.ingested, "undecoded": server.archive.undecoded,
         "clients": sorted(s.client for s in server.streams),
-        "dropped": {s.client: s.dropped for s in server.streams if s.dropped},
+        "undecodable": server.counts.undecodable,
+        "dropped": {s.client: s.dropped for s in server.streams},
+        "coalesced": {s.client: s.coalesced for s in server.streams},
         "link_rejected": dict(server.client.rejected)})
 
 
@@ -187,8 +191,9 @@ async def _stream(request: web.Request) -> web.WebSocketResponse:
 
     async def pump() -> None:
         while not ws.closed:
-            for message in stream.take():
-                await ws.send_json(message)
+            texts = stream.take_json()
+            if texts:  # what waited, in one frame
+                await ws.send_str("[" + ",".join(texts) + "]")
             await asyncio.sleep(STREAM_S)
 
     sender = asyncio.create_task(pump())
@@ -261,7 +266,9 @@ OPENAPI: dict[str, Any] = {
         "/api/status": {"get": {"summary": "Counts", "responses": {
             "200": _json({"type": "object"}, "counts")}}},
         "/api/stream": {"get": {
-            "summary": "WebSocket: telemetry, events and command updates as they come",
+            "summary": "WebSocket: telemetry, events and command updates as they come; "
+                       "each frame a JSON array of the messages that waited, oldest first "
+                       "(a client behind gets the latest housekeeping of each structure)",
             "parameters": [{"name": "client", "in": "query", "schema": {"type": "string"}}],
             "responses": {"101": {"description": "switching to WebSocket"}}}},
     },

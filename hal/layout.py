@@ -13,9 +13,10 @@ commands. `Layouts` refuses a dictionary in which two names share an id.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hal.crc import crc16_ccitt_false
@@ -40,22 +41,40 @@ def pack(specs: Sequence[Field], values: Sequence[Any]) -> bytes:
                     for spec, value in zip(specs, values, strict=True))
 
 
+class Codec:
+    """One layout compiled: its values read by one struct call, then each turned into
+    its type's value (hal.valuetype)."""
+
+    def __init__(self, specs: Sequence[Field]) -> None:
+        self.specs = tuple(specs)
+        self.names = tuple(s.name for s in self.specs)
+        kinds = [ValueType(s.type) for s in self.specs]
+        self._struct = struct.Struct(">" + "".join(k.code for k in kinds))
+        self.size = self._struct.size
+        self._decoders = [k.decoder(s) for k, s in zip(kinds, self.specs, strict=True)]
+
+    def unpack(self, data: bytes, what: str) -> list[Any]:
+        """Values read from `data`, which must be exactly their size. Raises
+        PacketError (kind "layout")."""
+        if len(data) != self.size:
+            raise PacketError("layout", f"{what}: {len(data)} octets where the layout has "
+                              f"{self.size}")
+        try:
+            return [decode(raw, what) for decode, raw in
+                    zip(self._decoders, self._struct.unpack(data), strict=True)]
+        except BadValue as e:
+            raise PacketError("layout", str(e)) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def codec(specs: tuple[Field, ...]) -> Codec:
+    return Codec(specs)
+
+
 def unpack(specs: Sequence[Field], data: bytes, what: str) -> list[Any]:
     """Values of `specs` read from `data`, which must be exactly their size. Raises
     PacketError (kind "layout")."""
-    size = sum(field_bytes(s) for s in specs)
-    if len(data) != size:
-        raise PacketError("layout", f"{what}: {len(data)} octets where the layout has {size}")
-    out: list[Any] = []
-    offset = 0
-    for spec in specs:
-        kind = ValueType(spec.type)
-        try:
-            out.append(kind.unpack(spec, data, offset, what))
-        except BadValue as e:
-            raise PacketError("layout", str(e)) from None
-        offset += kind.size
-    return out
+    return codec(tuple(specs)).unpack(data, what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,20 @@ class Structure:
     sid: int
     name: str  # the component
     points: tuple[TelemetrySpec, ...]
+    layout: Codec = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", codec(self.points))
+
+    @property
+    def size(self) -> int:
+        """Octets of its values (a TM[3,25] carries the 2-octet id, then these)."""
+        return self.layout.size
+
+    def values(self, data: bytes) -> dict[str, Any]:
+        """Point name -> value of the structure's values in `data` (after the id).
+        Raises PacketError (kind "layout")."""
+        return dict(zip(self.layout.names, self.layout.unpack(data, self.name), strict=True))
 
 
 class Layouts:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hal.crc import crc16_ccitt_false
 from hal.errors import PacketError
@@ -50,6 +51,9 @@ TIME_CODE = {"code": "CUC", "coarse_octets": 4, "fine_octets": 2, "p_field": "im
 _PRIMARY = struct.Struct(">HHH")
 _TC_SECONDARY = struct.Struct(">BBBH")
 _TM_SECONDARY = struct.Struct(">BBBHHIH")
+_TM_HEAD = struct.Struct(">HHH" + _TM_SECONDARY.format[1:])
+_TM_MIN_BYTES = PRIMARY_BYTES + TM_SECONDARY_BYTES + CRC_BYTES
+_TM_ID_BITS = 0x0800  # version 0, type TM, secondary header: the packet id's top 5 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +72,11 @@ class Telecommand:
         return (_packet_id(TC, self.apid), (UNSEGMENTED << 14) | self.seq_count)
 
 
-@dataclass(frozen=True, slots=True)
-class Telemetry:
+class Telemetry(NamedTuple):
+    """A TM packet's fields (a named tuple: the ground makes one for each of up to
+    10^5 packets a second, and a tuple is made in a third of a frozen dataclass's
+    time)."""
+
     apid: int
     service: int
     subtype: int
@@ -185,6 +192,20 @@ def decode_tc(packet: bytes) -> Telecommand:
 
 def decode_tm(packet: bytes) -> Telemetry:
     """A TM, checked whole. Raises PacketError naming what is wrong."""
+    # A sound packet passes one combined test; any other goes the long way, which
+    # says what is wrong (the ground takes in up to 10^5 packets a second).
+    if len(packet) >= _TM_MIN_BYTES:
+        packet_id, seq_control, length, flags, service, subtype, counter, destination, \
+            coarse, fine = _TM_HEAD.unpack_from(packet)
+        if packet_id & 0xF800 == _TM_ID_BITS and seq_control >> 14 == UNSEGMENTED \
+                and length + PRIMARY_BYTES + 1 == len(packet) and flags >> 4 == PUS_VERSION \
+                and crc16_ccitt_false(packet[:-CRC_BYTES]) == int.from_bytes(
+                    packet[-CRC_BYTES:]):
+            data = packet[PRIMARY_BYTES + TM_SECONDARY_BYTES:-CRC_BYTES]
+            return Telemetry(packet_id & MAX_APID, service, subtype,
+                             data if type(data) is bytes else bytes(data),
+                             coarse + fine / FINE_PER_S, seq_control & (SEQ_MODULO - 1),
+                             counter, destination)
     apid, seq, body = _open(packet, TM, TM_SECONDARY_BYTES)
     flags, service, subtype, counter, destination, coarse, fine = _TM_SECONDARY.unpack_from(body)
     if flags >> 4 != PUS_VERSION:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import math
 import struct
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from hal.errors import SkyrackError
@@ -152,30 +153,54 @@ class ValueType(enum.StrEnum):
                                   f"{', '.join(spec.values)}") from None
         return _STRUCTS[self].pack(_CAST[self](value))
 
+    @property
+    def code(self) -> str:
+        """Its struct format (big-endian once prefixed with ">"): a layout of several
+        values is one struct call (hal.layout.Codec)."""
+        if self.textual:
+            return f"{self.size}s"
+        return _STRUCTS[self].format[1:]
+
+    def decoder(self, spec: Typed) -> Callable[[Any, str], Any]:
+        """What turns the value struct reads for `spec` (its `code`) into the value
+        (None: "not yet sampled"); it raises BadValue for octets that are no value of
+        this type, naming `what` they came in."""
+        if self.textual:
+            def text(raw: bytes, what: str) -> Any:
+                try:
+                    return raw.split(b"\0", 1)[0].decode()
+                except UnicodeDecodeError:
+                    raise BadValue(f"{what}: {spec.name} is not UTF-8") from None
+            return text
+        if self is ValueType.FLOAT:
+            return lambda value, what: None if value != value else value  # NaN: unsampled
+        if self is ValueType.INT:
+            return lambda value, what: None if value == INT_INVALID else value
+        if self is ValueType.BOOL:
+            def boolean(value: int, what: str) -> Any:
+                if value > 1:
+                    if value == UINT8_INVALID:
+                        return None
+                    raise BadValue(f"{what}: {spec.name} is {value}, not 0 or 1")
+                return value == 1
+            return boolean
+        labels = spec.values
+
+        def label(value: int, what: str) -> Any:
+            try:
+                return labels[value]
+            except IndexError:
+                if value == UINT8_INVALID:
+                    return None
+                raise BadValue(f"{what}: {spec.name} index {value} is not one of "
+                               f"{len(labels)} values") from None
+        return label
+
     def unpack(self, spec: Typed, data: bytes, offset: int, what: str) -> Any:
         """The value at `offset` (None: "not yet sampled"); raises BadValue for octets
         that are no value of this type."""
-        if self.textual:
-            raw = data[offset:offset + self.size].split(b"\0", 1)[0]
-            try:
-                return raw.decode()
-            except UnicodeDecodeError:
-                raise BadValue(f"{what}: {spec.name} is not UTF-8") from None
-        (value,) = _STRUCTS[self].unpack_from(data, offset)
-        if self is ValueType.FLOAT:
-            return None if math.isnan(value) else value
-        if value == _INVALID[self]:
-            return None
-        if self is ValueType.ENUM:
-            if value >= len(spec.values):
-                raise BadValue(f"{what}: {spec.name} index {value} is not one of "
-                                  f"{len(spec.values)} values")
-            return spec.values[value]
-        if self is ValueType.BOOL:
-            if value > 1:
-                raise BadValue(f"{what}: {spec.name} is {value}, not 0 or 1")
-            return bool(value)
-        return value
+        (raw,) = struct.unpack_from(">" + self.code, data, offset)
+        return self.decoder(spec)(raw, what)
 
     # -- in XTCE -----------------------------------------------------------------------
 

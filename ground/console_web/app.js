@@ -343,17 +343,18 @@ function connect() {
     $("link").textContent = "reconnecting"; $("link").className = "link down";
     setTimeout(connect, 1000);
   };
-  ws.onmessage = (message) => {
-    const m = JSON.parse(message.data);
-    if (m.type === "hk") {
-      for (const [name, value] of Object.entries(m.values)) setPoint(name, value, m.limits[name]);
-      plotLive(m.t_s, m.values);
-      jobProgress(m.values);
-    } else if (m.type === "event") {
-      addEvent(m, true);
-      jobEvent(m);
-    } else if (m.type === "command") {
-      setCommand(m);
+  ws.onmessage = (frame) => {  // each frame: what waited for this console, oldest first
+    for (const m of JSON.parse(frame.data)) {
+      if (m.type === "hk") {
+        for (const [name, value] of Object.entries(m.values)) setPoint(name, value, m.limits[name]);
+        plotLive(m.t_s, m.values);
+        jobProgress(m.values);
+      } else if (m.type === "event") {
+        addEvent(m, true);
+        jobEvent(m);
+      } else if (m.type === "command") {
+        setCommand(m);
+      }
     }
   };
 }

@@ -228,6 +228,10 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int, paced: bool = Tru
         raise CliError(f"cannot open {args.ground}: {e.strerror or e}") from None
     address = getattr(link, "address", None)
     bound = f"tcp://{address[0]}:{address[1]}" if address else args.ground
+    stop = threading.Event()
+    if paced:  # handled before the link is announced: a signal right after it still counts
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     if args.json:
         output(args, {"ground": bound, "keys": keys_path}, "")
         sys.stdout.flush()
@@ -235,9 +239,6 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int, paced: bool = Tru
         print(f"listening for the ground on {bound}; key file {keys_path}", flush=True)
     if not paced:  # on the wall clock already (real boards): Ctrl-C stops it as usual
         return link, keys, None, throwaway
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
 
     def pace(t_s: float) -> None:

@@ -327,7 +327,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
                           sequence=sequence_for(args.keys, args.source_id))
     archive = Archive(_archive_path(args), client,
                       spacecraft=signer.spacecraft if signer else DEFAULT_SPACECRAFT)
-    client.on_tm.append(archive.ingest)
+    client.on_batch.append(archive.ingest_many)
     # SIGINT and SIGTERM end the command at its next wait, never inside an archive
     # write: everything received is written before the process goes.
     stopped: list[str] = []
@@ -511,11 +511,11 @@ def cmd_ground_watch_remote(args: argparse.Namespace, dictionary: Dictionary) ->
                     continue
                 if message.type != aiohttp.WSMsgType.TEXT:
                     raise CliError(f"the ground server at {args.server} closed the stream")
-                m = json.loads(message.data)
-                if m["type"] == "hk":
-                    watcher.housekeeping(m["t_s"], m["values"], m["limits"])
-                elif m["type"] == "event":
-                    watcher.event(m["t_s"], m["name"], m["severity"], m["args"])
+                for m in json.loads(message.data):  # a frame: what waited, oldest first
+                    if m["type"] == "hk":
+                        watcher.housekeeping(m["t_s"], m["values"], m["limits"])
+                    elif m["type"] == "event":
+                        watcher.event(m["t_s"], m["name"], m["severity"], m["args"])
 
     try:
         asyncio.run(main())

@@ -5,10 +5,14 @@ import sqlite3
 import pytest
 
 from boards.definition import default_path, load
+from flight.software import FlightSoftware
 from ground.archive import Archive, ArchiveError
 from ground.client import GroundClient, Signer
+from hal import layout
 from hal.auth import KeyFile
+from hal.layout import Layouts, name_id
 from hal.packetlink import InProcessLink
+from hal.pus import N
 from hal.spacepacket import Telemetry, encode_tm
 from skyrack.assembly import assemble
 
@@ -72,8 +76,20 @@ def test_the_archive_is_wal_indexed_and_readable_while_written(archived) -> None
     other = sqlite3.connect(archive.path)
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {r[0] for r in other.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"packets_t", "packets_apid_t", "samples_point_t", "events_t"} <= indexes
-    assert other.execute("SELECT COUNT(*) FROM samples").fetchone()[0] > 0
+    assert {"packets_key_t", "events_t"} <= indexes
+    # reception time through spans: each row in one span, each span's rows received in it
+    spans = other.execute("SELECT first_row, last_row, first_rx, last_rx FROM spans "
+                          "ORDER BY first_row").fetchall()
+    rows = dict(other.execute("SELECT rowid, rx_utc FROM packets"))
+    assert [r for a, b, _, _ in spans for r in range(a, b + 1)] == sorted(rows)
+    assert all(lo <= rows[r] <= hi for a, b, lo, hi in spans for r in range(a, b + 1))
+    # one row a packet; a reader without the flight software decodes it with the
+    # dictionary the archive keeps
+    assert other.execute("SELECT COUNT(*) FROM packets").fetchone()[0] == archive.ingested
+    reader = Archive(archive.path)
+    assert reader.query("power.batt_v") == archive.query("power.batt_v")
+    assert reader.names() == archive.names() and "mode.mode" in reader.names()
+    reader.close()
 
 
 def test_an_unknown_point_and_an_undecodable_packet_are_reported(archived) -> None:
@@ -129,7 +145,6 @@ def _write_archive(path: str, writer: int, packets: list[bytes], out, start) -> 
     timeout (5 s), as a ground does waiting on its link; writer 1 writes meanwhile."""
     import time
 
-    from flight.software import FlightSoftware
     from hal.spacepacket import decode_tm
 
     try:
@@ -171,17 +186,14 @@ def test_two_ground_processes_share_one_archive_without_an_error(tmp_path) -> No
     assert results == [(0, "ok"), (1, "ok")]
     with sqlite3.connect(path) as db:
         (stored,) = db.execute("SELECT COUNT(*) FROM packets").fetchone()
-        names = db.execute("SELECT name, COUNT(*) FROM points GROUP BY name "
-                           "HAVING COUNT(*) > 1").fetchall()
-    assert stored == 2 * len(packets) and names == []  # every packet; each point once
+        (dictionaries,) = db.execute("SELECT COUNT(*) FROM dictionaries").fetchone()
+    assert stored == 2 * len(packets) and dictionaries == 1  # every packet; the dictionary once
 
 
 def test_sessions_spacecraft_and_what_happened_between_two_utc_times(tmp_path) -> None:
     """Two satellites into one archive, the second rebooted halfway: each packet,
     event and command lands with its spacecraft, its session and its reception time,
     and a UTC window gives telemetry, events and commands together."""
-    from flight.software import FlightSoftware
-
     wall = [1_800_000_000.0]
     dictionary = FlightSoftware.dictionary()
     path = tmp_path / "mission.sqlite"
@@ -239,13 +251,20 @@ def test_an_archive_from_before_sessions_gains_the_columns_and_keeps_its_rows(tm
                                stages TEXT, failure TEXT);
         INSERT INTO packets VALUES (1.0, 16, 3, 25, 0, x'00');
         INSERT INTO events VALUES (1.0, 'fsw.booted', 'info', '{}');""")
+    dictionary = FlightSoftware.dictionary()
+    power = Layouts(dictionary).structures[name_id("power")]
+    hk = Telemetry(0x10, 3, 25, N.pack(power.sid) + layout.pack(
+        power.points, [31.5 if p.name == "power.batt_v" else None for p in power.points]), 1.5)
+    old.execute("INSERT INTO packets VALUES (1.5, 16, 3, 25, 1, ?)", (encode_tm(hk),))
     old.commit()
     old.close()
     archive = Archive(path)
-    assert archive.packet_count() == 1
+    assert archive.packet_count() == 2
+    assert archive.names() == []  # no dictionary stored with it: given one, it reads
+    assert Archive(path, dictionary=dictionary).query("power.batt_v") == [(1.5, 31.5)]
     assert archive.events() == []  # no reception time: not in a UTC window
     assert archive.events_between()[0][1] == "fsw.booted"  # by on-board time, still there
     tm = Telemetry(0x10, 17, 2, b"", 2.0)
     archive.ingest(tm, encode_tm(tm))
-    assert archive.packet_count() == 2 and archive.sessions()[0]["first_t_s"] == 2.0
+    assert archive.packet_count() == 3 and archive.sessions()[0]["first_t_s"] == 2.0
     archive.close()
