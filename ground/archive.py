@@ -177,6 +177,9 @@ def _write_batch(db: sqlite3.Connection, batch: Batch, path: str) -> None:
     transaction; the packets' rows as one span."""
     packets, events, seen, last = batch
     try:
+        # The write lock first (waiting for another writer's batch): the rows it takes
+        # are then the ones after the last row read here, whoever else writes.
+        db.execute("BEGIN IMMEDIATE")
         with db:
             if packets:
                 (top,) = db.execute("SELECT max(rowid) FROM packets").fetchone()
@@ -247,26 +250,37 @@ class _Writer:
             raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
 
     def _ask(self, op: str) -> None:
+        """Ask `op` and wait for its answer; raise what the writer met meanwhile."""
         self._send((op, None))
+        errors = []
         while True:
-            try:
-                kind, message = pickle.loads(self._in.recv_bytes())
-            except (EOFError, OSError):
-                raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
-            if kind == "error":
-                raise ArchiveError(message)
+            kind, message = self._receive()
             if kind == op:
-                return
+                break
+            errors.append(message)
+        self._raise(errors)
 
     def _check(self) -> None:
         """Raise what the writer met since the last hand-over."""
-        if self._in.poll():
-            try:
-                kind, message = pickle.loads(self._in.recv_bytes())
-            except (EOFError, OSError):
-                raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
+        errors = []
+        while self._in.poll():
+            kind, message = self._receive()
             if kind == "error":
-                raise ArchiveError(message)
+                errors.append(message)
+        self._raise(errors)
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            kind, message = pickle.loads(self._in.recv_bytes())
+        except (EOFError, OSError):
+            raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
+        return kind, message
+
+    @staticmethod
+    def _raise(errors: list[str]) -> None:
+        if errors:
+            more = f" (and {len(errors) - 1} more batches)" if len(errors) > 1 else ""
+            raise ArchiveError(f"{errors[0]}{more}")
 
 
 def _write_forever(path: str, pipe_in: Connection, pipe_out: Connection) -> None:
@@ -278,21 +292,18 @@ def _write_forever(path: str, pipe_in: Connection, pipe_out: Connection) -> None
     except ArchiveError as e:
         pipe_out.send_bytes(pickle.dumps(("error", str(e))))
         return
-    failed = False
     while True:
         try:
             op, batch = pickle.loads(pipe_in.recv_bytes())
         except (EOFError, OSError):
             break
-        if op == "write" and not failed:
+        if op == "write":
             try:
                 _write_batch(db, batch, path)
-            except ArchiveError as e:
-                failed = True  # later batches would land out of order: refused too
+            except ArchiveError as e:  # that batch is lost; told, and the next is tried
                 pipe_out.send_bytes(pickle.dumps(("error", str(e))))
         elif op in ("sync", "close"):
-            pipe_out.send_bytes(pickle.dumps(("error", "an earlier batch failed") if failed
-                                             else (op, None)))
+            pipe_out.send_bytes(pickle.dumps((op, None)))
             if op == "close":
                 break
     db.close()
@@ -529,10 +540,11 @@ class Archive:
                                 f"{failure.failure}: {failure.reason}" if failure else None,
                                 self.spacecraft, sender, json.dumps(reports)))
 
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The last `limit` commands, oldest first."""
+    def history(self, limit: int = 50, *, spacecraft: int | None = None) -> list[dict[str, Any]]:
+        """The last `limit` commands (to one spacecraft, or to any), oldest first."""
         rows = self.db.execute("SELECT t_sent, name, args, apid, seq, stages, failure FROM "
-                               "commands ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+                               "commands WHERE ? IS NULL OR spacecraft = ? ORDER BY rowid DESC "
+                               "LIMIT ?", (spacecraft, spacecraft, limit)).fetchall()
         return [{"t_sent": t, "command": n, "args": json.loads(a), "apid": apid, "seq": seq,
                  "stages": stages.split(), **({"failure": f} if f else {})}
                 for t, n, a, apid, seq, stages, f in reversed(rows)]
@@ -586,13 +598,15 @@ class Archive:
         """Every point the archive has housekeeping of."""
         return sorted({p.name for s in self._structures().values() for p in s.points})
 
-    def query(self, name: str, since_s: float = -math.inf,
-              until_s: float = math.inf) -> list[tuple[float, Any]]:
-        """(on-board time, value) of `name`, oldest first. Raises ArchiveError for a
-        point the archive never saw."""
-        return [(t, value) for _, t, _, value in self._point(name, since_s, until_s)]
+    def query(self, name: str, since_s: float = -math.inf, until_s: float = math.inf, *,
+              spacecraft: int | None = None) -> list[tuple[float, Any]]:
+        """(on-board time, value) of `name`, oldest first: of one spacecraft, or of
+        every one. Raises ArchiveError for a point the archive never saw."""
+        return [(t, value) for _, t, _, value in self._point(name, since_s, until_s,
+                                                              spacecraft)]
 
-    def _point(self, name: str, since_s: float, until_s: float) -> list[tuple[Any, ...]]:
+    def _point(self, name: str, since_s: float, until_s: float,
+               spacecraft: int | None = None) -> list[tuple[Any, ...]]:
         """(rx_utc, t_s, session, value) of every sample of `name` between two on-board
         times, oldest first."""
         keys = [key for key, s in self._structures().items()
@@ -604,8 +618,9 @@ class Archive:
         for key in keys:
             rows = self.db.execute(
                 "SELECT rx_utc, t_s, spacecraft, session, key, raw FROM packets WHERE key = ? "
-                "AND service = 3 AND subtype = 25 AND t_s >= ? AND t_s <= ? ORDER BY t_s",
-                (key, since_s, until_s))
+                "AND service = 3 AND subtype = 25 AND t_s >= ? AND t_s <= ? AND (? IS NULL "
+                "OR spacecraft = ?) ORDER BY t_s", (key, since_s, until_s, spacecraft,
+                                                    spacecraft))
             out += [(rx, t, session, values[name]) for rx, t, _, session, values
                     in self._decoded(rows) if values.get(name) is not None]
         return sorted(out, key=lambda r: r[1]) if len(keys) > 1 else out

@@ -55,13 +55,19 @@ class RemoteArchive:
 
 
 class ServerClient:
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, satellite: str | None = None) -> None:
+        """The server at `url`; of a mission's, satellite `satellite` (default: its
+        first)."""
         if not url.startswith(("http://", "https://")):
             raise ServerError(f"server {url!r}: expected http://HOST:PORT")
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.satellite = satellite
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if self.satellite is not None:
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(
+                {"satellite": self.satellite})
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data, method=method,
                                          headers={"Content-Type": "application/json"})
@@ -81,6 +87,14 @@ class ServerClient:
 
     def dictionary(self) -> dict[str, Any]:
         return dict(self._call("GET", "/api/dictionary"))
+
+    def satellites(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/satellites")["satellites"])
+
+    def stream_url(self, client: str) -> str:
+        """The WebSocket of this satellite's stream, for `client`."""
+        query = {"client": client, **({"satellite": self.satellite} if self.satellite else {})}
+        return self.url + "/api/stream?" + urllib.parse.urlencode(query)
 
     def send(self, sender: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/api/commands",

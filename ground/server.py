@@ -15,12 +15,13 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ground.archive import Archive
+from ground.archive import Archive, ArchiveError
 from ground.client import GroundClient, Sent, Signer
 from ground.series import Series
 from hal.auth import DEFAULT_SPACECRAFT
@@ -31,6 +32,7 @@ from hal.spacepacket import Telemetry
 
 STREAM_LIMIT = 10_000  # messages held for one client that does not read
 BEHIND = 100  # messages waiting beyond which a client's housekeeping is coalesced
+MAX_COMMANDS = 10_000  # commands kept in memory (all are in the archive)
 RENDERED = 4096  # housekeeping messages kept rendered for the next client to take them
 
 Message = dict[str, Any]
@@ -105,10 +107,12 @@ class Command:
     wall_s: float
     stages_told: int = 0  # how many of its reports went out to the streams
     archived: bool = False
+    satellite: str = ""
 
     def to_json(self) -> dict[str, Any]:
         failure = self.sent.failure
-        return {"id": self.id, "sender": self.sender, "command": self.sent.name,
+        return {"id": self.id, "satellite": self.satellite, "sender": self.sender,
+                "command": self.sent.name,
                 "args": self.sent.args, "apid": self.sent.apid, "seq_count": self.sent.seq_count,
                 "t_sent_utc": self.wall_s, "stages": self.sent.stages, "done": self.sent.done,
                 "ok": self.sent.ok,
@@ -124,28 +128,38 @@ class Counts:
     refused: int = 0
     link_down: int = 0
     undecodable: int = 0  # housekeeping whose values did not decode when streamed
+    archive_errors: int = 0  # archive writes that failed (the last: archive_error)
     by_sender: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 class GroundServer:
     def __init__(self, link: PacketLink, dictionary: Dictionary, signer: Signer | None,
                  archive: str, *, source_id: int = 1, sequence: Series | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, name: str = "",
+                 spacecraft: int | None = None, ids: Iterator[int] | None = None) -> None:
+        """The ground of one satellite, `name` in its mission, spacecraft `spacecraft`
+        (default: the one its keys are for). The servers of one mission share their
+        command ids (`ids`) and their archive file."""
         self.dictionary = dictionary
         self.wall = wall
+        self.name = name
+        if spacecraft is None:
+            spacecraft = signer.spacecraft if signer else DEFAULT_SPACECRAFT
+        self.spacecraft = spacecraft
         self.client = GroundClient(link, dictionary, signer, clock=wall, source_id=source_id,
                                    sequence=sequence)
-        self.archive = Archive(archive, self.client,
-                               spacecraft=signer.spacecraft if signer else DEFAULT_SPACECRAFT,
-                               wall=wall, writer_process=True)
+        self.archive = Archive(archive, self.client, spacecraft=spacecraft, wall=wall,
+                               writer_process=True)
         self.client.on_batch.append(self._on_batch)
         self.points = {p.name: p for p in dictionary.telemetry}
-        self.commands: dict[int, Command] = {}
+        self.commands: dict[int, Command] = {}  # the last MAX_COMMANDS, by id
+        self._open: list[Command] = []  # not yet archived
         self.streams: set[Stream] = set()
         self.counts = Counts()
-        self._ids = itertools.count(1)
+        self._ids = ids or itertools.count(1)
         self._rendered: dict[int, tuple[Telemetry, Encoded]] = {}
         self.closed = False
+        self.archive_error: str | None = None
 
     # -- clients -------------------------------------------------------------------
 
@@ -167,8 +181,9 @@ class GroundServer:
         except (ValueError, InputError):
             self.counts.refused += 1
             raise
-        command = Command(next(self._ids), sender, sent, self.wall())
+        command = Command(next(self._ids), sender, sent, self.wall(), satellite=self.name)
         self.commands[command.id] = command
+        self._open.append(command)
         self.counts.commands += 1
         self.counts.by_sender[sender] += 1
         self._publish({"type": "command", **command.to_json()})
@@ -180,14 +195,21 @@ class GroundServer:
         """Take in what the link brought, archive it, tell every client; returns how
         many packets came."""
         packets = len(self.client.poll())
-        for command in self.commands.values():
+        for command in self._open:
             if len(command.sent.reports) > command.stages_told:
                 command.stages_told = len(command.sent.reports)
                 self._publish({"type": "command", **command.to_json()})
             if command.sent.done and not command.archived:
-                self.archive.record_command(command.sent, command.wall_s, command.sender)
+                self._archiving(self.archive.record_command, command.sent, command.wall_s,
+                                command.sender)
                 command.archived = True
-        self.archive.flush_due()
+        self._open = [c for c in self._open if not c.archived]
+        while len(self.commands) > MAX_COMMANDS:  # the oldest done go: the archive has them
+            oldest = next(iter(self.commands))
+            if not self.commands[oldest].archived:
+                break
+            del self.commands[oldest]
+        self._archiving(self.archive.flush_due)
         return packets
 
     def latest(self) -> dict[str, dict[str, Any]]:
@@ -209,8 +231,21 @@ class GroundServer:
         self.archive.close()
         self.client.link.close()
 
+    def _archiving(self, write: Callable[..., None], *args: Any) -> None:
+        """An archive write; a failure (a full disk, a writer gone) is counted and
+        logged, and the server goes on serving: the link, the streams and commanding
+        do not wait on the archive."""
+        try:
+            write(*args)
+        except ArchiveError as e:
+            if not self.counts.archive_errors:
+                logging.getLogger("skyrack.ground").error("%s: archive: %s",
+                                                          self.name or "ground", e)
+            self.counts.archive_errors += 1
+            self.archive_error = str(e)
+
     def _on_batch(self, received: list[tuple[Telemetry, bytes]]) -> None:
-        self.archive.ingest_many(received)
+        self._archiving(self.archive.ingest_many, received)
         self.counts.tm += len(received)
         items: list[tuple[int | None, Telemetry | Encoded]] = []  # in the order they came
         for tm, _ in received:
@@ -235,17 +270,16 @@ class GroundServer:
         except PacketError:
             self.counts.undecodable += 1
             return None
-        message = {"type": "hk", "t_s": tm.time_s, "values": values,
-                   "limits": {k: self.points[k].limit_state(v) for k, v in values.items()
-                              if k in self.points}}
-        encoded = (message, json.dumps(message))
+        encoded = self._encode({"type": "hk", "t_s": tm.time_s, "values": values,
+                                "limits": {k: self.points[k].limit_state(v)
+                                           for k, v in values.items() if k in self.points}})
         if len(self._rendered) >= RENDERED:
             self._rendered.clear()
         self._rendered[id(tm)] = (tm, encoded)
         return encoded
 
-    @staticmethod
-    def _encode(message: Message) -> Encoded:
+    def _encode(self, message: Message) -> Encoded:
+        message["satellite"] = self.name
         return message, json.dumps(message, default=str)
 
     def _publish(self, message: Message) -> None:

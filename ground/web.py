@@ -28,6 +28,7 @@ own bounded stream and its own sender task, so a slow one never holds the loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from math import inf, isfinite
 from pathlib import Path
@@ -43,7 +44,7 @@ CONSOLE = Path(__file__).parent / "console_web"
 STEP_S = 0.02
 MAX_HISTORY = 20_000  # samples one history request returns (the latest)
 STREAM_S = 0.05
-SERVER: web.AppKey[GroundServer] = web.AppKey("server", GroundServer)
+SERVERS: web.AppKey[dict[str, GroundServer]] = web.AppKey("servers", dict)
 SEVERITIES = [s.value for s in Severity]
 
 
@@ -51,16 +52,39 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"ok": False, "error": message}, status=status)
 
 
+def _server(request: web.Request, name: str | None = None) -> GroundServer:
+    """The ground of the satellite a request names (`satellite=`; default: the
+    mission's first)."""
+    servers = request.app[SERVERS]
+    name = name or request.query.get("satellite")
+    if name is None:
+        return next(iter(servers.values()))
+    if name not in servers:
+        raise web.HTTPNotFound(text=json.dumps({
+            "ok": False, "error": f"no satellite {name!r} in this mission (it has "
+                                  f"{', '.join(servers)})"}), content_type="application/json")
+    return servers[name]
+
+
+def _spacecraft(request: web.Request, server: GroundServer) -> int | None:
+    """The spacecraft an archive view is of: `spacecraft=` (`all`: every one), else
+    the satellite's when one is named, else every one."""
+    text = request.query.get("spacecraft")
+    if text is not None:
+        return int(text) if text.isdigit() else None
+    return server.spacecraft if "satellite" in request.query else None
+
+
 async def _dictionary(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVER].dictionary.to_json())
+    return web.json_response(_server(request).dictionary.to_json())
 
 
 async def _telemetry(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "points": request.app[SERVER].latest()})
+    return web.json_response({"ok": True, "points": _server(request).latest()})
 
 
 async def _events(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
+    server = _server(request)
     try:
         since = float(request.query.get("since", "-inf"))
     except ValueError:
@@ -78,7 +102,7 @@ async def _events(request: web.Request) -> web.Response:
 
 
 async def _history(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
+    server = _server(request)
     name = request.query.get("point", "")
     spec = server.points.get(name)
     if spec is None:
@@ -87,9 +111,8 @@ async def _history(request: web.Request) -> web.Response:
         since = float(request.query.get("since", "-inf"))
     except ValueError:
         return _error(400, f"since={request.query['since']!r} is not a number of seconds")
-    server.archive.flush()
     try:
-        samples = server.archive.query(name, since)
+        samples = server.archive.query(name, since, spacecraft=server.spacecraft)
     except SkyrackError:
         samples = []  # not received yet
     return web.json_response({"ok": True, "point": name, "unit": spec.unit,
@@ -107,16 +130,19 @@ def _float(query: Any, key: str, default: float) -> float:
 
 async def _archive(request: web.Request) -> web.Response:
     """The archive's views (ground.archive), for the CLI verbs given --server."""
-    archive = request.app[SERVER].archive
+    server = _server(request)
+    archive = server.archive
     q = request.query
     view = request.match_info["view"]
-    spacecraft = int(q["spacecraft"]) if q.get("spacecraft", "").isdigit() else None
+    spacecraft = _spacecraft(request, server)
     try:
-        if view == "query":
-            body: Any = {"samples": archive.query(q.get("point", ""), _float(q, "since", -inf),
-                                                  _float(q, "until", inf))}
+        if view == "query":  # of one satellite: its own, unless another is asked for
+            body: Any = {"samples": archive.query(
+                q.get("point", ""), _float(q, "since", -inf), _float(q, "until", inf),
+                spacecraft=spacecraft if "spacecraft" in q else server.spacecraft)}
         elif view == "history":
-            body = {"commands": archive.history(int(_float(q, "last", 50)))}
+            body = {"commands": archive.history(int(_float(q, "last", 50)),
+                                                spacecraft=spacecraft)}
         elif view == "events":
             body = {"events": archive.events(_float(q, "since", -inf), _float(q, "until", inf),
                                              spacecraft=spacecraft,
@@ -138,21 +164,23 @@ async def _archive(request: web.Request) -> web.Response:
 
 
 async def _commands(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
+    server = _server(request)
     return web.json_response({"ok": True, "commands": [c.to_json()
                                                        for c in server.commands.values()]})
 
 
 async def _send(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
     try:
         body = await request.json()
     except ValueError:
         return _error(400, "the body is not JSON")
     if not isinstance(body, dict) or not isinstance(body.get("command"), str) \
             or not isinstance(body.get("args", {}), dict) \
-            or not isinstance(body.get("sender"), str):
-        return _error(400, 'expected {"sender": NAME, "command": NAME, "args": {...}}')
+            or not isinstance(body.get("sender"), str) \
+            or not isinstance(body.get("satellite", ""), str):
+        return _error(400, 'expected {"sender": NAME, "command": NAME, "args": {...}, '
+                      '"satellite": NAME (default: the first)}')
+    server = _server(request, body.get("satellite"))
     try:
         command = server.send(body["sender"], body["command"], body.get("args", {}))
     except (SkyrackError, ValueError) as e:
@@ -161,16 +189,16 @@ async def _send(request: web.Request) -> web.Response:
 
 
 async def _command(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
-    try:
-        command = server.commands[int(request.match_info["id"])]
-    except (KeyError, ValueError):
-        return _error(404, f"no command {request.match_info['id']!r}")
+    text = request.match_info["id"]
+    command = next((s.commands[int(text)] for s in request.app[SERVERS].values()
+                    if text.isdigit() and int(text) in s.commands), None)
+    if command is None:  # ids are the mission's: any satellite's
+        return _error(404, f"no command {text!r}")
     return web.json_response({"ok": True, **command.to_json()})
 
 
 async def _status(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
+    server = _server(request)
     return web.json_response({
         "ok": True, "tm": server.counts.tm, "commands": server.counts.commands,
         "refused": server.counts.refused, "by_sender": dict(server.counts.by_sender),
@@ -178,13 +206,22 @@ async def _status(request: web.Request) -> web.Response:
         "archived": server.archive.ingested, "undecoded": server.archive.undecoded,
         "clients": sorted(s.client for s in server.streams),
         "undecodable": server.counts.undecodable,
+        "archive_errors": server.counts.archive_errors, "archive_error": server.archive_error,
         "dropped": {s.client: s.dropped for s in server.streams},
         "coalesced": {s.client: s.coalesced for s in server.streams},
         "link_rejected": dict(server.client.rejected)})
 
 
+async def _satellites(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "satellites": [
+        {"name": name, "spacecraft": s.spacecraft, "tm": s.counts.tm,
+         "tm_lost": s.client.tm_lost, "commands": s.counts.commands,
+         "link_down": s.counts.link_down}
+        for name, s in request.app[SERVERS].items()]})
+
+
 async def _stream(request: web.Request) -> web.WebSocketResponse:
-    server = request.app[SERVER]
+    server = _server(request)
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     stream = server.attach(request.query.get("client", request.remote or "?"))
@@ -275,9 +312,13 @@ OPENAPI: dict[str, Any] = {
 }
 
 
-def make_app(server: GroundServer) -> web.Application:
+def make_app(servers: GroundServer | dict[str, GroundServer]) -> web.Application:
+    """The API over one satellite's ground server, or a mission's (by name; the first
+    is the default satellite of every request)."""
+    if isinstance(servers, GroundServer):
+        servers = {servers.name or "satellite": servers}
     app = web.Application()
-    app[SERVER] = server
+    app[SERVERS] = servers
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/api/dictionary", _dictionary)
     app.router.add_get("/api/telemetry", _telemetry)
@@ -288,12 +329,13 @@ def make_app(server: GroundServer) -> web.Application:
     app.router.add_post("/api/commands", _send)
     app.router.add_get("/api/commands/{id}", _command)
     app.router.add_get("/api/status", _status)
+    app.router.add_get("/api/satellites", _satellites)
     app.router.add_get("/api/stream", _stream)
     app.router.add_get("/", _console)
     app.router.add_static("/console/", CONSOLE)
 
     async def loop(app: web.Application) -> Any:
-        async def run() -> None:
+        async def run(server: GroundServer) -> None:
             down = False
             while True:
                 try:
@@ -301,16 +343,19 @@ def make_app(server: GroundServer) -> web.Application:
                     down = False
                 except ConnectionError as e:  # out of reach: the clients stay, it is retried
                     if not down:
-                        logging.getLogger("skyrack.ground").warning("%s; retrying", e)
+                        logging.getLogger("skyrack.ground").warning(
+                            "%s: %s; retrying", server.name or "link", e)
                     down = True
                     server.counts.link_down += 1
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(STEP_S)
 
-        task = asyncio.create_task(run())
+        tasks = [asyncio.create_task(run(s)) for s in servers.values()]
         yield
-        task.cancel()
-        server.close()
+        for task in tasks:
+            task.cancel()
+        for server in servers.values():
+            server.close()
 
     app.cleanup_ctx.append(loop)
     return app

@@ -6,13 +6,19 @@
 
 const SEVERITIES = ["debug", "info", "warning", "error", "critical"];
 const state = { dictionary: null, rows: new Map(), seen: new Map(), commands: new Map(),
-                jobs: new Map() };
+                jobs: new Map(), satellite: null, ws: null };
 const COLOURS = ["#1c7ed6", "#e8590c", "#2b8a3e", "#862e9c", "#c92a2a", "#495057"];
 const PLOT_SPAN_S = 1800;  // on-board seconds the plot shows
 // What the plot draws (inspected by the browser test): series by point, eclipse flags.
 const plot = { points: [], series: new Map(), limits: new Map(), eclipse: [], drawn: 0 };
 window.skyrackPlot = plot;
 const $ = (id) => document.getElementById(id);
+
+// An API path for the satellite shown (a mission's server has several; null: its first).
+function api(path) {
+  if (state.satellite === null) return path;
+  return path + (path.includes("?") ? "&" : "?") + `satellite=${encodeURIComponent(state.satellite)}`;
+}
 
 function show(value) {
   if (value === null || value === undefined) return "—";
@@ -180,7 +186,7 @@ async function sendCommand(submit) {
       `${JSON.stringify(args)}?`)) {
     return;
   }
-  const response = await fetch("/api/commands", {
+  const response = await fetch(api("/api/commands"), {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ sender: "web console", command: spec.name, args }),
   });
@@ -192,7 +198,7 @@ async function sendCommand(submit) {
 // -- plots: several points on one on-board time axis, eclipses shaded, limits drawn --
 
 async function history(point) {
-  const r = await (await fetch(`/api/history?point=${encodeURIComponent(point)}`)).json();
+  const r = await (await fetch(api(`/api/history?point=${encodeURIComponent(point)}`))).json();
   if (!r.ok) throw new Error(r.error);
   return r;
 }
@@ -322,7 +328,7 @@ function drawJobs() {
       const cancel = document.createElement("button");
       cancel.textContent = "cancel";
       cancel.className = "cancel";
-      cancel.onclick = () => fetch("/api/commands", { method: "POST",
+      cancel.onclick = () => fetch(api("/api/commands"), { method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ sender: "web console", command: "compute.cancel",
                                args: { job: job.id } }) });
@@ -337,13 +343,17 @@ function drawJobs() {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/stream?client=web+console`);
+  const ws = new WebSocket(`${scheme}://${location.host}` + api("/api/stream?client=web+console"));
+  const shown = state.satellite;
+  state.ws = ws;
   ws.onopen = () => { $("link").textContent = "live"; $("link").className = "link up"; };
   ws.onclose = () => {
+    if (state.ws !== ws) return;  // left for another satellite
     $("link").textContent = "reconnecting"; $("link").className = "link down";
     setTimeout(connect, 1000);
   };
   ws.onmessage = (frame) => {  // each frame: what waited for this console, oldest first
+    if (state.ws !== ws || state.satellite !== shown) return;
     for (const m of JSON.parse(frame.data)) {
       if (m.type === "hk") {
         for (const [name, value] of Object.entries(m.values)) setPoint(name, value, m.limits[name]);
@@ -359,18 +369,52 @@ function connect() {
   };
 }
 
-async function start() {
-  state.dictionary = await (await fetch("/api/dictionary")).json();
+// Everything shown of one satellite, from the server: its dictionary, latest values,
+// events and commands; then its stream.
+async function load() {
+  state.dictionary = await (await fetch(api("/api/dictionary"))).json();
+  $("points").innerHTML = "";
+  state.rows.clear();
+  state.seen.clear();
   buildPoints(state.dictionary.telemetry);
+  filterPoints();
+  $("command-name").innerHTML = "";
   for (const c of state.dictionary.commands) $("command-name").appendChild(new Option(c.name, c.name));
   buildForm();
-  const latest = (await (await fetch("/api/telemetry")).json()).points;
+  const latest = (await (await fetch(api("/api/telemetry"))).json()).points;
   for (const [name, p] of Object.entries(latest)) setPoint(name, p.value, p.limit);
-  for (const e of (await (await fetch("/api/events")).json()).events) {
+  $("events").innerHTML = "";
+  state.jobs.clear();
+  for (const e of (await (await fetch(api("/api/events"))).json()).events) {
     addEvent(e, false);
     jobEvent(e);
   }
-  for (const c of (await (await fetch("/api/commands")).json()).commands) setCommand(c);
+  drawJobs();
+  $("history").innerHTML = "";
+  state.commands.clear();
+  for (const c of (await (await fetch(api("/api/commands"))).json()).commands) setCommand(c);
+  plot.points = [];
+  plot.series = new Map();
+  plot.eclipse = [];
+  connect();
+}
+
+async function switchSatellite() {
+  state.satellite = $("satellite").value;
+  const old = state.ws;
+  state.ws = null;
+  if (old) old.close();
+  $("link").textContent = "connecting"; $("link").className = "link down";
+  await load();
+}
+
+async function start() {
+  const satellites = (await (await fetch("/api/satellites")).json()).satellites;
+  for (const sat of satellites) {
+    $("satellite").appendChild(new Option(`${sat.name} (spacecraft ${sat.spacecraft})`, sat.name));
+  }
+  state.satellite = satellites.length ? satellites[0].name : null;
+  $("satellite").addEventListener("change", switchSatellite);
   $("point-filter").addEventListener("input", filterPoints);
   $("severity-filter").addEventListener("change", filterEvents);
   $("event-search").addEventListener("input", filterEvents);
@@ -378,7 +422,7 @@ async function start() {
   $("command-form").addEventListener("submit", sendCommand);
   $("plot-go").addEventListener("click", startPlot);
   setInterval(ages, 1000);
-  connect();
+  await load();
 }
 
 start();

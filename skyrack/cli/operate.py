@@ -20,6 +20,7 @@ from ground.keys import sequence_for, signer_from_file
 from hal.auth import DEFAULT_SPACECRAFT, KeyFile
 from hal.dictionary import Dictionary, Severity
 from hal.durable import replace_file
+from hal.errors import InputError
 from hal.packetlink import InProcessLink, open_link
 from skyrack import plot
 from skyrack.cli import services
@@ -58,6 +59,9 @@ def add_parsers(sub: Any) -> None:
     ground.add_argument("--server", metavar="URL", default=None,
                         help="a running ground server (`ground serve`): send through it "
                              "instead of a link of this process's own")
+    ground.add_argument("--satellite", metavar="NAME", default=None,
+                        help="with --server: which satellite of the server's mission "
+                             "(default: its first)")
     ground.add_argument("--sender", metavar="NAME", default=None,
                         help="who sends, as the server records it (default: user@host)")
     ground.add_argument("--source-id", type=source_id, default=1, metavar="ID",
@@ -134,9 +138,12 @@ def add_parsers(sub: Any) -> None:
         "serve", help="the mission's ground server: owns the link and the archive; "
         "operators, scripts and tools attach over HTTP and WebSocket (needs the 'web' "
         "extra)", parents=[shared("json")])
-    serve.add_argument("--listen", default="http://127.0.0.1:8600", metavar="URL",
-                       help="where clients connect: http://HOST:PORT (default "
-                            "http://127.0.0.1:8600; port 0: any free)")
+    serve.add_argument("--listen", default=None, metavar="URL",
+                       help="where clients connect: http://HOST:PORT (default: the "
+                            "mission's, else http://127.0.0.1:8600; port 0: any free)")
+    serve.add_argument("--mission", metavar="TOML", default=None,
+                       help="the mission's satellites, their links and keys, and its "
+                            "archive (ground.mission); instead of --link, --keys, --archive")
     gateway = ground_sub.add_parser(
         "gateway", help="let standard ground tools (YAMCS, tmtccmd) command the satellite: "
         "TM forwarded unchanged, their unsigned TCs signed with --keys",
@@ -183,7 +190,8 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
         if args.ground_command in ("export", "plot"):
             raise CliError(f"ground {args.ground_command} reads the archive file: run it "
                            "where the server keeps it (--archive FILE)")
-        archive, path = RemoteArchive(ServerClient(args.server)), args.server
+        archive, path = RemoteArchive(ServerClient(args.server, satellite=args.satellite)), \
+            args.server
     else:
         path = _archive_path(args)
         if not os.path.exists(path):
@@ -282,16 +290,24 @@ def _archive_views(args: argparse.Namespace, archive: Any) -> int:
     return 0
 
 
+def load_dictionary(path: str) -> Dictionary:
+    """The dictionary in the JSON file at `path` (`skyrack dictionary --json`)."""
+    try:
+        with open(path) as f:
+            return Dictionary.from_json(json.load(f))
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise CliError(f"{path}: not a dictionary: {e}") from None
+
+
 def cmd_ground(args: argparse.Namespace) -> int:
     from ground.archive import Archive
     from ground.client import GroundClient
     from ground.console import Console, ConsoleError, parse_args
 
-    if args.dictionary:
-        with open(args.dictionary) as f:
-            dictionary = Dictionary.from_json(json.load(f))
-    else:
-        dictionary = FlightSoftware.dictionary()
+    dictionary = load_dictionary(args.dictionary) if args.dictionary \
+        else FlightSoftware.dictionary()
     if args.ground_command in ("query", "export", "plot", "history", "events", "timeline",
                                "sessions"):
         return cmd_ground_archive(args, dictionary)
@@ -301,12 +317,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
         return cmd_ground_watch_remote(args, dictionary)
     if args.ground_command == "script" and args.check:
         return cmd_ground_script_check(args, dictionary)
+    if args.ground_command == "serve":
+        return cmd_ground_serve(args, dictionary)
     if args.link is None:
         raise CliError(f"ground {args.ground_command} needs --link tcp://HOST:PORT")
     if args.ground_command == "gateway":
         return cmd_ground_gateway(args)
-    if args.ground_command == "serve":
-        return cmd_ground_serve(args, dictionary)
     signer = signer_from_file(args.keys, args.key_id) if args.keys else None
     if args.ground_command == "send":  # asked before anything is connected or sent
         spec = dictionary.command(args.name)
@@ -491,13 +507,15 @@ def _watcher(args: argparse.Namespace, dictionary: Dictionary) -> Any:
 
 def cmd_ground_watch_remote(args: argparse.Namespace, dictionary: Dictionary) -> int:
     """`watch` on a running ground server's stream (WebSocket)."""
+    from ground.remote import ServerClient
+
     try:
         import aiohttp
     except ImportError:
         raise CliError("watch --server needs the 'web' extra: pip install 'skyrack[web]'") \
             from None
     watcher = _watcher(args, dictionary)
-    url = args.server.rstrip("/") + "/api/stream?client=" + _sender(args).replace(" ", "+")
+    url = ServerClient(args.server, satellite=args.satellite).stream_url(_sender(args))
 
     async def main() -> None:
         end = time.monotonic() + args.seconds if args.seconds else math.inf
@@ -552,7 +570,7 @@ def cmd_ground_send_remote(args: argparse.Namespace, dictionary: Dictionary) -> 
     values = parse_args(spec, args.args)
     if spec.hazardous and not args.yes:
         raise CliError(f"{args.name} is hazardous: pass --yes to send it")
-    server = ServerClient(args.server)
+    server = ServerClient(args.server, satellite=args.satellite)
     try:
         sent = server.send(_sender(args), args.name, values)
         command = server.wait(sent["id"], args.timeout)
@@ -581,44 +599,87 @@ def cmd_ground_serve(args: argparse.Namespace, dictionary: Dictionary) -> int:
     except ImportError:
         raise CliError("ground serve needs the 'web' extra: pip install 'skyrack[web]'") \
             from None
-    from ground.server import GroundServer
+    from ground import mission as missions
 
-    scheme, sep, rest = args.listen.partition("://")
+    if args.mission is not None:
+        given = [f for f in ("link", "keys", "archive", "dictionary") if getattr(args, f)]
+        if given:
+            raise CliError(f"--mission names each satellite's link, keys and dictionary, and "
+                           f"the archive: --{given[0]} is not for it")
+        try:
+            mission = missions.load(args.mission)
+        except InputError as e:
+            raise CliError(str(e)) from None
+    else:
+        if args.link is None:
+            raise CliError("ground serve needs --link URL (one satellite) or --mission FILE")
+        spacecraft = KeyFile.load(args.keys).spacecraft if args.keys else DEFAULT_SPACECRAFT
+        mission = missions.Mission("", _archive_path(args), (missions.Satellite(
+            f"sc{spacecraft}", args.link, spacecraft, args.keys, args.key_id),),
+            source_id=args.source_id)
+    listen = args.listen or mission.listen or "http://127.0.0.1:8600"
+    scheme, sep, rest = listen.partition("://")
     host, colon, port_text = rest.rpartition(":")
     if scheme != "http" or not sep or not colon or not port_text.isdigit():
-        raise CliError(f"--listen {args.listen!r}: expected http://HOST:PORT")
-    signer = signer_from_file(args.keys, args.key_id) if args.keys else None
-    try:
-        link = open_link(args.link, listen=False)
-    except OSError as e:
-        raise CliError(f"cannot open {args.link}: {e.strerror or e}") from None
-    server = GroundServer(link, dictionary, signer, _archive_path(args),
-                          source_id=args.source_id,
-                          sequence=sequence_for(args.keys, args.source_id))
+        raise CliError(f"--listen {listen!r}: expected http://HOST:PORT")
+    servers = _mission_servers(mission, dictionary)
 
     async def main() -> None:
-        runner = web.AppRunner(make_app(server), handle_signals=False)
+        runner = web.AppRunner(make_app(servers), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.strip("[]"), int(port_text))
         await site.start()
         bound = runner.addresses[0]
         url = f"http://{bound[0]}:{bound[1]}"
-        output(args, {"ok": True, "listen": url, "link": args.link,
-                      "archive": server.archive.path},
-               f"ground server on {url} for {args.link}; archive {server.archive.path}")
+        links = {name: sat.link for name, sat in zip(servers, mission.satellites, strict=True)}
+        output(args, {"ok": True, "listen": url, "mission": mission.name,
+                      "satellites": links, "link": mission.satellites[0].link,
+                      "archive": mission.archive},
+               f"ground server on {url} for " + ", ".join(
+                   f"{n} ({link})" for n, link in links.items()) + f"; archive {mission.archive}")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await runner.cleanup()  # the server's loop stops, and the archive is closed
+        await runner.cleanup()  # the servers' loops stop, and the archive is closed
 
     asyncio.run(main())
-    output(args, {"ok": True, "tm": server.counts.tm, "commands": server.counts.commands},
-           f"ground server stopped: {server.counts.tm} packets, {server.counts.commands} "
-           "commands, all archived")
+    tm = sum(s.counts.tm for s in servers.values())
+    commands = sum(s.counts.commands for s in servers.values())
+    output(args, {"ok": True, "tm": tm, "commands": commands},
+           f"ground server stopped: {tm} packets, {commands} commands, all archived")
     return 0
+
+
+def _mission_servers(mission: Any, dictionary: Dictionary) -> dict[str, Any]:
+    """A GroundServer for each satellite of the mission, by name, sharing command ids
+    and the archive; a satellite with a dictionary of its own speaks that one."""
+    import itertools
+
+    from ground.server import GroundServer
+
+    ids = itertools.count(1)
+    servers: dict[str, Any] = {}
+    try:
+        for sat in mission.satellites:
+            signer = signer_from_file(sat.keys, sat.key_id) if sat.keys else None
+            spoken = load_dictionary(sat.dictionary) if sat.dictionary else dictionary
+            try:
+                link = open_link(sat.link, listen=False)
+            except OSError as e:
+                raise CliError(f"{sat.name}: cannot open {sat.link}: {e.strerror or e}") \
+                    from None
+            servers[sat.name] = GroundServer(
+                link, spoken, signer, mission.archive, source_id=mission.source_id,
+                sequence=sequence_for(sat.keys, mission.source_id), name=sat.name,
+                spacecraft=sat.spacecraft, ids=ids)
+    except BaseException:
+        for server in servers.values():
+            server.close()
+        raise
+    return servers
 
 
 def _bound(link: Any, url: str) -> str:

@@ -1,8 +1,8 @@
 """The web console in a real browser: the distribution's headless Chromium, driven by
 Selenium through the distribution's chromedriver, against `ground serve` on a
-flying sim. It sees a value change, sends a command and watches its stages arrive,
-sees the command's event arrive, and refuses an out-of-range argument before
-sending anything.
+mission of two flying sims. It sees a value change, sends a command and watches its
+stages arrive, sees the command's event arrive, refuses an out-of-range argument before
+sending anything, and switches to the second satellite and commands that one.
 
 Skipped without Chromium and chromedriver (apt-get install chromium chromium-driver),
 unless SKYRACK_REQUIRE_BROWSER is set (CI's .ci/browser sets it). SKYRACK_SCREENSHOT
@@ -39,10 +39,10 @@ def console(tmp_path_factory) -> Iterator[tuple]:
     from tests.skyrack.test_ground_cli import Sim
 
     work = tmp_path_factory.mktemp("console")
-    sim = Sim()
-    from tests.ground.test_server import start_server
+    sims = {"sat-1": Sim(), "sat-2": Sim("--spacecraft-id", "2")}
+    from tests.ground.test_server import start_mission
 
-    serve, url = start_server(sim, work / "a.sqlite")
+    serve, url = start_mission(sims, work)  # a mission of two: the console shows sat-1 first
     browser = None
     try:
         options = webdriver.ChromeOptions()
@@ -59,7 +59,8 @@ def console(tmp_path_factory) -> Iterator[tuple]:
             browser.quit()
         serve.terminate()
         serve.wait(30)
-        sim.stop()
+        for sim in sims.values():
+            sim.stop()
 
 
 def _wait(browser, what: str, condition, timeout_s: float = 30.0):
@@ -155,6 +156,34 @@ def test_a_job_appears_progresses_and_is_cancelled_from_its_row(console) -> None
     _wait(browser, "cancelled", lambda: any(
         "train" in r.text and "cancelled" in r.text
         for r in browser.find_elements(By.CSS_SELECTOR, "#jobs-table tr")))
+
+
+def test_switching_to_the_second_satellite_shows_and_commands_that_one(console) -> None:
+    browser, url = console
+    from ground.remote import ServerClient
+
+    menu = Select(browser.find_element(By.ID, "satellite"))
+    assert [o.get_attribute("value") for o in menu.options] == ["sat-1", "sat-2"]
+    menu.select_by_value("sat-2")
+    _wait(browser, "sat-2's stream", lambda: browser.find_element(By.ID, "link").text == "live")
+    assert browser.find_elements(By.CSS_SELECTOR, "#history tr") == []  # sat-1's are gone
+    Select(browser.find_element(By.ID, "command-name")).select_by_value("power.switch")
+    args = browser.find_element(By.ID, "command-args")
+    args.find_element(By.NAME, "channel").send_keys("3")
+    Select(args.find_element(By.NAME, "on")).select_by_value("true")
+    browser.find_element(By.ID, "send").click()
+    _wait(browser, "the completion report", lambda: (
+        cells := browser.find_elements(By.CSS_SELECTOR, "#history tr td.stages"))
+        and "completed" in cells[0].text)
+    _wait(browser, "sat-2's switch in its housekeeping",
+          lambda: int(_cell(browser, "power.switches", "value")) & 0b1000)
+    sat1, sat2 = (ServerClient(url, satellite=n)._call("GET", "/api/telemetry")["points"]
+                  for n in ("sat-1", "sat-2"))
+    assert sat2["power.switches"]["value"] & 0b1000
+    assert not sat1["power.switches"]["value"] & 0b1000  # the other satellite untouched
+    menu.select_by_value("sat-1")
+    _wait(browser, "sat-1 again", lambda: browser.find_element(By.ID, "link").text == "live"
+          and browser.find_elements(By.CSS_SELECTOR, "#history tr"))
 
 
 def test_the_screenshot(console) -> None:

@@ -170,6 +170,22 @@ def start_server(sim, archive: Path) -> tuple[subprocess.Popen[str], str]:
     return serve, json.loads(line)["listen"]
 
 
+def start_mission(sims: dict, work: Path) -> tuple[subprocess.Popen[str], str]:
+    """`ground serve --mission` for the sims (by name), one archive; the process and
+    the URL it serves on."""
+    text = f'name = "test mission"\narchive = "{work / "mission.sqlite"}"\n'
+    for name, sim in sims.items():
+        text += f'\n[[satellite]]\nname = "{name}"\nlink = "{sim.url}"\nkeys = "{sim.keys}"\n'
+    (work / "mission.toml").write_text(text)
+    serve = subprocess.Popen([SKYRACK, "ground", "serve", "--mission", str(work / "mission.toml"),
+                              "--listen", "http://127.0.0.1:0", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert serve.stdout is not None
+    line = serve.stdout.readline()
+    assert line, serve.stderr.read() if serve.stderr else ""
+    return serve, json.loads(line)["listen"]
+
+
 def wait_attached(url: str, client: str, timeout_s: float = 30.0) -> None:
     """Until the server counts `client` among its stream's clients."""
     deadline = time.monotonic() + timeout_s
