@@ -1,17 +1,24 @@
 """A client of a running ground server (ground.web), over its HTTP API: what the CLI
-verbs use when given --server. Standard library only."""
+verbs use when given --server, and RemoteGround, a console's client through it.
+Standard library only."""
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
+from ground.client import MAX_EVENTS, GroundEvent
+from hal.dictionary import Dictionary
 from hal.errors import SkyrackError
+
+REFRESH_S = 0.1  # how often a RemoteGround asks the server for what is new
 
 
 class ServerError(SkyrackError):
@@ -88,6 +95,17 @@ class ServerClient:
     def dictionary(self) -> dict[str, Any]:
         return dict(self._call("GET", "/api/dictionary"))
 
+    def telemetry(self) -> dict[str, Any]:
+        """Every point's latest: {"t_s", "value", "limit"}, by name."""
+        return dict(self._call("GET", "/api/telemetry")["points"])
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/api/status"))
+
+    def events(self, after: int | None = None) -> dict[str, Any]:
+        """{"total": events received, "events": those numbered after `after`}."""
+        return dict(self._call("GET", "/api/events" + (f"?after={after}" if after else "")))
+
     def satellites(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/api/satellites")["satellites"])
 
@@ -119,3 +137,77 @@ class ServerClient:
             if command["done"] or time.monotonic() >= deadline:
                 return command
             time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a command sent through a server failed (as ground.pus.Report names it)."""
+
+    failure: str
+    reason: str
+
+
+class RemoteSent:
+    """A command sent through a ground server, as a Sent: its stages as the server
+    tracks them, refreshed by RemoteGround.poll."""
+
+    def __init__(self, command: dict[str, Any]) -> None:
+        self.id = command["id"]
+        self.name = command["command"]
+        self.args = command["args"]
+        self.update(command)
+
+    def update(self, command: dict[str, Any]) -> None:
+        self.stages: list[str] = list(command["stages"])
+        self.done: bool = command["done"]
+        self.ok: bool = command["ok"]
+        code, _, reason = (command["failure"] or "").partition(": ")
+        self.failure = Failure(code, reason) if command["failure"] else None
+        self.answers = [GroundEvent(a["t_s"], a["name"], "info", a["args"])
+                        for a in command["answers"]]
+
+
+class RemoteGround:
+    """What an operator's console reads and commands of a GroundClient, through a
+    ground server instead of a link of its own: the dictionary, the latest value of
+    every point, the events received since it attached (each once, in order), and
+    commands sent in the name of `sender` with their stages. For console.Console:
+    scripts and the pytest plugin run through a server as they do on a link."""
+
+    def __init__(self, server: ServerClient, sender: str, refresh_s: float = REFRESH_S) -> None:
+        self.server = server
+        self.sender = sender
+        self.refresh_s = refresh_s
+        self.dictionary = Dictionary.from_json(server.dictionary())
+        self.values: dict[str, tuple[float, Any]] = {}
+        self.events: collections.deque[GroundEvent] = collections.deque(maxlen=MAX_EVENTS)
+        self.events_total = 0
+        self._after = int(server.status()["events_total"])  # heard from now on
+        self._open: list[RemoteSent] = []
+        self._polled = -math.inf
+        self.poll(force=True)
+
+    def command(self, name: str, args: dict[str, Any] | None = None) -> RemoteSent:
+        """Send through the server. Raises ServerError (nothing sent) for a command
+        the server refuses."""
+        sent = RemoteSent(self.server.send(self.sender, name, dict(args or {})))
+        self._open.append(sent)
+        return sent
+
+    def poll(self, force: bool = False) -> list[Any]:
+        """Bring values, events and the open commands' stages up to date (at most
+        every `refresh_s`). No raw packets come this way: returns none."""
+        now = time.monotonic()
+        if not force and now - self._polled < self.refresh_s:
+            return []
+        self._polled = now
+        points = self.server.telemetry()
+        self.values.update({name: (p["t_s"], p["value"]) for name, p in points.items()})
+        for e in self.server.events(after=self._after)["events"]:
+            self.events.append(GroundEvent(e["t_s"], e["name"], e["severity"], e["args"]))
+            self.events_total += 1
+            self._after = e["n"]
+        for sent in self._open:
+            sent.update(self.server.command(sent.id))
+        self._open = [s for s in self._open if not s.done]
+        return []

@@ -3,7 +3,8 @@
     GET  /api/openapi.json         this API, described (OpenAPI 3.1)
     GET  /api/dictionary           the satellite's dictionary
     GET  /api/telemetry            every point's latest value, time and limit state
-    GET  /api/events?since=&severity=&name=   events received, oldest first
+    GET  /api/events?since=&severity=&name=&after=   events received, oldest first,
+                                   each numbered (n; after=N: those after number N)
     GET  /api/history?point=&since=   a point's archived values (on-board time), oldest
                                    first, with its unit and limits
     GET  /api/archive/{view}       the archive the server writes, read through it: query
@@ -93,12 +94,19 @@ async def _events(request: web.Request) -> web.Response:
     if severity is not None and severity not in SEVERITIES:
         return _error(400, f"severity={severity!r} is not one of {', '.join(SEVERITIES)}")
     name = request.query.get("name")
+    after = request.query.get("after", "0")
+    if not after.isdigit():
+        return _error(400, f"after={after!r} is not an event number")
     floor = SEVERITIES.index(severity) if severity else 0
-    events = [{"t_s": e.t_s, "name": e.name, "severity": e.severity, "args": e.args}
-              for e in server.client.events
-              if e.t_s >= since and (name is None or e.name == name)
+    kept = list(server.client.events)
+    total = server.client.events_total
+    first = total - len(kept) + 1  # events are numbered from 1, the first ever received
+    events = [{"n": first + i, "t_s": e.t_s, "name": e.name, "severity": e.severity,
+               "args": e.args}
+              for i, e in enumerate(kept)
+              if first + i > int(after) and e.t_s >= since and (name is None or e.name == name)
               and SEVERITIES.index(e.severity) >= floor]
-    return web.json_response({"ok": True, "events": events})
+    return web.json_response({"ok": True, "total": total, "events": events})
 
 
 async def _history(request: web.Request) -> web.Response:
@@ -203,6 +211,7 @@ async def _status(request: web.Request) -> web.Response:
         "ok": True, "tm": server.counts.tm, "commands": server.counts.commands,
         "refused": server.counts.refused, "by_sender": dict(server.counts.by_sender),
         "link_down": server.counts.link_down, "tm_lost": server.client.tm_lost,
+        "events_total": server.client.events_total,
         "archived": server.archive.ingested, "undecoded": server.archive.undecoded,
         "clients": sorted(s.client for s in server.streams),
         "undecodable": server.counts.undecodable,
@@ -277,7 +286,8 @@ OPENAPI: dict[str, Any] = {
             "summary": "Events received, oldest first",
             "parameters": [{"name": "since", "in": "query", "schema": {"type": "number"}},
                            {"name": "severity", "in": "query", "schema": {"enum": SEVERITIES}},
-                           {"name": "name", "in": "query", "schema": {"type": "string"}}],
+                           {"name": "name", "in": "query", "schema": {"type": "string"}},
+                           {"name": "after", "in": "query", "schema": {"type": "integer"}}],
             "responses": {"200": _json({"type": "object"}, "events"), "400": ERROR}}},
         "/api/history": {"get": {
             "summary": "A point's archived values (on-board time), with unit and limits",
@@ -300,6 +310,9 @@ OPENAPI: dict[str, Any] = {
             "parameters": [{"name": "id", "in": "path", "required": True,
                             "schema": {"type": "integer"}}],
             "responses": {"200": _json(COMMAND, "it"), "404": ERROR}}},
+        "/api/satellites": {"get": {"summary": "The mission's satellites: name, spacecraft "
+                                    "id, counts", "responses": {
+            "200": _json({"type": "object"}, "satellites")}}},
         "/api/status": {"get": {"summary": "Counts", "responses": {
             "200": _json({"type": "object"}, "counts")}}},
         "/api/stream": {"get": {
@@ -310,6 +323,16 @@ OPENAPI: dict[str, Any] = {
             "responses": {"101": {"description": "switching to WebSocket"}}}},
     },
 }
+
+
+# Every request but these is of one satellite of the mission: `satellite=NAME` (default:
+# the first); an unknown one is 404.
+for _path, _operations in OPENAPI["paths"].items():
+    if _path not in ("/api/openapi.json", "/api/satellites", "/"):
+        for _operation in _operations.values():
+            _operation.setdefault("parameters", []).append(
+                {"name": "satellite", "in": "query", "schema": {"type": "string"}})
+            _operation["responses"].setdefault("404", ERROR)
 
 
 def make_app(servers: GroundServer | dict[str, GroundServer]) -> web.Application:

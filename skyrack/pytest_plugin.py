@@ -4,6 +4,7 @@ sim in process, the sim over pseudo-terminals, or a bench of dev boards.
     pytest --board sim                    # every board emulated, in this process
     pytest --board sim --serial           # every board emulated, each on its own pty
     pytest --board boards/flatsat.toml    # the boards a definition names, on their ports
+    pytest --ground-server URL            # `ground` through a running ground server
 
 Fixtures: `satellite` (assembled, flying, closed after the test however it ends),
 `ground` (an operator on the space link: send_and_verify, wait_for, expect_event),
@@ -27,6 +28,7 @@ import pytest
 from boards import definition as boarddef
 from ground.client import GroundClient, Signer
 from ground.console import Console
+from ground.remote import RemoteGround, ServerClient, ServerError
 from hal.auth import KeyFile
 from hal.packetlink import InProcessLink
 from sim.inject import DroppableLink, Inject
@@ -51,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--port", action="append", default=[], metavar="NAME=URL",
                     help="with --board TOML: put board NAME on this port (a pyserial URL), "
                          "whatever the definition says (repeatable)")
+    group.addoption("--ground-server", default=None, metavar="URL",
+                    help="run the tests' `ground` through this running ground server "
+                         "(`skyrack ground serve`), on the satellite it serves: tests that "
+                         "need the satellite itself (satellite, board, inject) are skipped")
+    group.addoption("--satellite", default=None, metavar="NAME",
+                    help="with --ground-server: the mission's satellite (default: its first)")
 
 
 def _definition(config: pytest.Config) -> boarddef.SatelliteDefinition:
@@ -82,24 +90,43 @@ def pytest_configure(config: pytest.Config) -> None:
                             "on the sim")
     config.addinivalue_line("markers", "sim_only(reason): needs the sim (physics on "
                             "demand, fault injection); skipped on hardware")
-    if config.getoption("--board") != SIM or config.getoption("--port"):
+    server = config.getoption("--ground-server")
+    if server is not None:  # said once, before any test: a server that is not there
+        if config.getoption("--board") != SIM or config.getoption("--port") \
+                or config.getoption("--serial"):
+            raise pytest.UsageError("--ground-server: the satellite is the server's; "
+                                    "--board, --serial and --port are not for it")
+        try:
+            names = [s["name"] for s in ServerClient(server).satellites()]
+        except ServerError as e:
+            raise pytest.UsageError(f"--ground-server: {e}") from None
+        wanted = config.getoption("--satellite")
+        if wanted is not None and wanted not in names:
+            raise pytest.UsageError(f"--satellite {wanted!r}: the server at {server} has "
+                                    f"{', '.join(names)}")
+    elif config.getoption("--satellite") is not None:
+        raise pytest.UsageError("--satellite is for --ground-server")
+    elif config.getoption("--board") != SIM or config.getoption("--port"):
         _definition(config)  # a bad --board or --port: said once, before any test
 
 
 def _on_sim(config: pytest.Config) -> bool:
-    return config.getoption("--board") == SIM
+    return config.getoption("--board") == SIM and not config.getoption("--ground-server")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     on_sim = _on_sim(config)
     target = "sim" if on_sim else config.getoption("--board")
+    if config.getoption("--ground-server"):
+        target = f"ground server {config.getoption('--ground-server')}"
     for item in items:
         for name, skip_on_sim in (("hardware_only", True), ("sim_only", False)):
             marker = item.get_closest_marker(name)
             if marker is None or skip_on_sim != on_sim:
                 continue
             why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
-            item.add_marker(pytest.mark.skip(reason=f"{name} (--board {target})"
+            where = target if target.startswith("ground server") else f"--board {target}"
+            item.add_marker(pytest.mark.skip(reason=f"{name} ({where})"
                                                     + (f": {why}" if why else "")))
 
 
@@ -152,14 +179,25 @@ class HilGround:
 class UnderTest:
     """The satellite of one test, and everything the fixtures hand out."""
 
-    satellite: Satellite
+    satellite: Satellite | None  # None: the ground server's, out of reach
     ground: HilGround
-    link: DroppableLink
+    link: DroppableLink | None
     on_sim: bool
     stop: Callable[[], None]
 
 
+THROUGH_SERVER = ("with --ground-server the satellite is the server's: only `ground` "
+                  "reaches it")
+
+
 def _build(config: pytest.Config) -> UnderTest:
+    server = config.getoption("--ground-server")
+    if server is not None:  # an operator of the server's satellite, on the wall clock
+        remote = RemoteGround(ServerClient(server, satellite=config.getoption("--satellite")),
+                              "pytest")
+        console = Console(remote)  # type: ignore[arg-type]
+        return UnderTest(None, HilGround(remote, console), None, False,  # type: ignore[arg-type]
+                         lambda: None)
     on_sim = _on_sim(config)
     definition = _definition(config)
     # The test is the operator: the definition's own plan does not run.
@@ -208,13 +246,16 @@ def _under_test(request: pytest.FixtureRequest) -> Iterator[UnderTest]:
         yield under_test
     finally:
         under_test.stop()
-        under_test.satellite.close()
+        if under_test.satellite is not None:
+            under_test.satellite.close()
 
 
 @pytest.fixture
 def satellite(_under_test: UnderTest) -> Satellite:
     """The satellite under test, flying: its flight software, drivers and (on the sim)
     world."""
+    if _under_test.satellite is None:
+        pytest.skip(THROUGH_SERVER)
     return _under_test.satellite
 
 
@@ -227,6 +268,8 @@ def ground(_under_test: UnderTest) -> HilGround:
 @pytest.fixture
 def board(_under_test: UnderTest) -> Callable[[str], Any]:
     """board(name): that board's driver, for direct access."""
+    if _under_test.satellite is None:
+        pytest.skip(THROUGH_SERVER)
     drivers = _under_test.satellite.drivers
 
     def get(name: str) -> Any:
@@ -240,11 +283,13 @@ def board(_under_test: UnderTest) -> Callable[[str], Any]:
 def inject(_under_test: UnderTest) -> Inject:
     """Fault injection (bit flips, a silent board, a brownout, link drops). The sim's:
     on hardware a test that asks for it is skipped."""
+    if _under_test.satellite is None:
+        pytest.skip(THROUGH_SERVER)
     if not _under_test.on_sim:
         pytest.skip("fault injection needs the sim: a bench cannot flip bits or latch "
                     "boards on demand")
     satellite = _under_test.satellite
-    assert satellite.world is not None
+    assert satellite.world is not None and _under_test.link is not None
     return Inject(satellite.world, satellite.emulators, _under_test.link)
 
 

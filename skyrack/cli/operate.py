@@ -317,6 +317,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
         return cmd_ground_watch_remote(args, dictionary)
     if args.ground_command == "script" and args.check:
         return cmd_ground_script_check(args, dictionary)
+    if args.server is not None and args.ground_command == "script":
+        return cmd_ground_script_remote(args)
     if args.ground_command == "serve":
         return cmd_ground_serve(args, dictionary)
     if args.link is None:
@@ -386,21 +388,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
         if args.ground_command in services.VERBS:
             return services.run(args, console)
         if args.ground_command == "script":
-            text = _read_script(args.file)
-
-            def log(step: dict[str, Any]) -> None:
-                if args.json:
-                    print(json.dumps(step), flush=True)
-                else:
-                    print(f"line {step['line']}: {step['step']}: ok", flush=True)
-
-            try:
-                steps = console.run_script(text, log)
-            except ConsoleError as e:
-                raise CliError(f"{args.file}: {e}") from None
-            if not args.json:
-                print(f"{args.file}: {steps} steps, all ok")
-            return 0
+            return _run_script(args, console)
         raise CliError(f"unknown ground command {args.ground_command!r}")
     except _Interrupted as e:
         raise CliError(f"{args.ground_command} stopped by {e}; {archive.ingested} packets "
@@ -478,6 +466,41 @@ def _read_script(path: str) -> str:
             return f.read()
     except OSError as e:
         raise CliError(f"{path}: {e.strerror or e}") from None
+
+
+def _run_script(args: argparse.Namespace, console: Any) -> int:
+    """`script FILE` on a console (over a link, or through a server): every line
+    checked first, then each step, each reported as it passes."""
+    from ground.console import ConsoleError
+
+    text = _read_script(args.file)
+
+    def log(step: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(step), flush=True)
+        else:
+            print(f"line {step['line']}: {step['step']}: ok", flush=True)
+
+    try:
+        steps = console.run_script(text, log)
+    except ConsoleError as e:
+        raise CliError(f"{args.file}: {e}") from None
+    if not args.json:
+        print(f"{args.file}: {steps} steps, all ok")
+    return 0
+
+
+def cmd_ground_script_remote(args: argparse.Namespace) -> int:
+    """`script` through a running ground server, in the name of --sender."""
+    from ground.console import Console
+    from ground.remote import RemoteGround, ServerClient, ServerError
+
+    try:
+        client = RemoteGround(ServerClient(args.server, satellite=args.satellite),
+                              _sender(args))
+        return _run_script(args, Console(client))  # type: ignore[arg-type]
+    except ServerError as e:
+        raise CliError(str(e)) from None
 
 
 def cmd_ground_script_check(args: argparse.Namespace, dictionary: Dictionary) -> int:

@@ -55,12 +55,19 @@ def console(tmp_path_factory) -> Iterator[tuple]:
         browser.get(url)
         yield browser, url
     finally:
+        from tests.ground.test_server import ended
+
+        gone = ended(serve, work)
         if browser is not None:
             browser.quit()
         serve.terminate()
         serve.wait(30)
-        for sim in sims.values():
-            sim.stop()
+        dead = [name for name, sim in sims.items() if sim.proc.poll() is not None]
+        for name, sim in sims.items():
+            if name not in dead:
+                sim.stop()
+        assert not gone, gone  # a server that died under the tests says why
+        assert not dead, f"the sims of {', '.join(dead)} ended under the tests"
 
 
 def _wait(browser, what: str, condition, timeout_s: float = 30.0):

@@ -177,13 +177,22 @@ def start_mission(sims: dict, work: Path) -> tuple[subprocess.Popen[str], str]:
     for name, sim in sims.items():
         text += f'\n[[satellite]]\nname = "{name}"\nlink = "{sim.url}"\nkeys = "{sim.keys}"\n'
     (work / "mission.toml").write_text(text)
-    serve = subprocess.Popen([SKYRACK, "ground", "serve", "--mission", str(work / "mission.toml"),
-                              "--listen", "http://127.0.0.1:0", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(work / "serve.err", "w") as err:  # read back if it goes: ended()
+        serve = subprocess.Popen([SKYRACK, "ground", "serve", "--mission",
+                                  str(work / "mission.toml"), "--listen", "http://127.0.0.1:0",
+                                  "--json"], stdout=subprocess.PIPE, stderr=err, text=True)
     assert serve.stdout is not None
     line = serve.stdout.readline()
-    assert line, serve.stderr.read() if serve.stderr else ""
+    assert line, (work / "serve.err").read_text()
     return serve, json.loads(line)["listen"]
+
+
+def ended(serve: subprocess.Popen[str], work: Path) -> str:
+    """How a server that should still run ended ("" while it runs): for a test's report."""
+    if serve.poll() is None:
+        return ""
+    err = work / "serve.err"
+    return f"ground serve exited {serve.returncode}: " + (err.read_text() if err.exists() else "")
 
 
 def wait_attached(url: str, client: str, timeout_s: float = 30.0) -> None:

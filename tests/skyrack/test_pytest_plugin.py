@@ -135,3 +135,47 @@ def test_ports_given_on_the_command_line_and_a_bad_option_said_once(pytester) ->
         stop.set()
         thread.join(timeout=5)
         server.close()
+
+
+def test_the_ground_fixture_through_a_ground_server(pytester, tmp_path) -> None:
+    """--ground-server: `ground` is an operator of the server's satellite; what needs
+    the satellite itself is skipped, saying why; a server that is not there is said once."""
+    from tests.ground.test_server import start_server
+    from tests.skyrack.test_ground_cli import Sim
+
+    pytester.makepyfile("""
+        import pytest
+
+        def test_through(ground):
+            sent = ground.send_and_verify("fsw.noop")
+            assert sent.stages == ["accepted", "started", "completed"]
+            ground.expect_event("fsw.noop", timeout_s=10)
+            assert 20 < ground.wait_for("power.batt_v", lambda v: v is not None) < 40
+            with pytest.raises(Exception, match="above the maximum 7"):
+                ground.send_and_verify("power.switch", channel=9, on=True)
+
+        def test_needs_the_board(ground, board):
+            pass
+
+        @pytest.mark.sim_only(reason="physics on demand")
+        def test_sim(ground):
+            pass
+    """)
+    sim = Sim()
+    serve, url = start_server(sim, tmp_path / "a.sqlite")
+    try:
+        result = run(pytester, "--ground-server", url, "-rs")
+        result.assert_outcomes(passed=1, skipped=2)
+        result.stdout.fnmatch_lines([
+            "*with --ground-server the satellite is the server's*",
+            f"*sim_only (ground server {url}): physics on demand*"])
+        result = run(pytester, "--ground-server", url, "--satellite", "nope")
+        assert result.ret != 0
+        result.stderr.fnmatch_lines(["*--satellite 'nope': the server at * has sc1*"])
+    finally:
+        serve.terminate()
+        serve.wait(30)
+        sim.stop()
+    result = run(pytester, "--ground-server", "http://127.0.0.1:1")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--ground-server: cannot reach the ground server at*"])
