@@ -546,7 +546,7 @@ class Archive:
                                "commands WHERE ? IS NULL OR spacecraft = ? ORDER BY rowid DESC "
                                "LIMIT ?", (spacecraft, spacecraft, limit)).fetchall()
         return [{"t_sent": t, "command": n, "args": json.loads(a), "apid": apid, "seq": seq,
-                 "stages": stages.split(), **({"failure": f} if f else {})}
+                 "stages": stages.split(), "failure": f}
                 for t, n, a, apid, seq, stages, f in reversed(rows)]
 
     # -- reading ---------------------------------------------------------------------

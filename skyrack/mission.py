@@ -14,6 +14,7 @@ from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import make_workload
 from flight.dispatcher import CommandResult
 from flight.shield import crc32c
+from hal.dictionary import Severity
 from skyrack.assembly import Satellite
 
 SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
@@ -137,10 +138,10 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
         "telemetry": {name: {"min": _r(s[0]), "max": _r(s[1]), "last": _r(s[2]),
                              "samples": s[3]}
                       for name, s in sorted(recorder.points.items())},
-        "events": {sev: recorder.events[sev] for sev in sorted(recorder.events)},
+        "events": {sev.value: recorder.events[sev.value] for sev in Severity},  # zeros too
         "commands": {k: statuses[k] for k in ("completed", "rejected", "failed")},
         "command_log": [{"t_s": _r(c.t_s, 1), "command": c.name, "status": c.status.value,
-                         **({"reason": c.reason} if c.reason else {})}
+                         "reason": c.reason or None}
                         for c in recorder.commands],
         "reboots": satellite.reboots,
         "executive": {"ticks": flight.executive.ticks, "overruns": flight.executive.overruns,

@@ -207,7 +207,7 @@ def cmd_ground_archive(args: argparse.Namespace, dictionary: Dictionary) -> int:
             else:
                 for r in rows:
                     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["t_sent"]))
-                    failure = f"  ({r['failure']})" if "failure" in r else ""
+                    failure = f"  ({r['failure']})" if r["failure"] else ""
                     print(f"{when}Z  {r['command']:24} {' -> '.join(r['stages']) or 'no reports'}"
                           f"{failure}")
             return 0
@@ -367,10 +367,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
             except ConsoleError as e:
                 sent, error = list(client.sent.values())[-1], str(e)  # the one just sent
             answers = [{"name": e.name, "t_s": e.t_s, "args": e.args} for e in sent.answers]
-            out = {"ok": error is None, "command": args.name, "args": values,
-                   "stages": sent.stages, "answers": answers, **_job(answers)}
-            if error:
-                out["error"] = error
+            out = {"ok": error is None, "command": args.name, "args": values, "id": None,
+                   "stages": sent.stages, "answers": answers, "job": _job(answers),
+                   "error": error}
             output(args, out, _sent_text(args.name, sent.stages, answers))
             if error:
                 print(f"skyrack ground: error: {error}", file=sys.stderr)
@@ -567,10 +566,10 @@ def cmd_ground_watch_remote(args: argparse.Namespace, dictionary: Dictionary) ->
     return 0
 
 
-def _job(answers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The id of the job a compute.submit queued, from its answer."""
+def _job(answers: list[dict[str, Any]]) -> int | None:
+    """The id of the job a compute.submit queued, from its answer (None: no job)."""
     submitted = [a for a in answers if a["name"] == "compute.job_submitted"]
-    return {"job": submitted[-1]["args"]["job"]} if submitted else {}
+    return submitted[-1]["args"]["job"] if submitted else None
 
 
 def _sent_text(name: str, stages: list[str], answers: list[dict[str, Any]]) -> str:
@@ -605,8 +604,8 @@ def cmd_ground_send_remote(args: argparse.Namespace, dictionary: Dictionary) -> 
                  f"{args.name}: no completion within {args.timeout:g} s")
     answers = command.get("answers", [])
     out = {"ok": error is None, "command": args.name, "args": values, "id": command["id"],
-           "stages": command["stages"], "answers": answers, **_job(answers),
-           **({"error": error} if error else {})}
+           "stages": command["stages"], "answers": answers, "job": _job(answers),
+           "error": error}
     output(args, out, _sent_text(args.name, command["stages"], answers))
     if error:
         print(f"skyrack ground: error: {error}", file=sys.stderr)

@@ -64,7 +64,11 @@ def ground(sat: Sim, *argv: str, keys: bool = True) -> subprocess.CompletedProce
 def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tmp_path) -> None:
     proc = ground(satellite, "send", "power.switch", "channel=2", "on=true", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["stages"] == ["accepted", "started", "completed"]
+    sent = json.loads(proc.stdout)
+    assert sent["stages"] == ["accepted", "started", "completed"]
+    # the same keys whatever happened: null where there is nothing to say
+    keys = {"ok", "schema", "command", "args", "id", "stages", "answers", "job", "error"}
+    assert set(sent) == keys and sent["job"] is None and sent["error"] is None
     proc = ground(satellite, "send", "compute.submit", "workload=mlp", "seed=3", "--json")
     assert proc.returncode == 0, proc.stderr
     watch = ground(satellite, "watch", "--seconds", "1.5", "--json")
@@ -117,6 +121,9 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
                                                "power.switch", "mode.set", "compute.submit"]
     assert history[0]["stages"] == ["accepted", "started", "completed"]
     assert history[0]["args"] == {"channel": 2, "on": True}
+    failed = ground(satellite, "send", "compute.cancel", "job=99", "--json")
+    assert failed.returncode == 1 and set(json.loads(failed.stdout)) == keys
+    assert json.loads(failed.stdout)["error"].startswith("compute.cancel: failed")
 
 
 def test_unsigned_and_bad_commands_fail_in_one_line(satellite, tmp_path) -> None:
