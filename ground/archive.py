@@ -107,6 +107,7 @@ REBOOT_BACKSTEP_S = 1.0  # on-board time going back more than this: a new boot
 BATCH = 2000
 MAX_DELAY_S = 1.0
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's transaction
+IDLE_S = 0.1  # a writer process with nothing handed over looks at what is due this often
 
 
 class ArchiveError(SkyrackError):
@@ -200,14 +201,16 @@ def _write_batch(db: sqlite3.Connection, batch: Batch, path: str) -> None:
 
 
 class _Writer:
-    """A process that writes an archive's batches, so that SQLite's time is spent on
-    another core than the ground's: it is handed each batch (pickled, through a pipe)
-    and writes them in order. If the ground dies, it still writes what it was handed,
-    then ends; a failure it meets is raised in the ground at the next hand-over. It is
-    `python -m ground.archive`, started afresh (nothing of the ground's own program
-    runs again in it)."""
+    """A process of its own that does an archive's ingest (sessions, events, rows) and
+    its writing, so that the time they take is spent on another core than the
+    ground's: it is handed each read of the link (reception time and the raw packets,
+    already checked whole by the ground, pickled through a pipe) and ingests them in
+    order with the same Archive code, inline. If the ground dies, it still writes
+    what it was handed, then ends; a failure it meets is raised in the ground at the
+    next hand-over. It is `python -m ground.archive`, started afresh (nothing of the
+    ground's own program runs again in it)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, config: dict[str, Any]) -> None:
         self.path = path
         from_parent, to_child = os.pipe()  # (read end, write end)
         from_child, to_parent = os.pipe()
@@ -223,14 +226,17 @@ class _Writer:
             os.close(to_parent)
         self._out = Connection(to_child, readable=False)
         self._in = Connection(from_child, writable=False)
-        self._ask("sync")  # it has opened the file
+        self._send(("open", config))
+        self.stats: dict[str, Any] = self._ask("sync")  # it has opened the file
 
-    def write(self, batch: Batch) -> None:
+    def ingest(self, rx_utc: float, packets: list[bytes]) -> None:
         self._check()
-        self._send(("write", batch))
+        self._send(("ingest", (rx_utc, packets)))
 
-    def sync(self) -> None:
-        self._ask("sync")
+    def sync(self) -> dict[str, Any]:
+        """Everything handed over is written; the ingest's counts."""
+        self.stats = self._ask("sync")
+        return self.stats
 
     def close(self) -> None:
         try:
@@ -249,7 +255,7 @@ class _Writer:
         except OSError:
             raise ArchiveError(f"{self.path}: the archive writer has stopped") from None
 
-    def _ask(self, op: str) -> None:
+    def _ask(self, op: str) -> Any:
         """Ask `op` and wait for its answer; raise what the writer met meanwhile."""
         self._send((op, None))
         errors = []
@@ -259,6 +265,7 @@ class _Writer:
                 break
             errors.append(message)
         self._raise(errors)
+        return message
 
     def _check(self) -> None:
         """Raise what the writer met since the last hand-over."""
@@ -279,34 +286,70 @@ class _Writer:
     @staticmethod
     def _raise(errors: list[str]) -> None:
         if errors:
-            more = f" (and {len(errors) - 1} more batches)" if len(errors) > 1 else ""
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise ArchiveError(f"{errors[0]}{more}")
 
 
 def _write_forever(path: str, pipe_in: Connection, pipe_out: Connection) -> None:
-    """The writer process: write each batch handed over until told to stop or the
-    ground's end of the pipe closes."""
+    """The writer process: an inline Archive, fed each read of the link the ground
+    hands over, until told to stop or the ground's end of the pipe closes; it writes
+    what waits when the oldest of it is due, even while nothing comes."""
+    from hal.packetlink import InProcessLink
+    from hal.spacepacket import decode_tm_checked
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ground's to handle
+
+    def tell(kind: str, message: Any) -> None:
+        pipe_out.send_bytes(pickle.dumps((kind, message)))
+
     try:
-        db = _connect(path)
-    except ArchiveError as e:
-        pipe_out.send_bytes(pickle.dumps(("error", str(e))))
+        op, config = pickle.loads(pipe_in.recv_bytes())
+        dictionary = Dictionary.from_json(config["dictionary"]) if config["dictionary"] \
+            else None
+        client = GroundClient(InProcessLink(), dictionary, None) if dictionary else None
+        archive = Archive(path, client, config["batch"], config["max_delay_s"],
+                          spacecraft=config["spacecraft"])
+    except (EOFError, OSError):
         return
-    while True:
-        try:
-            op, batch = pickle.loads(pipe_in.recv_bytes())
-        except (EOFError, OSError):
-            break
-        if op == "write":
+    except ArchiveError as e:
+        tell("error", str(e))
+        return
+
+    def stats() -> dict[str, Any]:
+        return {"undecoded": archive.undecoded, "session": archive.session,
+                "ingested": archive.ingested}
+
+    try:
+        while True:
             try:
-                _write_batch(db, batch, path)
-            except ArchiveError as e:  # that batch is lost; told, and the next is tried
-                pipe_out.send_bytes(pickle.dumps(("error", str(e))))
-        elif op in ("sync", "close"):
-            pipe_out.send_bytes(pickle.dumps((op, None)))
-            if op == "close":
+                if not pipe_in.poll(IDLE_S):
+                    archive.flush_due()
+                    continue
+                op, payload = pickle.loads(pipe_in.recv_bytes())
+            except (EOFError, OSError):
                 break
-    db.close()
+            except ArchiveError as e:
+                tell("error", str(e))
+                continue
+            try:
+                if op == "ingest":
+                    rx_utc, packets = payload
+                    # each checked whole by the ground that handed it over
+                    archive.ingest_many([(decode_tm_checked(raw), raw) for raw in packets],
+                                        rx_utc)
+                elif op in ("sync", "close"):
+                    archive.flush()
+            except ArchiveError as e:  # what failed is lost; told, and the next is tried
+                tell("error", str(e))
+            if op in ("sync", "close"):
+                tell(op, stats())
+                if op == "close":
+                    break
+    finally:
+        try:
+            archive.close()
+        except ArchiveError:
+            pass
 
 
 class Archive:
@@ -319,12 +362,15 @@ class Archive:
         stored with each session it ingests); without one, only raw packets are
         stored. What is ingested is the satellite `spacecraft`'s, received at `wall()`
         (UTC). `dictionary` (else the client's) reads packets archived without one.
-        `writer_process`: batches are written by a process of their own (_Writer)."""
+        `writer_process`: the ingest and its writing are a process of its own (_Writer)."""
         self.path = str(path)
         self.db = _connect(self.path)
-        # With a writer process, this connection reads (and writes what is rare:
-        # sessions, dictionaries, commands); the process writes the batches.
-        self._writer = _Writer(self.path) if writer_process else None
+        # With a writer process, the ingest is the process's, and this connection reads
+        # (and writes the commands, which are rare).
+        self._writer = _Writer(self.path, {
+            "spacecraft": spacecraft, "batch": batch, "max_delay_s": max_delay_s,
+            "dictionary": client.dictionary.to_json() if client else None}) \
+            if writer_process else None
         self.client = client
         self.spacecraft = spacecraft
         self.wall = wall
@@ -343,7 +389,8 @@ class Archive:
         self._fallback = Layouts(fallback) if fallback else None
         self._layouts: dict[int, Layouts] = {}  # by dictionary id
         self._session_dictionary: dict[int, int | None] = {}
-        self._dictionary_id = self._store_dictionary(client.dictionary) if client else None
+        self._dictionary_id = self._store_dictionary(client.dictionary) \
+            if client and not writer_process else None
         self._hk_sizes: dict[int, int] = {}
         self._boot: tuple[Structure, int] | None = None
         if client is not None:
@@ -395,7 +442,7 @@ class Archive:
         if self._session is None or t_s < self._last_t_s - REBOOT_BACKSTEP_S \
                 or (boot is not None and self._boot_count is not None
                     and boot != self._boot_count):
-            self._hand_over()  # the old session's rows go with it
+            self._write_pending()  # the old session's rows go with it
             self._new_session(t_s, rx_utc, boot)
         elif boot is not None and self._boot_count is None:
             with self.db:
@@ -406,16 +453,24 @@ class Archive:
 
     @property
     def session(self) -> int | None:
+        if self._writer is not None:
+            return self._writer.stats["session"]  # type: ignore[no-any-return]
         return self._session
 
     def ingest(self, tm: Telemetry, raw: bytes) -> None:
         """One TM (decoded, and as received). Written with the batch."""
         self.ingest_many([(tm, raw)])
 
-    def ingest_many(self, received: Sequence[tuple[Telemetry, bytes]]) -> None:
+    def ingest_many(self, received: Sequence[tuple[Telemetry, bytes]],
+                    rx_utc: float | None = None) -> None:
         """TMs (decoded, and as received) that came in one read of the link, at one
-        reception time. Written with the batch."""
-        rx_utc = self.wall()
+        reception time (default: now). Written with the batch."""
+        if rx_utc is None:
+            rx_utc = self.wall()
+        if self._writer is not None:
+            self._writer.ingest(rx_utc, [raw for _, raw in received])
+            self.ingested += len(received)
+            return
         rows, spacecraft, checked = self._packets, self.spacecraft, self.client is not None
         sizes, seen = self._hk_sizes, self._seen
         boot_sid = self._boot[0].sid if self._boot is not None else None
@@ -452,7 +507,7 @@ class Archive:
         if rows and self._oldest_s is None:
             self._oldest_s = self.clock()
         if len(rows) >= self.batch:
-            self._hand_over()
+            self._write_pending()
         else:
             self.flush_due()
 
@@ -485,22 +540,20 @@ class Archive:
 
     def flush_due(self) -> None:
         """Write what waits if the oldest of it has waited `max_delay_s`: call it while
-        idle too, so that rows never wait on the next packet."""
+        idle too, so that rows never wait on the next packet. (A writer process keeps
+        its own time.)"""
         if self._oldest_s is not None and self.clock() - self._oldest_s >= self.max_delay_s:
-            self._hand_over()
+            self._write_pending()
 
-    def _hand_over(self) -> None:
-        """Write what waits (with a writer process: hand it over, not waiting)."""
+    def _write_pending(self) -> None:
+        """Write what waits, in one transaction."""
         last = None
         if self._session is not None and self._last_t_s != self._session_last_t_s:
             last = (self._last_t_s, self._session)
             self._session_last_t_s = self._last_t_s
         if self._packets or self._events or self._new_seen or last:
-            batch = (list(self._packets), list(self._events), list(self._new_seen), last)
-            if self._writer is not None:
-                self._writer.write(batch)
-            else:
-                _write_batch(self.db, batch, self.path)
+            _write_batch(self.db, (self._packets, self._events, self._new_seen, last),
+                         self.path)
         self._packets.clear()
         self._events.clear()
         self._new_seen.clear()
@@ -508,9 +561,10 @@ class Archive:
 
     def flush(self) -> None:
         """Everything ingested is in the file (what reads see)."""
-        self._hand_over()
         if self._writer is not None:
-            self._writer.sync()
+            self.undecoded = self._writer.sync()["undecoded"]
+            return
+        self._write_pending()
 
     @property
     def pending(self) -> int:
@@ -519,10 +573,11 @@ class Archive:
 
     def close(self) -> None:
         try:
-            self._hand_over()
-        finally:
             if self._writer is not None:
                 self._writer.close()
+            else:
+                self._write_pending()
+        finally:
             self.db.close()
 
     def record_command(self, sent: Sent, wall_s: float, sender: str | None = None) -> None:
