@@ -268,3 +268,51 @@ def test_an_archive_from_before_sessions_gains_the_columns_and_keeps_its_rows(tm
     archive.ingest(tm, encode_tm(tm))
     assert archive.packet_count() == 3 and archive.sessions()[0]["first_t_s"] == 2.0
     archive.close()
+
+
+@pytest.mark.crash
+def test_a_killed_ground_loses_nothing_it_handed_its_archive_process(tmp_path) -> None:
+    """kill -9 of a ground whose archive ingests in a process of its own: every packet
+    it handed over before the kill is written all the same (the writer finishes what
+    it was given), and the archive opens clean."""
+    import time
+
+    from flight.software import FlightSoftware
+    from tests.crash import Child, Trial, kill_trials, tally, trial_count
+
+    dictionary = FlightSoftware.dictionary()
+    power = Layouts(dictionary).structures[name_id("power")]
+    path = tmp_path / "crash.sqlite"
+    seen = {"count": 0}
+
+    def writer(child: Child) -> None:
+        archive = Archive(path, GroundClient(InProcessLink(), dictionary, None),
+                          writer_process=True)
+        base = child.rng.randrange(1 << 30)
+        for i in range(300):
+            child.step()
+            values = [float(i) if p.name == "power.batt_v" else None for p in power.points]
+            tm = Telemetry(0x10, 3, 25, N.pack(power.sid) + layout.pack(power.points, values),
+                           float(base + i), i % 16384)
+            archive.ingest_many([(tm, encode_tm(tm))])
+            child.report(str(base + i))
+            time.sleep(0.001)
+
+    def check(trial: Trial) -> None:
+        handed = {float(r) for r in trial.reports}
+        if not handed:
+            return
+        deadline, got = time.monotonic() + 15, set()
+        while time.monotonic() < deadline:  # the orphaned writer finishing its work
+            got = {t for (t,) in sqlite3.connect(path).execute("SELECT t_s FROM packets")}
+            if handed <= got:
+                break
+            time.sleep(0.1)
+        assert handed <= got, f"trial {trial.index}: {len(handed - got)} packets lost"
+        seen["count"] += len(handed)
+
+    trials = kill_trials(writer, check, trials=max(6, trial_count(6) // 10), seed=9,
+                         max_delay_s=1.5, max_steps=300)
+    assert seen["count"] > 50
+    assert Archive(path, dictionary=dictionary).names()  # opens clean, and reads
+    tally("ground archive process", trials, packets_handed_over=seen["count"], lost=0)
