@@ -31,6 +31,9 @@ columns gain them when opened; their packets are given their keys from their raw
 octets, and are decoded with the dictionary a reader gives (`dictionary=`), as is any
 packet archived without one.
 
+A ground server's archive (writer_process) ingests in a process of its own, handed
+each read of the link, so that the ground and its archive each have a core.
+
 WAL mode, so an operator's query reads while a console writes. Rows are written in
 batches, one transaction per `batch` packets or per `max_delay_s` of the oldest row
 waiting (whichever comes first), or on `flush()`: batches make ingest fast, the delay
