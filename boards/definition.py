@@ -7,6 +7,7 @@ Every error is one line naming the file and the key, e.g.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import math
 import tomllib
@@ -23,7 +24,7 @@ BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
     "compute",
 }
-SIM_KEYS = {"altitude_km", "ltan", "upsets_per_bit_day", "saa_factor",
+SIM_KEYS = {"altitude_km", "ltan", "epoch", "upsets_per_bit_day", "saa_factor",
             "radiation_acceleration", "hangs_per_day"}
 
 
@@ -164,6 +165,10 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
                                   f"unknown key (expected one of {', '.join(sorted(SIM_KEYS))})")
         if key == "ltan":
             sim[key] = _get(sim_doc, key, str, where, "sim.ltan")  # "HH:MM", checked by the sim
+        elif key == "epoch":  # a TOML date or date-time, or its ISO text; checked by the sim
+            sim[key] = value.isoformat() if isinstance(value, (datetime.date,
+                                                               datetime.datetime)) \
+                else _get(sim_doc, key, str, where, "sim.epoch")
         else:
             sim[key] = _number(value, where, f"sim.{key}")
 

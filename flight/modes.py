@@ -151,7 +151,8 @@ class ModeManager(Component):
                   1.0, 3600.0),
         Parameter("hysteresis_pct", "float", 3.0, "Headroom above the threshold before "
                   "shed compute is restored", "%", 0.0, 50.0),
-        Parameter("orbit_period_s", "float", 5677.0, "Prior orbit period", "s", 60.0, 1e6),
+        Parameter("orbit_period_s", "float", 5684.4, "Prior orbit period (node to node)", "s",
+                  60.0, 1e6),
         Parameter("eclipse_prior_s", "float", 2200.0, "Eclipse length assumed until one is "
                   "seen", "s", 0.0, 1e5),
         Parameter("throttle_c", "float", 75.0, "Accelerator temperature to throttle at",

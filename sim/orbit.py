@@ -1,9 +1,19 @@
 """A circular sun-synchronous orbit, the sun, and the Earth's shadow.
 
-- Period from Kepler's third law; inclination from the J2 nodal drift that turns the
-  node once per tropical year, so the orbit keeps its angle to the sun.
+- The orbit's mean elements move at the secular first-order J2 rates (Brouwer,
+  Kozai; Vallado, "Fundamentals of Astrodynamics", 9.6), for a circular orbit of mean
+  semi-major axis a = R + altitude and Keplerian mean motion n = sqrt(mu / a^3):
+      node               dOmega/dt = -3/2 n J2 (R/a)^2 cos i
+      argument of latitude  du/dt = n (1 + 3/2 J2 (R/a)^2 (4 cos^2 i - 1))
+  (perigee's and the mean anomaly's rates together, which for a circular orbit is
+  what moves the satellite). The period node to node is 2 pi / (du/dt)
+  (`period_s`); Kepler's is `keplerian_period_s`. The inclination is the one at which
+  the node turns once per tropical year, so the orbit keeps its angle to the sun.
 - The node is placed by the local time of the ascending node (LTAN: 06:00 dawn-dusk
-  through 12:00 noon-midnight) at the epoch, and drifts at the J2 rate after it.
+  through 12:00 noon-midnight) at the epoch, in mean local solar time (from the mean
+  sun, as missions quote it: the true sun runs up to 16 minutes off it, the equation
+  of time), and drifts at the J2 rate after it. The epoch is a setting (`--epoch`, the
+  definition's sim.epoch; default 2027-03-16 00:00 UTC).
 - The sun from the Astronomical Almanac's low-precision formulae (about 0.01 deg over
   1950-2050): mean longitude and anomaly, ecliptic longitude, obliquity.
 - Eclipse two ways: the cylindrical shadow, and the conical one, in which the sun's
@@ -16,7 +26,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hal.errors import InputError
 
@@ -32,7 +42,7 @@ EARTH_ROTATION_RAD_S = 7.2921159e-5
 MIN_ALTITUDE_KM = 100.0
 MAX_ALTITUDE_KM = 100_000.0
 J2000_UNIX_S = 946_728_000.0  # 2000-01-01 12:00 TT, near enough for these formulae
-DEFAULT_EPOCH_UNIX_S = 1_805_155_200.0  # 2027-03-15 00:00 UTC
+DEFAULT_EPOCH_UNIX_S = 1_805_155_200.0  # 2027-03-16 00:00 UTC
 
 
 def sun_vector(unix_s: float) -> tuple[tuple[float, float, float], float]:
@@ -45,6 +55,34 @@ def sun_vector(unix_s: float) -> tuple[tuple[float, float, float], float]:
     distance_au = 1.00014 - 0.01671 * math.cos(g) - 0.00014 * math.cos(2 * g)
     return ((math.cos(lam), math.cos(eps) * math.sin(lam), math.sin(eps) * math.sin(lam)),
             distance_au * AU_KM)
+
+
+def mean_sun_ra_rad(unix_s: float) -> float:
+    """Right ascension of the mean sun, the fictitious sun that moves along the
+    equator at the true sun's mean rate: its mean longitude (the Almanac's formula).
+    Local mean solar time is measured from it; the true sun is ahead of it or behind
+    it by the equation of time (up to about 16 minutes)."""
+    n = (unix_s - J2000_UNIX_S) / 86400.0
+    return math.radians((280.460 + 0.9856474 * n) % 360.0)
+
+
+def parse_epoch(text: str) -> float:
+    """An ISO 8601 UTC date or time ("2027-06-21", "2027-06-21T06:00:00Z") to Unix
+    seconds; raises InputError."""
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"epoch {text!r} is not an ISO 8601 date or time (UTC), e.g. "
+                         "2027-06-21 or 2027-06-21T06:00:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    seconds = when.timestamp()
+    if not J2000_UNIX_S - 50 * 365.25 * 86400 <= seconds <= J2000_UNIX_S + 50 * 365.25 * 86400:
+        raise InputError(f"epoch {text!r} is outside 1950..2050, where the sun's formulae "
+                         "hold")
+    return seconds
 
 
 def gmst_rad(unix_s: float) -> float:
@@ -76,6 +114,8 @@ class CircularOrbit:
     ltan_h: float = 10.5  # local time of the ascending node at the epoch
     epoch_unix_s: float = DEFAULT_EPOCH_UNIX_S
     phase_deg: float = 0.0  # argument of latitude at the epoch
+    _inclination_deg: float = field(init=False, repr=False, compare=False)
+    _u_rate: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not MIN_ALTITUDE_KM <= self.altitude_km <= MAX_ALTITUDE_KM:
@@ -83,33 +123,53 @@ class CircularOrbit:
                              f"{MIN_ALTITUDE_KM:g}..{MAX_ALTITUDE_KM:g} km")
         if not 0.0 <= self.ltan_h < 24.0:
             raise InputError(f"LTAN {self.ltan_h} h is outside 0..24 h")
+        inclination, rate = self._j2_rates()  # fixed by the elements: worked out once
+        object.__setattr__(self, "_inclination_deg", inclination)
+        object.__setattr__(self, "_u_rate", rate)
 
     @property
     def semi_major_axis_km(self) -> float:
         return R_EARTH_KM + self.altitude_km
 
     @property
-    def period_s(self) -> float:
-        return 2.0 * math.pi * math.sqrt(self.semi_major_axis_km**3 / MU_EARTH_KM3_S2)
+    def keplerian_period_s(self) -> float:
+        """Kepler's period of the mean semi-major axis (no J2)."""
+        return 2.0 * math.pi / self.keplerian_mean_motion_rad_s
+
+    @property
+    def keplerian_mean_motion_rad_s(self) -> float:
+        return math.sqrt(MU_EARTH_KM3_S2 / self.semi_major_axis_km**3)
 
     @property
     def mean_motion_rad_s(self) -> float:
-        return 2.0 * math.pi / self.period_s
+        """The argument of latitude's rate: J2 slows it (for i > 60 deg)."""
+        return self._u_rate
+
+    def _j2_rates(self) -> tuple[float, float]:
+        """(inclination in degrees, argument of latitude's rate in rad/s)."""
+        a = self.semi_major_axis_km
+        n = self.keplerian_mean_motion_rad_s
+        cos_i = -SSO_NODAL_RATE_RAD_S / (1.5 * n * J2 * (R_EARTH_KM / a) ** 2)
+        rate = n * (1.0 + 1.5 * J2 * (R_EARTH_KM / a) ** 2 * (4.0 * cos_i * cos_i - 1.0))
+        return math.degrees(math.acos(cos_i)), rate
+
+    @property
+    def period_s(self) -> float:
+        """The nodal (draconic) period: ascending node to ascending node."""
+        return 2.0 * math.pi / self.mean_motion_rad_s
 
     @property
     def sso_inclination_deg(self) -> float:
         """Inclination at which J2 turns the node at the sun's mean rate (circular orbit):
-        dOmega/dt = -3/2 n J2 (R/a)^2 cos i."""
-        a = self.semi_major_axis_km
-        cos_i = -SSO_NODAL_RATE_RAD_S / (1.5 * self.mean_motion_rad_s * J2 * (R_EARTH_KM / a) ** 2)
-        return math.degrees(math.acos(cos_i))
+        dOmega/dt = -3/2 n J2 (R/a)^2 cos i, n Keplerian."""
+        return self._inclination_deg
 
     def node_rad(self, t_s: float) -> float:
-        """Right ascension of the ascending node: set by the LTAN against the sun's right
-        ascension at the epoch, then turning at the J2 (sun-synchronous) rate."""
-        (sx, sy, _), _ = sun_vector(self.epoch_unix_s)
-        sun_ra = math.atan2(sy, sx)
-        return sun_ra + math.radians((self.ltan_h - 12.0) * 15.0) + SSO_NODAL_RATE_RAD_S * t_s
+        """Right ascension of the ascending node: set by the LTAN, in mean local solar
+        time as missions quote it, against the mean sun at the epoch, then turning at
+        the J2 (sun-synchronous) rate, the mean sun's."""
+        return mean_sun_ra_rad(self.epoch_unix_s) + math.radians((self.ltan_h - 12.0) * 15.0) \
+            + SSO_NODAL_RATE_RAD_S * t_s
 
     def position_km(self, t_s: float) -> tuple[float, float, float]:
         """Position in the equatorial (ECI) frame."""

@@ -39,10 +39,12 @@ class SolarArray:
     degradation_per_year: float = 0.025
     age_years: float = 0.0  # at the start of the simulation
 
-    def power_w(self, illumination: float, elapsed_s: float = 0.0) -> float:
-        """Power for the visible fraction of the sun's disc."""
+    def power_w(self, illumination: float, elapsed_s: float = 0.0,
+                flux_w_m2: float = SOLAR_CONSTANT_W_M2) -> float:
+        """Power for the visible fraction of the sun's disc, under the sun's flux at the
+        satellite's distance (the solar constant at 1 AU)."""
         age = self.age_years + elapsed_s / (365.25 * 86400.0)
-        return (SOLAR_CONSTANT_W_M2 * self.area_m2 * self.efficiency
+        return (flux_w_m2 * self.area_m2 * self.efficiency
                 * (1.0 - self.degradation_per_year) ** age
                 * math.cos(math.radians(self.incidence_deg)) * illumination)
 

@@ -37,10 +37,12 @@ class ThermalModel:
     links_w_k: list[tuple[str, str, float]] = field(default_factory=list)
 
     def step(self, dt_s: float, heat_w: dict[str, float], illumination: float,
-             earth_view: float = 0.0, albedo_cos: float = 0.0) -> None:
+             earth_view: float = 0.0, albedo_cos: float = 0.0,
+             solar_w_m2: float = SOLAR_W_M2) -> None:
         """Advance by dt_s (explicit Euler; dt_s must be well below every node's C/G).
         `earth_view` is the view factor to the Earth of a nadir-facing plate, `albedo_cos`
-        the cosine of the sun's angle from zenith (0 on the night side)."""
+        the cosine of the sun's angle from zenith (0 on the night side), `solar_w_m2` the
+        sun's flux at the Earth's distance from it (the solar constant at 1 AU)."""
         flow = {name: heat_w.get(name, 0.0) for name in self.nodes}
         for a, b, g in self.links_w_k:
             q = g * (self.nodes[a].temp_c - self.nodes[b].temp_c)
@@ -52,10 +54,10 @@ class ThermalModel:
                 flow[name] -= (node.emissivity * STEFAN_BOLTZMANN_W_M2_K4 * node.radiator_m2
                                * (t_k**4 - DEEP_SPACE_K**4))
             if illumination and node.sunlit_m2:
-                flow[name] += node.absorptivity * SOLAR_W_M2 * node.sunlit_m2 * illumination
+                flow[name] += node.absorptivity * solar_w_m2 * node.sunlit_m2 * illumination
             if node.nadir_m2 and earth_view:
                 planet_w_m2 = (node.emissivity * EARTH_IR_W_M2
-                               + node.absorptivity * ALBEDO * SOLAR_W_M2 * albedo_cos)
+                               + node.absorptivity * ALBEDO * solar_w_m2 * albedo_cos)
                 flow[name] += planet_w_m2 * earth_view * node.nadir_m2
         for name, node in self.nodes.items():
             node.temp_c += flow[name] * dt_s / node.heat_capacity_j_k

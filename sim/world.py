@@ -18,8 +18,8 @@ import numpy as np
 
 from sim.accelerator import AcceleratorModel
 from sim.clock import VirtualClock
-from sim.orbit import R_EARTH_KM, CircularOrbit, sun_vector
-from sim.power import Battery, SolarArray
+from sim.orbit import AU_KM, R_EARTH_KM, CircularOrbit, sun_vector
+from sim.power import SOLAR_CONSTANT_W_M2, Battery, SolarArray
 from sim.radiation import RadiationConfig, RadiationModel, in_saa
 from sim.thermal import ThermalModel, default_model
 
@@ -163,7 +163,9 @@ class World:
         self.lit = lit
         self.illumination = illumination
 
-        self.solar_w = self.array.power_w(illumination, t)
+        (sx, sy, sz), sun_km = sun_vector(self.orbit.epoch_unix_s + t + dt_s / 2)
+        flux_w_m2 = SOLAR_CONSTANT_W_M2 * (AU_KM / sun_km) ** 2  # +-3.4 % over the year
+        self.solar_w = self.array.power_w(illumination, t, flux_w_m2)
         channels = self.channel_power_w()
         self.load_w = sum(channels)
         taken_w = self.battery.step(self.solar_w - self.load_w, dt_s)
@@ -184,9 +186,9 @@ class World:
             heat[node] += w
         x, y, z = self.orbit.position_km(t + dt_s / 2)
         r = math.sqrt(x * x + y * y + z * z)
-        (sx, sy, sz), _ = sun_vector(self.orbit.epoch_unix_s + t + dt_s / 2)
         self.thermal.step(dt_s, heat, illumination, earth_view=(R_EARTH_KM / r) ** 2,
-                          albedo_cos=max(0.0, (x * sx + y * sy + z * sz) / r))
+                          albedo_cos=max(0.0, (x * sx + y * sy + z * sz) / r),
+                          solar_w_m2=flux_w_m2)
 
         lat, lon = self.orbit.ground_track(t + dt_s / 2)
         self.radiation.in_saa = in_saa(lat, lon)

@@ -26,7 +26,7 @@ from hal.errors import SkyrackError, TransportError
 from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.clock import VirtualClock
-from sim.orbit import CircularOrbit, parse_ltan
+from sim.orbit import DEFAULT_EPOCH_UNIX_S, CircularOrbit, parse_epoch, parse_ltan
 from sim.pty import PtyBoard
 from sim.radiation import IrradiatedDevice, RadiationConfig
 from sim.world import FLIGHT_COMPUTER_CHANNEL, World
@@ -87,15 +87,18 @@ class Satellite:
 
 
 def build_world(definition: SatelliteDefinition, *, seed: int = 1,
-                altitude_km: float | None = None, ltan: str | None = None) -> World:
+                altitude_km: float | None = None, ltan: str | None = None,
+                epoch: str | None = None) -> World:
     """The simulated world a sim definition's [sim] table describes, on a virtual clock.
     Raises DefinitionError (file and key)."""
     where = definition.path
     altitude = altitude_km if altitude_km is not None else definition.sim.get(
         "altitude_km", DEFAULT_ALTITUDE_KM)
     try:
+        epoch = epoch if epoch is not None else definition.sim.get("epoch")
         orbit = CircularOrbit(altitude, ltan_h=parse_ltan(
-            ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)))
+            ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)),
+            epoch_unix_s=parse_epoch(epoch) if epoch is not None else DEFAULT_EPOCH_UNIX_S)
         radiation = RadiationConfig(
             upsets_per_bit_day=definition.sim.get("upsets_per_bit_day", 1e-8),
             saa_factor=definition.sim.get("saa_factor", 30.0),
@@ -108,7 +111,7 @@ def build_world(definition: SatelliteDefinition, *, seed: int = 1,
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
              altitude_km: float | None = None, ltan: str | None = None,
-             serial: bool = False, link: PacketLink | None = None,
+             epoch: str | None = None, serial: bool = False, link: PacketLink | None = None,
              keys: KeyFile | None = None, state: str | Path | None = None) -> Satellite:
     """Build the satellite a definition describes. Raises DefinitionError (file and key).
 
@@ -128,7 +131,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     lock = _lock_state(Path(state), where) if state is not None else None
     world = None
     if definition.emulated:
-        world = build_world(definition, seed=seed, altitude_km=altitude_km, ltan=ltan)
+        world = build_world(definition, seed=seed, altitude_km=altitude_km, ltan=ltan,
+                            epoch=epoch)
         clock: Clock = world.clock
     elif any(b.emulator for b in definition.boards):
         raise DefinitionError(where, "boards",

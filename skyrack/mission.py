@@ -4,6 +4,7 @@ report what the world did and what the flight software saw."""
 from __future__ import annotations
 
 import collections
+import datetime
 import math
 from collections.abc import Callable
 from typing import Any
@@ -103,9 +104,12 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
         orbit, truth = world.orbit, world.truth
         out["orbit"] = {
             "altitude_km": _r(orbit.altitude_km),
-            "period_s": _r(orbit.period_s),
+            "period_s": _r(orbit.period_s),  # node to node, with J2
+            "keplerian_period_s": _r(orbit.keplerian_period_s),
             "sso_inclination_deg": _r(orbit.sso_inclination_deg),
-            "ltan_h": _r(orbit.ltan_h),
+            "ltan_h": _r(orbit.ltan_h),  # mean local solar time
+            "epoch_utc": datetime.datetime.fromtimestamp(orbit.epoch_unix_s, datetime.UTC)
+            .isoformat().replace("+00:00", "Z"),
             "beta_deg_start": _r(orbit.beta_deg(0.0), 2),
             "beta_deg_end": _r(orbit.beta_deg(world.t_s), 2),
             "orbits": _r(orbits),

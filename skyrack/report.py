@@ -37,7 +37,8 @@ def format_report(r: dict[str, Any]) -> str:
             f"Orbit       {o['altitude_km']:g} km circular, sun-synchronous "
             f"(i = {o['sso_inclination_deg']:.2f} deg), LTAN {hhmm(o['ltan_h'])}, "
             f"beta {o['beta_deg_start']:.1f} .. {o['beta_deg_end']:.1f} deg",
-            f"            period {o['period_s']:.1f} s; flew {o['orbits']:g} orbits "
+            f"            period {o['period_s']:.1f} s node to node (Kepler's "
+            f"{o['keplerian_period_s']:.1f} s); flew {o['orbits']:g} orbits "
             f"= {r['duration_s']:.0f} s",
             f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
             f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "

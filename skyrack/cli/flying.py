@@ -24,6 +24,7 @@ from skyrack.cli.options import (
     altitude_km,
     bench_definition,
     days,
+    epoch,
     injections,
     ltan,
     orbits,
@@ -53,6 +54,10 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
                      help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
                           "noon-midnight (default: the definition's, 10:30)")
+    sim.add_argument("--epoch", type=epoch, default=None, metavar="UTC",
+                     help="when the sim starts: an ISO 8601 date or time, UTC (default: the "
+                          "definition's, else 2027-03-16); the LTAN is in mean solar time "
+                          "at it")
     sim.add_argument("--spacecraft-id", type=spacecraft_id, default=None, metavar="ID",
                      help="the satellite's CCSDS spacecraft id, which its telecommands "
                           "are signed for (default: the definition's, 1)")
@@ -104,6 +109,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.ground:
         link, keys, pace, throwaway = _ground_side(args, definition.spacecraft_id)
     satellite = assemble(definition, seed=args.seed, altitude_km=args.altitude, ltan=args.ltan,
+                         epoch=args.epoch,
                          serial=args.serial, link=link, keys=keys, state=args.state)
     assert satellite.world is not None
     period_s = satellite.world.orbit.period_s

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from hal.auth import MAX_SPACECRAFT
 from hal.errors import SkyrackError
-from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_ltan
+from sim.orbit import MAX_ALTITUDE_KM, MIN_ALTITUDE_KM, parse_epoch, parse_ltan
 
 MAX_ORBITS = 1000.0
 
@@ -70,6 +70,14 @@ speed = bounded(float, lambda v: 0 < v <= 1e4, "(0, 1e4]")
 key_count = bounded(int, lambda v: 1 <= v <= 64, "1..64")
 spacecraft_id = bounded(int, lambda v: 0 <= v <= MAX_SPACECRAFT, f"0..{MAX_SPACECRAFT}")
 source_id = bounded(int, lambda v: 1 <= v <= 0xFFFF, "1..65535")
+
+
+def epoch(text: str) -> str:
+    try:
+        parse_epoch(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def ltan(text: str) -> str:

@@ -76,3 +76,23 @@ def test_the_array_loses_power_with_tracking_error_and_age() -> None:
     ten_years = 10 * 365.25 * 86400.0
     assert new.power_w(1.0, ten_years) == pytest.approx(new.power_w(1.0) * 0.975**10)
     assert new.power_w(0.25) == pytest.approx(0.25 * new.power_w(1.0))  # penumbra
+
+
+def test_the_array_and_the_radiators_feel_the_suns_distance() -> None:
+    """Perihelion (early January) against aphelion (early July): the sun's flux, and so
+    the array's power, differ by (1.0167 / 0.9833)^2 = 1.069 (the orbit's eccentricity,
+    0.0167)."""
+    import dataclasses
+
+    from boards.definition import default_path, load
+    from skyrack.assembly import build_world
+
+    definition = load(default_path())
+    power = {}
+    for epoch in ("2027-01-03", "2027-07-05"):
+        sim = dict(definition.sim, ltan="06:00", altitude_km=2000.0)
+        world = build_world(dataclasses.replace(definition, sim=sim), epoch=epoch)
+        world.advance_to(10.0)
+        assert world.illumination == 1.0
+        power[epoch] = world.solar_w
+    assert power["2027-01-03"] / power["2027-07-05"] == pytest.approx(1.069, abs=0.002)
