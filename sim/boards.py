@@ -93,6 +93,8 @@ class SimPowerPlatform(SimPlatform):
         return tuple(self.world.switches)
 
     def set_switch(self, channel: int, on: bool) -> None:
+        if self.world.browned_out:
+            return  # a bus without power switches nothing (its board is down too)
         self.world.set_switch(channel, on)
 
 

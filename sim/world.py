@@ -32,6 +32,9 @@ THERMAL_BOARD_W = 5.0
 HEATER_W = 15.0
 LATCHUP_W = 1500.0  # what a latched-up load draws on top of its own
 HEATER_NODES = ("battery", "structure")
+# The state of charge at which the power board restarts a browned-out bus (with the
+# array in sun): enough to boot and carry the bus avionics for a while.
+RESTART_SOC = 0.05
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class Truth:
     solar_wh: float = 0.0
     load_wh: float = 0.0
     shunted_wh: float = 0.0
+    brownouts: int = 0  # times the battery could not carry the loads and the bus went down
     soc: Extremes = field(default_factory=Extremes)
     temps_c: dict[str, Extremes] = field(default_factory=dict)
 
@@ -88,6 +92,7 @@ class World:
         self.thermal_board_channel: int | None = None
         self.switches = [False] * CHANNEL_COUNT
         self.switches[FLIGHT_COMPUTER_CHANNEL] = True
+        self.browned_out = False  # the bus down for want of energy (see _step)
         self.power_ups = [0] * CHANNEL_COUNT  # rising edges per channel: boards reboot on them
         self.power_up_s = [clock.now_s()] * CHANNEL_COUNT  # time of each channel's last edge
         self.latched_loads = [False] * CHANNEL_COUNT  # a latch-up draws extra until unpowered
@@ -118,6 +123,22 @@ class World:
         elif board_kind == "thermal":
             self.thermal_board_channel = channel
             self.set_switch(channel, True)  # bus avionics boot powered
+
+    def _brown_out(self) -> None:
+        self.browned_out = True
+        self.truth.brownouts += 1
+        for channel, on in enumerate(self.switches):
+            if on:
+                self.set_switch(channel, False)
+
+    def _restart(self) -> None:
+        """The power board's power-on reset, once the array charges the battery past
+        RESTART_SOC: the flight computer's rail and the bus avionics' come back (and
+        with them a fresh boot of the flight software)."""
+        self.browned_out = False
+        self.set_switch(FLIGHT_COMPUTER_CHANNEL, True)
+        if self.thermal_board_channel is not None:
+            self.set_switch(self.thermal_board_channel, True)
 
     def set_switch(self, channel: int, on: bool) -> None:
         if on and not self.switches[channel]:
@@ -166,11 +187,19 @@ class World:
         (sx, sy, sz), sun_km = sun_vector(self.orbit.epoch_unix_s + t + dt_s / 2)
         flux_w_m2 = SOLAR_CONSTANT_W_M2 * (AU_KM / sun_km) ** 2  # +-3.4 % over the year
         self.solar_w = self.array.power_w(illumination, t, flux_w_m2)
+        if self.browned_out and self.solar_w > 0.0 and self.battery.soc >= RESTART_SOC:
+            self._restart()
         channels = self.channel_power_w()
         self.load_w = sum(channels)
         taken_w = self.battery.step(self.solar_w - self.load_w, dt_s)
         surplus_w = self.solar_w - self.load_w
         shunted_w = max(surplus_w - taken_w, 0.0) if surplus_w > 0 else 0.0
+        if surplus_w < 0.0 and taken_w > surplus_w * (1.0 - 1e-9) + 1e-9:
+            # The battery cannot carry the loads: the bus browns out. The loads had
+            # what the array and the battery gave (no more), then every rail drops,
+            # the flight computer's too, until the battery can restart the bus.
+            self.load_w = self.solar_w - taken_w
+            self._brown_out()
 
         accelerator_w = self.accelerator.power_w()
         heater_on = self.rail_on(self.thermal_board_channel)

@@ -60,6 +60,14 @@ class Satellite:
         # Bounded by the executive's own tick grid: a t_s between two ticks runs the
         # ticks before it and stops, rather than waiting on a tick that never comes.
         while self.flight.executive.next_tick_s() <= t_s + 1e-9:
+            if self.world is not None and self.world.browned_out:
+                # The flight computer is unpowered (the bus browned out): nothing runs on
+                # it; the world goes on until its rail comes back, and it boots afresh.
+                if self.clock.now_s() >= t_s:
+                    return
+                self.clock.sleep_until(min(t_s, self.clock.now_s() + 1.0))
+                self._reboot_if_power_cycled()
+                continue
             self.flight.run_until(min(t_s, self.clock.now_s() + 1.0))
             self._reboot_if_power_cycled()
 

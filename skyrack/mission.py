@@ -131,6 +131,7 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
             "solar_in_wh": _r(truth.solar_wh, 1),
             "load_out_wh": _r(truth.load_wh, 1),
             "shunted_wh": _r(truth.shunted_wh, 1),
+            "brownouts": truth.brownouts,  # the battery could not carry the loads
             "soc_pct": {"min": _r(100 * truth.soc.low, 2), "max": _r(100 * truth.soc.high, 2),
                         "end": _r(100 * world.battery.soc, 2)},
             "temps_c": {name: {"min": _r(x.low, 2), "max": _r(x.high, 2),

@@ -44,7 +44,7 @@ def format_report(r: dict[str, Any]) -> str:
             f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "
             f"{w['penumbra_s']:.0f} s in penumbra)",
             f"Energy      solar in {w['solar_in_wh']:.1f} Wh, loads out {w['load_out_wh']:.1f} Wh, "
-            f"shunted {w['shunted_wh']:.1f} Wh",
+            f"shunted {w['shunted_wh']:.1f} Wh; {w['brownouts']} brownouts",
             f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "
             f"{w['soc_pct']['max']:.1f} %, ending {w['soc_pct']['end']:.1f} %",
             f"Radiation   {r['radiation']['upsets_injected_total']} upsets injected "

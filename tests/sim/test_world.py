@@ -96,3 +96,48 @@ def test_the_array_and_the_radiators_feel_the_suns_distance() -> None:
         assert world.illumination == 1.0
         power[epoch] = world.solar_w
     assert power["2027-01-03"] / power["2027-07-05"] == pytest.approx(1.069, abs=0.002)
+
+
+def test_an_empty_battery_browns_the_bus_out_and_the_sun_restarts_it() -> None:
+    """No energy from nowhere: with the battery empty in eclipse the loads get what it
+    gives and no more, every rail drops (the flight computer's too) and the satellite
+    does not run; in sunlight, once the battery has some charge again, the power board
+    restarts the bus and the flight software boots afresh."""
+    import dataclasses
+
+    from boards.definition import default_path, load
+    from sim.world import FLIGHT_COMPUTER_CHANNEL, RESTART_SOC
+    from skyrack.assembly import assemble
+
+    definition = load(default_path())
+    satellite = assemble(dataclasses.replace(
+        definition, plan=(), sim=dict(definition.sim, ltan="12:00")))
+    world = satellite.world
+    assert world is not None
+    try:
+        t = 0.0
+        while world.illumination > 0.0:  # to the shadow
+            t += 10.0
+            satellite.run_until(t)
+        world.battery.soc = 0.002  # nearly empty, entering a long eclipse
+        stored_wh = world.battery.ocv_v() * world.battery.capacity_ah * 0.002  # at most
+        before = world.truth.load_wh, world.truth.solar_wh
+        while not world.browned_out:
+            t += 1.0
+            satellite.run_until(t)
+        assert world.truth.brownouts == 1 and not any(world.switches)
+        drawn_wh = world.truth.load_wh - before[0]
+        assert world.truth.solar_wh == before[1]  # no sun meanwhile
+        assert drawn_wh <= stored_wh  # the loads had what the battery held, no more
+        reboots, ticks = satellite.reboots, satellite.flight.executive.ticks
+        satellite.run_until(t + 600.0)  # still in shadow: nothing runs, nothing is drawn
+        assert satellite.flight.executive.ticks == ticks
+        assert world.load_w == 0.0 and world.truth.load_wh - before[0] == drawn_wh
+        while world.browned_out:  # the sun comes back and charges the battery
+            t += 60.0
+            satellite.run_until(t)
+            assert t < 3 * world.orbit.period_s, "the bus never came back"
+        assert world.battery.soc >= RESTART_SOC * 0.99
+        assert world.switches[FLIGHT_COMPUTER_CHANNEL] and satellite.reboots == reboots + 1
+    finally:
+        satellite.close()
