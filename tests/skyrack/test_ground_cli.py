@@ -80,7 +80,8 @@ def test_an_operator_commands_power_and_compute_and_sees_telemetry(satellite, tm
         if "housekeeping" in record:  # points outside limits are marked, with the limit
             assert set(record["limits"].values()) <= {"yellow", "red"}
     assert hk["power.switches"] & 0b100 and 20 < hk["power.batt_v"] < 40
-    assert hk["compute.queued"] + hk["compute.active_job"] >= 1
+    # the job waits, runs, or (on a loaded machine, before the watch began) is done
+    assert hk["compute.queued"] + hk["compute.active_job"] + hk["compute.completed"] >= 1
     checkout = Path(__file__).resolve().parents[2] / "examples" / "checkout.txt"
     proc = ground(satellite, "script", str(checkout), "--json")
     assert proc.returncode == 0, proc.stderr
