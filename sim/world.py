@@ -61,6 +61,7 @@ class Truth:
     load_wh: float = 0.0
     shunted_wh: float = 0.0
     brownouts: int = 0  # times the battery could not carry the loads and the bus went down
+    battery_loss_wh: float = 0.0  # heat in the battery's series resistance
     soc: Extremes = field(default_factory=Extremes)
     temps_c: dict[str, Extremes] = field(default_factory=dict)
 
@@ -246,6 +247,7 @@ class World:
         truth.solar_wh += (self.solar_w - shunted_w) * hours
         truth.shunted_wh += shunted_w * hours
         truth.load_wh += self.load_w * hours
+        truth.battery_loss_wh += heat["battery"] * hours
         truth.soc.add(self.battery.soc)
         for name, node in self.thermal.nodes.items():
             truth.temps_c[name].add(node.temp_c)
