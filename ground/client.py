@@ -196,9 +196,14 @@ class GroundClient:
             try:
                 tm = decode_tm(packet)
                 apid, service, subtype, data, _, seq, _, destination = tm
-                if service == 3 and subtype == 25 and destination == BROADCAST \
-                        and sizes.get(sid := int.from_bytes(data[:2])) == len(data) - 2:
-                    latest[sid] = tm  # housekeeping, checked: see _take
+                if service == 3 and subtype == 25 and destination in (BROADCAST, self.source_id):
+                    # Housekeeping: checked now (a known structure, of its size), decoded
+                    # once per poll: only the latest of each structure makes `values`,
+                    # whatever the downlink rate.
+                    sid = int.from_bytes(data[:2]) if len(data) >= 2 else None
+                    if sizes.get(sid) != len(data) - 2:
+                        self.decode_hk(data)  # raises PacketError, saying what is wrong
+                    latest[sid] = tm
                 else:
                     self._take(tm)
             except PacketError as e:
@@ -233,14 +238,7 @@ class GroundClient:
         if tm.destination_id != BROADCAST and tm.destination_id != self.source_id:
             self.not_ours += 1  # another station's report or reply
             return
-        if tm.service == 3 and tm.subtype == 25:
-            # Checked now (a known structure, of its size), decoded once per poll: only
-            # the latest of each structure makes `values`, whatever the downlink rate.
-            sid = int.from_bytes(tm.data[:2]) if len(tm.data) >= 2 else None
-            if self._hk_sizes.get(sid) != len(tm.data) - 2:
-                self.decode_hk(tm.data)  # raises PacketError, saying what is wrong
-            self._latest_hk[sid] = tm
-        elif tm.service == 1:
+        if tm.service == 1:
             report = parse_verification(tm.subtype, tm.data)
             sent = self.sent.get((report.apid, report.seq_count))
             if sent is not None:
@@ -258,10 +256,6 @@ class GroundClient:
         else:
             self.replies.append(tm)
             self.replies_total += 1
-
-    def hk_of(self, tm: Telemetry) -> dict[str, Any]:
-        """A TM[3,25]'s values. Raises PacketError."""
-        return self.decode_hk(tm.data)
 
     def event_of(self, tm: Telemetry) -> GroundEvent:
         """A TM[5,x]'s event: decoded once, when the client took it in (listeners on

@@ -165,7 +165,7 @@ class Console:
         while self.now() < end:
             for tm in self.client.poll():
                 if (tm.service, tm.subtype) == (3, 25):
-                    values = self.client.hk_of(tm)
+                    values = self.client.decode_hk(tm.data)
                     on_housekeeping(tm.time_s, values,
                                     {k: specs[k].limit_state(v) for k, v in values.items()})
             events = list(self.client.events)

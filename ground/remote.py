@@ -71,10 +71,15 @@ class ServerClient:
         self.timeout_s = timeout_s
         self.satellite = satellite
 
+    def _of_satellite(self, path: str) -> str:
+        """`path` for this client's satellite (none named: the server's first)."""
+        if self.satellite is None:
+            return path
+        return path + ("&" if "?" in path else "?") + urllib.parse.urlencode(
+            {"satellite": self.satellite})
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        if self.satellite is not None:
-            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(
-                {"satellite": self.satellite})
+        path = self._of_satellite(path)
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data, method=method,
                                          headers={"Content-Type": "application/json"})
@@ -111,8 +116,8 @@ class ServerClient:
 
     def stream_url(self, client: str) -> str:
         """The WebSocket of this satellite's stream, for `client`."""
-        query = {"client": client, **({"satellite": self.satellite} if self.satellite else {})}
-        return self.url + "/api/stream?" + urllib.parse.urlencode(query)
+        return self.url + self._of_satellite("/api/stream?" + urllib.parse.urlencode(
+            {"client": client}))
 
     def send(self, sender: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/api/commands",

@@ -247,6 +247,8 @@ class GroundServer:
     def _on_batch(self, received: list[tuple[Telemetry, bytes]]) -> None:
         self._archiving(self.archive.ingest_many, received)
         self.counts.tm += len(received)
+        if not self.streams:
+            return
         items: list[tuple[int | None, Telemetry | Encoded]] = []  # in the order they came
         for tm, _ in received:
             if tm.service == 3 and tm.subtype == 25:
@@ -266,7 +268,7 @@ class GroundServer:
         if cached is not None and cached[0] is tm:
             return cached[1]
         try:
-            values = self.client.hk_of(tm)
+            values = self.client.decode_hk(tm.data)
         except PacketError:
             self.counts.undecodable += 1
             return None

@@ -72,20 +72,20 @@ spacecraft_id = bounded(int, lambda v: 0 <= v <= MAX_SPACECRAFT, f"0..{MAX_SPACE
 source_id = bounded(int, lambda v: 1 <= v <= 0xFFFF, "1..65535")
 
 
-def epoch(text: str) -> str:
-    try:
-        parse_epoch(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+def checked_by(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An option type that keeps the text once `parse` (which raises ValueError) has
+    accepted it: the sim parses it again where it is used."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+    return check
 
 
-def ltan(text: str) -> str:
-    try:
-        parse_ltan(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+epoch = checked_by(parse_epoch)
+ltan = checked_by(parse_ltan)
 
 
 def time_window(parser: argparse.ArgumentParser) -> None:
