@@ -224,12 +224,15 @@ class GroundServer:
         if self.closed:
             return
         self.closed = True
-        for command in self.commands.values():
-            if not command.archived:
-                self.archive.record_command(command.sent, command.wall_s, command.sender)
-                command.archived = True
-        self.archive.close()
-        self.client.link.close()
+        try:
+            for command in self.commands.values():
+                if not command.archived:
+                    self._archiving(self.archive.record_command, command.sent,
+                                    command.wall_s, command.sender)
+                    command.archived = True
+            self._archiving(self.archive.close)  # an archive that failed is counted
+        finally:
+            self.client.link.close()
 
     def _archiving(self, write: Callable[..., None], *args: Any) -> None:
         """An archive write; a failure (a full disk, a writer gone) is counted and

@@ -346,3 +346,26 @@ def test_two_operators_and_a_console_for_ten_minutes_of_sim_time(tmp_path) -> No
         serve.wait(30)
         report = sim.stop()
     assert report["space_link"]["tc_rejected"] == 0
+
+
+def test_an_archive_writer_killed_under_the_server_is_counted_and_the_server_serves_on(
+        rig) -> None:
+    """kill -9 of the archive's process: each write after it is a counted archive error
+    (said once in the log), and the link, the streams and commanding go on; closing
+    still lets go of the link."""
+    import os
+    import signal
+
+    satellite, server = rig
+    stream = server.attach("op")
+    run(satellite, server, 1.0)
+    os.kill(server.archive._writer._process.pid, signal.SIGKILL)
+    server.archive._writer._process.wait(10)
+    tm_before = server.counts.tm
+    sent = server.send("op", "fsw.noop")
+    run(satellite, server, 2.0)
+    assert server.counts.archive_errors > 0 and "writer has stopped" in server.archive_error
+    assert server.counts.tm > tm_before and sent.sent.ok
+    assert any(m["type"] == "hk" for m in stream.take())
+    server.close()  # no exception: counted
+    assert server.client.link.peer is None
