@@ -64,7 +64,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"Commands    {c['completed']} completed, {c['rejected']} rejected, {c['failed']} failed",
     ]
     for entry in f["command_log"]:
-        reason = f": {entry['reason']}" if "reason" in entry else ""
+        reason = f": {entry['reason']}" if entry["reason"] else ""
         lines.append(f"  t={entry['t_s']:8.1f} s  {entry['command']:24} {entry['status']}{reason}")
     m = r["modes"]
     lines.append("Modes       " + ", ".join(f"{k} {v:.0f} s" for k, v in m["mode_s"].items() if v)

@@ -96,6 +96,7 @@ def test_the_human_report_names_what_matters(capsys) -> None:
     assert code == 0
     assert "Mission report: skyrack-sim-1 (seed 1)" in out
     assert "period 5684.4 s" in out and "Battery" in out and "Board links" in out
+    assert ": None" not in out  # a command without a reason shows none
     assert "wall time" in err
 
 
