@@ -24,8 +24,17 @@ BOARD_KEYS = {
     "kind", "driver", "emulator", "port", "baudrate", "timeout_s", "retries", "power_channel",
     "compute",
 }
-SIM_KEYS = {"altitude_km", "ltan", "epoch", "upsets_per_bit_day", "saa_factor",
-            "radiation_acceleration", "hangs_per_day"}
+SIM_KEYS = {"altitude_km", "ltan", "epoch", "memory", "memory_cross_section_cm2",
+            "solar_cycle", "radiation_acceleration", "hang_acceleration", "mass_kg",
+            "drag_area_m2", "drag_coefficient", "f107"}
+SIM_TEXT_KEYS = {"ltan", "memory", "solar_cycle"}
+# Keys of earlier definitions, and what took their place.
+SIM_REPLACED = {
+    "upsets_per_bit_day": "rates follow the AP8 environment now: give memory (a memory "
+                          "type) or memory_cross_section_cm2",
+    "saa_factor": "the South Atlantic Anomaly comes from the AP8 environment now",
+    "hangs_per_day": "hangs follow the environment now; hang_acceleration scales them",
+}
 
 
 class DefinitionError(SkyrackError, ValueError):
@@ -160,11 +169,13 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
         raise DefinitionError(where, "sim", "must be a table")
     sim: dict[str, Any] = {}
     for key, value in sim_doc.items():
+        if key in SIM_REPLACED:
+            raise DefinitionError(where, f"sim.{key}", f"no longer a key: {SIM_REPLACED[key]}")
         if key not in SIM_KEYS:
             raise DefinitionError(where, f"sim.{key}",
                                   f"unknown key (expected one of {', '.join(sorted(SIM_KEYS))})")
-        if key == "ltan":
-            sim[key] = _get(sim_doc, key, str, where, "sim.ltan")  # "HH:MM", checked by the sim
+        if key in SIM_TEXT_KEYS:  # "HH:MM", a memory type, min or max: checked by the sim
+            sim[key] = _get(sim_doc, key, str, where, f"sim.{key}")
         elif key == "epoch":  # a TOML date or date-time, or its ISO text; checked by the sim
             sim[key] = value.isoformat() if isinstance(value, (datetime.date,
                                                                datetime.datetime)) \

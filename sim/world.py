@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from sim.accelerator import AcceleratorModel
+from sim.atmosphere import REENTRY_KM, Drag
 from sim.clock import VirtualClock
+from sim.environment import TrappedProtons
 from sim.orbit import AU_KM, R_EARTH_KM, CircularOrbit, sun_vector
 from sim.power import SOLAR_CONSTANT_W_M2, Battery, SolarArray
-from sim.radiation import RadiationConfig, RadiationModel, in_saa
-from sim.thermal import ThermalModel, default_model
+from sim.radiation import RadiationConfig, RadiationModel
+from sim.thermal import ThermalModel, default_model, view_factors
 
 CHANNEL_COUNT = 8
 FLIGHT_COMPUTER_CHANNEL = 0
@@ -73,11 +75,18 @@ class World:
 
     STORAGE_STEP_S = 10.0  # radiation on stored files, batched: listing them costs more
 
+    DECAY_STEP_S = 60.0  # the orbit is moved to its decayed altitude this often
+
     def __init__(self, clock: VirtualClock, orbit: CircularOrbit, seed: int,
                  thermal: ThermalModel | None = None,
-                 radiation: RadiationConfig | None = None) -> None:
+                 radiation: RadiationConfig | None = None,
+                 drag: Drag | None = None) -> None:
         self.clock = clock
         self.orbit = orbit
+        self.start_altitude_km = orbit.altitude_km
+        self.drag = drag
+        self.reentered = False
+        self._decay_due_s = self.DECAY_STEP_S
         self.seed = seed
         self.array = SolarArray()
         self.battery = Battery()
@@ -87,7 +96,10 @@ class World:
         self.compute: Any = None  # the accelerator's data plane (a hal ComputeDevice)
         self.storage_dirs: list[Path] = []  # the flight computer's files, under radiation
         self.nvm_dir: Path | None = None  # where emulated boards keep their NVM; None: RAM
-        self.radiation = RadiationModel(radiation or RadiationConfig(), self.rng("radiation"))
+        radiation = radiation or RadiationConfig()
+        self.radiation = RadiationModel(radiation, self.rng("radiation"))
+        self.protons = TrappedProtons(radiation.solar, orbit.epoch_unix_s)
+        self.protons.flux(0.0, 0.0, orbit.altitude_km)  # refuses an orbit it does not cover
         self._storage_dt_s = 0.0
         self.timers: list[Any] = []  # board firmware timer interrupts, once a step
         self.thermal_board_channel: int | None = None
@@ -103,6 +115,7 @@ class World:
         self.solar_w = 0.0
         self.load_w = 0.0
         self.truth = Truth(temps_c={n: Extremes() for n in self.thermal.nodes})
+        self._view_r, self._views = 0.0, (0.0, 0.0)  # Earth view factors at radius _view_r
         self._steps = 0
         self._t0_s = clock.now_s()
         clock.on_advance(self.advance_to)
@@ -175,8 +188,27 @@ class World:
         while self.t_s + self.STEP_S <= t_s + 1e-9:
             self._step(self.STEP_S)
 
+    def _decay(self, t_s: float) -> None:
+        """Drag over the last DECAY_STEP_S: the orbit sinks to its new altitude, the
+        satellite where it was along it (its argument of latitude kept). It stays
+        sun-synchronous (the inclination follows the altitude); a real orbit keeps its
+        inclination and lets its node drift off the sun's rate, by about 0.005 deg a day for
+        each 10 km it has sunk."""
+        orbit, drag = self.orbit, self.drag
+        assert drag is not None
+        altitude = orbit.altitude_km - drag.decay_km_s(orbit.altitude_km) * self.DECAY_STEP_S
+        if altitude <= REENTRY_KM:
+            altitude, self.reentered, self.drag = REENTRY_KM, True, None
+        u_deg = orbit.phase_deg + math.degrees(orbit.mean_motion_rad_s * t_s)
+        moved = CircularOrbit(altitude, orbit.ltan_h, orbit.epoch_unix_s)
+        phase = (u_deg - math.degrees(moved.mean_motion_rad_s * t_s)) % 360.0
+        self.orbit = CircularOrbit(altitude, orbit.ltan_h, orbit.epoch_unix_s, phase)
+
     def _step(self, dt_s: float) -> None:
         t = self.t_s
+        if self.drag is not None and t >= self._decay_due_s:
+            self._decay(t)
+            self._decay_due_s += self.DECAY_STEP_S
         illumination = self.orbit.illumination(t + dt_s / 2)
         lit = illumination > 0.5
         truth = self.truth
@@ -216,12 +248,15 @@ class World:
             heat[node] += w
         x, y, z = self.orbit.position_km(t + dt_s / 2)
         r = math.sqrt(x * x + y * y + z * z)
-        self.thermal.step(dt_s, heat, illumination, earth_view=(R_EARTH_KM / r) ** 2,
+        if abs(r - self._view_r) > 0.1:  # km
+            self._view_r, self._views = r, view_factors(r / R_EARTH_KM)
+        nadir_view, edge_view = self._views
+        self.thermal.step(dt_s, heat, illumination, earth_view=nadir_view,
                           albedo_cos=max(0.0, (x * sx + y * sy + z * sz) / r),
-                          solar_w_m2=flux_w_m2)
+                          solar_w_m2=flux_w_m2, edge_view=edge_view)
 
         lat, lon = self.orbit.ground_track(t + dt_s / 2)
-        self.radiation.in_saa = in_saa(lat, lon)
+        self.radiation.set_flux(self.protons.flux(lat, lon, self.orbit.altitude_km))
         self._storage_dt_s += dt_s
         storage: list[Path] = []
         if self._storage_dt_s >= self.STORAGE_STEP_S:

@@ -25,6 +25,7 @@ from hal.dictionary import ArgumentError, validate_args
 from hal.errors import SkyrackError, TransportError
 from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
+from sim.atmosphere import DEFAULT_DRAG_COEFFICIENT, SOLAR_CYCLE_F107, Drag
 from sim.clock import VirtualClock
 from sim.orbit import DEFAULT_EPOCH_UNIX_S, CircularOrbit, parse_epoch, parse_ltan
 from sim.pty import PtyBoard
@@ -108,13 +109,26 @@ def build_world(definition: SatelliteDefinition, *, seed: int = 1,
             ltan if ltan is not None else definition.sim.get("ltan", DEFAULT_LTAN)),
             epoch_unix_s=parse_epoch(epoch) if epoch is not None else DEFAULT_EPOCH_UNIX_S)
         radiation = RadiationConfig(
-            upsets_per_bit_day=definition.sim.get("upsets_per_bit_day", 1e-8),
-            saa_factor=definition.sim.get("saa_factor", 30.0),
+            memory=definition.sim.get("memory", "dram"),
+            memory_cross_section_cm2=definition.sim.get("memory_cross_section_cm2"),
+            solar=definition.sim.get("solar_cycle", "min"),
             acceleration=definition.sim.get("radiation_acceleration", 1.0),
-            hangs_per_day=definition.sim.get("hangs_per_day", 0.05))
+            hang_acceleration=definition.sim.get("hang_acceleration", 1.0))
+        return World(VirtualClock(), orbit, seed, radiation=radiation,
+                     drag=_drag(definition.sim, radiation.solar))
     except ValueError as e:
         raise DefinitionError(where, "sim", str(e)) from None
-    return World(VirtualClock(), orbit, seed, radiation=radiation)
+
+
+def _drag(sim: dict[str, Any], solar_cycle: str) -> Drag | None:
+    """Drag, where the definition gives the satellite's mass and drag area."""
+    if "mass_kg" not in sim and "drag_area_m2" not in sim:
+        return None
+    if "mass_kg" not in sim or "drag_area_m2" not in sim:
+        raise ValueError("drag needs both mass_kg and drag_area_m2")
+    return Drag.of(sim["mass_kg"], sim["drag_area_m2"],
+                   sim.get("f107", SOLAR_CYCLE_F107[solar_cycle]),
+                   sim.get("drag_coefficient", DEFAULT_DRAG_COEFFICIENT))
 
 
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,

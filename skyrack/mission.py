@@ -103,22 +103,41 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
     else:
         orbit, truth = world.orbit, world.truth
         out["orbit"] = {
-            "altitude_km": _r(orbit.altitude_km),
+            "altitude_km": _r(world.start_altitude_km),
             "period_s": _r(orbit.period_s),  # node to node, with J2
             "keplerian_period_s": _r(orbit.keplerian_period_s),
             "sso_inclination_deg": _r(orbit.sso_inclination_deg),
             "ltan_h": _r(orbit.ltan_h),  # mean local solar time
             "epoch_utc": datetime.datetime.fromtimestamp(orbit.epoch_unix_s, datetime.UTC)
             .isoformat().replace("+00:00", "Z"),
+            "altitude_km_end": _r(orbit.altitude_km, 4),
+            "decay_m": _r(1e3 * (world.start_altitude_km - orbit.altitude_km), 1),
+            # at the set solar activity, from where the flight ended; None without drag
+            "lifetime_days": (None if world.drag is None
+                              else _r(world.drag.lifetime_s(orbit.altitude_km) / 86400.0, 1)),
+            "ballistic_m2_kg": None if world.drag is None else _r(world.drag.ballistic_m2_kg, 5),
+            "f107": None if world.drag is None else world.drag.f107,
+            "reentered": world.reentered,
             "beta_deg_start": _r(orbit.beta_deg(0.0), 2),
             "beta_deg_end": _r(orbit.beta_deg(world.t_s), 2),
             "orbits": _r(orbits),
         }
         out["duration_s"] = _r(world.t_s)
         rad = world.radiation
+        days = rad.exposed_s / 86400.0 or 1.0
         out["radiation"] = {
             "acceleration": rad.config.acceleration,
+            "hang_acceleration": rad.config.hang_acceleration,
+            "memory": rad.config.memory,
+            "memory_cross_section_cm2": rad.config.memory_sigma_cm2,
+            "solar_cycle": rad.config.solar,
             "saa_s": _r(rad.saa_s),
+            # orbit-averaged over the flight, protons above 30 MeV with the cosmic-ray floor
+            "flux_avg_cm2_s": _r(rad.fluence / rad.exposed_s if rad.exposed_s else 0.0, 3),
+            "upsets_per_bit_day": float(f"{rad.config.memory_sigma_cm2 * rad.fluence / days:.4g}"),
+            # what radiation would have done without acceleration, per day of flight
+            "expected_per_day": {k: float(f"{v / days:.4g}") for k, v in
+                                 sorted(rad.expected.items())},
             "upsets_injected": {k: rad.injected[k] for k in sorted(rad.injected)},
             "upsets_injected_total": sum(rad.injected.values()),
         }

@@ -31,7 +31,7 @@ def format_report(r: dict[str, Any]) -> str:
     if "orbit" not in r:
         lines.append(f"Flew {r['duration_s']:.1f} s on the wall clock, against real ports")
     if "orbit" in r:
-        o, w = r["orbit"], r["world"]
+        o, w, rad = r["orbit"], r["world"], r["radiation"]
         lines += [
             "",
             f"Orbit       {o['altitude_km']:g} km circular, sun-synchronous "
@@ -40,6 +40,12 @@ def format_report(r: dict[str, Any]) -> str:
             f"            period {o['period_s']:.1f} s node to node (Kepler's "
             f"{o['keplerian_period_s']:.1f} s); flew {o['orbits']:g} orbits "
             f"= {r['duration_s']:.0f} s",
+            "Drag        " + (
+                "none (no mass_kg and drag_area_m2 in the definition)"
+                if o["lifetime_days"] is None else
+                f"sank {o['decay_m']:.1f} m (B = {o['ballistic_m2_kg']:.4g} m2/kg, F10.7 "
+                f"{o['f107']:g}); lifetime {o['lifetime_days']:.0f} days from "
+                f"{o['altitude_km_end']:.2f} km" + (" (re-entered)" if o["reentered"] else "")),
             f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
             f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "
             f"{w['penumbra_s']:.0f} s in penumbra)",
@@ -47,9 +53,14 @@ def format_report(r: dict[str, Any]) -> str:
             f"shunted {w['shunted_wh']:.1f} Wh; {w['brownouts']} brownouts",
             f"Battery     state of charge {w['soc_pct']['min']:.1f} .. "
             f"{w['soc_pct']['max']:.1f} %, ending {w['soc_pct']['end']:.1f} %",
-            f"Radiation   {r['radiation']['upsets_injected_total']} upsets injected "
-            f"(rates x{r['radiation']['acceleration']:g}; {r['radiation']['saa_s']:.0f} s in the "
-            "SAA): " + ", ".join(f"{k} {v}" for k, v in r["radiation"]["upsets_injected"].items()),
+            f"Radiation   {rad['upsets_injected_total']} upsets injected "
+            f"(memory rates x{rad['acceleration']:g}, hangs x{rad['hang_acceleration']:g}; "
+            f"{rad['saa_s']:.0f} s in the SAA): "
+            + ", ".join(f"{k} {v}" for k, v in rad["upsets_injected"].items()),
+            f"            unaccelerated: {rad['flux_avg_cm2_s']:.3g} protons/cm2/s above 30 MeV "
+            f"on average, {rad['upsets_per_bit_day']:.2g} upsets/bit/day ({rad['memory']}); "
+            "expected per day " + ", ".join(f"{k} {v:.2g}"
+                                            for k, v in rad["expected_per_day"].items()),
             "Temperature " + "; ".join(
                 f"{n} {t['min']:.1f} .. {t['max']:.1f} degC" for n, t in w["temps_c"].items()),
         ]

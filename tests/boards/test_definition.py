@@ -134,3 +134,22 @@ def test_a_plan_step_the_flight_software_would_refuse_stops_the_run_at_load(
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and why in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("old,new,why", [
+    ("memory = \"dram\"", "upsets_per_bit_day = 1e-8",
+     "sim.upsets_per_bit_day: no longer a key: rates follow"),
+    ("memory = \"dram\"", 'memory = "core"', "'core' is not a memory type"),
+    ("solar_cycle = \"min\"", 'solar_cycle = "mid"', "solar must be 'min' or 'max'"),
+    ("drag_area_m2 = 1.0", "", "drag needs both mass_kg and drag_area_m2"),
+    ("mass_kg = 150.0", "mass_kg = -1.0", "mass_kg must be > 0"),
+    ("mass_kg = 150.0", "mass_kg = 150.0\nf107 = 900", "F10.7 900 sfu is outside"),
+    ("altitude_km = 500.0", "altitude_km = 4000.0", "outside the radiation model's 150..3000 km"),
+])
+def test_sim_settings_the_models_cannot_take_are_refused_with_the_reason(
+        tmp_path: Path, old: str, new: str, why: str) -> None:
+    from skyrack.assembly import build_world
+
+    assert old in GOOD
+    with pytest.raises(DefinitionError, match=re.escape(why)):
+        build_world(load(write(tmp_path, GOOD.replace(old, new, 1))))

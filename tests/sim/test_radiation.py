@@ -3,12 +3,15 @@ import pytest
 
 from drivers.compute import NumpyDevice
 from hal.compute import DeviceHang
+from sim.environment import GCR_FLUX, TrappedProtons
 from sim.orbit import CircularOrbit
-from sim.radiation import IrradiatedDevice, RadiationConfig, RadiationModel, in_saa
+from sim.radiation import IrradiatedDevice, RadiationConfig, RadiationModel
 
 
-def model(seed: int = 1, **config) -> RadiationModel:
-    return RadiationModel(RadiationConfig(**config), np.random.default_rng(seed))
+def model(seed: int = 1, trapped: float = 0.0, **config) -> RadiationModel:
+    rad = RadiationModel(RadiationConfig(**config), np.random.default_rng(seed))
+    rad.set_flux(trapped)
+    return rad
 
 
 def device_with(nbytes: int) -> NumpyDevice:
@@ -17,33 +20,38 @@ def device_with(nbytes: int) -> NumpyDevice:
     return d
 
 
-def test_upsets_follow_rate_bits_time_and_acceleration() -> None:
-    rad = model(upsets_per_bit_day=1e-3, acceleration=10.0, hangs_per_day=0.0)
+def test_upsets_follow_cross_section_flux_bits_time_and_acceleration() -> None:
+    rad = model(trapped=99.0, memory_cross_section_cm2=1e-9, acceleration=100.0,
+                sefi_cross_section_cm2=0.0)
     device = device_with(1 << 20)  # 8 Mbit
     for _ in range(100):
         rad.step(1.0, device, [])
-    expected = 1e-3 / 86400 * 10 * (8 << 20) * 100
-    assert rad.injected["memory.golden"] == pytest.approx(expected, rel=0.1)
+    expected = 1e-9 * (99.0 + GCR_FLUX) * (8 << 20) * 100
+    assert rad.injected["memory.golden"] == pytest.approx(expected * 100, rel=0.1)
+    assert rad.expected["memory"] == pytest.approx(expected)  # what it would be, unaccelerated
     assert np.count_nonzero(device.region("golden.w")) > 0
 
 
-def test_the_saa_multiplies_the_rate_and_is_where_the_ground_track_says() -> None:
-    out, inside = model(2, upsets_per_bit_day=1e-3), model(2, upsets_per_bit_day=1e-3)
-    inside.in_saa = True
+def test_the_belt_multiplies_the_rate_and_the_saa_is_where_the_ground_track_says() -> None:
+    out, inside = (model(2, trapped=0.0, memory_cross_section_cm2=1e-13, acceleration=1e4),
+                   model(2, trapped=100.0, memory_cross_section_cm2=1e-13, acceleration=1e4))
     for rad in (out, inside):
         for _ in range(50):
             rad.step(1.0, device_with(1 << 18), [])
-    assert inside.injected["memory.golden"] > 20 * out.injected["memory.golden"]
+    assert inside.injected["memory.golden"] > 50 * out.injected["memory.golden"]
     assert inside.saa_s == 50.0 and out.saa_s == 0.0
-    assert in_saa(-30.0, -45.0) and not in_saa(30.0, -45.0) and not in_saa(-30.0, 100.0)
+    protons = TrappedProtons("min", CircularOrbit(500.0).epoch_unix_s)
+    assert protons.flux(-28.0, -50.0, 500.0) > 100.0  # over Brazil
+    assert protons.flux(30.0, -50.0, 500.0) == 0.0 and protons.flux(-28.0, 100.0, 500.0) == 0.0
     orbit = CircularOrbit(500.0)
-    day = [in_saa(*orbit.ground_track(t)) for t in range(0, 86400, 10)]
+    day = [protons.flux(*orbit.ground_track(t), 500.0) > 1.0 for t in range(0, 86400, 10)]
     assert 0.03 < sum(day) / len(day) < 0.12  # a few percent of a sun-synchronous day
 
 
-def test_acceleration_scales_upsets_but_not_hangs() -> None:
-    slow, fast = model(3, hangs_per_day=8640.0), model(3, hangs_per_day=8640.0,
-                                                       acceleration=1e6)
+def test_acceleration_scales_upsets_and_hang_acceleration_hangs() -> None:
+    slow = model(3, trapped=99.0, sefi_cross_section_cm2=1e-3)  # 0.1 a second
+    fast = model(3, trapped=99.0, sefi_cross_section_cm2=1e-4, hang_acceleration=10.0,
+                 acceleration=1e6)
     hangs = []
     for rad in (slow, fast):
         device = device_with(64)
@@ -54,6 +62,7 @@ def test_acceleration_scales_upsets_but_not_hangs() -> None:
             count += device.hung
         hangs.append(count)
     assert hangs[0] == pytest.approx(200, rel=0.3) and hangs[1] == pytest.approx(200, rel=0.3)
+    assert fast.expected["hang"] == pytest.approx(slow.expected["hang"] / 10)
 
 
 def test_a_logic_upset_corrupts_the_gemm_output_and_a_hung_device_refuses() -> None:
@@ -69,15 +78,19 @@ def test_a_logic_upset_corrupts_the_gemm_output_and_a_hung_device_refuses() -> N
 
 def test_stored_files_are_hit_too(tmp_path) -> None:
     (tmp_path / "slot-a.data").write_bytes(bytes(1 << 16))
-    rad = model(5, upsets_per_bit_day=1e-2)
+    rad = model(5, trapped=1e3, acceleration=1e10)
     rad.step_storage(100.0, [tmp_path])
     assert rad.injected["storage"] > 0
     assert (tmp_path / "slot-a.data").read_bytes() != bytes(1 << 16)
 
 
 def test_bad_rates_are_refused() -> None:
-    with pytest.raises(ValueError, match="upsets_per_bit_day must be >= 0"):
-        RadiationConfig(upsets_per_bit_day=-1.0)
+    with pytest.raises(ValueError, match="memory_cross_section_cm2 must be >= 0"):
+        RadiationConfig(memory_cross_section_cm2=-1.0)
+    with pytest.raises(ValueError, match="'core' is not a memory type"):
+        RadiationConfig(memory="core")
+    with pytest.raises(ValueError, match="solar must be 'min' or 'max'"):
+        RadiationConfig(solar="mid")
     with pytest.raises(ValueError, match="burst_fraction must be in 0..1"):
         RadiationConfig(burst_fraction=2.0)
 
@@ -91,7 +104,7 @@ def test_a_hang_is_counted_by_the_accelerator_board_and_reported_over_the_protoc
     world.set_switch(2, True)
     satellite.flight.run_until(2.0)
     world.compute.inner.hung = False
-    world.radiation.config = RadiationConfig(hangs_per_day=86400.0 * 10)  # ~every step
+    world.radiation.config = RadiationConfig(sefi_cross_section_cm2=10.0)  # ~every step
     satellite.flight.run_until(5.0)
     try:
         hk = satellite.drivers["accelerator"].housekeeping()

@@ -73,6 +73,16 @@ def test_altitude_sets_the_period(capsys, altitude: str, period_s: float) -> Non
     assert abs(json.loads(out)["orbit"]["period_s"] - period_s) < 1.0
 
 
+def test_a_325_km_orbit_decays_and_the_report_gives_its_lifetime(capsys) -> None:
+    code, out, _ = run(capsys, "sim", "--orbits", "1", "--altitude", "325", "--json")
+    orbit = json.loads(out)["orbit"]
+    assert code == 0 and orbit["altitude_km"] == 325.0 and orbit["decay_m"] > 5.0
+    assert orbit["altitude_km_end"] < 325.0 and not orbit["reentered"]
+    assert 30 < orbit["lifetime_days"] < 400  # months, at solar minimum
+    code, out, _ = run(capsys, "sim", "--orbits", "1", "--altitude", "325")
+    assert "lifetime" in out and "days from 324.9" in out
+
+
 def test_the_epoch_is_set_from_the_cli_or_the_definition(capsys, tmp_path) -> None:
     """A dawn-dusk orbit in its June eclipse-free season, and in the December one that
     is not (at 1000 km the southern eclipse season comes near the December solstice)."""
