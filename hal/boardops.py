@@ -286,11 +286,14 @@ def _decoder(hint: Any) -> Decode:
         return _dataclass_decoder(hint)
     if origin is tuple:
         item = _decoder(args[0])
+        fast = _scalars_check(args[0])
 
         def items(raw: Any, what: str) -> Any:
             if type(raw) is not list:
                 raise WireError(f"{what}: expected a list, got {raw!r}")
-            return tuple(item(v, what) for v in raw)
+            if fast is not None and fast(raw):
+                return tuple(raw)
+            return tuple([item(v, what) for v in raw])  # each checked: the first wrong named
         return items
     if origin is dict:
         value = _decoder(args[1])
@@ -298,7 +301,13 @@ def _decoder(hint: Any) -> Decode:
         def mapping(raw: Any, what: str) -> Any:
             if type(raw) is not dict or not all(type(k) is str for k in raw):
                 raise WireError(f"{what}: expected a map of names, got {raw!r}")
-            return {k: value(v, f"{what}[{k!r}]") for k, v in raw.items()}
+            out = {}
+            for k, v in raw.items():
+                try:
+                    out[k] = value(v, what)
+                except WireError as e:
+                    raise _within(e, what, f"{what}[{k!r}]") from None
+            return out
         return mapping
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         members = hint
@@ -313,6 +322,14 @@ def _decoder(hint: Any) -> Decode:
     return _scalar_decoder(hint, limits)
 
 
+def _within(error: WireError, what: str, inner: str) -> WireError:
+    """`error`, raised for `what`, as said of the part of it called `inner`: a decoder
+    names the field only when one fails, not on every field of every message."""
+    text = str(error)
+    prefix = f"{what}: "
+    return WireError(inner + ": " + text[len(prefix):] if text.startswith(prefix) else text)
+
+
 def _dataclass_decoder(cls: type) -> Decode:
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = [(f.name, _decoder(hints[f.name]), f.default is dataclasses.MISSING
@@ -325,11 +342,38 @@ def _dataclass_decoder(cls: type) -> Decode:
         out = {}
         for name, field, required in fields:
             if name in raw:
-                out[name] = field(raw[name], f"{what}: {name}")
+                try:
+                    out[name] = field(raw[name], what)
+                except WireError as e:
+                    raise _within(e, what, f"{what}: {name}") from None
             elif required:
                 raise WireError(f"{what}: no field {name!r}")
         return cls(**out)
     return decode
+
+
+def _scalars_check(hint: Any) -> Callable[[list[Any]], bool] | None:
+    """For a list of scalars, a check of the whole list at once (C loops, not one call
+    an item) that passes exactly the lists whose items decode to themselves; None for
+    other items. A list it fails is decoded item by item, which names what is wrong."""
+    limits: Range | None = None
+    if typing.get_origin(hint) is Annotated:
+        hint, *extras = typing.get_args(hint)
+        limits = next((e for e in extras if isinstance(e, Range)), None)
+    if hint is float:
+        def floats(raw: list[Any]) -> bool:  # ints decode to floats: not themselves
+            return set(map(type, raw)) <= {float} and all(map(math.isfinite, raw))
+        check = floats
+    elif hint in (int, bool, str, bytes):
+        def exact(raw: list[Any]) -> bool:
+            return set(map(type, raw)) <= {hint}
+        check = exact
+    else:
+        return None
+    if limits is None:
+        return check
+    low, high = limits.min, limits.max
+    return lambda raw: check(raw) and (not raw or (low <= min(raw) and max(raw) <= high))
 
 
 def _scalar_decoder(hint: Any, limits: Range | None) -> Decode:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from hal.errors import FrameError
 
+_CODE = [bytes((n,)) for n in range(256)]
+
 
 def encode(data: bytes) -> bytes:
     """COBS-encode `data`; the result contains no zero byte."""
-    out = bytearray()
     # Each zero-free run becomes a code byte (run length + 1) and the run; runs longer
     # than 254 bytes are split into 254-byte blocks whose code 0xFF implies no zero.
     runs = bytes(data).split(b"\x00")
+    if max(map(len, runs)) < 254:  # the common case, in one pass
+        code = _CODE
+        return b"".join([code[len(run) + 1] + run for run in runs])
+    out = bytearray()
     last = len(runs) - 1
     for index, run in enumerate(runs):
         while len(run) >= 254:
@@ -36,21 +41,20 @@ def decode(data: bytes) -> bytes:
         FrameError: `kind` "cobs" for a zero byte inside the block or a code that
             points past its end.
     """
-    out = bytearray()
+    data = bytes(data)
+    zero = data.find(0)
+    if zero >= 0:  # no code and no data byte of a block is ever zero
+        raise FrameError("cobs", f"zero byte inside COBS block at offset {zero}")
+    parts = []
     i = 0
     n = len(data)
     while i < n:
         code = data[i]
-        if code == 0:
-            raise FrameError("cobs", f"zero byte inside COBS block at offset {i}")
         end = i + code
         if end > n:
             raise FrameError("cobs", f"COBS code at offset {i} runs {end - n} bytes past the block")
-        block = data[i + 1 : end]
-        if 0 in block:
-            raise FrameError("cobs", f"zero byte inside COBS block near offset {i}")
-        out += block
+        parts.append(data[i + 1 : end])
         i = end
         if code != 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+            parts.append(b"\x00")
+    return b"".join(parts)

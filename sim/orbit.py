@@ -191,37 +191,22 @@ class CircularOrbit:
 
     def illumination(self, t_s: float, conical: bool = True) -> float:
         """Fraction of the sun's disc the satellite sees: 1 in sunlight, 0 in umbra."""
-        x, y, z = self.position_km(t_s)
-        (sx, sy, sz), sun_km = sun_vector(self.epoch_unix_s + t_s)
-        along = x * sx + y * sy + z * sz
-        if along >= 0.0:
-            return 1.0
-        r2 = x * x + y * y + z * z
-        if not conical:
-            return 1.0 if r2 - along * along >= R_EARTH_KM**2 else 0.0
-        # Apparent radii of Earth and sun, and the angle between their centres.
-        r = math.sqrt(r2)
-        to_sun = (sx * sun_km - x, sy * sun_km - y, sz * sun_km - z)
-        d_sun = math.sqrt(sum(c * c for c in to_sun))
-        earth = math.asin(min(R_EARTH_KM / r, 1.0))
-        sun = math.asin(R_SUN_KM / d_sun)
-        cos_sep = -(x * to_sun[0] + y * to_sun[1] + z * to_sun[2]) / (r * d_sun)
-        sep = math.acos(max(-1.0, min(1.0, cos_sep)))
-        if sep >= earth + sun:
-            return 1.0
-        if sep <= earth - sun:
-            return 0.0
-        return _disc_visible(sep, earth, sun)
-
-    def in_sunlight(self, t_s: float) -> bool:
-        return self.illumination(t_s) > 0.5
+        sun, sun_km = sun_vector(self.epoch_unix_s + t_s)
+        return illumination_at(self.position_km(t_s), sun, sun_km, conical)
 
     def ground_track(self, t_s: float) -> tuple[float, float]:
         """(latitude, longitude) in degrees under the satellite."""
-        x, y, z = self.position_km(t_s)
+        return self.lat_lon(self.position_km(t_s), t_s)
+
+    def lat_lon(self, position_km: tuple[float, float, float], t_s: float) -> tuple[float, float]:
+        """(latitude, longitude) in degrees under an ECI position at time t_s."""
+        x, y, z = position_km
         lat = math.degrees(math.asin(z / math.sqrt(x * x + y * y + z * z)))
         lon = math.atan2(y, x) - gmst_rad(self.epoch_unix_s + t_s)
         return lat, math.degrees((lon + math.pi) % (2.0 * math.pi) - math.pi)
+
+    def in_sunlight(self, t_s: float) -> bool:
+        return self.illumination(t_s) > 0.5
 
     def eclipse_fraction(self, t_s: float = 0.0) -> float:
         """Analytic fraction of an orbit in the cylindrical shadow at the beta of t_s."""
@@ -230,6 +215,34 @@ class CircularOrbit:
         if cos_beta <= ratio:
             return 0.0
         return math.acos(ratio / cos_beta) / math.pi
+
+
+def illumination_at(position_km: tuple[float, float, float],
+                    sun: tuple[float, float, float], sun_km: float,
+                    conical: bool = True) -> float:
+    """Fraction of the sun's disc seen from an ECI position, the sun along unit vector
+    `sun` at `sun_km`: 1 in sunlight, 0 in umbra."""
+    x, y, z = position_km
+    sx, sy, sz = sun
+    along = x * sx + y * sy + z * sz
+    if along >= 0.0:
+        return 1.0
+    r2 = x * x + y * y + z * z
+    if not conical:
+        return 1.0 if r2 - along * along >= R_EARTH_KM**2 else 0.0
+    # Apparent radii of Earth and sun, and the angle between their centres.
+    r = math.sqrt(r2)
+    to_sun = (sx * sun_km - x, sy * sun_km - y, sz * sun_km - z)
+    d_sun = math.sqrt(sum(c * c for c in to_sun))
+    earth = math.asin(min(R_EARTH_KM / r, 1.0))
+    sun_radius = math.asin(R_SUN_KM / d_sun)
+    cos_sep = -(x * to_sun[0] + y * to_sun[1] + z * to_sun[2]) / (r * d_sun)
+    sep = math.acos(max(-1.0, min(1.0, cos_sep)))
+    if sep >= earth + sun_radius:
+        return 1.0
+    if sep <= earth - sun_radius:
+        return 0.0
+    return _disc_visible(sep, earth, sun_radius)
 
 
 def _disc_visible(sep: float, earth: float, sun: float) -> float:

@@ -20,7 +20,7 @@ from sim.accelerator import AcceleratorModel
 from sim.atmosphere import REENTRY_KM, Drag
 from sim.clock import VirtualClock
 from sim.environment import TrappedProtons
-from sim.orbit import AU_KM, R_EARTH_KM, CircularOrbit, sun_vector
+from sim.orbit import AU_KM, R_EARTH_KM, CircularOrbit, illumination_at, sun_vector
 from sim.power import SOLAR_CONSTANT_W_M2, Battery, SolarArray
 from sim.radiation import RadiationConfig, RadiationModel
 from sim.thermal import ThermalModel, default_model, view_factors
@@ -209,7 +209,10 @@ class World:
         if self.drag is not None and t >= self._decay_due_s:
             self._decay(t)
             self._decay_due_s += self.DECAY_STEP_S
-        illumination = self.orbit.illumination(t + dt_s / 2)
+        orbit, mid_s = self.orbit, t + dt_s / 2
+        x, y, z = position = orbit.position_km(mid_s)
+        (sx, sy, sz), sun_km = sun = sun_vector(orbit.epoch_unix_s + mid_s)
+        illumination = illumination_at(position, *sun)
         lit = illumination > 0.5
         truth = self.truth
         if self.lit and not lit:
@@ -217,7 +220,6 @@ class World:
         self.lit = lit
         self.illumination = illumination
 
-        (sx, sy, sz), sun_km = sun_vector(self.orbit.epoch_unix_s + t + dt_s / 2)
         flux_w_m2 = SOLAR_CONSTANT_W_M2 * (AU_KM / sun_km) ** 2  # +-3.4 % over the year
         self.solar_w = self.array.power_w(illumination, t, flux_w_m2)
         if self.browned_out and self.solar_w > 0.0 and self.battery.soc >= RESTART_SOC:
@@ -246,7 +248,6 @@ class World:
         }
         for node, w in zip(HEATER_NODES, heater_w, strict=True):
             heat[node] += w
-        x, y, z = self.orbit.position_km(t + dt_s / 2)
         r = math.sqrt(x * x + y * y + z * z)
         if abs(r - self._view_r) > 0.1:  # km
             self._view_r, self._views = r, view_factors(r / R_EARTH_KM)
@@ -255,7 +256,7 @@ class World:
                           albedo_cos=max(0.0, (x * sx + y * sy + z * sz) / r),
                           solar_w_m2=flux_w_m2, edge_view=edge_view)
 
-        lat, lon = self.orbit.ground_track(t + dt_s / 2)
+        lat, lon = orbit.lat_lon(position, mid_s)
         self.radiation.set_flux(self.protons.flux(lat, lon, self.orbit.altitude_km))
         self._storage_dt_s += dt_s
         storage: list[Path] = []

@@ -8,6 +8,7 @@ to import every layer.
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -120,6 +121,16 @@ def build_world(definition: SatelliteDefinition, *, seed: int = 1,
         raise DefinitionError(where, "sim", str(e)) from None
 
 
+def scratch_root() -> str | None:
+    """Where throwaway flight-computer storage goes (a run's without --state, a
+    campaign's jobs): memory (/dev/shm) where there is one. It lives for the run only,
+    and a process killed mid-write leaves page-cache writes in place, so a disk's
+    fsyncs (one a checkpoint) buy nothing there but time. None: the system's
+    temporary directory."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def _drag(sim: dict[str, Any], solar_cycle: str) -> Drag | None:
     """Drag, where the definition gives the satellite's mass and drag area."""
     if "mass_kg" not in sim and "drag_area_m2" not in sim:
@@ -214,7 +225,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
             # The sim's radiation and power cuts reach the very memory the flight computes on.
             compute = IrradiatedDevice(compute, world.radiation)
             world.compute = compute
-    work_dir = Path(state) if state is not None else Path(tempfile.mkdtemp(prefix="skyrack-"))
+    work_dir = Path(state) if state is not None else Path(
+        tempfile.mkdtemp(prefix="skyrack-", dir=scratch_root()))
     if world is not None:
         world.storage_dirs = [work_dir / "jobs"]
 

@@ -11,7 +11,6 @@ whatever the number of workers.
 from __future__ import annotations
 
 import collections
-import os
 import shutil
 import tempfile
 import time
@@ -27,6 +26,7 @@ from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.workloads import make_workload
 from flight.shield import CheckpointStore
 from sim.faults import KINDS, FaultInjector, Injection
+from skyrack.assembly import scratch_root
 
 # Small jobs: a campaign is many runs, and what is measured is the handling, not the math.
 JOBS: dict[str, dict[str, int]] = {
@@ -53,11 +53,6 @@ def trial(seed: int, index: int) -> Trial:
     kind = KINDS[int(rng.integers(0, len(KINDS)))]
     step = int(rng.integers(0, JOBS[workload]["steps"]))
     return Trial(index, workload, Injection(kind, step, int(rng.integers(0, 2**63))))
-
-
-def scratch_root() -> str | None:
-    """tmpfs when there is one: a campaign writes thousands of small checkpoints."""
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def run_job(workload: str, *, protection: Protection = PROTECTION,

@@ -86,6 +86,8 @@ class Bootloader:
         self.running = "a"
         self.boot_cause = "power_on"
         self.boots = 0  # boots of this board, ever: kept in NVM
+        # The boot record as last read: its two NVM copies' bytes and what they held.
+        self._cached: tuple[tuple[bytes | None, bytes | None], dict[str, Any] | None] | None = None
         self.boot()
 
     # -- the boot sequence ----------------------------------------------------------
@@ -236,11 +238,16 @@ class Bootloader:
     # -- storage ----------------------------------------------------------------------
 
     def _record(self) -> dict[str, Any] | None:
-        copies = [_unseal(self.nvm.nvm_read(f"boot.{i}")) for i in (0, 1)]
+        raw = (self.nvm.nvm_read("boot.0"), self.nvm.nvm_read("boot.1"))
+        if self._cached is not None and self._cached[0] == raw:
+            return self._cached[1]  # the same bytes as last time: checked once, not every tick
+        copies = [_unseal(r) for r in raw]
         valid = [c for c in copies if c is not None and c.get("active") in SLOTS
                  and type(c.get("seq")) is int and c.get("pending") in (None, *SLOTS)
                  and type(c.get("tries", 0)) is int]
-        return max(valid, key=lambda c: c["seq"]) if valid else None
+        record = max(valid, key=lambda c: c["seq"]) if valid else None
+        self._cached = (raw, record)
+        return record
 
     def _write_record(self, record: dict[str, Any]) -> None:
         copies = [_unseal(self.nvm.nvm_read(f"boot.{i}")) for i in (0, 1)]
