@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hal.auth import MAX_SPACECRAFT
-from hal.errors import SkyrackError
+from hal.errors import InputError, SkyrackError
 
 KINDS = ("power", "thermal", "accelerator")
 BOARD_KEYS = {
@@ -26,8 +26,8 @@ BOARD_KEYS = {
 }
 SIM_KEYS = {"altitude_km", "ltan", "epoch", "memory", "memory_cross_section_cm2",
             "solar_cycle", "radiation_acceleration", "hang_acceleration", "mass_kg",
-            "drag_area_m2", "drag_coefficient", "f107"}
-SIM_TEXT_KEYS = {"ltan", "memory", "solar_cycle"}
+            "drag_area_m2", "drag_coefficient", "f107", "contact"}
+SIM_TEXT_KEYS = {"ltan", "memory", "solar_cycle", "contact"}
 # Keys of earlier definitions, and what took their place.
 SIM_REPLACED = {
     "upsets_per_bit_day": "rates follow the AP8 environment now: give memory (a memory "
@@ -71,6 +71,35 @@ class PlanStep:
 
 
 @dataclass(frozen=True, slots=True)
+class GroundStation:
+    """A ground station the sim's space link goes through (sim/stations.py): where it
+    is, the elevation it sees down to, and its link rates."""
+
+    name: str
+    lat_deg: float
+    lon_deg: float
+    alt_m: float = 0.0
+    min_elevation_deg: float = 5.0
+    uplink_bps: float = 64_000.0
+    downlink_bps: float = 1_000_000.0
+
+    def __post_init__(self) -> None:
+        if not -90.0 <= self.lat_deg <= 90.0:
+            raise InputError(f"station {self.name}: lat_deg {self.lat_deg} is outside -90..90")
+        if not -180.0 <= self.lon_deg <= 360.0:
+            raise InputError(f"station {self.name}: lon_deg {self.lon_deg} is outside -180..360")
+        if not -500.0 <= self.alt_m <= 9000.0:
+            raise InputError(f"station {self.name}: alt_m {self.alt_m} is outside -500..9000")
+        if not 0.0 <= self.min_elevation_deg < 90.0:
+            raise InputError(f"station {self.name}: min_elevation_deg "
+                             f"{self.min_elevation_deg} is outside 0..90")
+        for key in ("uplink_bps", "downlink_bps"):
+            if not getattr(self, key) > 0.0:
+                raise InputError(f"station {self.name}: {key} must be > 0, got "
+                                 f"{getattr(self, key)}")
+
+
+@dataclass(frozen=True, slots=True)
 class SatelliteDefinition:
     path: str
     name: str
@@ -82,6 +111,9 @@ class SatelliteDefinition:
     state: str | None = None
     # Its CCSDS spacecraft id (10 bits): what its telecommands are signed for.
     spacecraft_id: int = 1
+    # The ground stations of its mission ([[ground_stations]]): passes, and in the sim
+    # with contact = "passes", the only times the space link is up.
+    stations: tuple[GroundStation, ...] = ()
 
     def board(self, kind: str) -> BoardSpec:
         for spec in self.boards:
@@ -135,7 +167,7 @@ def with_ports(definition: SatelliteDefinition, ports: dict[str, str]) -> Satell
 
 
 def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
-    unknown = sorted(set(doc) - {"satellite", "sim", "boards", "plan"})
+    unknown = sorted(set(doc) - {"satellite", "sim", "boards", "plan", "ground_stations"})
     if unknown:
         raise DefinitionError(where, unknown[0], "unknown table")
     satellite = _table(doc, "satellite", where)
@@ -187,7 +219,47 @@ def parse(doc: dict[str, Any], where: str) -> SatelliteDefinition:
     if not isinstance(plan_doc, list):
         raise DefinitionError(where, "plan", "must be an array of tables ([[plan]])")
     plan = tuple(_plan_step(i, step, where) for i, step in enumerate(plan_doc))
-    return SatelliteDefinition(where, name, boards, sim, plan, state, spacecraft_id)
+    stations_doc = doc.get("ground_stations", [])
+    if not isinstance(stations_doc, list):
+        raise DefinitionError(where, "ground_stations",
+                              "must be an array of tables ([[ground_stations]])")
+    stations = tuple(_station(i, st, where) for i, st in enumerate(stations_doc))
+    names = [st.name for st in stations]
+    for i, station_name in enumerate(names):
+        if station_name in names[:i]:
+            raise DefinitionError(where, f"ground_stations[{i}].name",
+                                  f"{station_name!r} is named twice")
+    if sim.get("contact", "always") not in ("always", "passes"):
+        raise DefinitionError(where, "sim.contact",
+                              f"must be 'always' or 'passes', got {sim['contact']!r}")
+    if sim.get("contact") == "passes" and not stations:
+        raise DefinitionError(where, "sim.contact",
+                              "'passes' needs [[ground_stations]] to pass over")
+    return SatelliteDefinition(where, name, boards, sim, plan, state, spacecraft_id, stations)
+
+
+STATION_KEYS = {"name", "lat_deg", "lon_deg", "alt_m", "min_elevation_deg", "uplink_bps",
+                "downlink_bps"}
+
+
+def _station(index: int, doc: Any, where: str) -> GroundStation:
+    prefix = f"ground_stations[{index}]"
+    if not isinstance(doc, dict):
+        raise DefinitionError(where, prefix, "must be a table")
+    unknown = sorted(set(doc) - STATION_KEYS)
+    if unknown:
+        raise DefinitionError(where, f"{prefix}.{unknown[0]}", "unknown key (expected one of "
+                              f"{', '.join(sorted(STATION_KEYS))})")
+    name = _get(doc, "name", str, where, f"{prefix}.name")
+    values = {key: _number(doc[key], where, f"{prefix}.{key}")
+              for key in STATION_KEYS - {"name"} if key in doc}
+    for key in ("lat_deg", "lon_deg"):
+        if key not in doc:
+            raise DefinitionError(where, f"{prefix}.{key}", "missing field")
+    try:
+        return GroundStation(name, **values)
+    except InputError as e:
+        raise DefinitionError(where, prefix, str(e)) from None
 
 
 def resolve(ref: str, where: str, key: str) -> Any:

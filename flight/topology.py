@@ -29,6 +29,7 @@ from flight.pus.housekeeping import Housekeeping
 from flight.pus.parameters import Parameters
 from flight.pus.schedule import Schedule
 from flight.pus.service import Downlink, Service
+from flight.pus.storage import Storage
 from flight.pus.test import ConnectionTest
 from flight.pus.uplink import Uplink
 from flight.system import SystemComponent
@@ -99,6 +100,7 @@ TOPOLOGY: tuple[Instance, ...] = (
     instance(EventReporting, downlink="downlink", layouts="@layouts"),
     instance(Schedule, downlink="downlink", router="@router", records="@records"),
     instance(ConnectionTest, downlink="downlink"),
+    instance(Storage, downlink="downlink"),
     instance(Parameters, downlink="downlink", layouts="@layouts", components="@components",
              records="@records"),
     instance(Uplink, downlink="downlink", router="@router", keys="@keys",

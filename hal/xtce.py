@@ -13,6 +13,7 @@ container's restriction):
     tm_1_<subtype>     TM[1,x] verification: the request id, and for a failure the
                        failure code (an enumeration) and the reason
     tm_11_13           TM[11,13] schedule summary: the count, and its items as octets
+    tm_15_13           TM[15,13] packet store summary
     tm_17_2            TM[17,2] are-you-alive answer
     tm_20_2_<param>    TM[20,2] parameter report, by the first parameter's id
 
@@ -305,6 +306,18 @@ def _telemetry(root: ET.Element, dictionary: Dictionary, layouts: Layouts) -> No
                  _service(11, 13), description="TM[11,13] summary of the time-tagged TCs")
     tm.container("tm_17_2", [], "pus_tm", _service(17, 2),
                  description="TM[17,2] answer to an are-you-alive test")
+    # TM[15,13] packet store summary (flight/pus/storage.py).
+    summary = (("store_packets", "Packets waiting in the store"),
+               ("store_octets", "Octets waiting in the store"),
+               ("store_capacity", "The store's size in octets"),
+               ("store_stored", "Packets kept out of contact since boot"),
+               ("store_overwritten", "Oldest packets given up for newer ones since boot"),
+               ("store_refused", "Packets not kept since boot"),
+               ("store_played_back", "Stored packets sent down since boot"))
+    for name, description in summary:
+        tm.parameter(name, "uint32", description)
+    tm.container("tm_15_13", [n for n, _ in summary], "pus_tm", _service(15, 13),
+                 description="TM[15,13] summary of the packet store")
 
     # TM[20,2] parameter report: the first parameter's value (a report of one is what
     # a query of one returns; items after the first are not described).

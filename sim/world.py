@@ -83,6 +83,7 @@ class World:
                  drag: Drag | None = None) -> None:
         self.clock = clock
         self.orbit = orbit
+        self.start_orbit = orbit  # before drag moved it
         self.start_altitude_km = orbit.altitude_km
         self.drag = drag
         self.reentered = False

@@ -28,6 +28,7 @@ from hal.packetlink import PacketLink
 from hal.transport import InProcessTransport, SerialTransport, Transport
 from sim.atmosphere import DEFAULT_DRAG_COEFFICIENT, SOLAR_CYCLE_F107, Drag
 from sim.clock import VirtualClock
+from sim.contact import ContactLink
 from sim.orbit import DEFAULT_EPOCH_UNIX_S, CircularOrbit, parse_epoch, parse_ltan
 from sim.pty import PtyBoard
 from sim.radiation import IrradiatedDevice, RadiationConfig
@@ -172,6 +173,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
                               "mixes emulated and real boards; use all of one or the other")
     else:
         clock = MonotonicClock()
+    if world is not None and link is not None and definition.sim.get("contact") == "passes":
+        link = ContactLink(link, world, definition.stations)  # up only over a station
 
     drivers: dict[str, Any] = {}
     by_kind: dict[str, Any] = {}

@@ -16,6 +16,8 @@ from flight.compute.workloads import make_workload
 from flight.dispatcher import CommandResult
 from flight.shield import crc32c
 from hal.dictionary import Severity
+from sim.contact import ContactLink
+from sim.stations import all_passes
 from skyrack.assembly import Satellite
 
 SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
@@ -140,6 +142,21 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
                                  sorted(rad.expected.items())},
             "upsets_injected": {k: rad.injected[k] for k in sorted(rad.injected)},
             "upsets_injected_total": sum(rad.injected.values()),
+        }
+        stations = satellite.definition.stations
+        link = satellite.flight.downlink.link
+        found = all_passes(stations, world.start_orbit, 0.0, world.t_s) if stations else []
+        store = satellite.flight.component("storage").store
+        out["contact"] = {
+            "mode": "passes" if isinstance(link, ContactLink) else "always",
+            "passes": [{"station": p.station, "aos_s": _r(p.aos_s), "los_s": _r(p.los_s),
+                        "max_elevation_deg": _r(p.max_elevation_deg, 2)} for p in found],
+            "contact_s": _r(link.contact_s) if isinstance(link, ContactLink) else None,
+            "link": ({k: link.counters[k] for k in sorted(link.counters)}
+                     if isinstance(link, ContactLink) else {}),
+            "store": {"waiting": len(store.packets),
+                      **{k: store.counts[k] for k in ("stored", "overwritten", "refused",
+                                                      "played_back")}},
         }
         out["world"] = {
             "sunlit_s": _r(truth.sunlit_s),

@@ -3,6 +3,7 @@ that the CLI prints."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from hal.valuetype import ValueType
@@ -46,6 +47,7 @@ def format_report(r: dict[str, Any]) -> str:
                 f"sank {o['decay_m']:.1f} m (B = {o['ballistic_m2_kg']:.4g} m2/kg, F10.7 "
                 f"{o['f107']:g}); lifetime {o['lifetime_days']:.0f} days from "
                 f"{o['altitude_km_end']:.2f} km" + (" (re-entered)" if o["reentered"] else "")),
+            _contact_line(r["contact"]),
             f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
             f"({w['eclipses']} eclipses, {100 * w['eclipse_fraction']:.1f} %; "
             f"{w['penumbra_s']:.0f} s in penumbra)",
@@ -142,3 +144,33 @@ def format_campaign(r: dict[str, Any]) -> str:
             for kind, outcomes in r["by_kind"].items()),
     ]
     return "\n".join(lines)
+
+
+def utc_text(unix_s: float) -> str:
+    """ISO 8601 UTC to the second, with Z."""
+    t = datetime.datetime.fromtimestamp(round(unix_s), datetime.UTC)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def format_passes(r: dict[str, Any]) -> str:
+    lines = [f"Passes over {r['days']:g} day(s) from {r['epoch_utc']} at "
+             f"{r['altitude_km']:g} km: {len(r['passes'])}",
+             f"  {'station':12} {'AOS (UTC)':20} {'LOS (UTC)':20} {'duration':>9} {'max el':>7}"]
+    for p in r["passes"]:
+        lines.append(f"  {p['station']:12} {p['aos_utc']:20} {p['los_utc']:20} "
+                     f"{p['duration_s']:8.0f}s {p['max_elevation_deg']:6.1f}°")
+    return "\n".join(lines)
+
+
+def _contact_line(c: dict[str, Any]) -> str:
+    passes = c["passes"]
+    stations = sorted({p["station"] for p in passes})
+    mode = "up over the stations only" if c["mode"] == "passes" else "always up"
+    line = (f"Contact     link {mode}; {len(passes)} pass{'' if len(passes) == 1 else 'es'}"
+            + (f" ({', '.join(stations)})" if stations else ""))
+    if c["mode"] == "passes":
+        s = c["store"]
+        line += (f", {c['contact_s']:.0f} s in contact; store: {s['stored']} kept out of "
+                 f"contact, {s['played_back']} played back, {s['overwritten']} overwritten, "
+                 f"{s['refused']} refused, {s['waiting']} waiting")
+    return line

@@ -66,8 +66,15 @@ class Downlink(Component):
     def __init__(self, link: PacketLink | None) -> None:
         super().__init__()
         self.link = link
+        self.store: Any = None  # the packet store (service 15) keeps what is out of contact
         self._seq = 0
         self._msg_counters: collections.Counter[tuple[int, int]] = collections.Counter()
+
+    @property
+    def in_contact(self) -> bool:
+        """Whether the link reaches a ground now: a link that can lose contact (a radio,
+        the sim's passes) says so by `in_contact`; any other always reaches one."""
+        return bool(getattr(self.link, "in_contact", True))
 
     @property
     def connected(self) -> bool:
@@ -84,8 +91,21 @@ class Downlink(Component):
         self._msg_counters[(service, subtype)] = (counter + 1) & 0xFFFF
         tm = Tm(APID, service, subtype, data, self.clock.now_s(), self._seq, counter, to)
         self._seq = (self._seq + 1) % SEQ_MODULO
-        self.link.send(encode_tm(tm))
+        packet = encode_tm(tm)
+        if self.store is not None and not self.in_contact:
+            self.store.keep(packet)  # made now, sent at the next pass
+            return
+        self.link.send(packet)
         self.counters["tm_sent"] += 1
+
+    def send_stored(self, packets: list[bytes]) -> int:
+        """Send packets the store kept, as they were made; how many went."""
+        if self.link is None:
+            return 0
+        for packet in packets:
+            self.link.send(packet)
+        self.counters["tm_sent"] += len(packets)
+        return len(packets)
 
 
 class Service(Component):

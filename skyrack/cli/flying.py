@@ -17,8 +17,9 @@ from typing import Any
 from boards import definition as boarddef
 from hal.auth import KeyFile
 from hal.packetlink import open_link
+from sim.stations import all_passes
 from skyrack import campaign, mission, plot
-from skyrack.assembly import assemble, identify
+from skyrack.assembly import assemble, build_world, identify
 from skyrack.cli.options import (
     CliError,
     altitude_km,
@@ -36,7 +37,7 @@ from skyrack.cli.options import (
     speed,
     workers,
 )
-from skyrack.report import format_campaign, format_report, hhmm
+from skyrack.report import format_campaign, format_passes, format_report, hhmm, utc_text
 
 
 def add_parsers(sub: Any) -> None:
@@ -61,6 +62,11 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--spacecraft-id", type=spacecraft_id, default=None, metavar="ID",
                      help="the satellite's CCSDS spacecraft id, which its telecommands "
                           "are signed for (default: the definition's, 1)")
+    sim.add_argument("--contact", choices=("always", "passes"), default=None,
+                     help="with --ground: the space link always up, or up only while one of "
+                          "the definition's ground stations sees the satellite, telemetry "
+                          "made out of contact played back at the next pass (default: the "
+                          "definition's sim.contact, always)")
     sim.add_argument("--serial", action="store_true",
                      help="serve every emulated board on a pseudo-terminal and talk to it "
                           "through pyserial, as to real boards")
@@ -86,6 +92,23 @@ def add_parsers(sub: Any) -> None:
                      help="how long to fly (default 60); Ctrl-C stops early and reports")
     fly.set_defaults(run=cmd_fly)
 
+    passes = sub.add_parser("passes", help="predict a satellite's contacts with its "
+                            "ground stations", parents=[shared("json")])
+    passes.add_argument("--board", default=None, metavar="TOML",
+                        help="definition with [[ground_stations]] (default: the packaged "
+                             "boards/sim.toml)")
+    passes.add_argument("--days", type=days, default=1.0, help="how far ahead (default 1)")
+    passes.add_argument("--station", action="append", default=[], metavar="NAME",
+                        help="only this station (repeatable; default: every one)")
+    passes.add_argument("--altitude", type=altitude_km, default=None, metavar="KM",
+                        help="circular orbit altitude in km (default: the definition's)")
+    passes.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
+                        help="local time of the ascending node (default: the definition's)")
+    passes.add_argument("--epoch", type=epoch, default=None, metavar="UTC",
+                        help="the start: an ISO 8601 date or time, UTC (default: the "
+                             "definition's epoch)")
+    passes.set_defaults(run=cmd_passes)
+
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
                           "the protection made of them", parents=[shared("seed", "json")])
     camp.add_argument("--injections", type=injections, default=1000,
@@ -105,6 +128,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
                        "definition")
     if args.spacecraft_id is not None:
         definition = dataclasses.replace(definition, spacecraft_id=args.spacecraft_id)
+    if args.contact is not None:
+        if args.contact == "passes" and not definition.stations:
+            raise CliError(f"{path}: --contact passes needs [[ground_stations]]")
+        definition = dataclasses.replace(definition,
+                                         sim={**definition.sim, "contact": args.contact})
     link, keys, pace, throwaway = None, None, None, None
     if args.ground:
         link, keys, pace, throwaway = _ground_side(args, definition.spacecraft_id)
@@ -257,6 +285,36 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int, paced: bool = Tru
             stop.wait(min(ahead_s, 0.1))
 
     return link, keys, pace, throwaway
+
+
+def cmd_passes(args: argparse.Namespace) -> int:
+    path = args.board or boarddef.default_path()
+    definition = boarddef.load(path)
+    stations = definition.stations
+    if not stations:
+        raise CliError(f"{path}: no [[ground_stations]] to predict passes over")
+    if args.station:
+        known = {s.name for s in stations}
+        for name in args.station:
+            if name not in known:
+                raise CliError(f"{path}: no ground station {name!r} (it has "
+                               f"{', '.join(sorted(known))})")
+        stations = tuple(s for s in stations if s.name in args.station)
+    orbit = build_world(definition, altitude_km=args.altitude, ltan=args.ltan,
+                        epoch=args.epoch).orbit
+    found = all_passes(stations, orbit, 0.0, args.days * 86400.0)
+    result = {
+        "epoch_utc": utc_text(orbit.epoch_unix_s),
+        "altitude_km": orbit.altitude_km,
+        "days": args.days,
+        "passes": [{"station": p.station, "aos_utc": utc_text(orbit.epoch_unix_s + p.aos_s),
+                    "los_utc": utc_text(orbit.epoch_unix_s + p.los_s),
+                    "aos_s": round(p.aos_s, 2), "los_s": round(p.los_s, 2),
+                    "duration_s": round(p.duration_s, 2),
+                    "max_elevation_deg": round(p.max_elevation_deg, 2)} for p in found],
+    }
+    output(args, result, format_passes(result), indent=2)
+    return 0
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@
     param list | get NAME... | set NAME=VALUE...   service 20, answered by TM[20,2]
     schedule at T COMMAND [ARG=VALUE...]   TC[11,4] a command released at on-board T
     schedule list | delete APID:SEQ...     TC[11,17] (TM[11,13]) and TC[11,5]
+    store summary | playback | clear | enable | disable
+                                           TC[15,12] (TM[15,13]), [15,9], [15,11], [15,1], [15,2]
 
 Each waits for the TC's completion report and prints what the satellite answered.
 """
@@ -25,7 +27,11 @@ from hal.pus import N
 from skyrack.cli.options import CliError, output, seconds, shared
 from skyrack.report import short
 
-VERBS = ("ping", "hk", "param", "schedule")
+VERBS = ("ping", "hk", "param", "schedule", "store")
+STORE_SUBTYPES = {"summary": 12, "playback": 9, "clear": 11, "enable": 1, "disable": 2}
+STORE_SUMMARY = struct.Struct(">IIIIIII")
+STORE_FIELDS = ("packets", "octets", "capacity_octets", "stored", "overwritten", "refused",
+                "played_back")
 HK_SUBTYPES = {"enable": 5, "disable": 6, "once": 27}
 
 
@@ -50,6 +56,9 @@ def add_parsers(ground_sub: Any) -> None:
                                      "at, list, delete", parents=parents)
     schedule.add_argument("action", choices=["at", "list", "delete"])
     schedule.add_argument("items", nargs="*", metavar="T COMMAND ARG=VALUE | APID:SEQ")
+    store = ground_sub.add_parser("store", help="the packet store (service 15): summary, "
+                                  "playback, clear, enable, disable", parents=parents)
+    store.add_argument("action", choices=list(STORE_SUBTYPES))
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -182,4 +191,22 @@ def _schedule(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
             f"deleted {len(ids)}")
 
 
-_VERB = {"ping": _ping, "hk": _hk, "param": _param, "schedule": _schedule}
+def _store(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any], str]:
+    subtype = STORE_SUBTYPES[args.action]
+    if args.action == "summary":
+        sent, replies = console.request(15, 12, name="store summary", reply=(15, 13),
+                                        timeout_s=args.timeout)
+        if len(replies[-1].data) != STORE_SUMMARY.size:
+            raise ConsoleError(f"TM[15,13] of {len(replies[-1].data)} octets is not a "
+                               f"summary ({STORE_SUMMARY.size})")
+        summary = dict(zip(STORE_FIELDS, STORE_SUMMARY.unpack(replies[-1].data), strict=True))
+        fill = 100.0 * summary["octets"] / summary["capacity_octets"]
+        return ({"store": summary},
+                f"{summary['packets']} packets waiting ({fill:.1f} % full); since boot "
+                f"{summary['stored']} kept, {summary['played_back']} played back, "
+                f"{summary['overwritten']} overwritten, {summary['refused']} refused")
+    sent, _ = console.request(15, subtype, name=f"store {args.action}", timeout_s=args.timeout)
+    return ({"stages": sent.stages}, f"store {args.action}: {' -> '.join(sent.stages)}")
+
+
+_VERB = {"ping": _ping, "hk": _hk, "param": _param, "schedule": _schedule, "store": _store}

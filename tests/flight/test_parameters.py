@@ -233,7 +233,29 @@ def _accepts_a_counter_2000_ahead(sat: Satellite) -> str:
     return sent.stages[-1]
 
 
+def _stored(kind: str) -> Callable[[Satellite], Any]:
+    """What the packet store does with 5 000 packets of 1 KiB (more than its default
+    4 MiB) kept out of contact, and back in contact."""
+    def probe(sat: Satellite) -> Any:
+        storage = sat.component("storage")
+        for i in range(5000):
+            storage.store.keep(i.to_bytes(4, "big") * 256)
+        if kind == "kept":
+            return len(storage.store.packets)
+        if kind == "policy":
+            return storage.store.counts["overwritten"], storage.store.counts["refused"]
+        storage._contact = False  # as if contact had been lost, and now comes back
+        before = len(storage.store.packets)
+        storage.service()
+        return before - len(storage.store.packets)  # played back in one tick
+    return probe
+
+
 BEHAVIOUR: dict[str, Callable[[Satellite], Any]] = {
+    "storage.capacity_kb": _stored("kept"),
+    "storage.overwrite": _stored("policy"),
+    "storage.auto_playback": _stored("played"),
+    "storage.playback_per_tick": _stored("played"),
     "power.silent_after": _failures_until_silent("power"),
     "thermal.silent_after": _failures_until_silent("thermal"),
     "accelerator.silent_after": _failures_until_silent("accelerator"),

@@ -99,7 +99,7 @@ def test_the_described_graph_names_every_instance_its_connections_and_producers(
     assert rows["fdir"]["connections"]["boards"] == ["power", "thermal", "accelerator"]
     assert {"topic": "accelerator.temp_c", "from": "accelerator"} in rows["mode"]["reads"]
     assert {"topic": "*", "from": "bus"} in rows["hk"]["reads"]
-    assert {rows[n]["service"] for n in rows if rows[n]["service"]} == {1, 3, 5, 8, 11, 17, 20}
+    assert {rows[n]["service"] for n in rows if rows[n]["service"]} == {1, 3, 5, 8, 11, 15, 17, 20}
 
 
 def test_the_table_is_the_only_place_instances_are_built() -> None:
@@ -115,7 +115,7 @@ def test_the_table_is_the_only_place_instances_are_built() -> None:
 def test_no_flight_module_holds_more_than_one_pus_service() -> None:
     services = [row.kind for row in TOPOLOGY if "service_type" in dir(row.kind)]
     modules = [inspect.getmodule(kind) for kind in services]
-    assert len(modules) == len(set(modules)) == 7
+    assert len(modules) == len(set(modules)) == 8
     for module in set(modules):
         held = [obj for obj in vars(module).values() if inspect.isclass(obj)
                 and obj.__module__ == module.__name__ and hasattr(obj, "service_type")]

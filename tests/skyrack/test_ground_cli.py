@@ -349,7 +349,7 @@ def test_every_pus_service_has_a_verb(satellite) -> None:
     assert listed["link.replay_window"] == {
         "value": 2048, "default": 1024, "unit": None,
         "description": "How far above the last counter a TC's counter may jump"}
-    assert len(listed) == 29
+    assert len(listed) == 33
     assert run("schedule", "at", "100000", "fsw.noop")["release_s"] == 100000
     (item,) = run("schedule", "list")["scheduled"]
     assert item["command"] == "fsw.noop" and item["release_s"] == 100000
@@ -358,6 +358,10 @@ def test_every_pus_service_has_a_verb(satellite) -> None:
     refused = ground(satellite, "schedule", "delete", "16:9999")
     assert refused.returncode == 1 and "not scheduled" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+    store = run("store", "summary")["store"]
+    assert store["capacity_octets"] == 4096 * 1024 and store["packets"] == 0
+    for action in ("disable", "enable", "playback", "clear"):
+        assert run("store", action)["stages"][-1] == "completed"
 
 
 def test_script_check_catches_a_typo_on_the_last_line_before_the_first_is_sent(
