@@ -252,9 +252,11 @@ class Component:
     def publish_counters(self, changed_only: bool = False) -> None:
         """Every counter (or those that changed since last published: housekeeping
         keeps each point's latest value, so an unchanged count need not go again)."""
-        for name, value in self.counter_values().items():
-            if not changed_only or self._counts_published.get(name) != value:
-                self._counts_published[name] = value
+        counters, published = self.counters, self._counts_published
+        for name in self._counted:
+            value = counters[name]
+            if not changed_only or published.get(name) != value:
+                published[name] = value
                 self.publish(name, value)
 
     @periodic(1)

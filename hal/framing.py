@@ -98,10 +98,13 @@ class Deframer:
         chunks = bytes(data).split(DELIMITER)
         # Every chunk but the last was closed by a delimiter.
         for chunk in chunks[:-1]:
-            self._append(chunk)
-            frame, overflowed = bytes(self._buf), self._overflowed
-            self._buf.clear()
-            self._overflowed = False
+            if self._buf or self._overflowed:  # the end of a frame begun in earlier data
+                self._append(chunk)
+                frame, overflowed = bytes(self._buf), self._overflowed
+                self._buf.clear()
+                self._overflowed = False
+            else:  # a whole frame in this data: no copy through the buffer
+                frame, overflowed = chunk, len(chunk) > self._limit
             if overflowed:
                 self._reject(
                     FrameError("oversize", f"dropped a run of more than {self._limit} bytes")

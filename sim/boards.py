@@ -80,13 +80,17 @@ class SimPowerPlatform(SimPlatform):
     def sense(self) -> PowerSense:
         w = self.world
         v = w.battery.terminal_v()
+        channels = w.channel_power_w()
+        # One draw of every sensor's noise (the channels' too, used where they carry
+        # current): a call to the generator costs more than the numbers it makes.
+        noise = self.rng.standard_normal(4 + len(channels)).tolist()
         return PowerSense(
-            batt_v=self.noisy(v, BATT_V_SIGMA),
-            batt_a=self.noisy(w.battery.current_a, CURRENT_A_SIGMA),
-            soc_pct=self.noisy(100.0 * w.battery.soc, SOC_PCT_SIGMA),
-            solar_power_w=max(self.noisy(w.solar_w, SOLAR_W_SIGMA), 0.0),
-            channel_a=tuple(max(self.noisy(p / v, CURRENT_A_SIGMA), 0.0) if p else 0.0
-                            for p in w.channel_power_w()),
+            batt_v=v + BATT_V_SIGMA * noise[0],
+            batt_a=w.battery.current_a + CURRENT_A_SIGMA * noise[1],
+            soc_pct=100.0 * w.battery.soc + SOC_PCT_SIGMA * noise[2],
+            solar_power_w=max(w.solar_w + SOLAR_W_SIGMA * noise[3], 0.0),
+            channel_a=tuple(max(p / v + CURRENT_A_SIGMA * n, 0.0) if p else 0.0
+                            for p, n in zip(channels, noise[4:], strict=True)),
         )
 
     def switches(self) -> tuple[bool, ...]:
@@ -102,8 +106,10 @@ class SimThermalPlatform(SimPlatform):
     heater_count = len(HEATER_NODES)
 
     def temperatures_c(self) -> dict[str, float]:
-        return {name: self.noisy(node.temp_c, TEMP_C_SIGMA)
-                for name, node in self.world.thermal.nodes.items()}
+        nodes = self.world.thermal.nodes
+        noise = self.rng.standard_normal(len(nodes)).tolist()
+        return {name: node.temp_c + TEMP_C_SIGMA * n
+                for (name, node), n in zip(nodes.items(), noise, strict=True)}
 
     def heaters(self) -> tuple[bool, ...]:
         return tuple(self.world.heaters)

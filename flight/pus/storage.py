@@ -160,6 +160,8 @@ class Storage(Service):
     @periodic(10)
     def service(self) -> None:
         contact = self.downlink.in_contact
+        if contact == self._contact and not self._playing:
+            return  # the usual tick: nothing changed, nothing to send
         if contact != self._contact:
             self._contact = contact
             if contact:
@@ -177,11 +179,11 @@ class Storage(Service):
                 self._playing = False
                 self.emit("playback_done", played=self._played)
                 self._played = 0
-        for key in ("stored", "overwritten", "refused", "played_back"):
-            self.counters[key] = self.store.counts[key]
 
     @periodic(1)
     def housekeeping(self) -> None:
+        for key in ("stored", "overwritten", "refused", "played_back"):
+            self.counters[key] = self.store.counts[key]
         self.publish("packets", len(self.store.packets))
         self.publish("fill_pct", 100.0 * self.store.bytes / self.store.capacity_bytes)
         self.publish("in_contact", self._contact)
