@@ -129,6 +129,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.spacecraft_id is not None:
         definition = dataclasses.replace(definition, spacecraft_id=args.spacecraft_id)
     if args.contact is not None:
+        if not args.ground:
+            raise CliError("--contact needs --ground: without a ground there is no space "
+                           "link to bring up and down")
         if args.contact == "passes" and not definition.stations:
             raise CliError(f"{path}: --contact passes needs [[ground_stations]]")
         definition = dataclasses.replace(definition,

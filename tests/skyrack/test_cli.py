@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from boards.definition import default_path
 from skyrack.cli import main
 
 
@@ -81,6 +82,23 @@ def test_a_325_km_orbit_decays_and_the_report_gives_its_lifetime(capsys) -> None
     assert 30 < orbit["lifetime_days"] < 400  # months, at solar minimum
     code, out, _ = run(capsys, "sim", "--orbits", "1", "--altitude", "325")
     assert "lifetime" in out and "days from 324.9" in out
+
+
+def test_passes_are_predicted_from_the_cli_and_bad_requests_get_one_line(capsys,
+                                                                        tmp_path) -> None:
+    code, out, _ = run(capsys, "passes", "--days", "0.5", "--station", "svalbard", "--json")
+    found = json.loads(out)["passes"]
+    assert code == 0 and len(found) >= 6 and {p["station"] for p in found} == {"svalbard"}
+    assert all(0 < p["duration_s"] < 800 and p["aos_utc"] < p["los_utc"] for p in found)
+    code, _, err = run(capsys, "passes", "--station", "kiruna")
+    assert code == 1 and "no ground station 'kiruna'" in err and len(err.splitlines()) == 1
+    bare = tmp_path / "bare.toml"
+    text = Path(default_path()).read_text()
+    bare.write_text(text[:text.index("[[ground_stations]]")] + text[text.index("[boards.power]"):])
+    code, _, err = run(capsys, "passes", "--board", str(bare))
+    assert code == 1 and "no [[ground_stations]]" in err
+    code, _, err = run(capsys, "sim", "--contact", "passes", "--orbits", "0.01")
+    assert code == 1 and "--contact needs --ground" in err
 
 
 def test_the_epoch_is_set_from_the_cli_or_the_definition(capsys, tmp_path) -> None:
