@@ -244,12 +244,7 @@ STATION_KEYS = {"name", "lat_deg", "lon_deg", "alt_m", "min_elevation_deg", "upl
 
 def _station(index: int, doc: Any, where: str) -> GroundStation:
     prefix = f"ground_stations[{index}]"
-    if not isinstance(doc, dict):
-        raise DefinitionError(where, prefix, "must be a table")
-    unknown = sorted(set(doc) - STATION_KEYS)
-    if unknown:
-        raise DefinitionError(where, f"{prefix}.{unknown[0]}", "unknown key (expected one of "
-                              f"{', '.join(sorted(STATION_KEYS))})")
+    _known_keys(doc, STATION_KEYS, where, prefix)
     name = _get(doc, "name", str, where, f"{prefix}.name")
     values = {key: _number(doc[key], where, f"{prefix}.{key}")
               for key in STATION_KEYS - {"name"} if key in doc}
@@ -300,14 +295,19 @@ def _number(value: Any, where: str, dotted: str) -> float:
     return float(value)
 
 
-def _board(name: str, doc: Any, where: str) -> BoardSpec:
-    prefix = f"boards.{name}"
+def _known_keys(doc: Any, keys: set[str], where: str, prefix: str) -> None:
+    """`doc` is a table of none but `keys`, or DefinitionError naming the first other."""
     if not isinstance(doc, dict):
         raise DefinitionError(where, prefix, "must be a table")
-    unknown = sorted(set(doc) - BOARD_KEYS)
+    unknown = sorted(set(doc) - keys)
     if unknown:
         raise DefinitionError(where, f"{prefix}.{unknown[0]}",
-                              f"unknown key (expected one of {', '.join(sorted(BOARD_KEYS))})")
+                              f"unknown key (expected one of {', '.join(sorted(keys))})")
+
+
+def _board(name: str, doc: Any, where: str) -> BoardSpec:
+    prefix = f"boards.{name}"
+    _known_keys(doc, BOARD_KEYS, where, prefix)
     kind = _get(doc, "kind", str, where, f"{prefix}.kind")
     if kind not in KINDS:
         raise DefinitionError(where, f"{prefix}.kind",

@@ -50,15 +50,7 @@ def add_parsers(sub: Any) -> None:
                         help="orbits to fly (default 2)")
     length.add_argument("--days", type=days, default=None,
                         help="days to fly, instead of --orbits")
-    sim.add_argument("--altitude", type=altitude_km, default=None, metavar="KM",
-                     help="circular orbit altitude in km (default: the definition's, 500)")
-    sim.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
-                     help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
-                          "noon-midnight (default: the definition's, 10:30)")
-    sim.add_argument("--epoch", type=epoch, default=None, metavar="UTC",
-                     help="when the sim starts: an ISO 8601 date or time, UTC (default: the "
-                          "definition's, else 2027-03-16); the LTAN is in mean solar time "
-                          "at it")
+    orbit_options(sim, "when the sim starts")
     sim.add_argument("--spacecraft-id", type=spacecraft_id, default=None, metavar="ID",
                      help="the satellite's CCSDS spacecraft id, which its telecommands "
                           "are signed for (default: the definition's, 1)")
@@ -100,13 +92,7 @@ def add_parsers(sub: Any) -> None:
     passes.add_argument("--days", type=days, default=1.0, help="how far ahead (default 1)")
     passes.add_argument("--station", action="append", default=[], metavar="NAME",
                         help="only this station (repeatable; default: every one)")
-    passes.add_argument("--altitude", type=altitude_km, default=None, metavar="KM",
-                        help="circular orbit altitude in km (default: the definition's)")
-    passes.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
-                        help="local time of the ascending node (default: the definition's)")
-    passes.add_argument("--epoch", type=epoch, default=None, metavar="UTC",
-                        help="the start: an ISO 8601 date or time, UTC (default: the "
-                             "definition's epoch)")
+    orbit_options(passes, "when the prediction starts")
     passes.set_defaults(run=cmd_passes)
 
     camp = sub.add_parser("campaign", help="inject faults into compute jobs and tally what "
@@ -116,6 +102,19 @@ def add_parsers(sub: Any) -> None:
     camp.add_argument("--workers", type=workers, default=os.cpu_count() or 1,
                       help="worker processes (default: one per core)")
     camp.set_defaults(run=cmd_campaign)
+
+
+def orbit_options(parser: argparse.ArgumentParser, start: str) -> None:
+    """--altitude, --ltan and --epoch, over the definition's [sim] table."""
+    parser.add_argument("--altitude", type=altitude_km, default=None, metavar="KM",
+                        help="circular orbit altitude in km (default: the definition's, 500)")
+    parser.add_argument("--ltan", type=ltan, default=None, metavar="HH:MM",
+                        help="local time of the ascending node: 06:00 dawn-dusk .. 12:00 "
+                             "noon-midnight (default: the definition's, 10:30)")
+    parser.add_argument("--epoch", type=epoch, default=None, metavar="UTC",
+                        help=f"{start}: an ISO 8601 date or time, UTC (default: the "
+                             "definition's, else 2027-03-16); the LTAN is in mean solar time "
+                             "at it")
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
