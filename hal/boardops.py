@@ -270,14 +270,19 @@ def _decode(hint: Any, raw: Any, what: str) -> Any:
     return _decoder(hint)(raw, what)
 
 
+def _ranged(hint: Any) -> tuple[Any, Range | None]:
+    """An annotation's bare type and the Range it declares, if any."""
+    if typing.get_origin(hint) is not Annotated:
+        return hint, None
+    bare, *extras = typing.get_args(hint)
+    return bare, next((e for e in extras if isinstance(e, Range)), None)
+
+
 @functools.cache
 def _decoder(hint: Any) -> Decode:
     """The decoder of one annotation, built once: a reply is decoded on every board
     call, and walking the annotations each time would cost more than the msgpack."""
-    limits: Range | None = None
-    if typing.get_origin(hint) is Annotated:
-        hint, *extras = typing.get_args(hint)
-        limits = next((e for e in extras if isinstance(e, Range)), None)
+    hint, limits = _ranged(hint)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         (inner,) = [_decoder(a) for a in args if a is not type(None)]
@@ -356,10 +361,7 @@ def _scalars_check(hint: Any) -> Callable[[list[Any]], bool] | None:
     """For a list of scalars, a check of the whole list at once (C loops, not one call
     an item) that passes exactly the lists whose items decode to themselves; None for
     other items. A list it fails is decoded item by item, which names what is wrong."""
-    limits: Range | None = None
-    if typing.get_origin(hint) is Annotated:
-        hint, *extras = typing.get_args(hint)
-        limits = next((e for e in extras if isinstance(e, Range)), None)
+    hint, limits = _ranged(hint)
     if hint is float:
         def floats(raw: list[Any]) -> bool:  # ints decode to floats: not themselves
             return set(map(type, raw)) <= {float} and all(map(math.isfinite, raw))

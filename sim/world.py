@@ -199,7 +199,7 @@ class World:
         assert drag is not None
         altitude = orbit.altitude_km - drag.decay_km_s(orbit.altitude_km) * self.DECAY_STEP_S
         if altitude <= REENTRY_KM:
-            altitude, self.reentered, self.drag = REENTRY_KM, True, None
+            altitude, self.reentered = REENTRY_KM, True
         u_deg = orbit.phase_deg + math.degrees(orbit.mean_motion_rad_s * t_s)
         moved = CircularOrbit(altitude, orbit.ltan_h, orbit.epoch_unix_s)
         phase = (u_deg - math.degrees(moved.mean_motion_rad_s * t_s)) % 360.0
@@ -207,7 +207,7 @@ class World:
 
     def _step(self, dt_s: float) -> None:
         t = self.t_s
-        if self.drag is not None and t >= self._decay_due_s:
+        if self.drag is not None and not self.reentered and t >= self._decay_due_s:
             self._decay(t)
             self._decay_due_s += self.DECAY_STEP_S
         orbit, mid_s = self.orbit, t + dt_s / 2

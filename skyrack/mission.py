@@ -4,7 +4,6 @@ report what the world did and what the flight software saw."""
 from __future__ import annotations
 
 import collections
-import datetime
 import math
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from hal.dictionary import Severity
 from sim.contact import ContactLink
 from sim.stations import all_passes
 from skyrack.assembly import Satellite
+from skyrack.report import utc_text
 
 SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
           "thermal.accelerator_temp_c", "thermal.radiator_temp_c", "thermal.structure_temp_c",
@@ -110,8 +110,7 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
             "keplerian_period_s": _r(orbit.keplerian_period_s),
             "sso_inclination_deg": _r(orbit.sso_inclination_deg),
             "ltan_h": _r(orbit.ltan_h),  # mean local solar time
-            "epoch_utc": datetime.datetime.fromtimestamp(orbit.epoch_unix_s, datetime.UTC)
-            .isoformat().replace("+00:00", "Z"),
+            "epoch_utc": utc_text(orbit.epoch_unix_s),
             "altitude_km_end": _r(orbit.altitude_km, 4),
             "decay_m": _r(1e3 * (world.start_altitude_km - orbit.altitude_km), 1),
             # at the set solar activity, from where the flight ended; None without drag

@@ -45,7 +45,7 @@ def format_report(r: dict[str, Any]) -> str:
                 "none (no mass_kg and drag_area_m2 in the definition)"
                 if o["lifetime_days"] is None else
                 f"sank {o['decay_m']:.1f} m (B = {o['ballistic_m2_kg']:.4g} m2/kg, F10.7 "
-                f"{o['f107']:g}); lifetime {o['lifetime_days']:.0f} days from "
+                f"{o['f107']:g}); lifetime {_days(o['lifetime_days'])} days from "
                 f"{o['altitude_km_end']:.2f} km" + (" (re-entered)" if o["reentered"] else "")),
             _contact_line(r["contact"]),
             f"Sunlight    {w['sunlit_s']:.0f} s lit, {w['eclipse_s']:.0f} s in eclipse "
@@ -146,10 +146,10 @@ def format_campaign(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def utc_text(unix_s: float) -> str:
-    """ISO 8601 UTC to the second, with Z."""
-    t = datetime.datetime.fromtimestamp(round(unix_s), datetime.UTC)
-    return t.isoformat().replace("+00:00", "Z")
+def utc_text(unix_s: float, timespec: str = "auto") -> str:
+    """ISO 8601 UTC with Z (`timespec` as datetime.isoformat takes it)."""
+    t = datetime.datetime.fromtimestamp(unix_s, datetime.UTC)
+    return t.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def format_passes(r: dict[str, Any]) -> str:
@@ -160,6 +160,11 @@ def format_passes(r: dict[str, Any]) -> str:
         lines.append(f"  {p['station']:12} {p['aos_utc']:20} {p['los_utc']:20} "
                      f"{p['duration_s']:8.0f}s {p['max_elevation_deg']:6.1f}°")
     return "\n".join(lines)
+
+
+def _days(days: float) -> str:
+    """Whole days, or tenths below ten (a re-entry in hours is not "0 days")."""
+    return f"{days:.0f}" if days >= 10 else f"{days:.1f}"
 
 
 def _contact_line(c: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ Back in contact, the store plays back in the order the packets were made,
     [15,11]         delete the store's content (no data)
     [15,12] -> [15,13]  summary: packets u32, octets u32, capacity octets u32,
                     stored u32, overwritten u32, refused u32, played back u32
-                    (counts since boot)
+                    (counts since boot or storage.reset_counters)
 
 The store is kept in the flight computer's RAM: a reboot empties it.
 """
@@ -38,13 +38,22 @@ SUMMARY = struct.Struct(">IIIIIII")
 class PacketStore:
     """A bounded FIFO of whole packets with its counters."""
 
-    def __init__(self, capacity_bytes: int, overwrite: bool = True) -> None:
+    def __init__(self, capacity_bytes: int, overwrite: bool = True,
+                 counts: collections.Counter[str] | None = None) -> None:
         self.capacity_bytes = capacity_bytes
         self.overwrite = overwrite
         self.enabled = True
         self.packets: collections.deque[bytes] = collections.deque()
         self.bytes = 0
-        self.counts: collections.Counter[str] = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter() if counts is None \
+            else counts
+
+    def resize(self, capacity_bytes: int) -> None:
+        """A new capacity; a store now over it gives up its oldest packets (counted)."""
+        self.capacity_bytes = capacity_bytes
+        while self.bytes > capacity_bytes:
+            self.bytes -= len(self.packets.popleft())
+            self.counts["overwritten"] += 1
 
     def keep(self, packet: bytes) -> None:
         if not self.enabled:
@@ -112,7 +121,9 @@ class Storage(Service):
 
     def __init__(self, downlink: Downlink) -> None:
         super().__init__(downlink)
-        self.store = PacketStore(self.param("capacity_kb") * 1024, self.param("overwrite"))
+        # its counts are this component's counters: housekeeping sees them as they are
+        self.store = PacketStore(self.param("capacity_kb") * 1024, self.param("overwrite"),
+                                 self.counters)
         downlink.store = self.store
         self._contact = True
         self._playing = False
@@ -120,10 +131,7 @@ class Storage(Service):
 
     def parameter_updated(self, name: str, value: object) -> None:
         if name == "capacity_kb":
-            self.store.capacity_bytes = int(value) * 1024  # type: ignore[call-overload]
-            while self.store.bytes > self.store.capacity_bytes:
-                self.store.take(1)
-                self.store.counts["overwritten"] += 1
+            self.store.resize(int(value) * 1024)  # type: ignore[call-overload]
         elif name == "overwrite":
             self.store.overwrite = bool(value)
 
@@ -182,8 +190,6 @@ class Storage(Service):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        for key in ("stored", "overwritten", "refused", "played_back"):
-            self.counters[key] = self.store.counts[key]
         self.publish("packets", len(self.store.packets))
         self.publish("fill_pct", 100.0 * self.store.bytes / self.store.capacity_bytes)
         self.publish("in_contact", self._contact)
