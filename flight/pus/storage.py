@@ -28,7 +28,7 @@ import struct
 from typing import ClassVar
 
 from flight.component import Counter, Event, Parameter, Telemetry, command, periodic
-from flight.pus.service import Downlink, Run, Service, unknown_subtype
+from flight.pus.service import Downlink, Refused, Run, Service, unknown_subtype
 from hal.dictionary import Severity
 from hal.spacepacket import Telecommand
 
@@ -136,6 +136,9 @@ class Storage(Service):
             self.store.overwrite = bool(value)
 
     def accept(self, tc: Telecommand) -> Run:
+        if tc.subtype in (1, 2, 9, 11, 12) and tc.data:
+            raise Refused("layout", f"TC[15,{tc.subtype}] takes no data, got "
+                          f"{len(tc.data)} octets")
         if tc.subtype == 1:
             return lambda: setattr(self.store, "enabled", True)
         if tc.subtype == 2:

@@ -162,9 +162,11 @@ def test_service_15_over_the_link_reports_plays_back_deletes_and_disables_the_st
             store.keep(bytes([i]) * 10)
         run(ground.command("storage.playback"))
         assert not store.packets and store.counts["played_back"] == 3
-        refused = ground.service(15, 99)
+        refused, padded = ground.service(15, 99), ground.service(15, 11, b"\x00\x01")
+        store.keep(b"kept")
         sat.run_until(sat.clock.now_s() + 1.0)
         ground.poll()
-        assert refused.stages[-1] == "accept_failed"
+        assert refused.stages[-1] == "accept_failed" and padded.stages[-1] == "accept_failed"
+        assert list(store.packets) == [b"kept"]  # a delete with data in it deleted nothing
     finally:
         sat.close()
