@@ -45,16 +45,25 @@ def decode(data: bytes) -> bytes:
     zero = data.find(0)
     if zero >= 0:  # no code and no data byte of a block is ever zero
         raise FrameError("cobs", f"zero byte inside COBS block at offset {zero}")
-    parts = []
-    i = 0
+    # The data bytes stay where they are: each code byte after the first becomes the
+    # zero it stands for, or goes (after a 0xFF block, which implies no zero), and the
+    # first goes. One step a group, no slice or join per group.
+    out = bytearray(data)
+    blocks = []
     n = len(data)
+    i = code = 0
     while i < n:
         code = data[i]
-        end = i + code
-        if end > n:
-            raise FrameError("cobs", f"COBS code at offset {i} runs {end - n} bytes past the block")
-        parts.append(data[i + 1 : end])
-        i = end
-        if code != 0xFF and i < n:
-            parts.append(b"\x00")
-    return b"".join(parts)
+        i += code
+        if i < n:
+            if code == 0xFF:
+                blocks.append(i)
+            else:
+                out[i] = 0
+    if i > n:
+        raise FrameError("cobs", f"COBS code at offset {i - code} runs {i - n} bytes past "
+                         "the block")
+    for at in reversed(blocks):
+        del out[at]
+    del out[:1]
+    return bytes(out)
