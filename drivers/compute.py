@@ -16,9 +16,10 @@ class NumpyDevice:
         self.hung = False
         self.gemms = 0
 
-    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
+    def alloc(self, region: str, shape: tuple[int, ...],
+              dtype: np.dtype | type = np.float64) -> np.ndarray:
         self._alive("alloc")
-        array = np.zeros(shape, dtype=np.float64)
+        array = np.zeros(shape, dtype=dtype)
         self._regions[region] = array
         return array
 
@@ -36,7 +37,8 @@ class NumpyDevice:
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         self._alive("gemm")
-        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        if (a.ndim < 2 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]
+                or a.shape[-1] != b.shape[-2]):
             raise DeviceError(f"{self.name}: gemm shapes {a.shape} @ {b.shape} do not agree")
         self.gemms += 1
         # A corrupted operand (an exponent bit flipped) may overflow; that is for the

@@ -5,9 +5,12 @@ this is the fast path the compute lives on. A backend owns its memory; the fligh
 software names regions and asks for operations. The numpy backend's regions are host
 arrays. A GPU backend keeps them on the device and hands out host-mapped views.
 
-Operands are float64 holding integer values. Every product and partial sum of the
-workloads stays below 2^53, so a GEMM is exact in any summation order: the result is
-the same bit for bit on any backend, and checks on it can be exact.
+Operands are float64 holding integer values, or float32. In float64 every product
+and partial sum of the integer workloads stays below 2^53, so a GEMM is exact in any
+summation order: the result is the same bit for bit on any backend, and checks on it
+are exact. A float32 GEMM rounds: its result is the same bit for bit on one backend
+with one BLAS thread count, and its checks hold it to a rounding-error bound
+(flight.compute.abft). A GEMM may be batched: (..., m, k) @ (..., k, n).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class DeviceHang(DeviceError):
 class ComputeDevice(Protocol):
     name: str
 
-    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A zeroed float64 region named `region`, replacing any of that name."""
+    def alloc(self, region: str, shape: tuple[int, ...],
+              dtype: np.dtype | type = np.float64) -> np.ndarray:
+        """A zeroed region of `dtype` named `region`, replacing any of that name."""
         ...
 
     def region(self, region: str) -> np.ndarray:

@@ -24,8 +24,9 @@ class DeviceWrapper:
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.inner.gemm(a, b, out)
 
-    def alloc(self, region: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self.inner.alloc(region, shape)
+    def alloc(self, region: str, shape: tuple[int, ...],
+              dtype: np.dtype | type = np.float64) -> np.ndarray:
+        return self.inner.alloc(region, shape, dtype)
 
     def region(self, region: str) -> np.ndarray:
         return self.inner.region(region)

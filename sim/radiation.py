@@ -185,15 +185,21 @@ class RadiationModel:
         return bool(p) and self.rng.random() < p
 
     def _upset(self, region: np.ndarray) -> None:
-        words = region.reshape(-1).view(np.uint64)
+        """One upset in a 64-bit memory word of `region` (a region whose size is no
+        multiple of 8 octets: in a word of 32 or 8 bits)."""
+        raw = region.reshape(-1).view(np.uint8)
+        unit = next(u for u in (np.uint64, np.uint32, np.uint8)
+                    if raw.size % np.dtype(u).itemsize == 0)
+        words = raw.view(unit)
+        bits = 8 * np.dtype(unit).itemsize
         word = int(self.rng.integers(0, words.size))
         if self.rng.random() < self.config.burst_fraction:
-            width = int(self.rng.integers(2, 9))
-            start = int(self.rng.integers(0, 64 - width + 1))
+            width = int(self.rng.integers(2, min(9, bits + 1)))
+            start = int(self.rng.integers(0, bits - width + 1))
             mask = ((1 << width) - 1) << start
         else:
-            mask = 1 << int(self.rng.integers(0, 64))
-        words[word] ^= np.uint64(mask)
+            mask = 1 << int(self.rng.integers(0, bits))
+        words[word] ^= unit(mask)
 
 
 class IrradiatedDevice(DeviceWrapper):
@@ -208,7 +214,7 @@ class IrradiatedDevice(DeviceWrapper):
         if self.hung:
             raise DeviceHang(f"{self.name}: gemm: device not responding")
         c = self.inner.gemm(a, b, out)
-        if self.radiation.logic_upset(a.shape[0] * a.shape[1] * b.shape[1]):
+        if self.radiation.logic_upset(c.size * a.shape[-1]):
             self.radiation._upset(c)
             self.radiation.injected["logic.gemm"] += 1
         return c

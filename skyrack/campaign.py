@@ -2,8 +2,11 @@
 for bit with a fault-free golden run, outcomes tallied by how the fault was handled.
 
 Outcomes: masked (no check fired, output correct); corrected, by the mechanism that
-detected it first (scrub, abft, crc, rollback for hangs and lost checkpoints); DUE (the
-job gave up: detected, unrecoverable); SDC (the output differs from the golden run).
+detected it first (scrub, abft, crc, invariant, rollback for hangs and lost
+checkpoints); benign (float work only: the output differs from the golden run, by no
+more than BENIGN_RELATIVE of its largest value: a flip too small for the float32 check
+bound, flight.compute.abft); DUE (the job gave up: detected, unrecoverable); SDC (any
+other difference from the golden run).
 Everything is a pure function of (seed, injection index), so a campaign is reproducible
 whatever the number of workers.
 """
@@ -25,6 +28,7 @@ from drivers.compute import NumpyDevice
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.workloads import make_workload
 from flight.shield import CheckpointStore
+from hal.errors import InputError
 from sim.faults import KINDS, FaultInjector, Injection
 from skyrack.assembly import scratch_root
 
@@ -32,11 +36,17 @@ from skyrack.assembly import scratch_root
 JOBS: dict[str, dict[str, int]] = {
     "mlp": {"steps": 8, "batch": 16, "inputs": 64, "hidden": 64, "outputs": 16},
     "train": {"steps": 16, "batch": 16, "features": 32, "outputs": 4, "batches": 4},
+    "transformer": {"steps": 8, "batch": 2, "context": 16, "layers": 2, "heads": 2,
+                    "width": 32, "corpus_kb": 4},
 }
+# A float job's result that differs by at most this much, relative to its largest value
+# (final losses and weights), is a benign deviation; anything more is corruption.
+BENIGN_RELATIVE = 1e-3
 PROTECTION = Protection(scrub_every=4, checkpoint_every=4, block_bytes=2048, stripe_blocks=8)
-MECHANISMS = {"scrub": "scrub", "abft": "abft", "crc": "crc", "hang": "rollback",
-              "rollback": "rollback", "reload": "scrub", "checkpoint_fallback": "rollback"}
-OUTCOMES = ("masked", "scrub", "abft", "crc", "rollback", "due", "sdc")
+MECHANISMS = {"scrub": "scrub", "abft": "abft", "crc": "crc", "invariant": "invariant",
+              "hang": "rollback", "rollback": "rollback", "reload": "scrub",
+              "checkpoint_fallback": "rollback"}
+OUTCOMES = ("masked", "scrub", "abft", "crc", "invariant", "rollback", "benign", "due", "sdc")
 BATCH = 50
 
 
@@ -47,9 +57,10 @@ class Trial:
     injection: Injection
 
 
-def trial(seed: int, index: int) -> Trial:
+def trial(seed: int, index: int, workloads: tuple[str, ...] = tuple(JOBS)) -> Trial:
     rng = np.random.default_rng([seed, index])
-    workload = sorted(JOBS)[int(rng.integers(0, len(JOBS)))]
+    names = sorted(workloads)
+    workload = names[int(rng.integers(0, len(names)))]
     kind = KINDS[int(rng.integers(0, len(KINDS)))]
     step = int(rng.integers(0, JOBS[workload]["steps"]))
     return Trial(index, workload, Injection(kind, step, int(rng.integers(0, 2**63))))
@@ -78,24 +89,39 @@ def run_job(workload: str, *, protection: Protection = PROTECTION,
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def classify(result: np.ndarray | None, golden: bytes, stats: Any) -> str:
+def deviation(result: np.ndarray, golden: np.ndarray) -> float:
+    """The largest difference of a float result from the golden one, relative to the
+    golden's largest magnitude (inf for an integer result or a non-finite value)."""
+    if result.dtype != np.float32 or result.shape != golden.shape:
+        return float("inf")
+    with np.errstate(invalid="ignore", over="ignore"):
+        worst = float(np.max(np.abs(result.astype(np.float64) - golden)))
+    scale = float(np.max(np.abs(golden)))
+    return worst / scale if np.isfinite(worst) and scale > 0 else float("inf")
+
+
+def classify(result: np.ndarray | None, golden: np.ndarray, stats: Any) -> tuple[str, float]:
+    """(outcome, the result's relative deviation from the golden run)."""
     if result is None:
-        return "due"
-    if result.tobytes() != golden:
-        return "sdc"
+        return "due", 0.0
+    if result.tobytes() != golden.tobytes():
+        size = deviation(result, golden)
+        return ("benign" if size <= BENIGN_RELATIVE else "sdc"), size
     if not stats.events:
-        return "masked"
-    return MECHANISMS.get(stats.events[0][0], "rollback")
+        return "masked", 0.0
+    return MECHANISMS.get(stats.events[0][0], "rollback"), 0.0
 
 
-def run_batch(seed: int, indices: list[int], goldens: dict[str, bytes]) -> list[dict[str, Any]]:
+def run_batch(seed: int, indices: list[int], goldens: dict[str, np.ndarray],
+              workloads: tuple[str, ...] = tuple(JOBS)) -> list[dict[str, Any]]:
     out = []
     for index in indices:
-        t = trial(seed, index)
+        t = trial(seed, index, workloads)
         result, stats = run_job(t.workload, injection=t.injection, seed=seed)
+        outcome, size = classify(result, goldens[t.workload], stats)
         out.append({
             "index": index, "workload": t.workload, "kind": t.injection.kind,
-            "outcome": classify(result, goldens[t.workload], stats),
+            "outcome": outcome, "deviation": size,
             "steps_lost": stats.steps_lost, "steps_run": stats.steps_run,
             "rollbacks": stats.rollbacks, "power_cycles": stats.power_cycles,
             "reloads": stats.reloads, "blocks_repaired": stats.blocks_repaired,
@@ -103,13 +129,13 @@ def run_batch(seed: int, indices: list[int], goldens: dict[str, bytes]) -> list[
     return out
 
 
-def overhead(seed: int, repeats: int = 5) -> float:
+def overhead(seed: int, repeats: int = 5, workloads: tuple[str, ...] = tuple(JOBS)) -> float:
     """Median wall time of the fault-free jobs, protected over unprotected."""
-    times = {True: [], False: []}
+    times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(repeats):
         for enabled in (True, False):
             started = time.perf_counter()
-            for workload in JOBS:
+            for workload in workloads:
                 run_job(workload, protection=Protection(enabled=enabled, **{
                     k: getattr(PROTECTION, k) for k in ("scrub_every", "checkpoint_every",
                                                         "block_bytes", "stripe_blocks")}),
@@ -119,24 +145,31 @@ def overhead(seed: int, repeats: int = 5) -> float:
 
 
 def campaign(injections: int, seed: int, workers: int = 1,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run `injections` trials; returns the report (plain data)."""
+             progress: Callable[[int, int], None] | None = None,
+             workloads: tuple[str, ...] = tuple(JOBS)) -> dict[str, Any]:
+    """Run `injections` trials over `workloads`; returns the report (plain data)."""
+    unknown = sorted(set(workloads) - set(JOBS))
+    if unknown or not workloads:
+        raise InputError(f"unknown workload {unknown[0]!r} (known: {', '.join(sorted(JOBS))})"
+                         if unknown else "no workloads to inject into")
+    workloads = tuple(sorted(set(workloads)))
     started = time.perf_counter()
     goldens = {}
-    for workload in JOBS:
+    for workload in workloads:
         result, _ = run_job(workload, protection=Protection(enabled=False), seed=seed)
         assert result is not None
-        goldens[workload] = result.tobytes()
+        goldens[workload] = result
     batches = [list(range(i, min(i + BATCH, injections))) for i in range(0, injections, BATCH)]
     rows: list[dict[str, Any]] = []
     if workers <= 1:
         for batch in batches:
-            rows += run_batch(seed, batch, goldens)
+            rows += run_batch(seed, batch, goldens, workloads)
             if progress:
                 progress(len(rows), injections)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_batch, seed, batch, goldens) for batch in batches]
+            futures = [pool.submit(run_batch, seed, batch, goldens, workloads)
+                       for batch in batches]
             for future in as_completed(futures):
                 rows += future.result()
                 if progress:
@@ -146,10 +179,14 @@ def campaign(injections: int, seed: int, workers: int = 1,
     by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for r in rows:
         by_kind[r["kind"]][r["outcome"]] += 1
+    benign = [r["deviation"] for r in rows if r["outcome"] == "benign"]
     return {
         "injections": injections,
         "seed": seed,
         "workers": workers,
+        "workloads": list(workloads),
+        "benign_max_deviation": max(benign, default=0.0),
+        "benign_bound": BENIGN_RELATIVE,
         "outcomes": {o: outcomes[o] for o in OUTCOMES},
         "by_kind": {k: {o: by_kind[k][o] for o in OUTCOMES if by_kind[k][o]}
                     for k in KINDS if k in by_kind},
@@ -159,6 +196,6 @@ def campaign(injections: int, seed: int, workers: int = 1,
         "power_cycles": sum(r["power_cycles"] for r in rows),
         "reloads": sum(r["reloads"] for r in rows),
         "blocks_repaired": sum(r["blocks_repaired"] for r in rows),
-        "protection_overhead": round(overhead(seed), 3),
+        "protection_overhead": round(overhead(seed, workloads=workloads), 3),
         "wall_s": round(time.perf_counter() - started, 2),
     }

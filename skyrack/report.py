@@ -114,14 +114,14 @@ def format_report(r: dict[str, Any]) -> str:
 def format_campaign(r: dict[str, Any]) -> str:
     o = r["outcomes"]
     n = r["injections"]
-    corrected = o["scrub"] + o["abft"] + o["crc"] + o["rollback"]
+    corrected = o["scrub"] + o["abft"] + o["crc"] + o["invariant"] + o["rollback"]
 
     def pct(k: int) -> str:
         return f"{100 * k / n:6.2f} %"
 
     lines = [
-        f"Fault-injection campaign: {n} injections, seed {r['seed']}, {r['workers']} workers, "
-        f"{r['wall_s']:.1f} s",
+        f"Fault-injection campaign: {n} injections into {', '.join(r['workloads'])}, "
+        f"seed {r['seed']}, {r['workers']} workers, {r['wall_s']:.1f} s",
         "",
         f"  {'injected':34} {n:8}",
         f"  {'masked':34} {o['masked']:8} {pct(o['masked'])}",
@@ -129,7 +129,11 @@ def format_campaign(r: dict[str, Any]) -> str:
         f"  {'  by scrub':34} {o['scrub']:8} {pct(o['scrub'])}",
         f"  {'  by ABFT':34} {o['abft']:8} {pct(o['abft'])}",
         f"  {'  by activation CRC':34} {o['crc']:8} {pct(o['crc'])}",
+        f"  {'  by a non-GEMM check':34} {o['invariant']:8} {pct(o['invariant'])}",
         f"  {'  by rollback (hang, lost state)':34} {o['rollback']:8} {pct(o['rollback'])}",
+        f"  {'benign deviation (float, bounded)':34} {o['benign']:8} {pct(o['benign'])}"
+        + (f"  largest {r['benign_max_deviation']:.1e} (bound {r['benign_bound']:.0e})"
+           if o["benign"] else ""),
         f"  {'detected, unrecoverable (DUE)':34} {o['due']:8} {pct(o['due'])}",
         f"  {'silent data corruption (SDC)':34} {o['sdc']:8} {pct(o['sdc'])}",
         "",

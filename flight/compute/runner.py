@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import ComputeFault, LeftSums, RightSums, checked_gemm
+from flight.compute.abft import (
+    ComputeFault,
+    FloatRightSums,
+    LeftSums,
+    RightSums,
+    checked_float_gemm,
+    checked_gemm,
+)
 from flight.compute.workloads import Workload
 from flight.shield import (
     CheckpointError,
@@ -177,21 +184,26 @@ class JobRunner:
 
     # -- what a step may use (flight.compute.workloads.StepContext) ---------------------
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, *, right: RightSums | None = None,
+    def gemm(self, a: np.ndarray, b: np.ndarray, *,
+             right: RightSums | FloatRightSums | None = None,
              left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
         if not self.protection.enabled:
             return self.device.gemm(a, b)
-        return checked_gemm(self.device, a, b, right=right, left=left,
-                            what=f"step {self.step_in_progress} {what}")
+        what = f"step {self.step_in_progress} {what}"
+        if a.dtype == np.float32:
+            assert right is None or isinstance(right, FloatRightSums)
+            return checked_float_gemm(self.device, a, b, right=right, what=what)
+        assert right is None or isinstance(right, RightSums)
+        return checked_gemm(self.device, a, b, right=right, left=left, what=what)
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
         region_name = f"act.{name}"
         try:
             region = self.device.region(region_name)
-            if region.shape != values.shape:
+            if region.shape != values.shape or region.dtype != values.dtype:
                 raise KeyError(region_name)
         except Exception:
-            region = self.device.alloc(region_name, values.shape)
+            region = self.device.alloc(region_name, values.shape, values.dtype)
         if not self.protection.enabled:
             region[...] = values
             self.between(name)
@@ -225,7 +237,8 @@ class JobRunner:
         def load() -> None:
             self._load_golden()
             for name, shape in self.workload.state_shapes().items():
-                self.state[name] = self.device.alloc(f"state.{name}", shape)
+                self.state[name] = self.device.alloc(f"state.{name}", shape,
+                                                     self.workload.STATE_DTYPE)
 
         self._through_hangs(load)
         self.workload.init_state(self.state)
@@ -248,7 +261,7 @@ class JobRunner:
 
     def _load_golden(self) -> None:
         for name, values in self.workload.golden().items():
-            region = self.device.alloc(f"golden.{name}", values.shape)
+            region = self.device.alloc(f"golden.{name}", values.shape, values.dtype)
             region[...] = values
             self.golden[name] = region
             if self.protection.enabled:
@@ -410,7 +423,8 @@ class JobRunner:
             self._shields.clear()
             self._load_golden()
             for name, shape in self.workload.state_shapes().items():
-                self.state[name] = self.device.alloc(f"state.{name}", shape)
+                self.state[name] = self.device.alloc(f"state.{name}", shape,
+                                                     self.workload.STATE_DTYPE)
 
         self._through_hangs(reload)
         if not self.protection.enabled:

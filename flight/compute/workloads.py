@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from flight.compute.abft import LeftSums, RightSums
+from flight.compute.abft import FloatRightSums, LeftSums, RightSums
 from hal.errors import SkyrackError
 
 Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
@@ -27,8 +27,12 @@ class JobParameterError(SkyrackError, ValueError):
 
 
 class StepContext(Protocol):
-    def gemm(self, a: np.ndarray, b: np.ndarray, *, right: RightSums | None = None,
-             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray: ...
+    def gemm(self, a: np.ndarray, b: np.ndarray, *,
+             right: RightSums | FloatRightSums | None = None,
+             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
+        """a @ b, checked: exactly for integer-valued float64, to the rounding bound for
+        float32 (flight.compute.abft)."""
+        ...
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
         """Park `values` in device memory as activation `name`, CRC-checked when read."""
@@ -48,6 +52,7 @@ class Workload(ABC):
     description: ClassVar[str]
     # parameter -> (default, minimum, maximum); all integers
     PARAMS: ClassVar[dict[str, tuple[int, int, int]]]
+    STATE_DTYPE: ClassVar[type] = np.float64  # what the state regions hold
 
     def __init__(self, seed: int = 0, **params: int) -> None:
         unknown = sorted(set(params) - set(self.PARAMS))
@@ -184,7 +189,13 @@ class LinearTraining(Workload):
         return state["w"].copy()
 
 
-WORKLOADS: dict[str, type[Workload]] = {w.name: w for w in (QuantizedMLP, LinearTraining)}
+def _workloads() -> dict[str, type[Workload]]:
+    from flight.compute.transformer import TransformerTraining
+
+    return {w.name: w for w in (QuantizedMLP, LinearTraining, TransformerTraining)}
+
+
+WORKLOADS: dict[str, type[Workload]] = _workloads()
 
 
 def make_workload(name: str, seed: int = 0, **params: int) -> Workload:

@@ -86,20 +86,25 @@ class ShieldedRegion:
 
     def verify(self) -> list[int]:
         """Data blocks whose CRC no longer matches the table, in order."""
-        bad = np.empty(self.nblocks, dtype=np.uint32)
+        return self._verify(0, self.nblocks)
+
+    def _verify(self, first: int, count: int) -> list[int]:
+        """Blocks of [first, first + count) whose CRC no longer matches."""
+        bad = np.empty(count, dtype=np.uint32)
         table = ffi.from_buffer("uint32_t[]", self.crcs)
 
-        def run(first: int, count: int) -> list[int]:
-            out = bad[first:first + count]
-            n = lib.sk_verify_blocks(self._view, self.nbytes, self.block_bytes, first, count,
-                                     table, ffi.from_buffer("uint32_t[]", out), 1)
-            return out[:n].tolist()
+        def run(start: int, n: int) -> list[int]:
+            out = bad[start - first:start - first + n]
+            found = lib.sk_verify_blocks(self._view, self.nbytes, self.block_bytes, start, n,
+                                         table, ffi.from_buffer("uint32_t[]", out), 1)
+            return out[:found].tolist()
 
-        return [b for found in self._parallel(run) for b in found]
+        return [b for found in self._parallel(run, first, count) for b in found]
 
     def bad_among(self, blocks: Iterable[int]) -> list[int]:
         """Those of `blocks` whose CRC no longer matches (a spot check, not a scrub)."""
-        return [b for b in self._check_blocks(blocks) if self._block_crc(b) != self.crcs[b]]
+        checked = sorted(set(self._check_blocks(blocks)))
+        return [b for first, count in _runs(checked) for b in self._verify(first, count)]
 
     def bad_parity(self) -> list[tuple[int, int]]:
         """(stripe, 0 for P or 1 for Q) of parity blocks whose CRC no longer matches."""
@@ -148,20 +153,29 @@ class ShieldedRegion:
         for stripe, mine in sorted(by_stripe.items()):
             first = stripe * self.stripe_blocks
             count = min(self.stripe_blocks, self.nblocks - first)
-            others = [b for b in range(first, first + count) if b not in mine]
-            damaged = [b for b in others if self._block_crc(b) != self.crcs[b]]
+            if len(mine) == count:
+                continue  # the whole stripe is written: nothing else in it to protect
+            written_here = set(mine)
+            others = [b for b in range(first, first + count) if b not in written_here]
+            damaged = [b for start, n in _runs(others) for b in self._verify(start, n)]
             if damaged:
-                fixed, failed = self._rebuild(stripe, mine + damaged, keep=set(mine))
+                fixed, failed = self._rebuild(stripe, mine + damaged, keep=written_here)
                 repaired += fixed
                 uncorrectable += failed
-            for b in mine:
-                self.crcs[b] = self._block_crc(b)
+        for start, n in _runs(written):  # the new CRCs, a run of blocks a call
+            self._crc_blocks(start, n, self.crcs[start:start + n])
+        for stripe in sorted(by_stripe):
             self._encode(stripe)
         return RepairReport(tuple(repaired), (), tuple(uncorrectable))
 
     # -- internals ------------------------------------------------------------------
 
     def _check_blocks(self, blocks: Iterable[int]) -> list[int]:
+        if isinstance(blocks, range) and blocks.step == 1:
+            if len(blocks) and not (0 <= blocks.start and blocks.stop <= self.nblocks):
+                bad = blocks.start if blocks.start < 0 else blocks.stop - 1
+                raise ShieldError(f"block {bad!r} is not in 0..{self.nblocks - 1}")
+            return list(blocks)
         out = []
         for b in blocks:
             if not isinstance(b, (int, np.integer)) or not 0 <= b < self.nblocks:
@@ -245,3 +259,14 @@ class ShieldedRegion:
         edges = [first + count * i // tasks for i in range(tasks + 1)]
         with ThreadPoolExecutor(max_workers=tasks) as pool:
             return list(pool.map(run, edges[:-1], [b - a for a, b in pairwise(edges)]))
+
+
+def _runs(blocks: list[int]) -> list[tuple[int, int]]:
+    """Sorted block numbers as (first, count) runs of consecutive blocks."""
+    out: list[tuple[int, int]] = []
+    for b in blocks:
+        if out and out[-1][0] + out[-1][1] == b:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((b, 1))
+    return out

@@ -101,7 +101,20 @@ def add_parsers(sub: Any) -> None:
                       help="number of injected faults, one per job (default 1000)")
     camp.add_argument("--workers", type=workers, default=os.cpu_count() or 1,
                       help="worker processes (default: one per core)")
+    camp.add_argument("--workloads", type=workload_list, default=tuple(campaign.JOBS),
+                      metavar="A,B", help="the workloads to inject into (default: "
+                      f"{','.join(campaign.JOBS)})")
     camp.set_defaults(run=cmd_campaign)
+
+
+def workload_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in campaign.JOBS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {unknown[0]!r} (known: {', '.join(campaign.JOBS)})" if unknown
+            else "name at least one workload")
+    return names
 
 
 def orbit_options(parser: argparse.ArgumentParser, start: str) -> None:
@@ -322,7 +335,8 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 def cmd_campaign(args: argparse.Namespace) -> int:
     progress = progress_bar if sys.stderr.isatty() and not args.json else None
-    report = campaign.campaign(args.injections, args.seed, args.workers, progress)
+    report = campaign.campaign(args.injections, args.seed, args.workers, progress,
+                               args.workloads)
     if progress:
         print(file=sys.stderr)
     output(args, report, format_campaign(report), indent=2)

@@ -1,0 +1,197 @@
+"""The transformer workload: its gradients are the derivatives of its loss, it learns,
+it runs bit for bit the same protected and unprotected, the float32 GEMM bound never
+fires on a fault-free product and catches what lies outside it, and its checks send
+a hit step round again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.compute import NumpyDevice
+from flight.compute.abft import (
+    AbftMismatch,
+    FloatRightSums,
+    checked_float_gemm,
+    float_gemm_bound,
+)
+from flight.compute.runner import JobRunner, Protection
+from flight.compute.transformer import (
+    InvariantBroken,
+    Model,
+    TransformerTraining,
+    cross_entropy,
+    gelu,
+    layernorm,
+    softmax_causal,
+    views,
+)
+from flight.compute.workloads import JobParameterError, make_workload
+from flight.shield import CheckpointStore
+from sim.faults import FaultInjector, Injection
+
+TINY = {"steps": 6, "batch": 2, "context": 8, "layers": 2, "heads": 2, "width": 16,
+        "corpus_kb": 4}
+
+
+class Plain:
+    """A step context that only computes: no checks, any dtype."""
+
+    def gemm(self, a, b, *, right=None, left=None, what=""):
+        return a @ b
+
+    def boundary(self, name, values):
+        return values
+
+    def golden_rows(self, name, start, stop):
+        return self.golden[name][start:stop]
+
+    def emit(self, values):
+        pass
+
+
+def _loss(job, flat, tokens):
+    w = views(flat, job.layout)
+    return Model(job, Plain(), w).loss_and_grads(tokens[:, :-1], tokens[:, 1:])
+
+
+def test_gradients_are_the_derivatives_of_the_loss() -> None:
+    """In float64, central differences along random directions and single parameters
+    of every kind agree with the backward pass to 1e-6."""
+    job = TransformerTraining(3, **TINY)
+    state = {name: np.zeros(shape, np.float64) for name, shape in job.state_shapes().items()}
+    job.init_state(state)
+    flat = state["w"]
+    flat += np.random.default_rng(1).normal(0, 0.05, flat.shape)  # biases, gains off 0/1
+    ctx = Plain()
+    ctx.golden = job.golden()
+    tokens = job.batch(0, ctx, ctx.golden)
+    _, grad = _loss(job, flat, tokens)
+    rng = np.random.default_rng(2)
+    h = 1e-5
+    directions = [rng.standard_normal(flat.size) for _ in range(4)]
+    for p in job.layout:  # one coordinate of every parameter
+        d = np.zeros(flat.size)
+        d[p.offset + int(rng.integers(0, p.size))] = 1.0
+        directions.append(d)
+    for d in directions:
+        up, _ = _loss(job, flat + h * d, tokens)
+        down, _ = _loss(job, flat - h * d, tokens)
+        numeric = (up - down) / (2 * h)
+        analytic = float(grad @ d)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
+
+
+def _run(enabled: bool, tmp_path, params=TINY, injection=None, seed=1):
+    device = NumpyDevice()
+    between = None
+    protection = Protection(enabled=enabled, scrub_every=2, checkpoint_every=2,
+                            block_bytes=2048, stripe_blocks=8)
+    directory = tmp_path / f"store-{enabled}-{injection}"
+    if injection is not None:
+        device = FaultInjector(device, injection, checkpoint_dir=directory,
+                               block_bytes=2048, stripe_blocks=8)
+        between = device.between
+    runner = JobRunner(make_workload("transformer", seed, **params), device,
+                       CheckpointStore(directory) if enabled else None, protection,
+                       between=between)
+    return runner.run(), runner.stats
+
+
+def test_training_lowers_the_loss_and_runs_bit_for_bit_the_same(tmp_path) -> None:
+    params = {**TINY, "steps": 40, "width": 32, "lr_e6": 10_000}
+    protected, stats = _run(True, tmp_path, params)
+    again, _ = _run(True, tmp_path / "again", params)
+    plain, _ = _run(False, tmp_path, params)
+    assert protected.tobytes() == again.tobytes() == plain.tobytes()
+    assert not stats.events  # no check fired on a fault-free run
+    losses = protected[:40]
+    assert losses[0] == pytest.approx(np.log(256), abs=0.1)  # uniform over bytes at first
+    assert losses[-5:].mean() < losses[:5].mean() - 1.0
+
+
+@pytest.mark.parametrize("kind,bits", [("gemm", None), ("state", None), ("weight", None),
+                                       ("activation", None), ("hang", None)])
+def test_a_struck_job_ends_as_the_fault_free_one_or_within_the_bound(tmp_path, kind,
+                                                                      bits) -> None:
+    golden, _ = _run(False, tmp_path)
+    for index in range(6):
+        injection = Injection(kind, index % TINY["steps"], 1000 + index)
+        result, stats = _run(True, tmp_path / f"{kind}{index}", injection=injection)
+        if result.tobytes() != golden.tobytes():
+            # An undetected flip below the bound: small, never a different run.
+            assert kind in ("gemm", "state"), (kind, index, stats.events)
+            assert np.max(np.abs(result - golden)) < 1e-2, (kind, index)
+
+
+def test_the_float_gemm_bound_holds_for_fault_free_products() -> None:
+    """Shapes from 1 to 300, scales over twelve decades, offsets that make the sums
+    cancel, batched products: the deviation of every block stays inside its bound
+    (by a wide margin, since the bound is the worst case), and the check passes."""
+    rng = np.random.default_rng(7)
+    device = NumpyDevice()
+    worst = 0.0
+    for _ in range(200):
+        batch = tuple(int(x) for x in rng.integers(1, 3, int(rng.integers(0, 3))))
+        m, k, n = (int(x) for x in rng.integers(1, 300, 3))
+        scale = 10.0 ** rng.uniform(-6, 6)
+        a = (rng.standard_normal((*batch, m, k)) * scale).astype(np.float32)
+        b = (rng.standard_normal((*batch, k, n)) + rng.uniform(-3, 3)).astype(np.float32)
+        c = checked_float_gemm(device, a, b)
+        d, bound = float_gemm_bound(a, b, c)
+        worst = max(worst, float((d / bound).max()))
+    assert worst < 0.5
+
+
+def test_a_change_beyond_the_bound_is_caught_and_one_within_it_is_not() -> None:
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((64, 96)).astype(np.float32)
+    b = rng.standard_normal((96, 130)).astype(np.float32)
+    right = FloatRightSums.of(b, with_abs=True)
+    c = a @ b
+    d, bound = float_gemm_bound(a, b, c, right)
+
+    class Off(NumpyDevice):
+        delta = 0.0
+
+        def gemm(self, a, b, out=None):
+            out = super().gemm(a, b, out)
+            out[5, 70] += np.float32(self.delta)
+            return out
+
+    device = Off()
+    device.delta = 2 * float(bound[5, 1])  # row 5, block 1 (columns 64..127)
+    with pytest.raises(AbftMismatch, match="rounding bound"):
+        checked_float_gemm(device, a, b, right=right)
+    device.delta = float(bound[5, 1] - d[5, 1]) / 4
+    checked_float_gemm(device, a, b, right=right)  # inside the bound: passes
+    # A weight hit after its sums were taken shows, though the product is of the hit B.
+    hit = b.copy()
+    hit[3, 100] *= np.float32(2.0 ** 8)
+    with pytest.raises(AbftMismatch):
+        checked_float_gemm(NumpyDevice(), a, hit, right=right)
+    with pytest.raises(AbftMismatch):  # and an inf or a NaN in the product
+        inf = Off()
+        inf.delta = np.inf
+        checked_float_gemm(inf, a, b, right=right)
+
+
+def test_the_non_gemm_checks_fire_on_broken_operations() -> None:
+    x = np.random.default_rng(9).standard_normal((4, 8, 8)).astype(np.float32)
+    softmax_causal(x)
+    with pytest.raises(InvariantBroken, match="softmax"):
+        softmax_causal(np.where(x > 1, np.float32(np.nan), x))
+    y = np.random.default_rng(9).standard_normal((16, 32)).astype(np.float32) * 50 + 1000
+    out, _ = layernorm(y, np.ones(32, np.float32), np.zeros(32, np.float32))
+    assert abs(float(out.mean())) < 1e-3  # a far-off mean is no false alarm
+    with pytest.raises(InvariantBroken, match="GELU"):
+        gelu(np.array([1.0, np.nan], np.float32))
+    with pytest.raises(InvariantBroken, match="loss"):
+        cross_entropy(np.array([[np.inf, 0.0]], np.float32), np.array([1]))
+
+
+def test_parameters_out_of_range_are_refused_with_the_reason() -> None:
+    with pytest.raises(JobParameterError, match="multiple of heads"):
+        make_workload("transformer", 0, width=30, heads=4)
+    with pytest.raises(JobParameterError, match="context"):
+        make_workload("transformer", 0, context=2)
