@@ -22,16 +22,17 @@ columns of C, with u = 2^-24 and g(n) = n u / (1 - n u),
 
     | fl(C) e_b - fl(A fl(B e_b)) | <= (2 g(k) + g(b) + g(k) g(b)) P + g(b) Q
 
-where P = |A| |B| e_b and Q = |fl(C)| e_b. The four terms are the GEMM's own rounding
+where P = |A| |B| e_b and Q = |fl(C)| e_b <= (1 + g(k)) P. The four terms are the GEMM's own rounding
 (|fl(AB) - AB| <= g(k) |A||B|, whatever the order of summation or FMA), the block sum
 of C, the block sum of B and the product of A with it (Higham, Accuracy and Stability
 of Numerical Algorithms, 3.5). It holds for any result the arithmetic can give, so a
 fault-free GEMM never fails it, and anything that moves a block sum further is a fault:
 an exponent or sign flip, or a high mantissa bit, in C or in a weight since its sums
 were taken. Smaller flips pass, and change the result by less than the bound: benign
-deviations, counted as such by the campaign. Most blocks are cleared by a cheaper
-bound first: |A fl(B e_b)| <= P and |fl(C) e_b| <= Q, up to rounding, so only a block
-that fails with those lower bounds pays for |A| |B| and |C|.
+deviations, counted as such by the campaign. A product is first cleared, if it can
+be, by lower bounds on P and Q that cost nothing extra (|A fl(B e_b)| <= P, and for a
+weight |A fl(|B| e_b)| <= P from the same call; |fl(C) e_b| <= Q, up to rounding); only
+one with a block that these cannot clear pays for |A| |B| e_b in full.
 """
 
 from __future__ import annotations
@@ -127,6 +128,16 @@ def _block_sums(x: np.ndarray) -> np.ndarray:
     """Sums over blocks of CHECK_BLOCK along the last axis (the last block may be short)."""
     n = x.shape[-1]
     full = n - n % CHECK_BLOCK
+    if x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
+        # A transposed matrix (W^T of a weight W): sum W's rows in blocks, in its order.
+        w = x.T
+        parts = []
+        if full:
+            parts.append(np.einsum("bjn->bn", w[:full].reshape(full // CHECK_BLOCK,
+                                                             CHECK_BLOCK, -1)))
+        if full < n:
+            parts.append(w[full:].sum(axis=0, keepdims=True))
+        return np.ascontiguousarray((parts[0] if len(parts) == 1 else np.concatenate(parts)).T)
     blocks = []
     if full:
         blocks.append(np.einsum("...j->...", x[..., :full].reshape(
@@ -145,21 +156,29 @@ def _bound_terms(k: int, block: int) -> tuple[float, float, float]:
 def float_gemm_bound(a: np.ndarray, b: np.ndarray, c: np.ndarray,
                      right: FloatRightSums | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(|fl(C) e_b - fl(A fl(B e_b))|, the bound it must stay within), per row and block,
-    both float64, with P and Q computed in full for every block. The sums of B are
-    `right`'s when given (taken when B was committed, so that B hit since then shows),
-    else B's as it is now."""
+    both float64, with P computed in full for every block (the slow path). The sums of
+    B are `right`'s when given (taken when B was committed, so that B hit since then
+    shows), else B's as it is now."""
     sums = right.sums if right is not None else _block_sums(b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(_block_sums(c).astype(np.float64)
+                   - np.matmul(a, sums).astype(np.float64))
+    return d, _bound(a, b, c, right)
+
+
+def _bound(a: np.ndarray, b: np.ndarray, c: np.ndarray,
+           right: FloatRightSums | None) -> np.ndarray:
+    """The bound for every row and block. Q is bounded through P: |fl(AB)| <= (1 + g(k))
+    |A||B| entry by entry, so Q <= (1 + g(k)) P, and C need not be read again (a C hit
+    beyond its rounding is what is being looked for, so it may not raise its own bound)."""
     abs_sums = right.abs_sums if right is not None and right.abs_sums is not None \
         else _block_sums(np.abs(b))
     k, block = a.shape[-1], min(CHECK_BLOCK, c.shape[-1])
     fp, fq, floor = _bound_terms(k, block)
     gk, gb = _gamma(k), _gamma(block)
     with np.errstate(over="ignore", invalid="ignore"):
-        d = np.abs(_block_sums(c).astype(np.float64)
-                   - np.matmul(a, sums).astype(np.float64))
         p = np.matmul(np.abs(a), abs_sums).astype(np.float64) / ((1 - gk) * (1 - gb))
-        q = _block_sums(np.abs(c)).astype(np.float64) / (1 - gb)
-    return d, (fp * p + fq * q + floor) * (1 + 1e-9)
+    return ((fp + fq * (1 + gk)) * p + floor) * (1 + 1e-9)
 
 
 def checked_float_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
@@ -169,31 +188,29 @@ def checked_float_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     Raises AbftMismatch."""
     c = device.gemm(a, b)
     k, block = a.shape[-1], min(CHECK_BLOCK, c.shape[-1])
-    fp, fq, floor = _bound_terms(k, block)
+    fp, fq, _ = _bound_terms(k, block)
     gk, gb = _gamma(k), _gamma(block)
     with np.errstate(over="ignore", invalid="ignore"):
-        t = np.matmul(a, right.sums if right is not None else _block_sums(b))
+        # A fl(B e_b) and, for a weight, A fl(|B| e_b) beside it: one call reads A once.
+        # Both bound P from below (|A x| <= |A| |x|), the second without B's signs.
+        if right is not None and right.abs_sums is not None:
+            nb = right.sums.shape[-1]
+            both = np.matmul(a, np.concatenate([right.sums, right.abs_sums], axis=-1))
+            t, lower = both[..., :nb], np.abs(both)
+            lower = np.maximum(lower[..., :nb], lower[..., nb:])
+        else:
+            t = np.matmul(a, right.sums if right is not None else _block_sums(b))
+            lower = np.abs(t)
         s = _block_sums(c)
         d = np.abs(s.astype(np.float64) - t)
-        low = fp * np.abs(t) / ((1 + gk) * (1 + gb)) + fq * np.abs(s) / (1 + gb)
-        suspect = ~(d <= low) | ~np.isfinite(low)  # NaN is suspect
-        if not suspect.any():
+        low = fp * lower / ((1 + gk) * (1 + gb)) + fq * np.abs(s) / (1 + gb)
+        if bool(np.all(d <= low)) and bool(np.isfinite(low).all()):  # NaN is suspect
             return c
-        # Only the suspect blocks pay for P and Q in full.
-        *batch, rows, blocks = np.nonzero(suspect)
-        abs_sums = right.abs_sums if right is not None and right.abs_sums is not None \
-            else _block_sums(np.abs(b))
-        a_rows = np.abs(a[(*batch, rows)]).astype(np.float64)
-        p = np.einsum("ik,ik->i", a_rows,
-                      np.swapaxes(abs_sums, -1, -2)[(*batch, blocks)].astype(np.float64))
-        q = _block_sums(np.abs(c[(*batch, rows)]))[np.arange(rows.size), blocks]
-        bound = (fp * p / ((1 - gk) * (1 - gb)) + fq * q.astype(np.float64) / (1 - gb)
-                 + floor) * (1 + 1e-9)
-        dev = d[suspect]
-        bad = ~(dev <= bound) | ~np.isfinite(bound)  # an inf in C makes its bound inf
+        bound = _bound(a, b, c, right)
+        bad = ~(d <= bound) | ~np.isfinite(bound)
     if bad.any():
         raise AbftMismatch(f"{what}: {int(bad.sum())} block checksum(s) outside the float32 "
-                           f"rounding bound (worst {float(np.nanmax(np.where(bad, dev, 0))):.3g})")
+                           f"rounding bound (worst {float(np.nanmax(np.where(bad, d, 0))):.3g})")
     return c
 
 

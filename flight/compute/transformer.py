@@ -112,6 +112,7 @@ class TransformerTraining(Workload):
             if q.decay:
                 self.decay_mask[q.offset:q.offset + q.size] = 1.0
         self.sums: dict[str, FloatRightSums] = {}
+        self.committed: dict[str, np.ndarray] = {}
 
     # -- the job's data -------------------------------------------------------------
 
@@ -146,14 +147,21 @@ class TransformerTraining(Workload):
         pass
 
     def state_committed(self, state: dict[str, np.ndarray]) -> None:
-        """Checksums of every weight matrix as committed, for the forward (W) and the
-        backward (W^T) GEMMs: a weight hit in memory after this shows in the products."""
-        w = views(state["w"], self.layout)
+        """The weights as committed. The checksums of each matrix, for the forward (W)
+        and the backward (W^T) GEMMs, are taken on its first use in the next step
+        (none at all in an unprotected job): a weight hit after that shows in the
+        products, and one before it in the block CRCs, which the step's commit checks
+        before it writes (every step writes every weight)."""
+        self.committed = views(state["w"], self.layout)
         self.sums = {}
-        for q in self.layout:
-            if q.decay:
-                self.sums[q.name] = FloatRightSums.of(w[q.name], with_abs=True)
-                self.sums[q.name + "^T"] = FloatRightSums.of(w[q.name].T, with_abs=True)
+
+    def weight_sums(self, name: str) -> FloatRightSums:
+        sums = self.sums.get(name)
+        if sums is None:
+            w = self.committed[name.removesuffix("^T")]
+            sums = FloatRightSums.of(w.T if name.endswith("^T") else w, with_abs=True)
+            self.sums[name] = sums
+        return sums
 
     # -- one step --------------------------------------------------------------------
 
@@ -173,7 +181,8 @@ class TransformerTraining(Workload):
         loss, grads = Model(self, ctx, w).loss_and_grads(tokens[:, :-1], tokens[:, 1:])
         new_w, new_m, new_v = adamw(state["w"], state["m"], state["v"], grads, i + 1,
                                     self.params["lr_e6"] * 1e-6,
-                                    self.params["weight_decay_e3"] * 1e-3, self.decay_mask)
+                                    self.params["weight_decay_e3"] * 1e-3, self.decay_mask,
+                                    ctx.checking)
         return {"w": (slice(None), new_w), "m": (slice(None), new_m),
                 "v": (slice(None), new_v), "loss": (slice(i, i + 1), np.array([loss], F32))}
 
@@ -189,9 +198,10 @@ class Model:
                  w: dict[str, np.ndarray]) -> None:
         self.job, self.ctx, self.w = job, ctx, w
         self.heads = job.params["heads"]
+        self.check = ctx.checking
 
     def mm(self, a: np.ndarray, b: np.ndarray, what: str, weight: str | None = None) -> np.ndarray:
-        right = self.job.sums.get(weight) if weight is not None else None
+        right = self.job.weight_sums(weight) if weight is not None and self.check else None
         return self.ctx.gemm(a, b, right=right, what=what)
 
     def loss_and_grads(self, idx: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -205,9 +215,9 @@ class Model:
             x = self.ctx.boundary(f"resid{layer}", x)
             x, cache = self.block(layer, x, batch, context)
             caches.append(cache)
-        hf, lnf = layernorm(x, w["lnf.g"], w["lnf.b"])
+        hf, lnf = layernorm(x, w["lnf.g"], w["lnf.b"], self.check)
         logits = self.mm(hf, w["head.w"], "head", "head.w")
-        loss, dlogits = cross_entropy(logits, targets.reshape(-1))
+        loss, dlogits = cross_entropy(logits, targets.reshape(-1), self.check)
 
         g = np.zeros(job.size, w["wte"].dtype)
         grads = views(g, job.layout)
@@ -225,20 +235,20 @@ class Model:
         w, h = self.w, f"h{layer}"
         n, width = x.shape
         heads, hd = self.heads, width // self.heads
-        a_in, ln1 = layernorm(x, w[f"{h}.ln1.g"], w[f"{h}.ln1.b"])
+        a_in, ln1 = layernorm(x, w[f"{h}.ln1.g"], w[f"{h}.ln1.b"], self.check)
         qkv = self.mm(a_in, w[f"{h}.qkv.w"], f"{h} qkv", f"{h}.qkv.w") + w[f"{h}.qkv.b"]
         q, k, v = (qkv[:, j * width:(j + 1) * width].reshape(batch, context, heads, hd)
                    .transpose(0, 2, 1, 3) for j in range(3))
         q = np.ascontiguousarray(q * F32(1.0 / math.sqrt(hd)))
         k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
         scores = self.mm(q, k.transpose(0, 1, 3, 2), f"{h} QK^T")
-        probs = softmax_causal(scores)
+        probs = softmax_causal(scores, self.check)
         y = self.mm(probs, v, f"{h} attention x V")
         y = y.transpose(0, 2, 1, 3).reshape(n, width)
         x = x + self.mm(y, w[f"{h}.proj.w"], f"{h} proj", f"{h}.proj.w") + w[f"{h}.proj.b"]
-        m_in, ln2 = layernorm(x, w[f"{h}.ln2.g"], w[f"{h}.ln2.b"])
+        m_in, ln2 = layernorm(x, w[f"{h}.ln2.g"], w[f"{h}.ln2.b"], self.check)
         f = self.mm(m_in, w[f"{h}.fc.w"], f"{h} fc", f"{h}.fc.w") + w[f"{h}.fc.b"]
-        gf = gelu(f)
+        gf = gelu(f, self.check)
         x = x + self.mm(gf, w[f"{h}.out.w"], f"{h} out", f"{h}.out.w") + w[f"{h}.out.b"]
         return x, (a_in, ln1, q, k, v, probs, y, m_in, ln2, f, gf)
 
@@ -278,12 +288,15 @@ class Model:
 
 # -- the non-GEMM operations, each with its check --------------------------------------
 
-def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
+def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray,
+              check: bool = True) -> tuple[np.ndarray, Any]:
     mu = x.mean(axis=-1, keepdims=True)
     xc = x - mu
     var = (xc * xc).mean(axis=-1, keepdims=True)
     rstd = F32(1.0) / np.sqrt(var + F32(LN_EPS))
     xhat = xc * rstd
+    if not check:
+        return xhat * g + b, (xhat, rstd, g)
     # Check: each normalised row has mean 0 and mean square var / (var + eps), to within
     # the rounding of the subtraction of a mean |mu| rstd standard deviations away.
     gamma = 4 * x.shape[-1] * 2.0 ** -24
@@ -305,11 +318,13 @@ def layernorm_backward(dy: np.ndarray, cache: Any, dg: np.ndarray, db: np.ndarra
                    - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
 
 
-def softmax_causal(scores: np.ndarray) -> np.ndarray:
+def softmax_causal(scores: np.ndarray, check: bool = True) -> np.ndarray:
     context = scores.shape[-1]
     masked = np.where(np.tri(context, dtype=bool), scores, F32(-np.inf))
     e = np.exp(masked - masked.max(axis=-1, keepdims=True))
     probs = e / e.sum(axis=-1, keepdims=True)
+    if not check:
+        return probs
     total = probs.sum(axis=-1)
     if not (np.all(np.abs(total - 1) <= 4 * context * 2.0 ** -24)
             and probs.min() >= 0 and probs.max() <= 1):
@@ -317,8 +332,10 @@ def softmax_causal(scores: np.ndarray) -> np.ndarray:
     return probs
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray, check: bool = True) -> np.ndarray:
     y = F32(0.5) * x * (F32(1.0) + np.tanh(F32(GELU_C) * (x + F32(0.044715) * x * x * x)))
+    if not check:
+        return y
     low, high = float(y.min()), float(y.max())
     if not (low >= GELU_MIN and high <= max(float(x.max()), 0.0)):  # NaN fails
         raise InvariantBroken(f"GELU: outputs in [{low}, {high}], outside its range")
@@ -333,7 +350,8 @@ def gelu_grad(x: np.ndarray) -> np.ndarray:
             * (F32(1.0) + F32(3 * 0.044715) * x * x))
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+def cross_entropy(logits: np.ndarray, targets: np.ndarray,
+                  check: bool = True) -> tuple[float, np.ndarray]:
     """Mean cross-entropy and its gradient with respect to the logits."""
     n = logits.shape[0]
     with np.errstate(invalid="ignore", over="ignore"):  # NaN is for the check below
@@ -342,7 +360,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.nd
         total = e.sum(axis=-1, keepdims=True)
         terms = np.log(total)[:, 0] - shifted[np.arange(n), targets]
     loss = float(terms.mean(dtype=np.float64))
-    if not (math.isfinite(loss) and terms.min() >= -1e-5):
+    if check and not (math.isfinite(loss) and terms.min() >= -1e-5):
         raise InvariantBroken(f"loss: {loss!r} is not a finite cross-entropy")
     grad = e / total
     grad[np.arange(n), targets] -= F32(1.0)
@@ -350,20 +368,31 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.nd
 
 
 def adamw(w: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float,
-          weight_decay: float, decay_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:
-    """One AdamW step (t counts from 1), the gradient first clipped to norm 1."""
-    norm = float(np.sqrt(np.dot(g.astype(np.float64), g.astype(np.float64))))
+          weight_decay: float, decay_mask: np.ndarray,
+          check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One AdamW step (t counts from 1), the gradient first clipped to norm 1, into new
+    arrays (the state stays as it was until the step commits). `g` is consumed."""
+    norm = math.sqrt(float(np.dot(g, g)))
     if not math.isfinite(norm):
         raise InvariantBroken("update: the gradient is not finite")
     if norm > 1.0:
-        g = g * F32(1.0 / norm)
-    m = F32(BETA1) * m + F32(1 - BETA1) * g
-    v = F32(BETA2) * v + F32(1 - BETA2) * (g * g)
-    mhat = m * F32(1.0 / (1 - BETA1 ** t))
-    vhat = v * F32(1.0 / (1 - BETA2 ** t))
-    step = mhat / (np.sqrt(vhat) + F32(ADAM_EPS)) + F32(weight_decay) * decay_mask * w
-    new_w = w - F32(lr) * step
-    if not (np.isfinite(new_w).all() and v.min() >= 0):
+        np.multiply(g, F32(1.0 / norm), out=g)
+    new_m = np.multiply(m, F32(BETA1))
+    new_m += F32(1 - BETA1) * g
+    np.multiply(g, g, out=g)
+    new_v = np.multiply(v, F32(BETA2))
+    g *= F32(1 - BETA2)
+    new_v += g
+    # w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) - lr wd mask w
+    den = np.multiply(new_v, F32(1.0 / (1 - BETA2 ** t)))
+    np.sqrt(den, out=den)
+    den += F32(ADAM_EPS)
+    step = np.multiply(new_m, F32(lr / (1 - BETA1 ** t)))
+    step /= den
+    np.multiply(decay_mask, F32(lr * weight_decay), out=den)
+    den *= w
+    step += den
+    new_w = np.subtract(w, step, out=step)
+    if check and not (np.isfinite(np.dot(new_w, new_w)) and new_v.min() >= 0):
         raise InvariantBroken("update: parameters not finite or a negative second moment")
-    return new_w, m, v
+    return new_w, new_m, new_v

@@ -27,6 +27,8 @@ class JobParameterError(SkyrackError, ValueError):
 
 
 class StepContext(Protocol):
+    checking: bool  # whether the job is protected: checks of its own are to be made too
+
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | FloatRightSums | None = None,
              left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:

@@ -37,6 +37,8 @@ TINY = {"steps": 6, "batch": 2, "context": 8, "layers": 2, "heads": 2, "width": 
 class Plain:
     """A step context that only computes: no checks, any dtype."""
 
+    checking = False
+
     def gemm(self, a, b, *, right=None, left=None, what=""):
         return a @ b
 
