@@ -38,6 +38,8 @@ JOBS: dict[str, dict[str, int]] = {
     "train": {"steps": 16, "batch": 16, "features": 32, "outputs": 4, "batches": 4},
     "transformer": {"steps": 8, "batch": 2, "context": 16, "layers": 2, "heads": 2,
                     "width": 32, "corpus_kb": 4},
+    "generate": {"steps": 8, "context": 24, "layers": 2, "heads": 2, "width": 32,
+                 "train_steps": 20, "corpus_kb": 4},
 }
 # A float job's result that differs by at most this much, relative to its largest value
 # (final losses and weights), is a benign deviation; anything more is corruption.

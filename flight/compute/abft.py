@@ -22,17 +22,17 @@ columns of C, with u = 2^-24 and g(n) = n u / (1 - n u),
 
     | fl(C) e_b - fl(A fl(B e_b)) | <= (2 g(k) + g(b) + g(k) g(b)) P + g(b) Q
 
-where P = |A| |B| e_b and Q = |fl(C)| e_b <= (1 + g(k)) P. The four terms are the GEMM's own rounding
-(|fl(AB) - AB| <= g(k) |A||B|, whatever the order of summation or FMA), the block sum
-of C, the block sum of B and the product of A with it (Higham, Accuracy and Stability
-of Numerical Algorithms, 3.5). It holds for any result the arithmetic can give, so a
-fault-free GEMM never fails it, and anything that moves a block sum further is a fault:
-an exponent or sign flip, or a high mantissa bit, in C or in a weight since its sums
-were taken. Smaller flips pass, and change the result by less than the bound: benign
-deviations, counted as such by the campaign. A product is first cleared, if it can
-be, by lower bounds on P and Q that cost nothing extra (|A fl(B e_b)| <= P, and for a
-weight |A fl(|B| e_b)| <= P from the same call; |fl(C) e_b| <= Q, up to rounding); only
-one with a block that these cannot clear pays for |A| |B| e_b in full.
+where P = |A| |B| e_b and Q = |fl(C)| e_b <= (1 + g(k)) P. The four terms are the
+GEMM's own rounding (|fl(AB) - AB| <= g(k) |A||B|, whatever the order of summation or
+FMA), the block sum of C, the block sum of B and the product of A with it (Higham,
+Accuracy and Stability of Numerical Algorithms, 3.5). It holds for any result the
+arithmetic can give, so a fault-free GEMM never fails it, and anything that moves a
+block sum further is a fault: an exponent or sign flip, or a high mantissa bit, in C
+or in a weight since its sums were taken. Smaller flips pass, and change the result by
+less than the bound: benign deviations, counted as such by the campaign. A product is
+first cleared, if it can be, by lower bounds that come from the same call (|A fl(B
+e_b)| <= P and |A fl(|B| e_b)| <= P, since |A x| <= |A| |x|; |fl(C) e_b| <= Q, up to
+rounding); only one with a block that these cannot clear pays for |A| |B| e_b in full.
 """
 
 from __future__ import annotations
@@ -191,16 +191,16 @@ def checked_float_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     fp, fq, _ = _bound_terms(k, block)
     gk, gb = _gamma(k), _gamma(block)
     with np.errstate(over="ignore", invalid="ignore"):
-        # A fl(B e_b) and, for a weight, A fl(|B| e_b) beside it: one call reads A once.
-        # Both bound P from below (|A x| <= |A| |x|), the second without B's signs.
-        if right is not None and right.abs_sums is not None:
-            nb = right.sums.shape[-1]
-            both = np.matmul(a, np.concatenate([right.sums, right.abs_sums], axis=-1))
-            t, lower = both[..., :nb], np.abs(both)
-            lower = np.maximum(lower[..., :nb], lower[..., nb:])
-        else:
-            t = np.matmul(a, right.sums if right is not None else _block_sums(b))
-            lower = np.abs(t)
+        # A fl(B e_b) and A fl(|B| e_b) beside it: one call reads A once. Both bound P
+        # from below (|A x| <= |A| |x|), the second without B's signs.
+        if right is None or right.abs_sums is None:
+            right = FloatRightSums.of(b, with_abs=True) if right is None else \
+                FloatRightSums(right.sums, right.n, _block_sums(np.abs(b)))
+        assert right.abs_sums is not None
+        nb = right.sums.shape[-1]
+        both = np.matmul(a, np.concatenate([right.sums, right.abs_sums], axis=-1))
+        t, lower = both[..., :nb], np.abs(both)
+        lower = np.maximum(lower[..., :nb], lower[..., nb:])
         s = _block_sums(c)
         d = np.abs(s.astype(np.float64) - t)
         low = fp * lower / ((1 + gk) * (1 + gb)) + fq * np.abs(s) / (1 + gb)

@@ -100,6 +100,7 @@ class JobRunner:
         if protection.enabled and store is None:
             raise ValueError("a protected job needs a checkpoint store")
         self.workload = workload
+        workload.checking = protection.enabled
         self.device = device
         self.store = store
         self.protection = protection
@@ -230,6 +231,16 @@ class JobRunner:
             if bad:
                 raise ActivationCorrupt(f"step {self.step_in_progress}: golden {name!r} "
                                         f"blocks {bad} fail their CRC")
+        return rows
+
+    def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        rows = self.state[name][start:stop]
+        if self.protection.enabled and rows.size:
+            shield = self._shields[f"state.{name}"]
+            bad = shield.bad_among(self._blocks_of(self.state[name], rows, shield))
+            if bad:
+                raise StateCorrupt(f"step {self.step_in_progress}: state {name!r} blocks "
+                                   f"{bad} fail their CRC")
         return rows
 
     # -- protection -----------------------------------------------------------------

@@ -112,7 +112,6 @@ class TransformerTraining(Workload):
             if q.decay:
                 self.decay_mask[q.offset:q.offset + q.size] = 1.0
         self.sums: dict[str, FloatRightSums] = {}
-        self.committed: dict[str, np.ndarray] = {}
 
     # -- the job's data -------------------------------------------------------------
 
@@ -147,21 +146,17 @@ class TransformerTraining(Workload):
         pass
 
     def state_committed(self, state: dict[str, np.ndarray]) -> None:
-        """The weights as committed. The checksums of each matrix, for the forward (W)
-        and the backward (W^T) GEMMs, are taken on its first use in the next step
-        (none at all in an unprotected job): a weight hit after that shows in the
-        products, and one before it in the block CRCs, which the step's commit checks
-        before it writes (every step writes every weight)."""
-        self.committed = views(state["w"], self.layout)
+        """Checksums of every weight matrix as committed, for the forward (W) and the
+        backward (W^T) GEMMs, so that a weight hit in memory after this shows in the
+        products (none in an unprotected job, which checks nothing)."""
         self.sums = {}
-
-    def weight_sums(self, name: str) -> FloatRightSums:
-        sums = self.sums.get(name)
-        if sums is None:
-            w = self.committed[name.removesuffix("^T")]
-            sums = FloatRightSums.of(w.T if name.endswith("^T") else w, with_abs=True)
-            self.sums[name] = sums
-        return sums
+        if not self.checking:
+            return
+        w = views(state["w"], self.layout)
+        for q in self.layout:
+            if q.decay:
+                self.sums[q.name] = FloatRightSums.of(w[q.name], with_abs=True)
+                self.sums[q.name + "^T"] = FloatRightSums.of(w[q.name].T, with_abs=True)
 
     # -- one step --------------------------------------------------------------------
 
@@ -201,7 +196,7 @@ class Model:
         self.check = ctx.checking
 
     def mm(self, a: np.ndarray, b: np.ndarray, what: str, weight: str | None = None) -> np.ndarray:
-        right = self.job.weight_sums(weight) if weight is not None and self.check else None
+        right = self.job.sums[weight] if weight is not None and self.check else None
         return self.ctx.gemm(a, b, right=right, what=what)
 
     def loss_and_grads(self, idx: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -319,14 +314,20 @@ def layernorm_backward(dy: np.ndarray, cache: Any, dg: np.ndarray, db: np.ndarra
 
 
 def softmax_causal(scores: np.ndarray, check: bool = True) -> np.ndarray:
-    context = scores.shape[-1]
-    masked = np.where(np.tri(context, dtype=bool), scores, F32(-np.inf))
+    """Softmax over the last axis with position i seeing positions 0..i."""
+    return softmax_masked(scores, np.tri(scores.shape[-1], dtype=bool), check)
+
+
+def softmax_masked(scores: np.ndarray, mask: np.ndarray, check: bool = True) -> np.ndarray:
+    """Softmax over the last axis, over the entries `mask` lets each row see (every row
+    sees at least one)."""
+    masked = np.where(mask, scores, F32(-np.inf))
     e = np.exp(masked - masked.max(axis=-1, keepdims=True))
     probs = e / e.sum(axis=-1, keepdims=True)
     if not check:
         return probs
     total = probs.sum(axis=-1)
-    if not (np.all(np.abs(total - 1) <= 4 * context * 2.0 ** -24)
+    if not (np.all(np.abs(total - 1) <= 4 * scores.shape[-1] * 2.0 ** -24)
             and probs.min() >= 0 and probs.max() <= 1):
         raise InvariantBroken("softmax: attention weights do not sum to 1")
     return probs

@@ -27,7 +27,10 @@ class JobParameterError(SkyrackError, ValueError):
 
 
 class StepContext(Protocol):
-    checking: bool  # whether the job is protected: checks of its own are to be made too
+    @property
+    def checking(self) -> bool:
+        """Whether the job is protected: a workload's own checks are to be made too."""
+        ...
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | FloatRightSums | None = None,
@@ -44,6 +47,11 @@ class StepContext(Protocol):
         """Rows [start, stop) of golden region `name`, their blocks spot-checked."""
         ...
 
+    def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of state `name` that the step reads and does not write
+        (a KV cache), their blocks spot-checked."""
+        ...
+
     def emit(self, values: np.ndarray) -> None:
         """This step's output; it leaves the device if and when the step commits."""
         ...
@@ -54,13 +62,16 @@ class Workload(ABC):
     description: ClassVar[str]
     # parameter -> (default, minimum, maximum); all integers
     PARAMS: ClassVar[dict[str, tuple[int, int, int]]]
+    # text parameter -> (default, most UTF-8 octets): a prompt
+    TEXT: ClassVar[dict[str, tuple[str, int]]] = {}
     STATE_DTYPE: ClassVar[type] = np.float64  # what the state regions hold
+    checking = True  # the runner says whether the job is protected
 
-    def __init__(self, seed: int = 0, **params: int) -> None:
-        unknown = sorted(set(params) - set(self.PARAMS))
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.PARAMS) - set(self.TEXT))
         if unknown:
             raise JobParameterError(f"{self.name}: unknown parameter {unknown[0]!r} "
-                                    f"(expected {', '.join(self.PARAMS)})")
+                                    f"(expected {', '.join([*self.PARAMS, *self.TEXT])})")
         self.seed = seed
         self.params: dict[str, int] = {}
         for key, (default, lo, hi) in self.PARAMS.items():
@@ -68,6 +79,13 @@ class Workload(ABC):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise JobParameterError(f"{self.name}: {key} = {value!r} is outside {lo}..{hi}")
             self.params[key] = value
+        self.text: dict[str, str] = {}
+        for key, (default_text, most) in self.TEXT.items():
+            text = params.get(key, default_text)
+            if not isinstance(text, str) or not text or len(text.encode()) > most:
+                raise JobParameterError(f"{self.name}: {key} must be text of 1..{most} UTF-8 "
+                                        f"octets, got {text!r}"[:200])
+            self.text[key] = text
 
     @property
     def steps(self) -> int:
@@ -192,9 +210,11 @@ class LinearTraining(Workload):
 
 
 def _workloads() -> dict[str, type[Workload]]:
+    from flight.compute.generate import Generation
     from flight.compute.transformer import TransformerTraining
 
-    return {w.name: w for w in (QuantizedMLP, LinearTraining, TransformerTraining)}
+    return {w.name: w for w in (QuantizedMLP, LinearTraining, TransformerTraining,
+                                Generation)}
 
 
 WORKLOADS: dict[str, type[Workload]] = _workloads()

@@ -76,7 +76,8 @@ def test_jobs_run_one_after_another_at_the_step_rate(fsw) -> None:
 
 
 @pytest.mark.parametrize("command,args,status,reason", [
-    ("compute.submit", {"workload": "resnet"}, Status.REJECTED, "must be one of mlp, train"),
+    ("compute.submit", {"workload": "resnet"}, Status.REJECTED,
+     "must be one of generate, mlp, train, transformer"),
     ("compute.submit", {"workload": "mlp", "steps": 200_000}, Status.REJECTED,
      "steps = 200000 is above the maximum 100000"),
     ("compute.submit", {"workload": "mlp", "seed": -1}, Status.REJECTED, "below the minimum"),

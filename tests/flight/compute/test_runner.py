@@ -175,7 +175,7 @@ def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair() -> None:
 
 @pytest.mark.parametrize("call,reason", [
     (lambda: make_workload("resnet"),
-     "unknown workload 'resnet' \\(known: mlp, train, transformer\\)"),
+     "unknown workload 'resnet' \\(known: generate, mlp, train, transformer\\)"),
     (lambda: make_workload("mlp", steps=0), "mlp: steps = 0 is outside 1..100000"),
     (lambda: make_workload("train", lr_shift=3), "lr_shift = 3 is outside 10..40"),
     (lambda: make_workload("mlp", layers=3), "unknown parameter 'layers'"),

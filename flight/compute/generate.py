@@ -1,0 +1,235 @@
+"""Serving the transformer: greedy autoregressive generation from a prompt, with a KV
+cache, int8 weights and exact integer GEMMs.
+
+The model served is the one flight.compute.transformer trains: `train_steps` steps of
+the same architecture, seed and corpus (computed once per process and cached: it
+stands for a checkpoint uploaded as a file), quantized to int8 per output channel
+(scale max|w| / 127). Every GEMM multiplies int8-valued operands: activations are
+quantized per row the same way, attention weights are folded with the value scales
+and quantized per row, so each product is an integer GEMM with integer accumulation
+(|sum| <= 127^2 k, far inside float64's exact range and int32's), checked exactly by
+ABFT (flight.compute.abft). Layer norm, softmax and GELU run in float32, with the
+checks of flight.compute.transformer.
+
+Step 0 runs the prompt through the model (prefill) and picks the first token; each
+later step runs the token before it at the next position. Keys and values of every
+position are kept quantized in the KV cache, a state region: rows a step reads and
+does not write are spot-checked against their CRCs first. The tokens produced, one a
+step, are the job's result: they must equal a fault-free run's exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from flight.compute.abft import RightSums
+from flight.compute.transformer import (
+    F32,
+    Model,
+    TransformerTraining,
+    adamw,
+    gelu,
+    layernorm,
+    softmax_masked,
+    views,
+)
+from flight.compute.workloads import JobParameterError, StepContext, Updates, Workload
+
+QMAX = 127.0
+
+
+class _Host:
+    """The step context of the training that makes the served model: plain numpy."""
+
+    checking = False
+
+    def __init__(self, golden: dict[str, np.ndarray]) -> None:
+        self.golden = golden
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+        return np.matmul(a, b)
+
+    def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
+        return values
+
+    def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        return self.golden[name][start:stop]
+
+    def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError("training reads no state rows")
+
+    def emit(self, values: np.ndarray) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=4)
+def trained_weights(seed: int, layers: int, heads: int, width: int, context: int,
+                    train_steps: int, corpus_kb: int) -> bytes:
+    """The float32 parameters after `train_steps` steps of TransformerTraining."""
+    job = TransformerTraining(seed, steps=max(train_steps, 1), layers=layers, heads=heads,
+                              width=width, context=context, corpus_kb=corpus_kb,
+                              batch=4)
+    state = {name: np.zeros(shape, F32) for name, shape in job.state_shapes().items()}
+    job.init_state(state)
+    host = _Host(job.golden())
+    for i in range(train_steps):
+        tokens = job.batch(i, host, host.golden)
+        w = views(state["w"], job.layout)
+        _, grads = Model(job, host, w).loss_and_grads(tokens[:, :-1], tokens[:, 1:])
+        state["w"], state["m"], state["v"] = adamw(
+            state["w"], state["m"], state["v"], grads, i + 1, job.params["lr_e6"] * 1e-6,
+            job.params["weight_decay_e3"] * 1e-3, job.decay_mask, check=False)
+    return state["w"].tobytes()
+
+
+def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 values (as float64) and float64 scales, one a row: x ~ q * scale."""
+    top = np.abs(x).max(axis=-1, keepdims=True).astype(np.float64)
+    scale = np.where(top > 0, top / QMAX, 1.0)
+    return np.clip(np.rint(x / scale), -QMAX, QMAX), scale
+
+
+class Generation(Workload):
+    """Greedy generation from a prompt by the int8 transformer, one token a step."""
+
+    name = "generate"
+    description = "int8 transformer inference with a KV cache: a prompt in, tokens out"
+    PARAMS = {
+        "steps": (16, 1, 4096),  # tokens to generate
+        "context": (64, 4, 1024), "layers": (2, 1, 24), "heads": (2, 1, 32),
+        "width": (64, 8, 2048), "train_steps": (40, 0, 10_000), "corpus_kb": (64, 1, 4096),
+    }
+    TEXT = {"prompt": ("def ", 1024)}
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed, **params)
+        p = self.params
+        if p["width"] % p["heads"]:
+            raise JobParameterError(f"{self.name}: width {p['width']} is not a multiple of "
+                                    f"heads {p['heads']}")
+        self.prompt = np.frombuffer(self.text["prompt"].encode(), np.uint8).astype(np.intp)
+        if self.prompt.size + p["steps"] - 1 > p["context"]:
+            raise JobParameterError(
+                f"{self.name}: a {self.prompt.size}-byte prompt and {p['steps']} tokens do not "
+                f"fit a context of {p['context']}")
+        self.model = TransformerTraining(seed, layers=p["layers"], heads=p["heads"],
+                                         width=p["width"], context=p["context"],
+                                         corpus_kb=p["corpus_kb"], steps=1)
+        self.sums: dict[str, RightSums] = {}
+
+    def golden(self) -> dict[str, np.ndarray]:
+        """The int8 matrices, their column scales, and the float32 rest (embeddings,
+        layer norms, biases) as one vector."""
+        p = self.params
+        flat = np.frombuffer(trained_weights(self.seed, p["layers"], p["heads"], p["width"],
+                                             p["context"], p["train_steps"], p["corpus_kb"]),
+                             F32)
+        w = views(flat, self.model.layout)
+        out: dict[str, np.ndarray] = {}
+        rest = []
+        for q in self.model.layout:
+            if q.decay:
+                values, scale = quantize_rows(w[q.name].T)  # per output channel
+                out[f"q.{q.name}"] = np.ascontiguousarray(values.T)
+                out[f"s.{q.name}"] = scale[:, 0].copy()
+            else:
+                rest.append(w[q.name].reshape(-1))
+        out["float"] = np.concatenate(rest)
+        return out
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        p = self.params
+        return {"cache": (p["context"], p["layers"], 2, p["width"]),
+                "scales": (p["context"], p["layers"], 2, p["heads"]),
+                "out": (self.steps,)}
+
+    def prepare(self, golden: dict[str, np.ndarray]) -> None:
+        self.sums = {name: RightSums.of(values) for name, values in golden.items()
+                     if name.startswith("q.")}
+        self.float_layout = [q for q in self.model.layout if not q.decay]
+
+    def step(self, i: int, ctx: StepContext, golden: dict[str, np.ndarray],
+             state: dict[str, np.ndarray]) -> Updates:
+        p = self.params
+        prompt = self.prompt
+        if i == 0:
+            tokens, start = prompt, 0
+        else:
+            last = ctx.state_rows("out", i - 1, i)
+            tokens, start = last.astype(np.intp), prompt.size + i - 1
+        n = tokens.size
+        flat = ctx.golden_rows("float", 0, golden["float"].size)
+        fw: dict[str, np.ndarray] = {}
+        offset = 0
+        for q in self.float_layout:
+            fw[q.name] = flat[offset:offset + q.size].reshape(q.shape)
+            offset += q.size
+        past = ctx.state_rows("cache", 0, start)
+        past_scales = ctx.state_rows("scales", 0, start)
+        new_cache = np.zeros((n, p["layers"], 2, p["width"]))
+        new_scales = np.zeros((n, p["layers"], 2, p["heads"]))
+        x = (fw["wte"][tokens] + fw["wpe"][start:start + n]).astype(F32)
+        check = ctx.checking
+        for layer in range(p["layers"]):
+            h = f"h{layer}"
+            x = ctx.boundary(f"resid{layer}", x)
+            a_in, _ = layernorm(x, fw[f"{h}.ln1.g"], fw[f"{h}.ln1.b"], check)
+            qkv = self._qmm(ctx, golden, a_in, f"{h}.qkv.w") + fw[f"{h}.qkv.b"]
+            y = self._attend(ctx, qkv, layer, start, past, past_scales, new_cache, new_scales)
+            x = x + self._qmm(ctx, golden, y, f"{h}.proj.w") + fw[f"{h}.proj.b"]
+            m_in, _ = layernorm(x, fw[f"{h}.ln2.g"], fw[f"{h}.ln2.b"], check)
+            f = gelu(self._qmm(ctx, golden, m_in, f"{h}.fc.w") + fw[f"{h}.fc.b"], check)
+            x = x + self._qmm(ctx, golden, f, f"{h}.out.w") + fw[f"{h}.out.b"]
+        hf, _ = layernorm(x[-1:], fw["lnf.g"], fw["lnf.b"], check)
+        logits = self._qmm(ctx, golden, hf, "head.w")[0]
+        token = float(np.argmax(logits))
+        return {"cache": (slice(start, start + n), new_cache),
+                "scales": (slice(start, start + n), new_scales),
+                "out": (slice(i, i + 1), np.array([token]))}
+
+    def _qmm(self, ctx: StepContext, golden: dict[str, np.ndarray], x: np.ndarray,
+             name: str) -> np.ndarray:
+        """x @ W with int8 x (per row) and int8 W (per column): an exact integer GEMM,
+        then scaled back to float32."""
+        xq, xs = quantize_rows(x)
+        c = ctx.gemm(xq, golden[f"q.{name}"], right=self.sums[f"q.{name}"], what=name)
+        return (c * xs * golden[f"s.{name}"]).astype(F32)
+
+    def _attend(self, ctx: StepContext, qkv: np.ndarray, layer: int, start: int,
+                past: np.ndarray, past_scales: np.ndarray, new_cache: np.ndarray,
+                new_scales: np.ndarray) -> np.ndarray:
+        p = self.params
+        n, width, heads = qkv.shape[0], p["width"], p["heads"]
+        hd = width // heads
+        q, k, v = (qkv[:, j * width:(j + 1) * width].reshape(n, heads, hd) for j in range(3))
+        kq, ks = quantize_rows(k)
+        vq, vs = quantize_rows(v)
+        new_cache[:, layer, 0] = kq.reshape(n, width)
+        new_cache[:, layer, 1] = vq.reshape(n, width)
+        new_scales[:, layer, 0] = ks[..., 0]
+        new_scales[:, layer, 1] = vs[..., 0]
+        keys = np.concatenate([past[:, layer, 0].reshape(-1, heads, hd), kq])  # (T, H, hd)
+        values = np.concatenate([past[:, layer, 1].reshape(-1, heads, hd), vq])
+        key_scales = np.concatenate([past_scales[:, layer, 0], ks[..., 0]])  # (T, H)
+        value_scales = np.concatenate([past_scales[:, layer, 1], vs[..., 0]])
+        total = keys.shape[0]
+        # Query row r sits at position start + r and sees positions 0 .. start + r.
+        mask = np.arange(total)[None, :] <= (start + np.arange(n))[:, None]
+        out = np.empty((n, heads, hd), F32)
+        for head in range(heads):
+            qq, qs = quantize_rows(q[:, head])
+            scores = ctx.gemm(qq, np.ascontiguousarray(keys[:, head].T), what=f"QK^T {head}")
+            scores = (scores * qs * key_scales[:, head] / math.sqrt(hd)).astype(F32)
+            probs = softmax_masked(scores, mask, ctx.checking)
+            # The value scales fold into the weights, so that V stays int8.
+            wq, wscale = quantize_rows(probs * value_scales[:, head])
+            mixed = ctx.gemm(wq, np.ascontiguousarray(values[:, head]), what=f"PV {head}")
+            out[:, head] = (mixed * wscale).astype(F32)
+        return out.reshape(n, width)
+
+    def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
+        return state["out"].copy()
