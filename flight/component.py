@@ -41,6 +41,7 @@ class Arg:
     unit: str | None = None
     min: float | None = None
     max: float | None = None
+    text: bool = False  # a str argument that is a message (127 octets), not a name (31)
 
 
 # Components declare with the dictionary's own types under local names ("batt_v");
@@ -110,6 +111,8 @@ def _arg_spec(name: str, hint: Any, param: inspect.Parameter, where: str) -> Arg
     values: tuple[str, ...] = ()
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         kind, values = "enum", tuple(str(m.value) for m in hint)
+    elif hint is str and meta.text:
+        kind = "text"
     elif hint in _TYPES:
         kind = _TYPES[hint]
     else:

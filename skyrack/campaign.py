@@ -14,6 +14,9 @@ whatever the number of workers.
 from __future__ import annotations
 
 import collections
+import functools
+import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -50,6 +53,7 @@ MECHANISMS = {"scrub": "scrub", "abft": "abft", "crc": "crc", "invariant": "inva
               "checkpoint_fallback": "rollback"}
 OUTCOMES = ("masked", "scrub", "abft", "crc", "invariant", "rollback", "benign", "due", "sdc")
 BATCH = 50
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +118,22 @@ def classify(result: np.ndarray | None, golden: np.ndarray, stats: Any) -> tuple
     return MECHANISMS.get(stats.events[0][0], "rollback"), 0.0
 
 
-def run_batch(seed: int, indices: list[int], goldens: dict[str, np.ndarray],
+@functools.lru_cache(maxsize=16)
+def golden(workload: str, seed: int) -> np.ndarray:
+    """The fault-free result of a campaign job, computed in the process that compares
+    with it (a float result is the same bit for bit only on one BLAS set-up)."""
+    result, _ = run_job(workload, protection=Protection(enabled=False), seed=seed)
+    assert result is not None
+    return result
+
+
+def run_batch(seed: int, indices: list[int],
               workloads: tuple[str, ...] = tuple(JOBS)) -> list[dict[str, Any]]:
     out = []
     for index in indices:
         t = trial(seed, index, workloads)
         result, stats = run_job(t.workload, injection=t.injection, seed=seed)
-        outcome, size = classify(result, goldens[t.workload], stats)
+        outcome, size = classify(result, golden(t.workload, seed), stats)
         out.append({
             "index": index, "workload": t.workload, "kind": t.injection.kind,
             "outcome": outcome, "deviation": size,
@@ -156,26 +169,33 @@ def campaign(injections: int, seed: int, workers: int = 1,
                          if unknown else "no workloads to inject into")
     workloads = tuple(sorted(set(workloads)))
     started = time.perf_counter()
-    goldens = {}
-    for workload in workloads:
-        result, _ = run_job(workload, protection=Protection(enabled=False), seed=seed)
-        assert result is not None
-        goldens[workload] = result
     batches = [list(range(i, min(i + BATCH, injections))) for i in range(0, injections, BATCH)]
     rows: list[dict[str, Any]] = []
     if workers <= 1:
         for batch in batches:
-            rows += run_batch(seed, batch, goldens, workloads)
+            rows += run_batch(seed, batch, workloads)
             if progress:
                 progress(len(rows), injections)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_batch, seed, batch, goldens, workloads)
-                       for batch in batches]
-            for future in as_completed(futures):
-                rows += future.result()
-                if progress:
-                    progress(len(rows), injections)
+        # One BLAS thread a worker, a worker a core: BLAS threads of several processes
+        # contending for the same cores make small GEMMs a hundred times slower. The
+        # variables must be set before a worker imports numpy, so workers are spawned.
+        saved = {k: os.environ.get(k) for k in BLAS_THREADS}
+        os.environ.update({k: "1" for k in BLAS_THREADS})
+        try:
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(run_batch, seed, batch, workloads) for batch in batches]
+                for future in as_completed(futures):
+                    rows += future.result()
+                    if progress:
+                        progress(len(rows), injections)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     rows.sort(key=lambda r: r["index"])
     outcomes = collections.Counter(r["outcome"] for r in rows)
     by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)

@@ -8,8 +8,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from drivers.compute import NumpyDevice
 from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
+from flight.compute.generate import Generation
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import make_workload
 from flight.dispatcher import CommandResult
@@ -18,6 +21,7 @@ from hal.dictionary import Severity
 from sim.contact import ContactLink
 from sim.stations import all_passes
 from skyrack.assembly import Satellite
+from skyrack.campaign import BENIGN_RELATIVE, deviation
 from skyrack.report import utc_text
 
 SERIES = ("power.soc_pct", "power.solar_power_w", "power.load_power_w", "accelerator.temp_c",
@@ -225,6 +229,16 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
                                   NumpyDevice(), None, Protection(enabled=False)).run()
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
+            result = manager.result(job.id)
+            if result is not None and not entry["matches_reference"]:
+                size = deviation(result, reference)
+                entry["deviation"] = size  # within BENIGN_RELATIVE: benign, not corruption
+                entry["benign"] = size <= BENIGN_RELATIVE
+            if result is not None and job.workload == "transformer":
+                entry["loss"] = [round(float(x), 4) for x in result[:job.steps]]
+            if result is not None and job.workload == "generate":
+                entry["prompt"] = str(job.params.get("prompt", Generation.TEXT["prompt"][0]))
+                entry["text"] = bytes(result.astype(np.uint8)).decode("utf-8", "replace")
         jobs.append(entry)
     by_mechanism: collections.Counter[str] = collections.Counter()
     for job in manager.jobs.values():
@@ -236,5 +250,6 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
         "failed": manager.counters["failed"],
         "faults_corrected": manager.counters["faults_corrected"],
         "corrected_by": {k: by_mechanism[k] for k in sorted(by_mechanism)},
-        "silent_corruptions": sum(1 for j in jobs if j.get("matches_reference") is False),
+        "silent_corruptions": sum(1 for j in jobs if j.get("matches_reference") is False
+                                  and not j.get("benign")),
     }

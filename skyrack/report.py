@@ -95,9 +95,18 @@ def format_report(r: dict[str, Any]) -> str:
     for job in comp["jobs"]:
         check = {True: "matches the fault-free reference", False: "DIFFERS from the reference",
                  None: ""}[job.get("matches_reference")]
+        if job.get("benign"):
+            check = f"within {job['deviation']:.1e} of the reference (benign)"
         digest = f" crc32c {job['crc32c']:08x}" if "crc32c" in job else ""
         lines.append(f"  job {job['id']}: {job['workload']} seed {job['seed']}, "
                      f"{job['steps']} steps, {job['state']}{digest} {check}".rstrip())
+        if job.get("loss"):
+            loss = job["loss"]
+            marks = [loss[round(i * (len(loss) - 1) / 4)] for i in range(5)]
+            lines.append("    loss " + " -> ".join(f"{x:.3f}" for x in marks)
+                         + f" (steps 1..{len(loss)})")
+        if "text" in job:
+            lines.append(f"    prompt {job['prompt']!r} -> {job['text']!r}")
     events = ", ".join(f"{n} {sev}" for sev, n in f["events"].items()) or "none"
     e = f["executive"]
     lines += [

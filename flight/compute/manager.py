@@ -76,13 +76,14 @@ class Job:
     id: int
     workload: str
     seed: int
-    params: dict[str, int]
+    params: dict[str, int | str]  # a prompt is text
     steps: int
     state: JobState = JobState.QUEUED
     runner: JobRunner | None = None
     digest: int | None = None
     error: str = ""
     faults: list[str] = field(default_factory=list)
+    result: np.ndarray | None = None  # since completion in this boot (the record keeps it)
 
     @property
     def progress_pct(self) -> float:
@@ -184,11 +185,15 @@ class ComputeManager(Component):
     def submit(self, workload: Annotated[WorkloadName, Arg("Workload to run")],
                seed: Annotated[int, Arg("Seed of the job's data", min=0, max=2**31 - 1)] = 0,
                steps: Annotated[int, Arg("Steps to run; 0 for the workload's default",
-                                         min=0, max=100_000)] = 0) -> None:
+                                         min=0, max=100_000)] = 0,
+               prompt: Annotated[str, Arg("A generation job's prompt; empty for its "
+                                          "default", text=True)] = "") -> None:
         """Queue a compute job on the accelerator."""
         if self.device is None or self.work_dir is None:
             raise CommandFailed("this satellite has no compute device")
-        params = {"steps": steps} if steps else {}
+        params: dict[str, Any] = {"steps": steps} if steps else {}
+        if prompt:
+            params["prompt"] = prompt
         try:
             probe = make_workload(workload.value, seed, **params)
         except JobParameterError as e:
@@ -303,6 +308,7 @@ class ComputeManager(Component):
 
     def _complete(self, job: Job, result: np.ndarray) -> None:
         job.digest = crc32c(result)
+        job.result = result
         self.records.save(f"job-{job.id}.result", {
             "job": job.id, "workload": job.workload, "seed": job.seed, "steps": job.steps,
             "dtype": result.dtype.str, "shape": list(result.shape),
@@ -313,6 +319,19 @@ class ComputeManager(Component):
         self._finish(job, JobState.COMPLETED)
         self.emit("job_completed", job=job.id, crc32c=job.digest,
                   faults=len(job.runner.stats.events))
+
+    def result(self, job_id: int) -> np.ndarray | None:
+        """A completed job's result (None when there is none, or its record does not
+        read back: the record's own checks say so in storage health)."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.result is not None:
+            return job.result
+
+        def check(body: Any) -> np.ndarray:
+            array = np.frombuffer(body["data"], np.dtype(body["dtype"]))
+            return array.reshape(body["shape"]).copy()
+
+        return self.records.load(f"job-{job_id}.result", check, None)
 
     def _finish(self, job: Job, state: JobState) -> None:
         job.state = state
@@ -395,7 +414,8 @@ def _check_table(body: Any) -> dict[str, Any]:
                   JobState(doc["state"]), digest=doc["digest"], error=doc["error"])
         if not (type(job.id) is int and 1 <= job.id < next_id and job.workload in WORKLOADS
                 and type(job.seed) is int and type(job.steps) is int and job.steps >= 0
-                and all(type(k) is str and type(v) is int for k, v in job.params.items())
+                and all(type(k) is str and type(v) in (int, str)
+                        for k, v in job.params.items())
                 and (job.digest is None or type(job.digest) is int)
                 and type(job.error) is str):
             raise ValueError(f"job {doc.get('id')!r} is malformed")

@@ -386,7 +386,8 @@ def adamw(w: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr
     new_v += g
     # w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) - lr wd mask w
     den = np.multiply(new_v, F32(1.0 / (1 - BETA2 ** t)))
-    np.sqrt(den, out=den)
+    with np.errstate(invalid="ignore"):  # a negative moment (a hit) fails the check below
+        np.sqrt(den, out=den)
     den += F32(ADAM_EPS)
     step = np.multiply(new_m, F32(lr / (1 - BETA1 ** t)))
     step /= den

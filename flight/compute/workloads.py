@@ -220,7 +220,7 @@ def _workloads() -> dict[str, type[Workload]]:
 WORKLOADS: dict[str, type[Workload]] = _workloads()
 
 
-def make_workload(name: str, seed: int = 0, **params: int) -> Workload:
+def make_workload(name: str, seed: int = 0, **params: Any) -> Workload:
     try:
         cls = WORKLOADS[name]
     except KeyError:

@@ -121,7 +121,8 @@ def test_commands_encode_from_the_xtce_alone(doc) -> None:
         assigned = {a.get("argumentName"): int(a.get("argumentValue"))
                     for a in mc.findall(".//x:ArgumentAssignment", X)}
         args = {a.name: (a.values[-1] if a.type == "enum" else a.min or 0 if a.type == "int"
-                         else True if a.type == "bool" else 1.5) for a in spec.args}
+                         else True if a.type == "bool" else "déf" if a.type in ("str", "text")
+                         else 1.5) for a in spec.args}
         arg_types = {t.get("name"): t for t in doc.findall(".//x:ArgumentTypeSet/*", X)}
         body = bytearray(assigned["function_id"].to_bytes(2, "big"))
         for entry in mc.findall("x:CommandContainer/x:EntryList/x:ArgumentRefEntry", X):
@@ -139,6 +140,9 @@ def test_commands_encode_from_the_xtce_alone(doc) -> None:
                 body += struct.pack(">d", args[name])
             elif tag.startswith("Boolean"):
                 body += bytes([int(args[name])])
+            elif tag.startswith("String"):  # fixed size, UTF-8, NUL-padded
+                size = int(t.find(".//x:FixedValue", X).text) // 8
+                body += args[name].encode().ljust(size, b"\0")
             else:
                 body += struct.pack(">q", args[name])
         assert bytes(body) == layouts.pack_command(spec.name, args), spec.name

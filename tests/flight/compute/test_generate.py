@@ -82,3 +82,30 @@ def test_bad_prompts_are_refused_with_the_reason() -> None:
         make_workload("generate", 0, **{**SMALL, "prompt": 5})
     with pytest.raises(JobParameterError, match="unknown parameter 'temperature'"):
         make_workload("generate", 0, temperature=1)
+
+
+@pytest.mark.parametrize("region", ["s.h0.fc.w", "s.head.w", "float", "q.h1.qkv.w"])
+def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(tmp_path,
+                                                                            region) -> None:
+    """Scales are no GEMM operand, so ABFT cannot see them: their blocks are checked
+    (a flipped scale once went straight into the tokens)."""
+    golden, _ = _run(tmp_path, enabled=False)
+    device = NumpyDevice()
+    fired = []
+
+    def between(phase: str) -> None:
+        if phase == "step 3" and not fired:
+            values = device.region(f"golden.{region}").reshape(-1)
+            middle = values[values.size // 2:values.size // 2 + 1]
+            bits = middle.view(np.uint64 if values.itemsize == 8 else np.uint32)
+            bits ^= bits.dtype.type(1 << (51 if values.itemsize == 8 else 22))  # top mantissa
+            fired.append(phase)
+
+    runner = JobRunner(make_workload("generate", 5, **SMALL), device,
+                       CheckpointStore(tmp_path / "store"),
+                       Protection(scrub_every=8, checkpoint_every=2, block_bytes=2048,
+                                  stripe_blocks=8), between=between)
+    tokens = runner.run()
+    assert fired
+    assert 3 in [step for _, step in runner.stats.events]  # found in the step it struck
+    assert tokens.tobytes() == golden.tobytes()

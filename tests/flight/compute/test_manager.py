@@ -161,6 +161,34 @@ def test_a_running_job_resumes_after_a_reboot_from_its_own_checkpoint(tmp_path) 
     assert job.digest == crc32c(reference("train", 5, steps=30))
 
 
+@pytest.mark.parametrize("args", [
+    {"workload": "transformer", "seed": 3, "steps": 24},
+    {"workload": "generate", "seed": 3, "steps": 12, "prompt": "def run(self):"},
+])
+def test_a_transformer_job_rebooted_midway_ends_as_a_run_without_the_reboot(tmp_path,
+                                                                            args) -> None:
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    assert send(sw, "compute.submit", **args).status is Status.COMPLETED
+    sw.run_until(9.0)
+    done = sw.component("compute").jobs[1].runner.next_step
+    assert 2 < done < args["steps"]
+    again = flight(tmp_path, hangs_per_day=1e4)  # power cut mid-job
+    again.run_until(1.0)
+    assert [e.args["step"] for e in again.events if e.name == "compute.job_resumed"][0] > 0
+    again.run_until(args["steps"] + 5.0)
+    manager = again.component("compute")
+    assert manager.jobs[1].state.value == "completed"
+    params = {k: v for k, v in args.items() if k not in ("workload", "seed")}
+    expected = reference(args["workload"], 3, **params)
+    assert manager.result(1).tobytes() == expected.tobytes()
+    assert manager.jobs[1].digest == crc32c(expected)
+
+
+def test_a_prompt_for_a_workload_that_takes_none_is_refused(fsw) -> None:
+    result = send(fsw, "compute.submit", workload="mlp", prompt="hello")
+    assert result.status is Status.FAILED and "unknown parameter 'prompt'" in result.reason
+
+
 def test_a_job_never_restores_a_checkpoint_that_is_not_its_own(tmp_path) -> None:
     """Another job's checkpoints under this job's id (what a reused id left behind):
     refused with an event, and the job starts again and finishes right."""
