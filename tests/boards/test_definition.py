@@ -31,8 +31,9 @@ def test_the_default_definition_wires_three_emulated_boards() -> None:
     assert d.emulated
     assert d.board("accelerator").power_channel == 2
     assert d.sim["altitude_km"] == 500.0
-    assert [s.command for s in d.plan] == ["power.switch", "mode.set",
-                                           "compute.submit", "compute.submit"]
+    assert [s.command for s in d.plan] == ["power.switch", "mode.set"] + ["compute.submit"] * 4
+    assert [s.args["workload"] for s in d.plan[2:]] == ["mlp", "transformer", "generate",
+                                                        "train"]
     assert d.board("accelerator").compute == "drivers.compute:NumpyDevice"
 
 
