@@ -224,23 +224,21 @@ class JobRunner:
         self._pending = np.array(values)  # off the device, into flight computer memory
 
     def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        rows = self.golden[name][start:stop]
-        if self.protection.enabled:
-            shield = self._shields[f"golden.{name}"]
-            bad = shield.bad_among(self._blocks_of(self.golden[name], rows, shield))
-            if bad:
-                raise ActivationCorrupt(f"step {self.step_in_progress}: golden {name!r} "
-                                        f"blocks {bad} fail their CRC")
-        return rows
+        return self._checked_rows("golden", self.golden, name, start, stop, ActivationCorrupt)
 
     def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        rows = self.state[name][start:stop]
+        return self._checked_rows("state", self.state, name, start, stop, StateCorrupt)
+
+    def _checked_rows(self, kind: str, regions: dict[str, np.ndarray], name: str, start: int,
+                      stop: int, error: type[ComputeFault]) -> np.ndarray:
+        """Rows [start, stop) of a region, their blocks' CRCs checked first."""
+        rows = regions[name][start:stop]
         if self.protection.enabled and rows.size:
-            shield = self._shields[f"state.{name}"]
-            bad = shield.bad_among(self._blocks_of(self.state[name], rows, shield))
+            shield = self._shields[f"{kind}.{name}"]
+            bad = shield.bad_among(self._blocks_of(regions[name], rows, shield))
             if bad:
-                raise StateCorrupt(f"step {self.step_in_progress}: state {name!r} blocks "
-                                   f"{bad} fail their CRC")
+                raise error(f"step {self.step_in_progress}: {kind} {name!r} blocks {bad} "
+                            "fail their CRC")
         return rows
 
     # -- protection -----------------------------------------------------------------
