@@ -31,8 +31,8 @@ from table import report
 
 from drivers.compute import NumpyDevice
 from flight.compute.abft import FloatRightSums, RightSums, checked_float_gemm, checked_gemm
+from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
-from flight.compute.workloads import make_workload
 from flight.shield import CheckpointStore
 
 JOBS = {
@@ -87,7 +87,7 @@ def gemm_s(a: np.ndarray, b: np.ndarray, checked: bool, weight: bool = True,
     a weight's sums taken beforehand, as at commit)."""
     device = NumpyDevice()
     if b.dtype == np.float32:
-        sums: Any = FloatRightSums.of(b, with_abs=True) if weight else None
+        sums: Any = FloatRightSums.of(b) if weight else None
         check: Any = checked_float_gemm
     else:
         sums, check = RightSums.of(b), checked_gemm

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from drivers.compute import NumpyDevice
+from flight.compute.catalog import make_workload
 from flight.compute.runner import JobFailed, JobRunner, Protection
-from flight.compute.workloads import make_workload
 from flight.shield import CheckpointStore
 from hal.errors import InputError
 from sim.faults import KINDS, FaultInjector, Injection

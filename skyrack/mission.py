@@ -12,9 +12,8 @@ import numpy as np
 
 from drivers.compute import NumpyDevice
 from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
-from flight.compute.generate import Generation
+from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
-from flight.compute.workloads import make_workload
 from flight.dispatcher import CommandResult
 from flight.shield import crc32c
 from hal.dictionary import Severity
@@ -225,8 +224,9 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
             entry["faults_corrected"] = len(job.runner.stats.events)
             entry["steps_lost"] = job.runner.stats.steps_lost
         if job.digest is not None:
-            reference = JobRunner(make_workload(job.workload, job.seed, **job.params),
-                                  NumpyDevice(), None, Protection(enabled=False)).run()
+            workload = make_workload(job.workload, job.seed, **job.params)
+            reference = JobRunner(workload, NumpyDevice(), None,
+                                  Protection(enabled=False)).run()
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
             result = manager.result(job.id)
@@ -237,7 +237,7 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
             if result is not None and job.workload == "transformer":
                 entry["loss"] = [round(float(x), 4) for x in result[:job.steps]]
             if result is not None and job.workload == "generate":
-                entry["prompt"] = str(job.params.get("prompt", Generation.TEXT["prompt"][0]))
+                entry["prompt"] = workload.text["prompt"]
                 entry["text"] = bytes(result.astype(np.uint8)).decode("utf-8", "replace")
         jobs.append(entry)
     by_mechanism: collections.Counter[str] = collections.Counter()

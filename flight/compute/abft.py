@@ -113,15 +113,14 @@ def _gamma(n: int) -> float:
 @dataclass(frozen=True, slots=True)
 class FloatRightSums:
     """Block sums of a float32 right operand B (..., k, n): B e_b for each block of
-    CHECK_BLOCK columns (..., k, blocks), and |B| e_b beside them when asked for."""
+    CHECK_BLOCK columns (..., k, blocks), and |B| e_b beside them."""
 
     sums: np.ndarray
-    n: int
-    abs_sums: np.ndarray | None = None
+    abs_sums: np.ndarray
 
     @classmethod
-    def of(cls, b: np.ndarray, *, with_abs: bool = False) -> FloatRightSums:
-        return cls(_block_sums(b), b.shape[-1], _block_sums(np.abs(b)) if with_abs else None)
+    def of(cls, b: np.ndarray) -> FloatRightSums:
+        return cls(_block_sums(b), _block_sums(np.abs(b)))
 
 
 def _block_sums(x: np.ndarray) -> np.ndarray:
@@ -171,8 +170,7 @@ def _bound(a: np.ndarray, b: np.ndarray, c: np.ndarray,
     """The bound for every row and block. Q is bounded through P: |fl(AB)| <= (1 + g(k))
     |A||B| entry by entry, so Q <= (1 + g(k)) P, and C need not be read again (a C hit
     beyond its rounding is what is being looked for, so it may not raise its own bound)."""
-    abs_sums = right.abs_sums if right is not None and right.abs_sums is not None \
-        else _block_sums(np.abs(b))
+    abs_sums = right.abs_sums if right is not None else _block_sums(np.abs(b))
     k, block = a.shape[-1], min(CHECK_BLOCK, c.shape[-1])
     fp, fq, floor = _bound_terms(k, block)
     gk, gb = _gamma(k), _gamma(block)
@@ -193,10 +191,8 @@ def checked_float_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     with np.errstate(over="ignore", invalid="ignore"):
         # A fl(B e_b) and A fl(|B| e_b) beside it: one call reads A once. Both bound P
         # from below (|A x| <= |A| |x|), the second without B's signs.
-        if right is None or right.abs_sums is None:
-            right = FloatRightSums.of(b, with_abs=True) if right is None else \
-                FloatRightSums(right.sums, right.n, _block_sums(np.abs(b)))
-        assert right.abs_sums is not None
+        if right is None:
+            right = FloatRightSums.of(b)
         nb = right.sums.shape[-1]
         both = np.matmul(a, np.concatenate([right.sums, right.abs_sums], axis=-1))
         t, lower = both[..., :nb], np.abs(both)

@@ -29,9 +29,9 @@ import numpy as np
 from flight.compute.abft import RightSums
 from flight.compute.transformer import (
     F32,
-    Model,
+    HostContext,
     TransformerTraining,
-    adamw,
+    check_heads,
     gelu,
     layernorm,
     softmax_masked,
@@ -42,47 +42,21 @@ from flight.compute.workloads import JobParameterError, StepContext, Updates, Wo
 QMAX = 127.0
 
 
-class _Host:
-    """The step context of the training that makes the served model: plain numpy."""
-
-    checking = False
-
-    def __init__(self, golden: dict[str, np.ndarray]) -> None:
-        self.golden = golden
-
-    def gemm(self, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
-        return np.matmul(a, b)
-
-    def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
-        return values
-
-    def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        return self.golden[name][start:stop]
-
-    def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        raise NotImplementedError("training reads no state rows")
-
-    def emit(self, values: np.ndarray) -> None:
-        pass
-
-
 @functools.lru_cache(maxsize=4)
 def trained_weights(seed: int, layers: int, heads: int, width: int, context: int,
                     train_steps: int, corpus_kb: int) -> bytes:
-    """The float32 parameters after `train_steps` steps of TransformerTraining."""
+    """The float32 parameters after `train_steps` steps of TransformerTraining, run on
+    the host without protection."""
     job = TransformerTraining(seed, steps=max(train_steps, 1), layers=layers, heads=heads,
                               width=width, context=context, corpus_kb=corpus_kb,
                               batch=4)
+    job.checking = False
     state = {name: np.zeros(shape, F32) for name, shape in job.state_shapes().items()}
     job.init_state(state)
-    host = _Host(job.golden())
+    host = HostContext(job.golden())
     for i in range(train_steps):
-        tokens = job.batch(i, host, host.golden)
-        w = views(state["w"], job.layout)
-        _, grads = Model(job, host, w).loss_and_grads(tokens[:, :-1], tokens[:, 1:])
-        state["w"], state["m"], state["v"] = adamw(
-            state["w"], state["m"], state["v"], grads, i + 1, job.params["lr_e6"] * 1e-6,
-            job.params["weight_decay_e3"] * 1e-3, job.decay_mask, check=False)
+        for name, (index, values) in job.step(i, host, host.golden, state).items():
+            state[name][index] = values
     return state["w"].tobytes()
 
 
@@ -109,9 +83,7 @@ class Generation(Workload):
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed, **params)
         p = self.params
-        if p["width"] % p["heads"]:
-            raise JobParameterError(f"{self.name}: width {p['width']} is not a multiple of "
-                                    f"heads {p['heads']}")
+        check_heads(self.name, p["width"], p["heads"])
         self.prompt = np.frombuffer(self.text["prompt"].encode(), np.uint8).astype(np.intp)
         if self.prompt.size + p["steps"] - 1 > p["context"]:
             raise JobParameterError(
@@ -174,7 +146,7 @@ class Generation(Workload):
         new_cache = np.zeros((n, p["layers"], 2, p["width"]))
         new_scales = np.zeros((n, p["layers"], 2, p["heads"]))
         x = (fw["wte"][tokens] + fw["wpe"][start:start + n]).astype(F32)
-        check = ctx.checking
+        check = self.checking
         for layer in range(p["layers"]):
             h = f"h{layer}"
             x = ctx.boundary(f"resid{layer}", x)
@@ -227,7 +199,7 @@ class Generation(Workload):
             qq, qs = quantize_rows(q[:, head])
             scores = ctx.gemm(qq, np.ascontiguousarray(keys[:, head].T), what=f"QK^T {head}")
             scores = (scores * qs * key_scales[:, head] / math.sqrt(hd)).astype(F32)
-            probs = softmax_masked(scores, mask, ctx.checking)
+            probs = softmax_masked(scores, mask, self.checking)
             # The value scales fold into the weights, so that V stays int8.
             wq, wscale = quantize_rows(probs * value_scales[:, head])
             mixed = ctx.gemm(wq, np.ascontiguousarray(values[:, head]), what=f"PV {head}")

@@ -44,9 +44,10 @@ from flight.component import (
     command,
     periodic,
 )
+from flight.compute.catalog import WORKLOADS, make_workload
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
-from flight.compute.workloads import WORKLOADS, JobParameterError, make_workload
+from flight.compute.workloads import JobParameterError
 from flight.nvm import Records
 from flight.shield import CheckpointStore, crc32c
 from hal.compute import ComputeDevice

@@ -185,10 +185,6 @@ class JobRunner:
 
     # -- what a step may use (flight.compute.workloads.StepContext) ---------------------
 
-    @property
-    def checking(self) -> bool:
-        return self.protection.enabled
-
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | FloatRightSums | None = None,
              left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:

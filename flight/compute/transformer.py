@@ -47,6 +47,34 @@ class InvariantBroken(ComputeFault):
     mechanism = "invariant"
 
 
+def check_heads(workload: str, width: int, heads: int) -> None:
+    if width % heads:
+        raise JobParameterError(f"{workload}: width {width} is not a multiple of heads {heads}")
+
+
+class HostContext:
+    """A step context that only computes, in plain numpy and in any dtype: for a job
+    run off the device with no protection (making the model a generation serves)."""
+
+    def __init__(self, golden: dict[str, np.ndarray]) -> None:
+        self.golden = golden
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
+        return np.matmul(a, b)
+
+    def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
+        return values
+
+    def golden_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        return self.golden[name][start:stop]
+
+    def state_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError("a host context holds no state")
+
+    def emit(self, values: np.ndarray) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class Param:
     name: str
@@ -102,9 +130,7 @@ class TransformerTraining(Workload):
     def __init__(self, seed: int = 0, **params: int) -> None:
         super().__init__(seed, **params)
         p = self.params
-        if p["width"] % p["heads"]:
-            raise JobParameterError(f"{self.name}: width {p['width']} is not a multiple of "
-                                    f"heads {p['heads']}")
+        check_heads(self.name, p["width"], p["heads"])
         self.layout = layout(self.VOCAB, p["context"], p["layers"], p["width"])
         self.size = sum(q.size for q in self.layout)
         self.decay_mask = np.zeros(self.size, F32)
@@ -155,8 +181,8 @@ class TransformerTraining(Workload):
         w = views(state["w"], self.layout)
         for q in self.layout:
             if q.decay:
-                self.sums[q.name] = FloatRightSums.of(w[q.name], with_abs=True)
-                self.sums[q.name + "^T"] = FloatRightSums.of(w[q.name].T, with_abs=True)
+                self.sums[q.name] = FloatRightSums.of(w[q.name])
+                self.sums[q.name + "^T"] = FloatRightSums.of(w[q.name].T)
 
     # -- one step --------------------------------------------------------------------
 
@@ -177,7 +203,7 @@ class TransformerTraining(Workload):
         new_w, new_m, new_v = adamw(state["w"], state["m"], state["v"], grads, i + 1,
                                     self.params["lr_e6"] * 1e-6,
                                     self.params["weight_decay_e3"] * 1e-3, self.decay_mask,
-                                    ctx.checking)
+                                    self.checking)
         return {"w": (slice(None), new_w), "m": (slice(None), new_m),
                 "v": (slice(None), new_v), "loss": (slice(i, i + 1), np.array([loss], F32))}
 
@@ -193,7 +219,7 @@ class Model:
                  w: dict[str, np.ndarray]) -> None:
         self.job, self.ctx, self.w = job, ctx, w
         self.heads = job.params["heads"]
-        self.check = ctx.checking
+        self.check = job.checking
 
     def mm(self, a: np.ndarray, b: np.ndarray, what: str, weight: str | None = None) -> np.ndarray:
         right = self.job.sums[weight] if weight is not None and self.check else None

@@ -27,10 +27,6 @@ class JobParameterError(SkyrackError, ValueError):
 
 
 class StepContext(Protocol):
-    @property
-    def checking(self) -> bool:
-        """Whether the job is protected: a workload's own checks are to be made too."""
-        ...
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | FloatRightSums | None = None,
@@ -65,7 +61,7 @@ class Workload(ABC):
     # text parameter -> (default, most UTF-8 octets): a prompt
     TEXT: ClassVar[dict[str, tuple[str, int]]] = {}
     STATE_DTYPE: ClassVar[type] = np.float64  # what the state regions hold
-    checking = True  # the runner says whether the job is protected
+    checking = True  # whether the job is protected (the runner says): checks of its own too
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.PARAMS) - set(self.TEXT))
@@ -207,23 +203,3 @@ class LinearTraining(Workload):
 
     def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
         return state["w"].copy()
-
-
-def _workloads() -> dict[str, type[Workload]]:
-    from flight.compute.generate import Generation
-    from flight.compute.transformer import TransformerTraining
-
-    return {w.name: w for w in (QuantizedMLP, LinearTraining, TransformerTraining,
-                                Generation)}
-
-
-WORKLOADS: dict[str, type[Workload]] = _workloads()
-
-
-def make_workload(name: str, seed: int = 0, **params: Any) -> Workload:
-    try:
-        cls = WORKLOADS[name]
-    except KeyError:
-        raise JobParameterError(f"unknown workload {name!r} "
-                                f"(known: {', '.join(sorted(WORKLOADS))})") from None
-    return cls(seed, **params)

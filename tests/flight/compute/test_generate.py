@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from drivers.compute import NumpyDevice
+from flight.compute.catalog import make_workload
 from flight.compute.generate import quantize_rows
 from flight.compute.runner import JobRunner, Protection
-from flight.compute.workloads import JobParameterError, make_workload
+from flight.compute.workloads import JobParameterError
 from flight.shield import CheckpointStore
 from sim.faults import FaultInjector, Injection
 

@@ -6,9 +6,9 @@ import pytest
 from drivers.compute import NumpyDevice
 from drivers.storage import DirectoryStorage
 from flight.bus import EVENT
+from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.schedule import RateEstimate
-from flight.compute.workloads import make_workload
 from flight.dispatcher import Status
 from flight.nvm import Records
 from flight.shield import crc32c

@@ -3,8 +3,9 @@ import pytest
 
 from drivers.compute import NumpyDevice
 from flight.compute.abft import AbftMismatch, RightSums, checked_gemm
+from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
-from flight.compute.workloads import JobParameterError, Workload, make_workload
+from flight.compute.workloads import JobParameterError, Workload
 from flight.shield import CheckpointStore
 
 SMALL = {"mlp": {"steps": 6, "batch": 16, "inputs": 64, "hidden": 64, "outputs": 16},
