@@ -246,3 +246,50 @@ def test_a_submit_whose_job_table_cannot_be_stored_fails_and_spends_no_id(tmp_pa
     storage.write = real_write
     send(sw, "compute.submit", workload="mlp", steps=2)
     assert list(sw.component("compute").jobs) == [1]
+
+
+@pytest.mark.crash
+def test_transformer_jobs_killed_at_any_moment_end_as_runs_never_killed(tmp_path) -> None:
+    """The flight software training the transformer and generating from a prompt,
+    killed with SIGKILL at random moments (half of them at a storage write), booted
+    again on the same storage each time: nothing stored is damaged, the job table
+    (a prompt in it) reads back, and both jobs finish with the fault-free results."""
+    from drivers.storage import DirectoryStorage
+    from tests.crash import Child, kill_trials, trial_count
+
+    jobs = ({"workload": "transformer", "seed": 3, "steps": 40},
+            {"workload": "generate", "seed": 3, "steps": 16, "prompt": "def run(self"})
+
+    def child(c: Child) -> None:
+        write = DirectoryStorage.write
+
+        def cut(storage: DirectoryStorage, name: str, data: bytes) -> None:
+            c.step()
+            write(storage, name, data)
+
+        DirectoryStorage.write = cut  # type: ignore[method-assign]  # in this child only
+        sw = flight(tmp_path, hangs_per_day=1e4)
+        if not sw.component("compute").jobs:
+            for args in jobs:
+                send(sw, "compute.submit", **args)
+        sw.run_until(sw.clock.now_s() + 30.0)
+
+    def check(trial) -> None:
+        sw = flight(tmp_path, hangs_per_day=1e4)
+        assert sw.system.problems == [], f"trial {trial.index}: {sw.system.problems}"
+        table = sw.component("compute").jobs
+        assert all(j.params == {k: v for k, v in jobs[j.id - 1].items()
+                                if k not in ("workload", "seed")} for j in table.values())
+
+    kill_trials(child, check, trials=trial_count(12), seed=5, max_delay_s=1.5, max_steps=40)
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    if not sw.component("compute").jobs:  # every trial died before the table was kept
+        for args in jobs:
+            send(sw, "compute.submit", **args)
+    sw.run_until(80.0)
+    manager = sw.component("compute")
+    for job_id, args in enumerate(jobs, 1):
+        params = {k: v for k, v in args.items() if k not in ("workload", "seed")}
+        expected = reference(args["workload"], 3, **params)
+        assert manager.jobs[job_id].state.value == "completed", job_id
+        assert manager.result(job_id).tobytes() == expected.tobytes(), job_id
