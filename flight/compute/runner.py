@@ -228,10 +228,12 @@ class JobRunner:
     def _checked_rows(self, kind: str, regions: dict[str, np.ndarray], name: str, start: int,
                       stop: int, error: type[ComputeFault]) -> np.ndarray:
         """Rows [start, stop) of a region, their blocks' CRCs checked first."""
-        rows = regions[name][start:stop]
+        region = regions[name]
+        rows = region[start:stop]
         if self.protection.enabled and rows.size:
-            shield = self._shields[f"{kind}.{name}"]
-            bad = shield.bad_among(self._blocks_of(regions[name], rows, shield))
+            row_bytes = region.strides[0]  # regions are C-contiguous
+            bad = self._shields[f"{kind}.{name}"].bad_in_bytes(start * row_bytes,
+                                                               (start + len(rows)) * row_bytes)
             if bad:
                 raise error(f"step {self.step_in_progress}: {kind} {name!r} blocks {bad} "
                             "fail their CRC")
@@ -301,9 +303,12 @@ class JobRunner:
                                         self._shields[f"state.{name}"])
                   for name, (index, _) in updates.items()}
         damaged = False
+        before: dict[str, dict[int, np.ndarray]] = {}
         for name, touched in blocks.items():
             shield = self._shields[f"state.{name}"]
-            bad = shield.bad_among(touched)
+            # Copies of what a partial write replaces (checked as they are taken): the
+            # parity then follows the change alone, not a re-read of the whole stripe.
+            before[name], bad = shield.copy_for_write(touched)
             if bad:
                 damaged = True
                 if not shield.repair(bad).ok:
@@ -313,7 +318,7 @@ class JobRunner:
             raise StateCorrupt(f"step {self.step_in_progress}: state hit during the step")
         for name, (index, values) in updates.items():
             self.state[name][index] = values
-            report = self._shields[f"state.{name}"].commit(blocks[name])
+            report = self._shields[f"state.{name}"].commit(blocks[name], before[name])
             if report.repaired or report.uncorrectable:
                 self._event("scrub", self.step_in_progress)
             if report.uncorrectable:

@@ -421,6 +421,10 @@ def adamw(w: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr
     den *= w
     step += den
     new_w = np.subtract(w, step, out=step)
-    if check and not (np.isfinite(np.dot(new_w, new_w)) and new_v.min() >= 0):
+    if not check:
+        return new_w, new_m, new_v
+    with np.errstate(over="ignore", invalid="ignore"):  # a hit may overflow: it fails here
+        finite = bool(np.isfinite(np.dot(new_w, new_w)))
+    if not (finite and new_v.min() >= 0):
         raise InvariantBroken("update: parameters not finite or a negative second moment")
     return new_w, new_m, new_v

@@ -4,7 +4,8 @@
 - `ShieldedRegion`: per-block CRCs and RAID-6 parity over a numpy buffer; verify,
   repair and commit.
 - `CheckpointStore`: A/B, incremental, power-cut-safe checkpoints of named buffers.
-- `abft_scan`, `copy_crc32c`: the one-pass kernels behind checked GEMMs and activations.
+- `abft_scan`, `float_block_check`, `copy_crc32c`: the one-pass kernels behind checked
+  GEMMs and activations.
 """
 
 from flight.shield.checkpoint import (
@@ -21,6 +22,7 @@ from flight.shield.kernel import (
     abft_scan,
     copy_crc32c,
     crc32c,
+    float_block_check,
     hardware_crc,
 )
 from flight.shield.region import RepairReport, ShieldedRegion
@@ -28,5 +30,5 @@ from flight.shield.region import RepairReport, ShieldedRegion
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_scan", "copy_crc32c", "crc32c",
-    "hardware_crc", "unusable",
+    "float_block_check", "hardware_crc", "unusable",
 ]

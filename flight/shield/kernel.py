@@ -86,6 +86,26 @@ def abft_scan(c: np.ndarray, *, columns: bool = False) -> AbftScan:
     return AbftScan(int(bad), *(col or (None, None)))
 
 
+def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
+                      fq: float) -> int:
+    """How many row blocks of a float32 product C (..., m, n) fail |fl(C e_b) - t| <=
+    fp max(|t|, |u|) + fq |fl(C e_b)|, where sums (..., m, 2 nb) holds t (A B e_b) and
+    then u (A |B| e_b) for each of the nb blocks of `block` columns, in one pass over C
+    (flight.compute.abft). NaN and an infinite bound fail."""
+    if c.dtype != np.float32 or sums.dtype != np.float32 or c.ndim < 2:
+        raise ShieldError(f"float_block_check needs float32 C and sums, got {c.dtype} "
+                          f"{c.shape} and {sums.dtype} {sums.shape}")
+    rows, cols = c.size // c.shape[-1] if c.size else 0, c.shape[-1]
+    nb = -(-cols // block) if block > 0 else 0
+    if block <= 0 or sums.shape != (*c.shape[:-1], 2 * nb):
+        raise ShieldError(f"float_block_check: sums {sums.shape} do not pair with C "
+                          f"{c.shape} in blocks of {block}")
+    f = ffi.from_buffer
+    return int(lib.sk_float_block_check(f("float[]", np.ascontiguousarray(c)), rows, cols,
+                                        block, f("float[]", np.ascontiguousarray(sums)),
+                                        fp, fq))
+
+
 def copy_crc32c(dst: np.ndarray, src: np.ndarray) -> int:
     """Copy src into dst (same shape, float64, contiguous) and return the CRC32C of dst,
     in one pass."""

@@ -70,13 +70,17 @@ class ShieldedRegion:
         self._view = byte_view(array, "region array", writable=True)
         self.array = array
         self.nbytes = array.nbytes
-        self.block_bytes = block_bytes
+        # A region smaller than a block is one block of its own size (a power of two):
+        # its parity and every re-encode are then no larger than the region.
+        self.block_bytes = min(block_bytes, max(MIN_BLOCK_BYTES,
+                                                1 << (self.nbytes - 1).bit_length()))
         self.stripe_blocks = stripe_blocks
         self.threads = max(1, threads or os.cpu_count() or 1)
-        self.nblocks = -(-self.nbytes // block_bytes)
+        self.nblocks = -(-self.nbytes // self.block_bytes)
         self.nstripes = -(-self.nblocks // stripe_blocks)
         self.crcs = np.empty(self.nblocks, dtype=np.uint32)
-        self.parity = np.zeros((self.nstripes, 2, block_bytes), dtype=np.uint8)
+        self._scratch = ffi.new("uint32_t[]", 2 * BLOCKS_PER_TASK)  # a spot check's bad list
+        self.parity = np.zeros((self.nstripes, 2, self.block_bytes), dtype=np.uint8)
         self.parity_crcs = np.empty((self.nstripes, 2), dtype=np.uint32)
         self._crc_blocks(0, self.nblocks, self.crcs)
         for stripe in range(self.nstripes):
@@ -90,8 +94,12 @@ class ShieldedRegion:
 
     def _verify(self, first: int, count: int) -> list[int]:
         """Blocks of [first, first + count) whose CRC no longer matches."""
-        bad = np.empty(count, dtype=np.uint32)
         table = ffi.from_buffer("uint32_t[]", self.crcs)
+        if count < 2 * BLOCKS_PER_TASK:  # one call, no thread: a spot check's usual size
+            found = lib.sk_verify_blocks(self._view, self.nbytes, self.block_bytes, first,
+                                         count, table, self._scratch, 1)
+            return [int(self._scratch[i]) for i in range(found)]
+        bad = np.empty(count, dtype=np.uint32)
 
         def run(start: int, n: int) -> list[int]:
             out = bad[start - first:start - first + n]
@@ -100,6 +108,15 @@ class ShieldedRegion:
             return out[:found].tolist()
 
         return [b for found in self._parallel(run, first, count) for b in found]
+
+    def bad_in_bytes(self, start: int, stop: int) -> list[int]:
+        """The blocks holding bytes [start, stop) whose CRC no longer matches (a spot
+        check of what is about to be read)."""
+        if not 0 <= start < stop <= self.nbytes:
+            raise ShieldError(f"bytes {start}..{stop} are not within the region's "
+                              f"{self.nbytes}")
+        first = start // self.block_bytes
+        return self._verify(first, (stop - 1) // self.block_bytes - first + 1)
 
     def bad_among(self, blocks: Iterable[int]) -> list[int]:
         """Those of `blocks` whose CRC no longer matches (a spot check, not a scrub)."""
@@ -135,26 +152,60 @@ class ShieldedRegion:
                 parity_rebuilt.append(stripe)
         return RepairReport(tuple(repaired), tuple(parity_rebuilt), tuple(uncorrectable))
 
-    def commit(self, blocks: Iterable[int]) -> RepairReport:
+    def copy_for_write(self, blocks: Iterable[int]) -> tuple[dict[int, np.ndarray], list[int]]:
+        """Before `blocks` are written: copies of those that share a stripe with blocks
+        not written, for `commit(blocks, before=copies)` to bring parity up to date by
+        the change alone, and the blocks whose CRC no longer matches (hit since their
+        commit; none of those is copied). A copy is checked after it is taken, so it
+        holds the committed bytes."""
+        copies: dict[int, np.ndarray] = {}
+        bad: list[int] = []
+        data = self._bytes()
+        for stripe, mine in self._by_stripe(blocks).items():
+            if len(mine) == self._stripe_count(stripe):  # all rewritten: nothing to keep
+                bad += [b for start, n in _runs(mine) for b in self._verify(start, n)]
+                continue
+            for start, n in _runs(mine):
+                lo, hi = start * self.block_bytes, min((start + n) * self.block_bytes,
+                                                       self.nbytes)
+                copy = data[lo:hi].copy()
+                crcs = np.empty(n, dtype=np.uint32)
+                lib.sk_crc_blocks(ffi.from_buffer("uint8_t[]", copy), hi - lo,
+                                  self.block_bytes, 0, n, ffi.from_buffer("uint32_t[]", crcs), 1)
+                for i in range(n):
+                    if crcs[i] != self.crcs[start + i]:
+                        bad.append(start + i)
+                    else:
+                        copies[start + i] = copy[i * self.block_bytes:(i + 1) * self.block_bytes]
+        return copies, sorted(bad)
+
+    def commit(self, blocks: Iterable[int],
+               before: dict[int, np.ndarray] | None = None) -> RepairReport:
         """Take the current bytes of `blocks` as legitimate: update their CRCs and their
         stripes' parity.
 
-        Other blocks of those stripes are checked first, since re-encoding would bake any
-        damage in them into the parity. One found hit is rebuilt from the old parity,
-        counting the written blocks as lost too; the report names what was repaired and
-        what could not be (those blocks stay flagged by `verify()`).
+        With `before` (copy_for_write's copies of the written blocks as committed), a
+        stripe written in part has its parity updated by the change alone (P ^= D,
+        Q ^= g^i D), once its parity blocks check out. Otherwise the other blocks of the
+        stripe are checked first, since re-encoding would bake any damage in them into
+        the parity. One found hit is rebuilt from the old parity, counting the written
+        blocks as lost too; the report names what was repaired and what could not be
+        (those blocks stay flagged by `verify()`).
         """
-        written = sorted(set(self._check_blocks(blocks)))
-        by_stripe: dict[int, list[int]] = defaultdict(list)
-        for b in written:
-            by_stripe[b // self.stripe_blocks].append(b)
+        by_stripe = self._by_stripe(blocks)
+        written = sorted(b for mine in by_stripe.values() for b in mine)
         repaired: list[int] = []
         uncorrectable: list[int] = []
+        updated: set[int] = set()
         for stripe, mine in sorted(by_stripe.items()):
             first = stripe * self.stripe_blocks
-            count = min(self.stripe_blocks, self.nblocks - first)
+            count = self._stripe_count(stripe)
             if len(mine) == count:
                 continue  # the whole stripe is written: nothing else in it to protect
+            if before is not None and all(b in before for b in mine) and self._update(
+                    stripe, {b: before[b] for b in mine}):
+                updated.add(stripe)
+                continue
             written_here = set(mine)
             others = [b for b in range(first, first + count) if b not in written_here]
             damaged = [b for start, n in _runs(others) for b in self._verify(start, n)]
@@ -164,9 +215,38 @@ class ShieldedRegion:
                 uncorrectable += failed
         for start, n in _runs(written):  # the new CRCs, a run of blocks a call
             self._crc_blocks(start, n, self.crcs[start:start + n])
-        for stripe in sorted(by_stripe):
+        for stripe in sorted(set(by_stripe) - updated):
             self._encode(stripe)
         return RepairReport(tuple(repaired), (), tuple(uncorrectable))
+
+    def _update(self, stripe: int, before: dict[int, np.ndarray]) -> bool:
+        """Parity of `stripe` brought up to date by the change of the blocks in `before`
+        (block -> its committed bytes); False, with nothing changed, when a parity block
+        of the stripe was hit (the full re-encode then rebuilds it)."""
+        if (self._parity_crc(stripe, 0) != self.parity_crcs[stripe, 0]
+                or self._parity_crc(stripe, 1) != self.parity_crcs[stripe, 1]):
+            return False
+        p = ffi.from_buffer("uint8_t[]", self.parity[stripe, 0])
+        q = ffi.from_buffer("uint8_t[]", self.parity[stripe, 1])
+        data = self._bytes()
+        for b, old in before.items():
+            n = self._length(b)
+            start = b * self.block_bytes
+            lib.sk_pq_update(p, q, ffi.from_buffer("uint8_t[]", old), ffi.from_buffer(
+                "uint8_t[]", data[start:start + n]), n, b - stripe * self.stripe_blocks)
+        self.parity_crcs[stripe, 0] = self._parity_crc(stripe, 0)
+        self.parity_crcs[stripe, 1] = self._parity_crc(stripe, 1)
+        return True
+
+    def _by_stripe(self, blocks: Iterable[int]) -> dict[int, list[int]]:
+        by_stripe: dict[int, list[int]] = defaultdict(list)
+        for b in sorted(set(self._check_blocks(blocks))):
+            by_stripe[b // self.stripe_blocks].append(b)
+        return by_stripe
+
+    def _stripe_count(self, stripe: int) -> int:
+        """Data blocks in `stripe` (the last may have fewer)."""
+        return min(self.stripe_blocks, self.nblocks - stripe * self.stripe_blocks)
 
     # -- internals ------------------------------------------------------------------
 

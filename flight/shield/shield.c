@@ -382,7 +382,9 @@ static void pq_partial(const uint8_t *buf, size_t len, size_t block, size_t k, s
     memset(p, 0, block);
     memset(q, 0, block);
     size_t first = stripe * k;
-    for (int i = (int)k - 1; i >= 0; i--) {
+    /* Horner from the last block the stripe has: beyond it Q would stay zero. */
+    size_t blocks = (len + block - 1) / block, have = first < blocks ? blocks - first : 0;
+    for (int i = (int)(have < k ? have : k) - 1; i >= 0; i--) {
         size_t n = block_len(len, block, first + (size_t)i);
         int skip = (i == x || i == y || n == 0);
         const uint8_t *d = buf + (first + (size_t)i) * block;
@@ -410,6 +412,25 @@ static void pq_partial(const uint8_t *buf, size_t len, size_t block, size_t k, s
 void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                   uint8_t *p, uint8_t *q) {
     pq_partial(buf, len, block, k, stripe, -1, -1, p, q);
+}
+
+void sk_pq_update(uint8_t *p, uint8_t *q, const uint8_t *before, const uint8_t *after,
+                  size_t n, size_t index) {
+    for (size_t off = 0; off < n; off += 8) {
+        uint64_t b = 0, a = 0, pw, qw;
+        size_t len = n - off < 8 ? n - off : 8; /* a short block's tail: zero-padded */
+        memcpy(&b, before + off, len);
+        memcpy(&a, after + off, len);
+        uint64_t d = a ^ b;
+        if (!d) continue;
+        memcpy(&pw, p + off, 8);
+        pw ^= d;
+        memcpy(p + off, &pw, 8);
+        for (size_t i = 0; i < index; i++) d = mul2_x8(d);
+        memcpy(&qw, q + off, 8);
+        qw ^= d;
+        memcpy(q + off, &qw, 8);
+    }
 }
 
 int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
@@ -485,6 +506,70 @@ size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double
      * for a second pass. */
     if (negative_zeros) {
         for (size_t k = 0; k < rows * cols; k++) c[k] += 0.0;
+    }
+    return bad;
+}
+
+/* ---- float32 ABFT comparison --------------------------------------------------------- */
+
+#define SK_LANES 16
+
+/* The float32 sum of n values: sixteen independent lanes, so that it vectorises without
+ * licence to reassociate (the error bound holds for every summation order). */
+static inline float sum_lanes(const float *x, size_t n) {
+    float v[SK_LANES] = {0};
+    size_t k = 0;
+    for (; k + SK_LANES <= n; k += SK_LANES)
+        for (size_t l = 0; l < SK_LANES; l++) v[l] += x[k + l];
+    float s = 0.0f;
+    for (; k < n; k++) s += x[k];
+    for (size_t l = 0; l < SK_LANES; l++) s += v[l];
+    return s;
+}
+
+/* A block of 64, the usual one, in GCC's generic vectors (lowered to whatever the clone
+ * targets): four 16-wide adds, then halves added down to one value. */
+typedef float sk_v16 __attribute__((vector_size(64)));
+typedef float sk_v8 __attribute__((vector_size(32)));
+typedef float sk_v4 __attribute__((vector_size(16)));
+
+static inline float sum_64(const float *x) {
+    sk_v16 a, b, c, d;
+    memcpy(&a, x, sizeof a);
+    memcpy(&b, x + 16, sizeof b);
+    memcpy(&c, x + 32, sizeof c);
+    memcpy(&d, x + 48, sizeof d);
+    sk_v16 v = (a + b) + (c + d);
+    sk_v8 lo8, hi8;
+    memcpy(&lo8, &v, sizeof lo8);
+    memcpy(&hi8, (const char *)&v + sizeof lo8, sizeof hi8);
+    sk_v8 w = lo8 + hi8;
+    sk_v4 lo4, hi4;
+    memcpy(&lo4, &w, sizeof lo4);
+    memcpy(&hi4, (const char *)&w + sizeof lo4, sizeof hi4);
+    sk_v4 u = lo4 + hi4;
+    return (u[0] + u[2]) + (u[1] + u[3]);
+}
+
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
+                            const float *sums, double fp, double fq) {
+    const size_t nb = (cols + block - 1) / block;
+    size_t bad = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *r = c + i * cols;
+        const float *t = sums + i * 2 * nb;
+        for (size_t j = 0; j < nb; j++) {
+            const size_t n = cols - j * block < block ? cols - j * block : block;
+            const double s = n == 64 ? sum_64(r + j * block) : sum_lanes(r + j * block, n);
+            const double tj = t[j], at = __builtin_fabs(tj), au = __builtin_fabs(t[nb + j]);
+            const double low = fp * (at > au ? at : au) + fq * __builtin_fabs(s);
+            /* An infinite bound or a NaN anywhere fails: no comparison with NaN holds. */
+            bad += (size_t)(!(__builtin_fabs(s - tj) <= low) | !(low < __builtin_inf()));
+        }
     }
     return bad;
 }

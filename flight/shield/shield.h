@@ -41,12 +41,27 @@ int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
                   const uint8_t *p, const uint8_t *q, int x, int y, uint8_t *outx,
                   uint8_t *outy);
 
+/* Bring P and Q of a stripe up to date after block `index` (stripe-relative) changed
+ * from `before` to `after` (n bytes, the block's length): P ^= D, Q ^= g^index D with
+ * D = before ^ after. Only the changed block is read, not the rest of the stripe. */
+void sk_pq_update(uint8_t *p, uint8_t *q, const uint8_t *before, const uint8_t *after,
+                  size_t n, size_t index);
+
 /* One pass over a row-major rows x cols matrix of integer-valued doubles (the ABFT scan).
  * Turns -0.0 into 0.0 in place and returns how many entries are not integers below 2^52
  * in magnitude (NaN included); when col_sum is not NULL, also fills column sums and
  * column sums weighted 1..rows (exact for integers while they stay below 2^53). Row sums
  * are a reduction and go faster through BLAS. */
 size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double *col_wsum);
+
+/* The float32 ABFT comparison, one pass over C (rows x cols, row-major float32). For row
+ * i and block j of `block` columns: s = the float32 sum of the block (lanes, any order:
+ * the bound covers every order); t = sums[i][j] and u = sums[i][nb + j] (rows x 2nb, nb
+ * the number of blocks: A fl(B e_b) and A fl(|B| e_b)); the block passes when
+ * |s - t| <= fp * max(|t|, |u|) + fq * |s|, in double and finite. Returns the number of
+ * blocks that fail (NaN fails). */
+size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
+                            const float *sums, double fp, double fq);
 
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
  * (each chunk is checksummed while it is still in cache). */

@@ -172,6 +172,16 @@ def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair() -> None:
         with pytest.raises(AbftMismatch):
             checked_gemm(Corrupting(corrupt), a, b, right=sums)
     assert np.array_equal(checked_gemm(NumpyDevice(), a, b, right=sums), a @ b)
+    # A batch of products (attention's heads) is checked member by member.
+    heads_a = rng.integers(-127, 128, (6, 3, 16)).astype(np.float64)
+    heads_b = rng.integers(-127, 128, (6, 16, 9)).astype(np.float64)
+
+    def one_head(c):
+        c.view(np.uint64)[4, 1, 7] ^= np.uint64(1 << 40)
+
+    with pytest.raises(AbftMismatch):
+        checked_gemm(Corrupting(one_head), heads_a, heads_b)
+    assert np.array_equal(checked_gemm(NumpyDevice(), heads_a, heads_b), heads_a @ heads_b)
 
 
 @pytest.mark.parametrize("call,reason", [

@@ -29,7 +29,7 @@ from flight.compute.transformer import (
     views,
 )
 from flight.compute.workloads import JobParameterError
-from flight.shield import CheckpointStore
+from flight.shield import CheckpointStore, ShieldError, float_block_check
 from sim.faults import FaultInjector, Injection
 
 TINY = {"steps": 6, "batch": 2, "context": 8, "layers": 2, "heads": 2, "width": 16,
@@ -128,6 +128,31 @@ def test_the_float_gemm_bound_holds_for_fault_free_products() -> None:
         d, bound = float_gemm_bound(a, b, c)
         worst = max(worst, float((d / bound).max()))
     assert worst < 0.5
+
+
+def test_the_kernel_pass_fails_exactly_the_blocks_knocked_off_their_sums() -> None:
+    """sk_float_block_check against what it is for: fault-free products of any shape
+    (short last blocks, batches) pass, and each block given a change far beyond its
+    bound, a NaN or an infinity fails, one count a block."""
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        batch = tuple(int(x) for x in rng.integers(1, 3, int(rng.integers(0, 2))))
+        m, k, n = (int(x) for x in rng.integers(1, 200, 3))
+        a = rng.standard_normal((*batch, m, k)).astype(np.float32)
+        b = rng.standard_normal((*batch, k, n)).astype(np.float32)
+        right = FloatRightSums.of(b)
+        sums = np.matmul(a, right.both)
+        c = a @ b
+        assert float_block_check(c, sums, 64, 1e-3, 1e-4) == 0
+        hits = {(int(rng.integers(c.size // n)), int(rng.integers(n)))
+                for _ in range(int(rng.integers(1, 4)))}
+        struck = c.reshape(-1, n).copy()
+        for row, col in hits:
+            struck[row, col] = rng.choice([np.nan, np.inf, 1e6])
+        blocks = {(row, col // 64) for row, col in hits}
+        assert float_block_check(struck.reshape(c.shape), sums, 64, 1e-3, 1e-4) == len(blocks)
+    with pytest.raises(ShieldError, match="do not pair"):
+        float_block_check(c, sums[..., :-1], 64, 1e-5, 1e-6)
 
 
 def test_a_change_beyond_the_bound_is_caught_and_one_within_it_is_not() -> None:

@@ -137,3 +137,57 @@ def test_a_read_only_array_is_refused_and_block_indices_are_checked() -> None:
     r, _ = region()
     with pytest.raises(ShieldError, match="block 99 is not in 0..32"):
         r.commit([99])
+
+
+def test_a_partial_write_moves_parity_by_the_change_alone_to_what_a_re_encode_gives() -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        r, _ = region(seed=trial)
+        full = ShieldedRegion(r.array.copy(), block_bytes=BLOCK, stripe_blocks=K)
+        blocks = sorted({int(b) for b in rng.integers(0, r.nblocks, int(rng.integers(1, 5)))})
+        copies, bad = r.copy_for_write(blocks)
+        assert bad == []
+        # Copies are kept of blocks in stripes written in part (the short last stripe,
+        # block 32 alone, is always written whole).
+        assert set(copies) == {b for b in blocks if b < K * 4}
+        for b in blocks:
+            lo, hi = b * BLOCK, min((b + 1) * BLOCK, r.nbytes)
+            new = rng.integers(0, 256, hi - lo, dtype=np.uint8)
+            r._bytes()[lo:hi] = new
+            full._bytes()[lo:hi] = new
+        assert r.commit(blocks, copies).ok and full.commit(blocks).ok
+        assert np.array_equal(r.parity, full.parity), trial
+        assert np.array_equal(r.crcs, full.crcs)
+        assert np.array_equal(r.parity_crcs, full.parity_crcs)
+    golden = r._bytes().copy()
+    flip(r, BLOCK * blocks[0] + 3, 2)  # what was written is protected as written
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_a_block_hit_before_the_write_is_named_and_not_copied() -> None:
+    r, _ = region()
+    flip(r, BLOCK * 2 + 5, 1)
+    copies, bad = r.copy_for_write([1, 2])
+    assert bad == [2] and set(copies) == {1}
+
+
+def test_a_hit_parity_block_is_re_encoded_rather_than_moved_by_the_change() -> None:
+    r, golden = region()
+    copies, _ = r.copy_for_write([3])
+    r.parity[0, 1, 17] ^= 4  # Q of stripe 0 hit before the commit
+    r._bytes()[BLOCK * 3:BLOCK * 4] = 9
+    golden[BLOCK * 3:BLOCK * 4] = 9
+    assert r.commit([3], copies).ok
+    assert r.bad_parity() == [] and r.verify() == []
+    flip(r, BLOCK * 3 + 1, 0)  # both parities good again: the block still heals
+    flip(r, BLOCK * 5 + 1, 0)
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_a_region_smaller_than_a_block_is_one_block_of_its_own_size() -> None:
+    data = np.random.default_rng(3).integers(0, 256, 1000, dtype=np.uint8)
+    r = ShieldedRegion(data, block_bytes=65536, stripe_blocks=16)
+    assert r.block_bytes == 1024 and r.nblocks == 1 and r.parity.shape == (1, 2, 1024)
+    golden = data.copy()
+    flip(r, 999, 7)
+    assert r.verify() == [0] and r.repair().ok and np.array_equal(r._bytes(), golden)
