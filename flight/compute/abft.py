@@ -83,8 +83,12 @@ class LeftSums:
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                  right: RightSums | None = None, left: LeftSums | None = None,
                  what: str = "gemm") -> np.ndarray:
-    """a @ b on the device, checked. Without `right` the check is taken from b as it is
-    now (it then vouches for the product, not for b). Raises AbftMismatch."""
+    """a @ b on the device, checked. With `right` (sums of b taken when b was committed)
+    the row checksums vouch for the product and for b. With `left` alone the column
+    checksums vouch for the product and for a, and b is the caller's to vouch for (a
+    CRC-checked state or activation): row checksums from b as it is now would add
+    nothing. With neither, the row checksums are taken from b as it is now and vouch for
+    the product alone. Raises AbftMismatch."""
     c = device.gemm(a, b)
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
@@ -95,9 +99,9 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     if scan.non_integer:
         raise AbftMismatch(f"{what}: {scan.non_integer} non-integer results "
                            "(a low-order bit flipped)")
-    r = right or RightSums.of(b)
     # Plain and weighted sums travel in pairs: one BLAS call reads each operand once.
-    if not np.array_equal(c @ _pair(c.shape[-1]), a @ r.both):
+    if (right is not None or left is None) and not np.array_equal(
+            c @ _pair(c.shape[-1]), a @ (right or RightSums.of(b)).both):
         raise AbftMismatch(f"{what}: row checksums disagree")
     if left is not None and scan.col_sum is not None and scan.col_wsum is not None \
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):

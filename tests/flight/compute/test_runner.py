@@ -63,6 +63,26 @@ def test_a_weight_hit_between_scrubs_is_caught_by_abft_and_repaired(tmp_path) ->
     assert [m for m, _ in runner.stats.events][:2] == ["abft", "scrub"]
 
 
+@pytest.mark.parametrize("phase", ["step 2", "residual"])
+def test_a_training_weight_hit_is_caught_before_the_step_writes_it(tmp_path, phase) -> None:
+    """The training products carry column checksums only: a weight hit, before the
+    step reads it or while it runs, is found by the weight's CRCs before the step's
+    write, the step runs again on repaired weights, and the result is the fault-free
+    one."""
+    device = NumpyDevice()
+    fired: list[int] = []
+
+    def hit(at: str) -> None:
+        if at == phase and not fired:
+            fired.append(runner.step_in_progress)
+            device.region("state.w").reshape(-1).view(np.uint8)[333] ^= 0x10
+
+    runner = job(tmp_path, "train", Protection(scrub_every=100), between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "train")
+    assert fired and runner.stats.steps_lost == 1
+    assert runner.stats.events[0] == ("scrub", fired[0])
+
+
 def test_an_activation_hit_while_it_waits_is_caught_by_its_crc(tmp_path) -> None:
     device = NumpyDevice()
     state = {"fired": False}
