@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flight.shield import abft_scan, float_block_check
+from flight.shield import abft_scan, float_block_check, float_block_sums
 from hal.compute import ComputeDevice
 from hal.errors import SkyrackError
 
@@ -128,7 +128,10 @@ class FloatRightSums:
 
     @classmethod
     def of(cls, b: np.ndarray) -> FloatRightSums:
-        return cls(np.concatenate([_block_sums(b), _block_sums(np.abs(b))], axis=-1))
+        both = float_block_sums(b, CHECK_BLOCK) if b.dtype == np.float32 else None
+        if both is None:  # a layout the kernel does not take
+            both = np.concatenate([_block_sums(b), _block_sums(np.abs(b))], axis=-1)
+        return cls(both)
 
     @property
     def sums(self) -> np.ndarray:

@@ -4,8 +4,8 @@
 - `ShieldedRegion`: per-block CRCs and RAID-6 parity over a numpy buffer; verify,
   repair and commit.
 - `CheckpointStore`: A/B, incremental, power-cut-safe checkpoints of named buffers.
-- `abft_scan`, `float_block_check`, `copy_crc32c`: the one-pass kernels behind checked
-  GEMMs and activations.
+- `abft_scan`, `float_block_check`, `float_block_sums`, `copy_crc32c`: the one-pass
+  kernels behind checked GEMMs and activations.
 """
 
 from flight.shield.checkpoint import (
@@ -23,6 +23,7 @@ from flight.shield.kernel import (
     copy_crc32c,
     crc32c,
     float_block_check,
+    float_block_sums,
     hardware_crc,
 )
 from flight.shield.region import RepairReport, ShieldedRegion
@@ -30,5 +31,5 @@ from flight.shield.region import RepairReport, ShieldedRegion
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_scan", "copy_crc32c", "crc32c",
-    "float_block_check", "hardware_crc", "unusable",
+    "float_block_check", "float_block_sums", "hardware_crc", "unusable",
 ]

@@ -106,6 +106,31 @@ def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
                                         fp, fq))
 
 
+def float_block_sums(b: np.ndarray, block: int) -> np.ndarray | None:
+    """For a float32 B (..., k, n): its sums over blocks of `block` columns and those of
+    |B| side by side (..., k, 2 nb), in one pass (flight.compute.abft). B may be
+    C-contiguous or the transpose of a C-contiguous matrix in its last two axes (X^T,
+    summed over blocks of X's rows); None for any other layout."""
+    if b.dtype != np.float32 or b.ndim < 2 or block <= 0:
+        raise ShieldError(f"float_block_sums needs a float32 matrix, got {b.dtype} {b.shape}")
+    *lead, k, n = b.shape
+    nb = -(-n // block)
+    out = np.empty((*lead, k, 2 * nb), np.float32)
+    if b.size == 0:
+        out[...] = 0
+        return out
+    f = ffi.from_buffer
+    if b.flags.c_contiguous:
+        lib.sk_float_block_sums(f("float[]", b), b.size // n, n, block, f("float[]", out))
+        return out
+    x = np.swapaxes(b, -1, -2)
+    if x.flags.c_contiguous:
+        lib.sk_float_block_sums_t(f("float[]", x), x.size // (n * k), n, k, block,
+                                  f("float[]", out))
+        return out
+    return None
+
+
 def copy_crc32c(dst: np.ndarray, src: np.ndarray) -> int:
     """Copy src into dst (same shape, float64, contiguous) and return the CRC32C of dst,
     in one pass."""

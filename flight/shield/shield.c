@@ -574,6 +574,67 @@ size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t blo
     return bad;
 }
 
+/* |x| summed the same way as sum_lanes. */
+static inline float abs_sum_lanes(const float *x, size_t n) {
+    float v[SK_LANES] = {0};
+    size_t k = 0;
+    for (; k + SK_LANES <= n; k += SK_LANES)
+        for (size_t l = 0; l < SK_LANES; l++) v[l] += __builtin_fabsf(x[k + l]);
+    float s = 0.0f;
+    for (; k < n; k++) s += __builtin_fabsf(x[k]);
+    for (size_t l = 0; l < SK_LANES; l++) s += v[l];
+    return s;
+}
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block, float *out) {
+    const size_t nb = (cols + block - 1) / block;
+    for (size_t i = 0; i < rows; i++) {
+        const float *r = b + i * cols;
+        float *o = out + i * 2 * nb;
+        for (size_t j = 0; j < nb; j++) {
+            const size_t n = cols - j * block < block ? cols - j * block : block;
+            o[j] = sum_lanes(r + j * block, n);
+            o[nb + j] = abs_sum_lanes(r + j * block, n);
+        }
+    }
+}
+
+/* Rows of X added into two k-long accumulators a block at a time: each add is a
+ * vector add along k, so it vectorises as it stands. */
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
+                           float *out) {
+    const size_t nb = (n + block - 1) / block;
+    float acc[2 * 1024];
+    for (size_t t = 0; t < batches; t++) {
+        const float *xt = x + t * n * k;
+        float *ot = out + t * k * 2 * nb;
+        for (size_t c0 = 0; c0 < k; c0 += 1024) { /* k in strips that fit acc */
+            const size_t w = k - c0 < 1024 ? k - c0 : 1024;
+            for (size_t j = 0; j < nb; j++) {
+                const size_t r1 = (j + 1) * block < n ? (j + 1) * block : n;
+                for (size_t c = 0; c < 2 * w; c++) acc[c] = 0.0f;
+                for (size_t r = j * block; r < r1; r++) {
+                    const float *row = xt + r * k + c0;
+                    for (size_t c = 0; c < w; c++) {
+                        acc[c] += row[c];
+                        acc[w + c] += __builtin_fabsf(row[c]);
+                    }
+                }
+                for (size_t c = 0; c < w; c++) {
+                    ot[(c0 + c) * 2 * nb + j] = acc[c];
+                    ot[(c0 + c) * 2 * nb + nb + j] = acc[w + c];
+                }
+            }
+        }
+    }
+}
+
 #define COPY_CHUNK 16384
 
 uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n) {

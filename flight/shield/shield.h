@@ -63,6 +63,16 @@ size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double
 size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
                             const float *sums, double fp, double fq);
 
+/* Block sums of a float32 right operand B for that check: for row i of B (rows x cols,
+ * row-major) and block j of `block` columns, out[i][j] = the float32 sum of the block and
+ * out[i][nb + j] = the sum of its absolute values (out is rows x 2nb). */
+void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block, float *out);
+
+/* The same of B = X^T for each of `batches` row-major n x k matrices X (B is k x n):
+ * sums over blocks of `block` rows of X, into out (batches x k x 2nb, nb from n). */
+void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
+                           float *out);
+
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
  * (each chunk is checksummed while it is still in cache). */
 uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n);

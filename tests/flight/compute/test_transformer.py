@@ -29,7 +29,7 @@ from flight.compute.transformer import (
     views,
 )
 from flight.compute.workloads import JobParameterError
-from flight.shield import CheckpointStore, ShieldError, float_block_check
+from flight.shield import CheckpointStore, ShieldError, float_block_check, float_block_sums
 from sim.faults import FaultInjector, Injection
 
 TINY = {"steps": 6, "batch": 2, "context": 8, "layers": 2, "heads": 2, "width": 16,
@@ -153,6 +153,27 @@ def test_the_kernel_pass_fails_exactly_the_blocks_knocked_off_their_sums() -> No
         assert float_block_check(struck.reshape(c.shape), sums, 64, 1e-3, 1e-4) == len(blocks)
     with pytest.raises(ShieldError, match="do not pair"):
         float_block_check(c, sums[..., :-1], 64, 1e-5, 1e-6)
+
+
+def test_the_kernel_sums_of_b_are_the_block_sums_in_any_order() -> None:
+    """float_block_sums (B and X^T layouts, batches, short blocks) against float64 sums:
+    within the float32 rounding of a 64-term sum of the absolute values."""
+    rng = np.random.default_rng(13)
+    for _ in range(40):
+        lead = tuple(int(x) for x in rng.integers(1, 3, int(rng.integers(0, 3))))
+        k, n = (int(x) for x in rng.integers(1, 200, 2))
+        x = (rng.standard_normal((*lead, k, n)) * 10.0 ** rng.uniform(-3, 3)).astype(np.float32)
+        for b in (x, np.swapaxes(x, -1, -2)):
+            got = float_block_sums(b, 64)
+            nb = -(-b.shape[-1] // 64)
+            pad = np.zeros((*b.shape[:-1], nb * 64), np.float64)
+            pad[..., :b.shape[-1]] = b
+            blocks = pad.reshape(*b.shape[:-1], nb, 64)
+            want = np.concatenate([blocks.sum(-1), np.abs(blocks).sum(-1)], axis=-1)
+            scale = np.concatenate([np.abs(blocks).sum(-1)] * 2, axis=-1)
+            assert got.shape == want.shape
+            assert np.all(np.abs(got - want) <= 64 * 2.0 ** -24 * scale + 1e-30)
+    assert float_block_sums(np.zeros((4, 8), np.float32)[:, ::2], 64) is None  # another layout
 
 
 def test_a_change_beyond_the_bound_is_caught_and_one_within_it_is_not() -> None:
