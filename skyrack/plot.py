@@ -1,5 +1,6 @@
-"""Mission plots: state of charge, power, temperatures and mode against time. matplotlib
-is an optional extra (`pip install 'skyrack[plot]'`); without it, a clear error."""
+"""Mission plots: state of charge, power, temperatures and mode against time, and the
+loss of each training job. matplotlib is an optional extra (`pip install
+'skyrack[plot]'`); without it, a clear error."""
 
 from __future__ import annotations
 
@@ -44,15 +45,30 @@ def plot_points(series: dict[str, list[tuple[float, Any]]], path: str, title: st
     plt.close(fig)
 
 
-def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: str) -> None:
-    """Four stacked panels into `path` (PNG, PDF, SVG: by its extension)."""
+def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: str,
+                 losses: dict[str, list[float]] | None = None) -> list[str]:
+    """Four stacked panels against mission time into `path` (PNG, PDF, SVG: by its
+    extension), and below them, when `losses` names training jobs, each job's loss
+    against its step. Returns the panels' labels, top to bottom."""
     plt = _pyplot()
 
     def xy(name: str) -> tuple[list[float], list[float]]:
         points = series.get(name, [])
         return [t / 3600.0 for t, _ in points], [v for _, v in points]
 
-    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
+    if losses:
+        fig = plt.figure(figsize=(10, 13))
+        grid = fig.add_gridspec(5, 1, height_ratios=(1, 1, 1, 1, 1.1), hspace=0.45)
+        axes = [fig.add_subplot(grid[0])]
+        axes += [fig.add_subplot(grid[i], sharex=axes[0]) for i in range(1, 4)]
+        loss_axis = fig.add_subplot(grid[4])
+        for label, curve in losses.items():
+            loss_axis.plot(range(1, len(curve) + 1), curve, label=label)
+        loss_axis.set_ylabel("training loss (nats)")
+        loss_axis.set_xlabel("training step")
+        loss_axis.legend(loc="upper right")
+    else:
+        fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
     axes[0].plot(*xy("power.soc_pct"), color="tab:green")
     axes[0].set_ylabel("state of charge (%)")
     for name, label in (("power.solar_power_w", "solar"), ("power.load_power_w", "loads")):
@@ -73,6 +89,9 @@ def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: s
     axes[3].set_ylabel("mode")
     axes[3].set_xlabel("mission elapsed time (h)")
     fig.suptitle(title)
-    fig.tight_layout()
+    if not losses:
+        fig.tight_layout()
+    labels = [ax.get_ylabel() for ax in fig.axes]
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return labels

@@ -247,14 +247,17 @@ class JobRunner:
 
         def load() -> None:
             self._load_golden()
-            for name, shape in self.workload.state_shapes().items():
-                self.state[name] = self.device.alloc(f"state.{name}", shape,
-                                                     self.workload.STATE_DTYPE)
+            self._alloc_state()
 
         self._through_hangs(load)
         self.workload.init_state(self.state)
         self._shield_state()
         self.workload.state_committed(self.state)
+
+    def _alloc_state(self) -> None:
+        for name, shape in self.workload.state_shapes().items():
+            self.state[name] = self.device.alloc(f"state.{name}", shape,
+                                                 self.workload.state_dtype(name))
 
     def _through_hangs(self, action: Callable[[], None]) -> None:
         """`action()`, power-cycling the device and trying again while it hangs."""
@@ -436,9 +439,7 @@ class JobRunner:
             self.golden.clear()
             self._shields.clear()
             self._load_golden()
-            for name, shape in self.workload.state_shapes().items():
-                self.state[name] = self.device.alloc(f"state.{name}", shape,
-                                                     self.workload.STATE_DTYPE)
+            self._alloc_state()
 
         self._through_hangs(reload)
         if not self.protection.enabled:

@@ -61,7 +61,11 @@ class Workload(ABC):
     # text parameter -> (default, most UTF-8 octets): a prompt
     TEXT: ClassVar[dict[str, tuple[str, int]]] = {}
     STATE_DTYPE: ClassVar[type] = np.float64  # what the state regions hold
+    STATE_DTYPES: ClassVar[dict[str, type]] = {}  # a region that holds something else
     checking = True  # whether the job is protected (the runner says): checks of its own too
+
+    def state_dtype(self, name: str) -> type:
+        return self.STATE_DTYPES.get(name, self.STATE_DTYPE)
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.PARAMS) - set(self.TEXT))

@@ -181,7 +181,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         try:
             plot.plot_mission(recorder.series, args.plot,
                               f"{report['satellite']}: {report['orbit']['altitude_km']:g} km, "
-                              f"LTAN {hhmm(report['orbit']['ltan_h'])}, seed {args.seed}")
+                              f"LTAN {hhmm(report['orbit']['ltan_h'])}, seed {args.seed}",
+                              {f"job {job['id']} ({job['workload']})": job["loss"]
+                               for job in report["compute"]["jobs"] if job.get("loss")})
         except (RuntimeError, ValueError, OSError) as e:
             raise CliError(f"cannot write plot {args.plot}: {e}") from None
     if args.json:

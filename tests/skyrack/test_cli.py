@@ -230,6 +230,21 @@ def test_plot_draws_a_png_when_matplotlib_is_installed(capsys, tmp_path) -> None
     assert code == 0 and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_mission_plot_draws_each_training_jobs_loss_below_the_mission(tmp_path) -> None:
+    from skyrack import plot
+
+    if not plot.available():
+        pytest.skip("matplotlib (the 'plot' extra) is not installed")
+    series = {"power.soc_pct": [(0.0, 90.0), (10.0, 89.5)], "mode.mode": [(0.0, "nominal")]}
+    losses = {"job 2 (transformer)": [5.6, 4.1, 3.2, 2.7]}
+    target = tmp_path / "m.png"
+    labels = plot.plot_mission(series, str(target), "t", losses)
+    assert labels == ["state of charge (%)", "power (W)", "temperature (degC)", "mode",
+                      "training loss (nats)"]
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot.plot_mission(series, str(target), "t") == labels[:4]  # no job, no panel
+
+
 def test_plot_without_matplotlib_says_how_to_get_it_before_flying(capsys, tmp_path,
                                                                    monkeypatch) -> None:
     from skyrack import plot
