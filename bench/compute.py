@@ -1,7 +1,7 @@
 """What protection costs a compute job: protected / unprotected wall time per workload at
 the default protection settings, and the ABFT check on its own.
 
-    python bench/compute.py [--repeats 5] [--json out.json]
+    python bench/compute.py [--repeats 5] [--threads 1] [--json out.json]
 
 Two sizes of each job, because the check's share falls as the work per byte rises: ABFT
 re-reads A and C (O(bn + bm) bytes) against the GEMM's O(bnm) work, and training must
@@ -13,15 +13,18 @@ transformer layer, and a 1024 x 512 model on batches of 2048. The transformer: 2
 wide with 6 heads over 256 bytes of context, 4 sequences a step (representative), with
 its tokens per second, and the float32 check alone on each of its GEMM shapes; int8
 generation by the same two models, 48 and 128 tokens after a 4-byte prompt. Medians
-over repeats, plain and protected runs interleaved; every ratio divides two numbers
-from this run. Targets (issue): protected / unprotected <= 1.05, and <= 1.03 for generation.
+over repeats, plain and protected runs interleaved, on one BLAS thread unless --threads
+says otherwise; every ratio divides two numbers from this run. Targets (issue):
+protected / unprotected <= 1.05, and <= 1.03 for generation.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from typing import Any
@@ -35,6 +38,7 @@ from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.shield import CheckpointStore
 
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 JOBS = {
     "small": {
         "mlp": {"steps": 128, "batch": 256, "inputs": 1024, "hidden": 1024, "outputs": 256},
@@ -104,7 +108,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (default 1, as the campaign's workers run: on a "
+                             "shared machine one thread gives steadier ratios)")
     args = parser.parse_args()
+    threads = str(args.threads)
+    if any(os.environ.get(v) != threads for v in BLAS_THREADS):
+        # The BLAS reads its thread count when it loads: start again with it set.
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, **dict.fromkeys(BLAS_THREADS, threads)})
 
     results: dict[str, float] = {}
     for size, jobs in JOBS.items():
