@@ -58,7 +58,8 @@ def plot_mission(series: dict[str, list[tuple[float, Any]]], path: str, title: s
 
     if losses:
         fig = plt.figure(figsize=(10, 13))
-        grid = fig.add_gridspec(5, 1, height_ratios=(1, 1, 1, 1, 1.1), hspace=0.45)
+        grid = fig.add_gridspec(5, 1, height_ratios=(1, 1, 1, 1, 1.1), hspace=0.45,
+                                top=0.95, bottom=0.05)
         axes = [fig.add_subplot(grid[0])]
         axes += [fig.add_subplot(grid[i], sharex=axes[0]) for i in range(1, 4)]
         loss_axis = fig.add_subplot(grid[4])

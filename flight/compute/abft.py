@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flight.shield import abft_scan, float_block_check, float_block_sums
+from flight.shield import abft_rows, abft_scan, float_block_check, float_block_sums
 from hal.compute import ComputeDevice
 from hal.errors import SkyrackError
 
@@ -51,6 +51,11 @@ class ComputeFault(SkyrackError):
     """A check found wrong data; `mechanism` names the check that found it."""
 
     mechanism = "abft"
+
+
+# Products of at most this many entries are scanned and row-checked in one kernel call:
+# below it the BLAS and numpy calls of the general path cost more than the arithmetic.
+FUSED_MAX = 1 << 16
 
 
 class AbftMismatch(ComputeFault):
@@ -92,6 +97,14 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     c = device.gemm(a, b)
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
+    if left is None and c.size <= FUSED_MAX:  # a GEMV or a few rows: one kernel call
+        bad, off = abft_rows(c.reshape(-1, c.shape[-1]),
+                             (a @ (right or RightSums.of(b)).both).reshape(-1, 2))
+        if bad:
+            raise AbftMismatch(f"{what}: {bad} non-integer results (a low-order bit flipped)")
+        if off:
+            raise AbftMismatch(f"{what}: row checksums disagree")
+        return c
     # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is equal,
     # but not bit for bit), and for a golden left operand the column sums. A batch of
     # products (heads leading) is scanned as the rows of one matrix.

@@ -86,6 +86,23 @@ def abft_scan(c: np.ndarray, *, columns: bool = False) -> AbftScan:
     return AbftScan(int(bad), *(col or (None, None)))
 
 
+def abft_rows(c: np.ndarray, want: np.ndarray) -> tuple[int, int]:
+    """abft_scan of a 2-D float64 matrix and its row checksums in one call: (entries that
+    are not integers, rows whose sum and sum weighted 1..n differ from want's (rows x 2)
+    pair). For small products (flight.compute.abft)."""
+    if (c.ndim != 2 or c.dtype != np.float64 or not c.flags.c_contiguous
+            or not c.flags.writeable or want.shape != (c.shape[0], 2)
+            or want.dtype != np.float64):
+        raise ShieldError(f"abft_rows needs a writable C-contiguous float64 matrix and its "
+                          f"rows x 2 float64 sums, got {c.dtype} {c.shape} and "
+                          f"{want.dtype} {want.shape}")
+    mismatched = ffi.new("size_t *")
+    f = ffi.from_buffer
+    bad = lib.sk_abft_rows(f("double[]", c), c.shape[0], c.shape[1],
+                           f("double[]", np.ascontiguousarray(want)), mismatched)
+    return int(bad), int(mismatched[0])
+
+
 def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
                       fq: float) -> int:
     """How many row blocks of a float32 product C (..., m, n) fail |fl(C e_b) - t| <=

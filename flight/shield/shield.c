@@ -510,6 +510,22 @@ size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double
     return bad;
 }
 
+size_t sk_abft_rows(double *c, size_t rows, size_t cols, const double *want,
+                    size_t *mismatched) {
+    size_t bad = sk_abft_scan(c, rows, cols, NULL, NULL), off = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const double *r = c + i * cols;
+        double s = 0.0, w = 0.0;
+        for (size_t j = 0; j < cols; j++) {
+            s += r[j];
+            w += (double)(j + 1) * r[j];
+        }
+        off += (size_t)((s != want[2 * i]) | (w != want[2 * i + 1]));
+    }
+    *mismatched = off;
+    return bad;
+}
+
 /* ---- float32 ABFT comparison --------------------------------------------------------- */
 
 #define SK_LANES 16

@@ -73,6 +73,14 @@ void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block,
 void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
                            float *out);
 
+/* sk_abft_scan and the row checksums of a small product in one call: for each row i of
+ * c, its sum and its sum weighted 1..cols (exact for integers while they stay below
+ * 2^53) against want[2i] and want[2i+1]; -0.0 made 0.0. Returns the entries that are
+ * not integers below 2^52; *mismatched gets the rows whose sums differ. For products
+ * small enough that a BLAS call costs more than the arithmetic. */
+size_t sk_abft_rows(double *c, size_t rows, size_t cols, const double *want,
+                    size_t *mismatched);
+
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
  * (each chunk is checksummed while it is still in cache). */
 uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n);

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from drivers.compute import NumpyDevice
-from flight.compute.abft import AbftMismatch, RightSums, checked_gemm
+from flight.compute.abft import FUSED_MAX, AbftMismatch, RightSums, checked_gemm
 from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import JobParameterError, Workload
@@ -165,10 +165,12 @@ def test_without_protection_a_weight_hit_is_silent_corruption(tmp_path) -> None:
     assert plain.run().tobytes() != golden(tmp_path, "mlp")  # what the shield is for
 
 
-def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair() -> None:
+@pytest.mark.parametrize("m,n", [(8, 8), (300, 300)])  # one kernel call; BLAS sums
+def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair(m, n) -> None:
+    assert (m * n <= FUSED_MAX) == (m == 8)
     rng = np.random.default_rng(0)
-    a = rng.integers(-127, 128, (8, 16)).astype(np.float64)
-    b = rng.integers(-127, 128, (16, 8)).astype(np.float64)
+    a = rng.integers(-127, 128, (m, 16)).astype(np.float64)
+    b = rng.integers(-127, 128, (16, n)).astype(np.float64)
     sums = RightSums.of(b)
 
     class Corrupting(NumpyDevice):
