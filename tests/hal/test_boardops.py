@@ -157,7 +157,7 @@ def _near(data, cls):
 
 
 @pytest.mark.parametrize("cls", DECLARED, ids=lambda c: c.__name__)
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(data=st.data())
 def test_the_generated_decoder_agrees_with_the_full_one_on_every_message(cls, data) -> None:
     """The fast decoder generated for each declaration takes exactly what the full one
