@@ -66,21 +66,40 @@ class PtyBoard(_ServedBoard):
         super().__init__(name, receive)
         self._controller, self._peripheral = os.openpty()
         tty.setraw(self._peripheral, termios.TCSANOW)  # bytes, not lines: no echo, no edits
+        os.set_blocking(self._controller, False)
         self.path = os.ttyname(self._peripheral)
+        self.dropped_bytes = 0  # replies nobody read, once the line's buffer was full
         self._thread.start()
 
     def _read(self) -> bytes:
         ready, _, _ = select.select([self._controller], [], [], POLL_S)
-        return os.read(self._controller, 65536) if ready else b""
+        try:
+            return os.read(self._controller, 65536) if ready else b""
+        except BlockingIOError:
+            return b""
 
     def _write(self, data: bytes) -> None:
+        """Onto the line. A host that stops reading fills the tty's buffer; what does not
+        fit within POLL_S is dropped, as a UART without flow control drops it, rather
+        than leave the board stuck in a write (deaf to the next host, and unable to
+        stop)."""
         view = memoryview(data)
         while view:
-            view = view[os.write(self._controller, view):]
+            try:
+                view = view[os.write(self._controller, view):]
+            except BlockingIOError:
+                _, ready, _ = select.select([], [self._controller], [], POLL_S)
+                if not ready or self._stop.is_set():
+                    self.dropped_bytes += len(view)
+                    return
 
     def close(self) -> None:
         super().close()
         for fd in (self._controller, self._peripheral):
+            try:
+                termios.tcflush(fd, termios.TCIOFLUSH)  # close need not wait for a drain
+            except (OSError, termios.error):
+                pass
             try:
                 os.close(fd)
             except OSError:
