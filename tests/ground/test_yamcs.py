@@ -221,7 +221,20 @@ def test_yamcs_names_every_event_our_ground_saw(mission) -> None:
     ours.poll()
     seen = {e.name for e in ours.events}
     assert seen  # the commands above raised some
-    events = yamcs.get("/archive/skyrack/events?limit=1000").get("events", [])
+
+    def archived() -> list[dict]:
+        return yamcs.get("/archive/skyrack/events?limit=1000").get("events", [])
+
+    def caught_up() -> list[dict] | None:
+        events = archived()
+        return events if seen <= {e["type"] for e in events} else None
+
+    # The sim flies on: an event our ground has just taken in may still be on its way
+    # into YAMCS's archive, so wait for it there (a name that never comes fails below).
+    try:
+        events = _wait("YAMCS's archive of the events our ground saw", caught_up, 20)
+    except AssertionError:
+        events = archived()
     named = {e["type"] for e in events}
     assert seen <= named, seen - named
     known = {e.name for e in DICTIONARY.events}
