@@ -57,6 +57,19 @@ class Child:
         if self._kill_at is not None and self.steps >= self._kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    def step_at_storage_writes(self) -> None:
+        """A step before every write to on-board storage (drivers.storage), in this child
+        only: a kill at a step lands between two stored records."""
+        from drivers.storage import DirectoryStorage
+
+        write = DirectoryStorage.write
+
+        def cut(storage: DirectoryStorage, name: str, data: bytes) -> None:
+            self.step()
+            write(storage, name, data)
+
+        DirectoryStorage.write = cut  # type: ignore[method-assign]
+
 
 @dataclass
 class Trial:

@@ -97,26 +97,27 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     c = device.gemm(a, b)
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
-    if left is None and c.size <= FUSED_MAX:  # a GEMV or a few rows: one kernel call
-        bad, off = abft_rows(c.reshape(-1, c.shape[-1]),
-                             (a @ (right or RightSums.of(b)).both).reshape(-1, 2))
-        if bad:
-            raise AbftMismatch(f"{what}: {bad} non-integer results (a low-order bit flipped)")
-        if off:
-            raise AbftMismatch(f"{what}: row checksums disagree")
-        return c
-    # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is equal,
-    # but not bit for bit), and for a golden left operand the column sums. A batch of
-    # products (heads leading) is scanned as the rows of one matrix.
-    scan = abft_scan(c.reshape(-1, c.shape[-1]), columns=left is not None)
-    if scan.non_integer:
-        raise AbftMismatch(f"{what}: {scan.non_integer} non-integer results "
+    flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
+    # Row checksums add something when b's sums were taken at its commit, or when there
+    # are no column checksums; plain and weighted sums travel in pairs (one BLAS call).
+    want = a @ (right or RightSums.of(b)).both if right is not None or left is None else None
+    fused = want is not None and left is None and c.size <= FUSED_MAX
+    scan = None
+    if fused and want is not None:  # a GEMV or a few rows: scan and row sums in one call
+        non_integer, rows_off = abft_rows(flat, want.reshape(-1, 2))
+    else:
+        # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is
+        # equal, but not bit for bit), and for a golden left operand the column sums.
+        scan = abft_scan(flat, columns=left is not None)
+        non_integer, rows_off = scan.non_integer, 0
+    if non_integer:
+        raise AbftMismatch(f"{what}: {non_integer} non-integer results "
                            "(a low-order bit flipped)")
-    # Plain and weighted sums travel in pairs: one BLAS call reads each operand once.
-    if (right is not None or left is None) and not np.array_equal(
-            c @ _pair(c.shape[-1]), a @ (right or RightSums.of(b)).both):
+    if want is not None and (rows_off if fused else not np.array_equal(
+            c @ _pair(c.shape[-1]), want)):
         raise AbftMismatch(f"{what}: row checksums disagree")
-    if left is not None and scan.col_sum is not None and scan.col_wsum is not None \
+    if left is not None and scan is not None and scan.col_sum is not None \
+            and scan.col_wsum is not None \
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
         raise AbftMismatch(f"{what}: column checksums disagree")
     return c

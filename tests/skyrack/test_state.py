@@ -107,7 +107,6 @@ def test_a_flight_computer_killed_at_any_moment_keeps_every_promise(tmp_path) ->
     again each time on the same directory: no record is damaged, every telecommand the
     ground saw completed stays refused as a replay, and no job id is given twice."""
     from boards.definition import default_path, load
-    from drivers.storage import DirectoryStorage
     from hal.packetlink import InProcessLink
     from skyrack.assembly import assemble
     from tests.crash import Child, kill_trials, tally, trial_count
@@ -118,13 +117,7 @@ def test_a_flight_computer_killed_at_any_moment_keeps_every_promise(tmp_path) ->
     seen = {"counter": 0, "job": 0, "completed": 0, "jobs": 0}
 
     def writer(child: Child) -> None:
-        write = DirectoryStorage.write
-
-        def cut(storage: DirectoryStorage, name: str, data: bytes) -> None:
-            child.step()
-            write(storage, name, data)
-
-        DirectoryStorage.write = cut  # type: ignore[method-assign]  # in this child only
+        child.step_at_storage_writes()
         flight_end, ground_end = InProcessLink.pair()
         satellite = assemble(definition, link=flight_end, keys=keys, state=state)
         ground = GroundClient(ground_end, satellite.flight.dictionary(),

@@ -254,20 +254,13 @@ def test_transformer_jobs_killed_at_any_moment_end_as_runs_never_killed(tmp_path
     killed with SIGKILL at random moments (half of them at a storage write), booted
     again on the same storage each time: nothing stored is damaged, the job table
     (a prompt in it) reads back, and both jobs finish with the fault-free results."""
-    from drivers.storage import DirectoryStorage
     from tests.crash import Child, kill_trials, trial_count
 
     jobs = ({"workload": "transformer", "seed": 3, "steps": 40},
             {"workload": "generate", "seed": 3, "steps": 16, "prompt": "def run(self"})
 
     def child(c: Child) -> None:
-        write = DirectoryStorage.write
-
-        def cut(storage: DirectoryStorage, name: str, data: bytes) -> None:
-            c.step()
-            write(storage, name, data)
-
-        DirectoryStorage.write = cut  # type: ignore[method-assign]  # in this child only
+        c.step_at_storage_writes()
         sw = flight(tmp_path, hangs_per_day=1e4)
         if not sw.component("compute").jobs:
             for args in jobs:
