@@ -1,9 +1,11 @@
 import pytest
 
+from boards.definition import default_path, load
 from sim.clock import VirtualClock
 from sim.orbit import CircularOrbit
 from sim.power import Battery, cell_ocv_v
 from sim.world import World
+from skyrack.assembly import build_world
 
 
 def fly_until(world: World, lit: bool) -> None:
@@ -177,3 +179,15 @@ def test_energy_in_is_energy_out_plus_stored_to_a_thousandth(soc, compute) -> No
     residual = truth.solar_wh - truth.load_wh - stored_wh - truth.battery_loss_wh
     assert abs(residual) < 1e-3 * (truth.solar_wh + truth.load_wh), (residual, truth)
     assert (truth.brownouts > 0) == compute
+
+
+def test_dawn_dusk_at_2000_km_has_no_eclipse_for_half_a_day() -> None:
+    # The default definition's world with `skyrack sim --altitude 2000 --ltan 06:00`.
+    world = build_world(load(default_path()), altitude_km=2000.0, ltan="06:00")
+    world.clock.sleep_until(43200.0)
+    assert world.truth.eclipse_s == 0.0 and world.truth.penumbra_s == 0.0
+    assert world.lit and world.illumination == 1.0
+    # At noon-midnight the same world is in the Earth's shadow every orbit.
+    noon = build_world(load(default_path()), altitude_km=2000.0, ltan="12:00")
+    noon.clock.sleep_until(7637.2)
+    assert noon.truth.eclipses == 1 and noon.truth.eclipse_s > 1500.0
