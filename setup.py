@@ -1,5 +1,6 @@
-# Metadata lives in pyproject.toml; this file only hands setuptools the cffi build of the
-# shield kernel (cffi_modules is a setup() keyword that pyproject.toml cannot express).
+# Metadata lives in pyproject.toml; this file only hands setuptools the cffi builds of the
+# shield kernel and of hal's framing loop (cffi_modules is a setup() keyword that
+# pyproject.toml cannot express).
 from setuptools import setup
 
-setup(cffi_modules=["flight/shield/_build.py:ffibuilder"])
+setup(cffi_modules=["flight/shield/_build.py:ffibuilder", "hal/_wire_build.py:ffibuilder"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 
 from hal import cobs
-from hal.crc import crc16_ccitt_false
+from hal._wire import ffi, lib
 from hal.errors import FrameError
 
 DELIMITER = b"\x00"
@@ -27,8 +27,7 @@ MAX_PAYLOAD_BYTES = 4096
 
 def max_encoded_bytes(max_payload_bytes: int, crc: bool = True) -> int:
     """Worst-case COBS size of a payload (plus its CRC), without the delimiter."""
-    n = max_payload_bytes + (CRC_BYTES if crc else 0)
-    return n + n // 254 + 1
+    return cobs.encoded_bytes(max_payload_bytes + (CRC_BYTES if crc else 0))
 
 
 def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
@@ -38,8 +37,9 @@ def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
-    trailer = crc16_ccitt_false(payload).to_bytes(2, "big") if crc else b""
-    return DELIMITER + cobs.encode(payload + trailer) + DELIMITER
+    payload = bytes(payload)
+    out = ffi.new("uint8_t[]", max_encoded_bytes(len(payload), crc) + 2)
+    return ffi.buffer(out, lib.sk_frame_encode(payload, len(payload), crc, out))[:]
 
 
 def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
@@ -49,28 +49,28 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     Raises:
         FrameError: kind "oversize", "cobs", "truncated" or "crc", with the reason.
     """
-    frame = frame.strip(DELIMITER)
+    frame = bytes(frame).strip(DELIMITER)
     limit = max_encoded_bytes(max_payload_bytes, crc)
     if len(frame) > limit:
         raise FrameError(
             "oversize", f"frame of {len(frame)} encoded bytes exceeds the {limit}-byte limit")
-    raw = cobs.decode(frame)
+    out = ffi.new("uint8_t[]", len(frame))
+    n = lib.sk_cobs_decode(frame, len(frame), out, ffi.new("size_t *"))
+    if n < 0:
+        cobs.decode(frame)  # raises the FrameError that says where and why
     if not crc:
-        if len(raw) > max_payload_bytes:
-            raise FrameError(
-                "oversize", f"payload of {len(raw)} bytes exceeds {max_payload_bytes}")
-        return raw
-    if len(raw) < CRC_BYTES:
-        raise FrameError("truncated", f"frame of {len(raw)} bytes is too short to hold its CRC")
-    payload, sent = raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
-    if len(payload) > max_payload_bytes:
-        raise FrameError(
-            "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
-        )
-    computed = crc16_ccitt_false(payload)
+        if n > max_payload_bytes:
+            raise FrameError("oversize", f"payload of {n} bytes exceeds {max_payload_bytes}")
+        return ffi.buffer(out, n)[:]
+    if n < CRC_BYTES:
+        raise FrameError("truncated", f"frame of {n} bytes is too short to hold its CRC")
+    n -= CRC_BYTES
+    if n > max_payload_bytes:
+        raise FrameError("oversize", f"payload of {n} bytes exceeds {max_payload_bytes}")
+    sent, computed = out[n] << 8 | out[n + 1], lib.sk_crc16(out, n, 0xFFFF)
     if computed != sent:
         raise FrameError("crc", f"bad CRC: frame says 0x{sent:04X}, payload gives 0x{computed:04X}")
-    return payload
+    return ffi.buffer(out, n)[:]
 
 
 class Deframer:
