@@ -14,8 +14,8 @@ class PowerDriver(BoardDriver):
     def housekeeping(self) -> PowerHousekeeping:
         return self.call("tlm")
 
-    def kick_watchdog(self) -> None:
-        self.call("kick")
+    def kick_watchdog(self) -> float:
+        return float(self.call("kick").watchdog_s)
 
     def set_switch(self, channel: int, on: bool) -> None:
         if not 0 <= channel < self.channel_count:

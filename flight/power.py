@@ -55,14 +55,14 @@ class PowerComponent(BoardComponent):
         self.switch(channel, False)
         self.switch(channel, True)
 
-    def kick_watchdog(self) -> bool:
-        """Tell the power board the flight computer is alive; False when the board did
-        not hear it (its silence is FDIR's business, seen by the polls)."""
+    def kick_watchdog(self) -> float | None:
+        """Tell the power board the flight computer is alive: its watchdog's timeout
+        (s), or None when the board did not hear it (its silence is FDIR's business,
+        seen by the polls)."""
         try:
-            self.board.kick_watchdog()
+            return self.board.kick_watchdog()
         except BoardError:
-            return False
-        return True
+            return None
 
     def boot_cause(self) -> str:
         """Why the flight computer last started, as the power board saw it."""

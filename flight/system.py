@@ -22,6 +22,11 @@ from hal.dictionary import Severity
 SCRUB_AT_BOOT = 64  # stored records checked at boot beyond those the components load
 SCRUB_PER_S = 4  # and then, round robin, every second of a pass
 SCRUB_PASS_S = 600.0  # a new pass at most this often
+# The watchdog is kicked every sixth of the timeout its board gives: five kicks in a row
+# may go unheard before it bites, and the board link carries one kick every few seconds
+# rather than every second. Never further apart than KICK_GAP_MAX_S, whatever a board says.
+KICKS_PER_TIMEOUT = 6
+KICK_GAP_MAX_S = 10.0
 
 
 class SystemComponent(Component):
@@ -70,6 +75,7 @@ class SystemComponent(Component):
         self.problems: list[Problem] = []  # damaged record copies found, in order
         self.unhealthy_reason = ""
         self._next_scrub_pass_s = SCRUB_PASS_S  # the boot made the first pass
+        self._next_kick_s = float("-inf")  # the first run kicks
         self._zero: dict[str, int] = {}  # the counts at the last reset_counters
         executive.on_task_error = self._task_failed
 
@@ -82,14 +88,22 @@ class SystemComponent(Component):
     def kick_watchdog(self) -> None:
         """Tell the power board this computer is alive, while it is: every rate group
         ran in its last two periods and no task has failed every run for
-        `failing_task_s`. Otherwise the watchdog runs out and reboots the computer."""
+        `failing_task_s`. Otherwise the watchdog runs out and reboots the computer.
+        Health is judged every second; a kick goes every KICKS_PER_TIMEOUT-th of the
+        board's timeout, and every second until one is heard."""
         reason = self._health()
         if reason and not self.unhealthy_reason:
             self.emit("unhealthy", reason=reason)
         self.unhealthy_reason = reason
         if reason or self.power is None:
             return
-        self.power.kick_watchdog()
+        now = self.clock.now_s()
+        if now < self._next_kick_s:
+            return
+        timeout_s = self.power.kick_watchdog()
+        if timeout_s is not None:
+            gap_s = min(max(timeout_s / KICKS_PER_TIMEOUT, 1.0), KICK_GAP_MAX_S)
+            self._next_kick_s = now + gap_s - 1e-6
 
     @periodic(1)
     def housekeeping(self) -> None:

@@ -83,9 +83,9 @@ class PowerBoard(Board, Protocol):
         """Switch output `channel` (0-based) on or off."""
         ...
 
-    def kick_watchdog(self) -> None:
+    def kick_watchdog(self) -> float:
         """Tell the power board the flight computer is alive; left unkicked, it
-        power-cycles the flight computer."""
+        power-cycles the flight computer. Its watchdog's timeout (s), as it says."""
         ...
 
 

@@ -51,8 +51,9 @@ class FakePower(FakeBoard):
         self._check("switch")
         self.switches[channel] = on
 
-    def kick_watchdog(self) -> None:
+    def kick_watchdog(self) -> float:
         self._check("kick")
+        return 30.0
 
 
 class FakeThermal(FakeBoard):
