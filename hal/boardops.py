@@ -216,10 +216,25 @@ def _encode_message(cls: type | None, value: Any, what: str) -> dict[str, Any]:
         return value
     if not isinstance(value, cls):
         raise WireError(f"{what}: expected {cls.__name__}, got {type(value).__name__}")
-    out = _encoder(cls)(value)
+    out = _checked_encoder(cls)(value, what)
     assert isinstance(out, dict)
-    _decode(cls, out, what)  # what goes out holds to the declaration as what comes in
     return out
+
+
+@functools.cache
+def _checked_encoder(cls: type) -> Callable[[Any, str], Any]:
+    """A message's encoder that holds what goes out to the declaration as what comes in
+    is held (the same checks, the same errors)."""
+    encode = _encoder(cls)
+
+    def full(value: Any, what: str) -> Any:
+        try:
+            out = encode(value)
+        except (TypeError, ValueError, AttributeError) as e:  # a list that is a number...
+            raise WireError(f"{what}: {cls.__name__} does not encode: {e}") from None
+        _decode(cls, out, what)
+        return out
+    return _fast_checked_encoder(cls, full)
 
 
 def _decode_message(cls: type | None, raw: Any, what: str) -> Any:
@@ -414,6 +429,45 @@ def _fast_dataclass_decoder(cls: type, hints: dict[str, Any], full: Decode) -> D
     space["full"] = full
     exec("\n".join(lines), space)  # noqa: S102 - our own declarations, not input
     fast = space["decode"]
+    fast.__wrapped__ = full  # the reference it must agree with (tests hold it to that)
+    return fast
+
+
+# The same checks on a value about to be sent: as it stands (an int in a float field
+# goes as an int, as the full encoder sends it), the range compared as the decoder will.
+_SCALAR_OUT_CHECKS = {
+    **_SCALAR_CHECKS,
+    float: ("if type(v) is float:\n    if not v - v == 0.0: raise _Off\n"
+            "elif type(v) is not int: raise _Off\n"),
+}
+
+
+def _fast_checked_encoder(cls: type, full: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """`full` for the values that need it, and for every well-formed one a function
+    generated for `cls` that checks scalar fields inline while it builds the map (the
+    firmware's reply is checked on every board call, and decoding it back into a
+    dataclass to check it cost more than the encoding). Whatever it does not take as it
+    stands goes to `full`, which decides and names the field."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    space: dict[str, Any] = {"_Off": _Off, "full": full}
+    lines = ["def encode(value, what):", " try:", "  out = {}"]
+    for i, f in enumerate(dataclasses.fields(cls)):
+        bare, limits = _ranged(hints[f.name])
+        check = _SCALAR_OUT_CHECKS.get(bare)
+        lines.append(f"  v = value.{f.name}")
+        if check is None:
+            space[f"enc{i}"], space[f"dec{i}"] = _encoder(hints[f.name]), _decoder(hints[f.name])
+            lines += [f"  v = enc{i}(v)", f"  dec{i}(v, what)"]
+        else:
+            lines += [f"  {line}" for line in check.splitlines()]
+        if limits is not None:
+            space[f"lo{i}"], space[f"hi{i}"] = limits.min, limits.max
+            number = "float(v)" if bare is float else "v"
+            lines.append(f"  if not lo{i} <= {number} <= hi{i}: raise _Off")
+        lines.append(f"  out[{f.name!r}] = v")
+    lines += ["  return out", " except Exception: pass", " return full(value, what)"]
+    exec("\n".join(lines), space)  # noqa: S102 - our own declarations, not input
+    fast = space["encode"]
     fast.__wrapped__ = full  # the reference it must agree with (tests hold it to that)
     return fast
 
