@@ -82,6 +82,10 @@ class PowerFirmware:
         now = self.platform.uptime_s()
         if now < self.last_kick_s:  # this board rebooted: its clock restarted
             self.last_kick_s = now
+        if not self.platform.switches()[FLIGHT_COMPUTER_CHANNEL]:
+            # Nothing to watch while the computer is unpowered (a brownout, or the rail
+            # commanded off): the watchdog runs from the moment its rail is on again.
+            self.last_kick_s = now
         if now - self.last_kick_s > WATCHDOG_S:
             self.platform.set_switch(FLIGHT_COMPUTER_CHANNEL, False)
             self.platform.set_switch(FLIGHT_COMPUTER_CHANNEL, True)

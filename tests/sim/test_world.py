@@ -141,6 +141,9 @@ def test_an_empty_battery_browns_the_bus_out_and_the_sun_restarts_it() -> None:
             assert t < 3 * world.orbit.period_s, "the bus never came back"
         assert world.battery.soc >= RESTART_SOC * 0.99
         assert world.switches[FLIGHT_COMPUTER_CHANNEL] and satellite.reboots == reboots + 1
+        # The power board's watchdog slept while the computer had no power: it never bit.
+        hk = satellite.drivers["power"].housekeeping()
+        assert hk.watchdog_resets == 0 and hk.fc_boot_cause == "power_on"
     finally:
         satellite.close()
 
