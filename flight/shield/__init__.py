@@ -25,12 +25,16 @@ from flight.shield.kernel import (
     crc32c,
     float_block_check,
     float_block_sums,
+    gelu_check,
     hardware_crc,
+    layernorm_check,
+    softmax_check,
 )
 from flight.shield.region import RepairReport, ShieldedRegion
 
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_rows", "abft_scan", "copy_crc32c",
-    "crc32c", "float_block_check", "float_block_sums", "hardware_crc", "unusable",
+    "crc32c", "float_block_check", "float_block_sums", "gelu_check", "hardware_crc",
+    "layernorm_check", "softmax_check", "unusable",
 ]

@@ -123,6 +123,41 @@ def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
                                         fp, fq))
 
 
+def _rows_f32(*arrays: np.ndarray) -> list[Any]:
+    """C-contiguous float32 buffers for the row checks (copies only where needed)."""
+    out = []
+    for a in arrays:
+        if a.dtype != np.float32:
+            raise ShieldError(f"a transformer check needs float32, got {a.dtype}")
+        out.append(ffi.from_buffer("float[]", np.ascontiguousarray(a)))
+    return out
+
+
+def layernorm_check(xhat: np.ndarray, mu: np.ndarray, rstd: np.ndarray, var: np.ndarray,
+                    eps: float) -> int:
+    """The first row of a layer norm's output (..., cols) whose mean or mean square is
+    off (shield.h, sk_layernorm_check), or -1. mu, rstd and var: one value a row."""
+    rows, cols = (xhat.size // xhat.shape[-1], xhat.shape[-1]) if xhat.size else (0, 1)
+    if not mu.size == rstd.size == var.size == rows:
+        raise ShieldError(f"layernorm_check: {mu.size}, {rstd.size}, {var.size} row values "
+                          f"for {rows} rows")
+    return int(lib.sk_layernorm_check(*_rows_f32(xhat, mu, rstd, var), rows, cols, eps))
+
+
+def softmax_check(p: np.ndarray, tol: float) -> int:
+    """The first row of probabilities (..., cols) that does not sum to 1 within `tol` or
+    holds an entry outside [0, 1], or -1."""
+    rows, cols = (p.size // p.shape[-1], p.shape[-1]) if p.size else (0, 1)
+    return int(lib.sk_softmax_check(*_rows_f32(p), rows, cols, tol))
+
+
+def gelu_check(x: np.ndarray, y: np.ndarray, low: float) -> bool:
+    """Whether every GELU output y of inputs x lies in [low, max(max x, 0)]."""
+    if x.shape != y.shape:
+        raise ShieldError(f"gelu_check: inputs {x.shape} and outputs {y.shape} differ")
+    return bool(lib.sk_gelu_check(*_rows_f32(x, y), x.size, low))
+
+
 def float_block_sums(b: np.ndarray, block: int) -> np.ndarray | None:
     """For a float32 B (..., k, n): its sums over blocks of `block` columns and those of
     |B| side by side (..., k, 2 nb), in one pass (flight.compute.abft). B may be

@@ -662,3 +662,76 @@ uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n) {
     }
     return crc;
 }
+
+/* The transformer's non-GEMM checks (shield.h). */
+
+static inline void sum_and_squares(const float *x, size_t n, double *sum, double *squares) {
+    float v[SK_LANES] = {0}, w[SK_LANES] = {0};
+    size_t k = 0;
+    for (; k + SK_LANES <= n; k += SK_LANES)
+        for (size_t l = 0; l < SK_LANES; l++) {
+            v[l] += x[k + l];
+            w[l] += x[k + l] * x[k + l];
+        }
+    double s = 0.0, q = 0.0;
+    for (; k < n; k++) {
+        s += x[k];
+        q += (double)x[k] * x[k];
+    }
+    for (size_t l = 0; l < SK_LANES; l++) {
+        s += v[l];
+        q += w[l];
+    }
+    *sum = s;
+    *squares = q;
+}
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+long sk_layernorm_check(const float *xhat, const float *mu, const float *rstd,
+                        const float *var, size_t rows, size_t cols, float eps) {
+    const double gamma = 4.0 * (double)cols * 0x1p-24;
+    for (size_t r = 0; r < rows; r++) {
+        double s, q;
+        sum_and_squares(xhat + r * cols, cols, &s, &q);
+        const double mean = s / (double)cols, square = q / (double)cols;
+        const double e = (double)(var[r] / (var[r] + eps));
+        const double mean_bound = gamma * (2.0 + __builtin_fabs((double)mu[r]) * rstd[r]);
+        if (!(__builtin_fabs(mean) <= mean_bound)
+            || !(__builtin_fabs(square - e) <= 2.0 * gamma * (1.0 + e)))
+            return (long)r;
+    }
+    return -1;
+}
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = p + r * cols;
+        int outside = 0;
+        for (size_t k = 0; k < cols; k++)
+            outside |= !(x[k] >= 0.0f && x[k] <= 1.0f);  /* NaN is outside */
+        if (outside || !(__builtin_fabs((double)sum_lanes(x, cols) - 1.0) <= tol))
+            return (long)r;
+    }
+    return -1;
+}
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+int sk_gelu_check(const float *x, const float *y, size_t n, float lo) {
+    float top = 0.0f;
+    int nan = 0;
+    for (size_t k = 0; k < n; k++) {
+        top = x[k] > top ? x[k] : top;
+        nan |= x[k] != x[k];
+    }
+    int outside = nan;
+    for (size_t k = 0; k < n; k++)
+        outside |= !(y[k] >= lo && y[k] <= top);  /* NaN is outside */
+    return !outside;
+}

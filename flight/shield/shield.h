@@ -81,6 +81,23 @@ void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, s
 size_t sk_abft_rows(double *c, size_t rows, size_t cols, const double *want,
                     size_t *mismatched);
 
+/* The transformer's non-GEMM checks (flight.compute.transformer), each one pass over
+ * float32 rows (row-major) in one call, sums in 16 float lanes, comparisons in double;
+ * a NaN anywhere fails. Each returns the first row that fails, or -1. */
+
+/* Layer norm: row r of xhat (rows x cols) has mean 0 and mean square e = var/(var+eps)
+ * (e in float32, as computed) within gamma = 4 cols 2^-24:
+ * |mean| <= gamma (2 + |mu| rstd) and |square - e| <= 2 gamma (1 + e). */
+long sk_layernorm_check(const float *xhat, const float *mu, const float *rstd,
+                        const float *var, size_t rows, size_t cols, float eps);
+
+/* Softmax: each row of p sums to 1 within tol and every entry is in [0, 1]. */
+long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol);
+
+/* GELU's range over n values: every y >= lo and y <= max(max x, 0). Returns 1 when it
+ * holds, 0 when it does not (not a row: GELU is elementwise). */
+int sk_gelu_check(const float *x, const float *y, size_t n, float lo);
+
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
  * (each chunk is checksummed while it is still in cache). */
 uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n);

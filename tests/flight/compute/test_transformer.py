@@ -18,6 +18,8 @@ from flight.compute.abft import (
 from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.transformer import (
+    GELU_MIN,
+    LN_EPS,
     HostContext,
     InvariantBroken,
     Model,
@@ -29,7 +31,15 @@ from flight.compute.transformer import (
     views,
 )
 from flight.compute.workloads import JobParameterError
-from flight.shield import CheckpointStore, ShieldError, float_block_check, float_block_sums
+from flight.shield import (
+    CheckpointStore,
+    ShieldError,
+    float_block_check,
+    float_block_sums,
+    gelu_check,
+    layernorm_check,
+    softmax_check,
+)
 from sim.faults import FaultInjector, Injection
 
 TINY = {"steps": 6, "batch": 2, "context": 8, "layers": 2, "heads": 2, "width": 16,
@@ -221,6 +231,57 @@ def test_the_non_gemm_checks_fire_on_broken_operations() -> None:
         gelu(np.array([1.0, np.nan], np.float32))
     with pytest.raises(InvariantBroken, match="loss"):
         cross_entropy(np.array([[np.inf, 0.0]], np.float32), np.array([1]))
+
+
+def _normalised(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A layer norm's xhat and its per-row mu, rstd and var, as layernorm computes them."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    rstd = np.float32(1.0) / np.sqrt(var + np.float32(LN_EPS))
+    return xc * rstd, mu, rstd, var
+
+
+@pytest.mark.parametrize("shape,offset", [((1, 384), 0.0), ((64, 384), 0.0),
+                                          ((2, 8, 129), 1000.0), ((5, 3), -7.0)])
+def test_the_layer_norm_kernel_passes_true_rows_and_names_the_first_broken_one(
+        shape, offset) -> None:
+    rng = np.random.default_rng(shape[-1])
+    x = (rng.standard_normal(shape) * 3 + offset).astype(np.float32)
+    xhat, mu, rstd, var = _normalised(x)
+    assert layernorm_check(xhat, mu, rstd, var, LN_EPS) == -1
+    rows = xhat.size // shape[-1]
+    for row in {0, rows // 2, rows - 1}:
+        for bad in (np.float32(np.nan), np.float32(2.0), np.float32(-2.0)):
+            hit = xhat.reshape(rows, -1).copy()
+            hit[row, -1] += bad  # a value off by more than any rounding
+            assert layernorm_check(hit.reshape(shape), mu, rstd, var, LN_EPS) == row
+        scaled = xhat.reshape(rows, -1).copy()
+        scaled[row] *= np.float32(1.01)  # a variance 2 % off, the mean still 0
+        assert layernorm_check(scaled.reshape(shape), mu, rstd, var, LN_EPS) == row
+
+
+def test_the_softmax_and_gelu_kernels_fail_exactly_what_breaks_them() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((3, 17, 17)).astype(np.float32)
+    probs = softmax_causal(scores, check=False)
+    tol = 4 * 17 * 2.0 ** -24
+    assert softmax_check(probs, tol) == -1
+    for value, row in ((1.5, 5), (-1e-6, 20), (np.nan, 50)):
+        hit = probs.reshape(-1, 17).copy()
+        hit[row, 0] = value
+        assert softmax_check(hit, tol) == row
+    shifted = probs.reshape(-1, 17).copy()
+    shifted[7] *= np.float32(1.001)  # every entry in [0, 1], the row sums to 1.001
+    assert softmax_check(shifted, tol) == 7
+    x = rng.standard_normal(1000).astype(np.float32) * 4
+    y = gelu(x, check=False)
+    assert gelu_check(x, y, GELU_MIN)
+    for at, value in ((3, GELU_MIN - 0.01), (999, float(x.max()) + 0.01), (0, np.nan)):
+        hit = y.copy()
+        hit[at] = value
+        assert not gelu_check(x, hit, GELU_MIN)
+    assert not gelu_check(np.where(x > 3, np.float32(np.nan), x), y, GELU_MIN)
 
 
 def test_parameters_out_of_range_are_refused_with_the_reason() -> None:
