@@ -46,7 +46,7 @@ from flight.component import (
 )
 from flight.compute.catalog import WORKLOADS, make_workload
 from flight.compute.runner import JobFailed, JobRunner, Protection
-from flight.compute.schedule import RateEstimate, scrub_interval_s, young_daly_interval_s
+from flight.compute.schedule import RateEstimate, Rates, scrub_and_checkpoint_s, steps
 from flight.compute.workloads import JobParameterError
 from flight.nvm import Records
 from flight.shield import CheckpointStore, crc32c
@@ -270,17 +270,14 @@ class ComputeManager(Component):
     def _schedule(self, runner: JobRunner) -> None:
         """Scrub and checkpoint intervals for the rates estimated now, in steps."""
         p = runner.protection
-        stripes = runner.stripes
-        scrub_s = scrub_interval_s(self.upsets.rate, p.block_bytes, p.stripe_blocks, stripes,
-                                   self.param("losses_per_day") / SECONDS_PER_DAY)
-        cost_s = (runner.state_bytes / self.param("storage_bytes_per_s")
-                  + self.param("checkpoint_fixed_s"))
-        mtbf_s = 1.0 / self.hangs.rate if self.hangs.rate > 0 else math.inf
-        ckpt_s = young_daly_interval_s(cost_s, mtbf_s)
-        self.intervals_s = (scrub_s, ckpt_s)
+        rates = Rates(self.upsets.rate, self.hangs.rate,
+                      self.param("losses_per_day") / SECONDS_PER_DAY,
+                      self.param("storage_bytes_per_s"), self.param("checkpoint_fixed_s"))
+        scrub_s, ckpt_s = self.intervals_s = scrub_and_checkpoint_s(
+            rates, p.block_bytes, p.stripe_blocks, runner.stripes, runner.state_bytes)
         rate = self.param("steps_per_tick")
-        runner.protection = replace(p, scrub_every=_steps(scrub_s, rate),
-                                    checkpoint_every=_steps(ckpt_s, rate))
+        runner.protection = replace(p, scrub_every=steps(scrub_s, rate),
+                                    checkpoint_every=steps(ckpt_s, rate))
 
     def _start_next(self) -> Job | None:
         """The job that was running before a reboot (it resumes), else the next queued."""
@@ -397,11 +394,6 @@ class ComputeManager(Component):
         self.publish("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
         self.publish("scrub_interval_s", min(self.intervals_s[0], 1e9))
         self.publish("checkpoint_interval_s", min(self.intervals_s[1], 1e9))
-
-
-def _steps(interval_s: float, steps_per_s: int) -> int:
-    """An interval in whole steps, at least one, capped where it no longer matters."""
-    return max(1, min(int(interval_s * steps_per_s), 1_000_000))
 
 
 def _check_table(body: Any) -> dict[str, Any]:

@@ -67,3 +67,31 @@ class RateEstimate:
     def rate(self) -> float:
         observed = self.events / self.exposure if self.exposure > 0 else 0.0
         return max(self.prior, observed)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """What the schedule is set from: the upset and hang rates (estimated, or the
+    priors), the target rate of stripes lost beyond parity, and what a checkpoint costs."""
+
+    upsets_per_bit_s: float
+    hangs_per_s: float
+    losses_per_s: float
+    storage_bytes_per_s: float
+    checkpoint_fixed_s: float
+
+
+def scrub_and_checkpoint_s(rates: Rates, block_bytes: int, stripe_blocks: int, stripes: int,
+                state_bytes: int) -> tuple[float, float]:
+    """(T_scrub, T_ckpt) for a job of `stripes` shielded stripes and `state_bytes` of
+    checkpointed state."""
+    scrub_s = scrub_interval_s(rates.upsets_per_bit_s, block_bytes, stripe_blocks, stripes,
+                               rates.losses_per_s)
+    cost_s = state_bytes / rates.storage_bytes_per_s + rates.checkpoint_fixed_s
+    mtbf_s = 1.0 / rates.hangs_per_s if rates.hangs_per_s > 0 else math.inf
+    return scrub_s, young_daly_interval_s(cost_s, mtbf_s)
+
+
+def steps(interval_s: float, steps_per_s: float) -> int:
+    """An interval in whole steps, at least one, capped where it no longer matters."""
+    return max(1, min(int(interval_s * steps_per_s), 1_000_000))
