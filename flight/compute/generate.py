@@ -95,27 +95,37 @@ class Generation(Workload):
                                          width=p["width"], context=p["context"],
                                          corpus_kb=p["corpus_kb"], steps=1)
         self.sums: dict[str, RightSums] = {}
+        # Every matrix's column scales in one region, in layout order: one CRC-checked
+        # read a step instead of one a product.
+        self.scale_at: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for q in self.model.layout:
+            if q.decay:
+                self.scale_at[q.name] = (offset, offset + q.shape[-1])
+                offset += q.shape[-1]
+        self._scales = np.zeros(0)
 
     def golden(self) -> dict[str, np.ndarray]:
-        """The int8 matrices, their column scales, and the float32 rest (embeddings,
-        layer norms, biases) as one vector."""
+        """The int8 matrices, their column scales (one vector, `scale_at`), and the
+        float32 rest (embeddings, layer norms, biases) as one vector."""
         p = self.params
         flat = np.frombuffer(trained_weights(self.seed, p["layers"], p["heads"], p["width"],
                                              p["context"], p["train_steps"], p["corpus_kb"]),
                              F32)
         w = views(flat, self.model.layout)
         out: dict[str, np.ndarray] = {}
-        rest = []
+        rest, scales = [], []
         for q in self.model.layout:
             if q.decay:
                 values, scale = quantize_rows(w[q.name].T)  # per output channel
                 out[f"q.{q.name}"] = np.ascontiguousarray(values.T)
-                out[f"s.{q.name}"] = scale[:, 0].copy()
+                scales.append(scale[:, 0])
             elif q.name in self.EMBEDDINGS:
                 out[q.name] = w[q.name].copy()
             else:
                 rest.append(w[q.name].reshape(-1))
         out["float"] = np.concatenate(rest)
+        out["scales"] = np.concatenate(scales)
         return out
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -141,6 +151,10 @@ class Generation(Workload):
             tokens, start = last.astype(np.intp), prompt.size + i - 1
         n = tokens.size
         flat = ctx.golden_rows("float", 0, golden["float"].size)
+        # The scales are no GEMM operand, so no ABFT sees them: their blocks are checked,
+        # and the step works from a copy taken then (what strikes the region later in
+        # the step, at a boundary's wait, cannot reach the products).
+        self._scales = ctx.golden_rows("scales", 0, golden["scales"].size).copy()
         fw: dict[str, np.ndarray] = {}
         offset = 0
         for q in self.float_layout:
@@ -177,9 +191,8 @@ class Generation(Workload):
         then scaled back to float32."""
         xq, xs = quantize_rows(x)
         c = ctx.gemm(xq, golden[f"q.{name}"], right=self.sums[f"q.{name}"], what=name)
-        # The scales are no GEMM operand, so no ABFT sees them: their blocks are checked.
-        scales = ctx.golden_rows(f"s.{name}", 0, golden[f"s.{name}"].size)
-        return (c * xs * scales).astype(F32)
+        start, stop = self.scale_at[name]
+        return (c * xs * self._scales[start:stop]).astype(F32)
 
     def _attend(self, ctx: StepContext, qkv: np.ndarray, layer: int, start: int,
                 past: np.ndarray, past_scales: np.ndarray, new_cache: np.ndarray,

@@ -85,21 +85,36 @@ def test_bad_prompts_are_refused_with_the_reason() -> None:
         make_workload("generate", 0, temperature=1)
 
 
-@pytest.mark.parametrize("region", ["s.h0.fc.w", "s.head.w", "float", "q.h1.qkv.w"])
-def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(tmp_path,
-                                                                            region) -> None:
+@pytest.mark.parametrize("region,at,phase", [
+    ("scales", 0.0, "step 3"), ("scales", 0.5, "step 3"), ("scales", 0.999, "step 3"),
+    # After the step read them, before it uses the head's: the sign of the scale of the
+    # token the step would choose (it would choose another).
+    ("scales", "winner", "resid1"),
+    ("float", 0.5, "step 3"), ("q.h1.qkv.w", 0.5, "step 3")])
+def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(
+        tmp_path, region, at, phase) -> None:
     """Scales are no GEMM operand, so ABFT cannot see them: their blocks are checked
-    (a flipped scale once went straight into the tokens)."""
+    (a flipped scale once went straight into the tokens), a matrix's first, middle or
+    last (the head's), and one hit while the step waits on an activation."""
     golden, _ = _run(tmp_path, enabled=False)
     device = NumpyDevice()
     fired = []
 
-    def between(phase: str) -> None:
-        if phase == "step 3" and not fired:
+    seen = []
+
+    def between(step_phase: str) -> None:
+        seen.append(step_phase)
+        if step_phase == phase and "step 3" in seen and not fired:
             values = device.region(f"golden.{region}").reshape(-1)
-            middle = values[values.size // 2:values.size // 2 + 1]
+            if at == "winner":
+                index = runner.workload.scale_at["head.w"][0] + int(golden[3])
+                bit = 63
+            else:
+                index = int(values.size * at)
+                bit = 51 if values.itemsize == 8 else 22  # the top mantissa bit
+            middle = values[index:index + 1]
             bits = middle.view(np.uint64 if values.itemsize == 8 else np.uint32)
-            bits ^= bits.dtype.type(1 << (51 if values.itemsize == 8 else 22))  # top mantissa
+            bits ^= bits.dtype.type(1 << bit)
             fired.append(phase)
 
     runner = JobRunner(make_workload("generate", 5, **SMALL), device,
@@ -108,5 +123,8 @@ def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(tmp_p
                                   stripe_blocks=8), between=between)
     tokens = runner.run()
     assert fired
-    assert 3 in [step for _, step in runner.stats.events]  # found in the step it struck
+    # Found in the step it struck (a hit after the step's read of the scales, by the
+    # next step's).
+    found = [step for _, step in runner.stats.events]
+    assert (4 if phase == "resid1" else 3) in found, runner.stats.events
     assert tokens.tobytes() == golden.tobytes()
