@@ -1,7 +1,7 @@
 """What protection costs a compute job: protected / unprotected wall time per workload at
 the default protection settings, and the ABFT check on its own.
 
-    python bench/compute.py [--repeats 5] [--threads 1] [--json out.json]
+    python bench/compute.py [--repeats 5] [--threads 1] [--only JOB,...] [--json out.json]
 
 Two sizes of each job, because the check's share falls as the work per byte rises: ABFT
 re-reads A and C (O(bn + bm) bytes) against the GEMM's O(bnm) work, and training must
@@ -153,6 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--only", metavar="JOBS",
+                        help="these jobs alone (comma-separated), without the GEMM tables")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (default 1, as the campaign's workers run: on a "
                              "shared machine one thread gives steadier ratios)")
@@ -163,9 +165,15 @@ def main() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv],
                   {**os.environ, **dict.fromkeys(BLAS_THREADS, threads)})
 
+    only = set(args.only.split(",")) if args.only else None
+    unknown = sorted((only or set()) - set(JOBS["small"]))
+    if unknown:
+        parser.error(f"unknown job {unknown[0]!r} (known: {', '.join(JOBS['small'])})")
     results: dict[str, float] = {}
     for size, jobs in JOBS.items():
         for name, params in jobs.items():
+            if only is not None and name not in only:
+                continue
             plain, fixed, protected = [], [], []
             for _ in range(args.repeats):  # interleaved, so drift hits all alike
                 plain.append(job_s(name, params, Protection(enabled=False)))
@@ -186,6 +194,11 @@ def main() -> None:
             if name == "generate":  # one token a step, after a 4-byte prompt's prefill
                 results[f"{size}_generate_protected_tokens_per_s"] = params["steps"] / q
 
+    if only is not None:
+        report(results, {k: ("<=", 1.03 if "generate" in k else 1.05) for k in results
+                         if k.endswith("protected_over_unprotected") and "fixed" not in k},
+               args.json)
+        return
     rng = np.random.default_rng(0)
     for m, n in ((1024, 1024), (4096, 4096)):
         a = rng.integers(-127, 128, (256, m)).astype(np.float64)
