@@ -3,4 +3,4 @@
 # pyproject.toml cannot express).
 from setuptools import setup
 
-setup(cffi_modules=["flight/shield/_build.py:ffibuilder", "hal/_wire_build.py:ffibuilder"])
+setup(cffi_modules=["cffi_build.py:shield", "cffi_build.py:wire"])
