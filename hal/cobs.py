@@ -8,6 +8,8 @@ trip and space-link frame crosses them, and in Python their cost grew with each 
 
 from __future__ import annotations
 
+from typing import Any
+
 from hal._wire import ffi, lib
 from hal.errors import FrameError
 
@@ -31,7 +33,13 @@ def decode(data: bytes) -> bytes:
         FrameError: `kind` "cobs" for a zero byte inside the block or a code that
             points past its end.
     """
-    data = bytes(data)
+    out, n = decode_into(bytes(data))
+    return ffi.buffer(out, n)[:]
+
+
+def decode_into(data: bytes) -> tuple[Any, int]:
+    """decode, leaving the result in C memory: (the buffer, its length). For callers
+    that read the decoded bytes before copying them out (hal.framing checks the CRC)."""
     out = ffi.new("uint8_t[]", len(data))
     at = ffi.new("size_t *")
     n = lib.sk_cobs_decode(data, len(data), out, at)
@@ -40,4 +48,4 @@ def decode(data: bytes) -> bytes:
     if n == -2:
         raise FrameError("cobs", f"COBS code at offset {at[0]} runs "
                          f"{at[0] + data[at[0]] - len(data)} bytes past the block")
-    return ffi.buffer(out, n)[:]
+    return out, n

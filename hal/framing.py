@@ -54,10 +54,7 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     if len(frame) > limit:
         raise FrameError(
             "oversize", f"frame of {len(frame)} encoded bytes exceeds the {limit}-byte limit")
-    out = ffi.new("uint8_t[]", len(frame))
-    n = lib.sk_cobs_decode(frame, len(frame), out, ffi.new("size_t *"))
-    if n < 0:
-        cobs.decode(frame)  # raises the FrameError that says where and why
+    out, n = cobs.decode_into(frame)
     if not crc:
         if n > max_payload_bytes:
             raise FrameError("oversize", f"payload of {n} bytes exceeds {max_payload_bytes}")

@@ -82,7 +82,7 @@ class Rates:
 
 
 def scrub_and_checkpoint_s(rates: Rates, block_bytes: int, stripe_blocks: int, stripes: int,
-                state_bytes: int) -> tuple[float, float]:
+                           state_bytes: int) -> tuple[float, float]:
     """(T_scrub, T_ckpt) for a job of `stripes` shielded stripes and `state_bytes` of
     checkpointed state."""
     scrub_s = scrub_interval_s(rates.upsets_per_bit_s, block_bytes, stripe_blocks, stripes,
