@@ -106,15 +106,15 @@ def abft_rows(c: np.ndarray, want: np.ndarray) -> tuple[int, int]:
 def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
                       fq: float) -> int:
     """How many row blocks of a float32 product C (..., m, n) fail |fl(C e_b) - t| <=
-    fp max(|t|, |u|) + fq |fl(C e_b)|, where sums (..., m, 2 nb) holds t (A B e_b) and
-    then u (A |B| e_b) for each of the nb blocks of `block` columns, in one pass over C
+    fp max(|t|, q) + fq q, where q = fl(|C| e_b) and sums (..., m, nb) holds t (A B e_b)
+    for each of the nb blocks of `block` columns, in one pass over C
     (flight.compute.abft). NaN and an infinite bound fail."""
     if c.dtype != np.float32 or sums.dtype != np.float32 or c.ndim < 2:
         raise ShieldError(f"float_block_check needs float32 C and sums, got {c.dtype} "
                           f"{c.shape} and {sums.dtype} {sums.shape}")
     rows, cols = c.size // c.shape[-1] if c.size else 0, c.shape[-1]
     nb = -(-cols // block) if block > 0 else 0
-    if block <= 0 or sums.shape != (*c.shape[:-1], 2 * nb):
+    if block <= 0 or sums.shape != (*c.shape[:-1], nb):
         raise ShieldError(f"float_block_check: sums {sums.shape} do not pair with C "
                           f"{c.shape} in blocks of {block}")
     f = ffi.from_buffer
@@ -152,22 +152,23 @@ def softmax_check(p: np.ndarray, tol: float) -> int:
 
 
 def gelu_check(x: np.ndarray, y: np.ndarray, low: float) -> bool:
-    """Whether every GELU output y of inputs x lies in [low, max(max x, 0)]."""
+    """Whether every GELU output y of inputs x lies in [low, max(max x, 0)], all of them
+    finite."""
     if x.shape != y.shape:
         raise ShieldError(f"gelu_check: inputs {x.shape} and outputs {y.shape} differ")
     return bool(lib.sk_gelu_check(*_rows_f32(x, y), x.size, low))
 
 
 def float_block_sums(b: np.ndarray, block: int) -> np.ndarray | None:
-    """For a float32 B (..., k, n): its sums over blocks of `block` columns and those of
-    |B| side by side (..., k, 2 nb), in one pass (flight.compute.abft). B may be
-    C-contiguous or the transpose of a C-contiguous matrix in its last two axes (X^T,
-    summed over blocks of X's rows); None for any other layout."""
+    """For a float32 B (..., k, n): its sums over blocks of `block` columns (..., k, nb)
+    (flight.compute.abft). B may be C-contiguous or the transpose of a C-contiguous
+    matrix in its last two axes (X^T, summed over blocks of X's rows); None for any
+    other layout."""
     if b.dtype != np.float32 or b.ndim < 2 or block <= 0:
         raise ShieldError(f"float_block_sums needs a float32 matrix, got {b.dtype} {b.shape}")
     *lead, k, n = b.shape
     nb = -(-n // block)
-    out = np.empty((*lead, k, 2 * nb), np.float32)
+    out = np.empty((*lead, k, nb), np.float32)
     if b.size == 0:
         out[...] = 0
         return out

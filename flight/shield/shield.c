@@ -570,14 +570,9 @@ static inline float sum_lanes(const float *x, size_t n) {
 typedef float sk_v16 __attribute__((vector_size(64)));
 typedef float sk_v8 __attribute__((vector_size(32)));
 typedef float sk_v4 __attribute__((vector_size(16)));
+typedef uint32_t sk_u16 __attribute__((vector_size(64)));
 
-static inline float sum_64(const float *x) {
-    sk_v16 a, b, c, d;
-    memcpy(&a, x, sizeof a);
-    memcpy(&b, x + 16, sizeof b);
-    memcpy(&c, x + 32, sizeof c);
-    memcpy(&d, x + 48, sizeof d);
-    sk_v16 v = (a + b) + (c + d);
+static inline float reduce_16(sk_v16 v) {
     sk_v8 lo8, hi8;
     memcpy(&lo8, &v, sizeof lo8);
     memcpy(&hi8, (const char *)&v + sizeof lo8, sizeof hi8);
@@ -589,27 +584,29 @@ static inline float sum_64(const float *x) {
     return (u[0] + u[2]) + (u[1] + u[3]);
 }
 
-
-#if SK_X86
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
-                            const float *sums, double fp, double fq) {
-    const size_t nb = (cols + block - 1) / block;
-    size_t bad = 0;
-    for (size_t i = 0; i < rows; i++) {
-        const float *r = c + i * cols;
-        const float *t = sums + i * 2 * nb;
-        for (size_t j = 0; j < nb; j++) {
-            const size_t n = cols - j * block < block ? cols - j * block : block;
-            const double s = n == 64 ? sum_64(r + j * block) : sum_lanes(r + j * block, n);
-            const double tj = t[j], at = __builtin_fabs(tj), au = __builtin_fabs(t[nb + j]);
-            const double low = fp * (at > au ? at : au) + fq * __builtin_fabs(s);
-            /* An infinite bound or a NaN anywhere fails: no comparison with NaN holds. */
-            bad += (size_t)(!(__builtin_fabs(s - tj) <= low) | !(low < __builtin_inf()));
-        }
-    }
-    return bad;
+/* The sum of a block of 64 and the sum of its absolute values (the sign bits cleared),
+ * in one read. */
+static inline void sums_64(const float *x, float *sum, float *abs_sum) {
+    sk_v16 a, b, c, d;
+    memcpy(&a, x, sizeof a);
+    memcpy(&b, x + 16, sizeof b);
+    memcpy(&c, x + 32, sizeof c);
+    memcpy(&d, x + 48, sizeof d);
+    *sum = reduce_16((a + b) + (c + d));
+    sk_u16 ua, ub, uc, ud;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    memcpy(&uc, &c, sizeof uc);
+    memcpy(&ud, &d, sizeof ud);
+    ua &= 0x7fffffffu;
+    ub &= 0x7fffffffu;
+    uc &= 0x7fffffffu;
+    ud &= 0x7fffffffu;
+    memcpy(&a, &ua, sizeof a);
+    memcpy(&b, &ub, sizeof b);
+    memcpy(&c, &uc, sizeof c);
+    memcpy(&d, &ud, sizeof d);
+    *abs_sum = reduce_16((a + b) + (c + d));
 }
 
 /* |x| summed the same way as sum_lanes. */
@@ -627,47 +624,68 @@ static inline float abs_sum_lanes(const float *x, size_t n) {
 #if SK_X86
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
+size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
+                            const float *sums, double fp, double fq) {
+    const size_t nb = (cols + block - 1) / block;
+    size_t bad = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *r = c + i * cols;
+        const float *t = sums + i * nb;
+        for (size_t j = 0; j < nb; j++) {
+            const size_t n = cols - j * block < block ? cols - j * block : block;
+            float sf, qf;
+            if (n == 64) {
+                sums_64(r + j * block, &sf, &qf);
+            } else {
+                sf = sum_lanes(r + j * block, n);
+                qf = abs_sum_lanes(r + j * block, n);
+            }
+            const double s = sf, q = qf, tj = t[j], at = __builtin_fabs(tj);
+            const double low = fp * (at > q ? at : q) + fq * q;
+            /* An infinite bound or a NaN anywhere fails: no comparison with NaN holds. */
+            bad += (size_t)(!(__builtin_fabs(s - tj) <= low) | !(low < __builtin_inf()));
+        }
+    }
+    return bad;
+}
+
+#if SK_X86
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block, float *out) {
     const size_t nb = (cols + block - 1) / block;
     for (size_t i = 0; i < rows; i++) {
         const float *r = b + i * cols;
-        float *o = out + i * 2 * nb;
+        float *o = out + i * nb;
         for (size_t j = 0; j < nb; j++) {
             const size_t n = cols - j * block < block ? cols - j * block : block;
             o[j] = sum_lanes(r + j * block, n);
-            o[nb + j] = abs_sum_lanes(r + j * block, n);
         }
     }
 }
 
-/* Rows of X added into two k-long accumulators a block at a time: each add is a
- * vector add along k, so it vectorises as it stands. */
+/* Rows of X added into a k-long accumulator a block at a time: each add is a vector add
+ * along k, so it vectorises as it stands. */
 #if SK_X86
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
                            float *out) {
     const size_t nb = (n + block - 1) / block;
-    float acc[2 * 1024];
+    float acc[2048];
     for (size_t t = 0; t < batches; t++) {
         const float *xt = x + t * n * k;
-        float *ot = out + t * k * 2 * nb;
-        for (size_t c0 = 0; c0 < k; c0 += 1024) { /* k in strips that fit acc */
-            const size_t w = k - c0 < 1024 ? k - c0 : 1024;
+        float *ot = out + t * k * nb;
+        for (size_t c0 = 0; c0 < k; c0 += 2048) { /* k in strips that fit acc */
+            const size_t w = k - c0 < 2048 ? k - c0 : 2048;
             for (size_t j = 0; j < nb; j++) {
                 const size_t r1 = (j + 1) * block < n ? (j + 1) * block : n;
-                for (size_t c = 0; c < 2 * w; c++) acc[c] = 0.0f;
+                for (size_t c = 0; c < w; c++) acc[c] = 0.0f;
                 for (size_t r = j * block; r < r1; r++) {
                     const float *row = xt + r * k + c0;
-                    for (size_t c = 0; c < w; c++) {
-                        acc[c] += row[c];
-                        acc[w + c] += __builtin_fabsf(row[c]);
-                    }
+                    for (size_t c = 0; c < w; c++) acc[c] += row[c];
                 }
-                for (size_t c = 0; c < w; c++) {
-                    ot[(c0 + c) * 2 * nb + j] = acc[c];
-                    ot[(c0 + c) * 2 * nb + nb + j] = acc[w + c];
-                }
+                for (size_t c = 0; c < w; c++) ot[(c0 + c) * nb + j] = acc[c];
             }
         }
     }
@@ -733,10 +751,30 @@ __attribute__((target_clones("avx512f", "avx2", "default")))
 long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol) {
     for (size_t r = 0; r < rows; r++) {
         const float *x = p + r * cols;
-        int outside = 0;
-        for (size_t k = 0; k < cols; k++)
-            outside |= !(x[k] >= 0.0f && x[k] <= 1.0f);  /* NaN is outside */
-        if (outside || !(__builtin_fabs((double)sum_lanes(x, cols) - 1.0) <= tol))
+        /* sum_lanes' sum, with each lane's least and largest entry beside it; a NaN
+         * makes the sum NaN, which fails. */
+        float v[SK_LANES] = {0}, lo[SK_LANES], hi[SK_LANES] = {0};
+        for (size_t l = 0; l < SK_LANES; l++) lo[l] = 1.0f;
+        size_t k = 0;
+        for (; k + SK_LANES <= cols; k += SK_LANES)
+            for (size_t l = 0; l < SK_LANES; l++) {
+                const float a = x[k + l];
+                v[l] += a;
+                lo[l] = a < lo[l] ? a : lo[l];
+                hi[l] = a > hi[l] ? a : hi[l];
+            }
+        float s = 0.0f, least = 1.0f, most = 0.0f;
+        for (; k < cols; k++) {
+            s += x[k];
+            least = x[k] < least ? x[k] : least;
+            most = x[k] > most ? x[k] : most;
+        }
+        for (size_t l = 0; l < SK_LANES; l++) {
+            s += v[l];
+            least = lo[l] < least ? lo[l] : least;
+            most = hi[l] > most ? hi[l] : most;
+        }
+        if (!(least >= 0.0f && most <= 1.0f && __builtin_fabs((double)s - 1.0) <= tol))
             return (long)r;
     }
     return -1;
@@ -746,14 +784,31 @@ long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol) {
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 int sk_gelu_check(const float *x, const float *y, size_t n, float lo) {
-    float top = 0.0f;
-    int nan = 0;
-    for (size_t k = 0; k < n; k++) {
-        top = x[k] > top ? x[k] : top;
-        nan |= x[k] != x[k];
+    /* The largest input (0 at least) and the least and largest output, sixteen lanes at
+     * a time; z adds x 0 and y 0, which is NaN once either met a NaN or an infinity. */
+    float top[SK_LANES] = {0}, ylo[SK_LANES], yhi[SK_LANES] = {0}, z[SK_LANES] = {0};
+    for (size_t l = 0; l < SK_LANES; l++) ylo[l] = lo;
+    size_t k = 0;
+    for (; k + SK_LANES <= n; k += SK_LANES)
+        for (size_t l = 0; l < SK_LANES; l++) {
+            const float a = x[k + l], b = y[k + l];
+            top[l] = a > top[l] ? a : top[l];
+            ylo[l] = b < ylo[l] ? b : ylo[l];
+            yhi[l] = b > yhi[l] ? b : yhi[l];
+            z[l] += a * 0.0f + b * 0.0f;
+        }
+    float t = 0.0f, least = lo, most = 0.0f, zero = 0.0f;
+    for (; k < n; k++) {
+        t = x[k] > t ? x[k] : t;
+        least = y[k] < least ? y[k] : least;
+        most = y[k] > most ? y[k] : most;
+        zero += x[k] * 0.0f + y[k] * 0.0f;
     }
-    int outside = nan;
-    for (size_t k = 0; k < n; k++)
-        outside |= !(y[k] >= lo && y[k] <= top);  /* NaN is outside */
-    return !outside;
+    for (size_t l = 0; l < SK_LANES; l++) {
+        t = top[l] > t ? top[l] : t;
+        least = ylo[l] < least ? ylo[l] : least;
+        most = yhi[l] > most ? yhi[l] : most;
+        zero += z[l];
+    }
+    return zero == 0.0f && least >= lo && most <= t;
 }

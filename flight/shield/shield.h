@@ -55,21 +55,21 @@ void sk_pq_update(uint8_t *p, uint8_t *q, const uint8_t *before, const uint8_t *
 size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double *col_wsum);
 
 /* The float32 ABFT comparison, one pass over C (rows x cols, row-major float32). For row
- * i and block j of `block` columns: s = the float32 sum of the block (lanes, any order:
- * the bound covers every order); t = sums[i][j] and u = sums[i][nb + j] (rows x 2nb, nb
- * the number of blocks: A fl(B e_b) and A fl(|B| e_b)); the block passes when
- * |s - t| <= fp * max(|t|, |u|) + fq * |s|, in double and finite. Returns the number of
+ * i and block j of `block` columns: s = the float32 sum of the block and q = that of its
+ * absolute values (lanes, any order: the bound covers every order); t = sums[i][j]
+ * (rows x nb, nb the number of blocks: A fl(B e_b)); the block passes when
+ * |s - t| <= fp * max(|t|, q) + fq * q, in double and finite. Returns the number of
  * blocks that fail (NaN fails). */
 size_t sk_float_block_check(const float *c, size_t rows, size_t cols, size_t block,
                             const float *sums, double fp, double fq);
 
 /* Block sums of a float32 right operand B for that check: for row i of B (rows x cols,
- * row-major) and block j of `block` columns, out[i][j] = the float32 sum of the block and
- * out[i][nb + j] = the sum of its absolute values (out is rows x 2nb). */
+ * row-major) and block j of `block` columns, out[i][j] = the float32 sum of the block
+ * (out is rows x nb). */
 void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block, float *out);
 
 /* The same of B = X^T for each of `batches` row-major n x k matrices X (B is k x n):
- * sums over blocks of `block` rows of X, into out (batches x k x 2nb, nb from n). */
+ * sums over blocks of `block` rows of X, into out (batches x k x nb, nb from n). */
 void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
                            float *out);
 
@@ -94,8 +94,8 @@ long sk_layernorm_check(const float *xhat, const float *mu, const float *rstd,
 /* Softmax: each row of p sums to 1 within tol and every entry is in [0, 1]. */
 long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol);
 
-/* GELU's range over n values: every y >= lo and y <= max(max x, 0). Returns 1 when it
- * holds, 0 when it does not (not a row: GELU is elementwise). */
+/* GELU's range over n values: every y >= lo and y <= max(max x, 0), and every x and y
+ * finite. Returns 1 when it holds, 0 when it does not (not a row: GELU is elementwise). */
 int sk_gelu_check(const float *x, const float *y, size_t n, float lo);
 
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass

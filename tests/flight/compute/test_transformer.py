@@ -10,8 +10,10 @@ import pytest
 
 from drivers.compute import NumpyDevice
 from flight.compute.abft import (
+    CHECK_BLOCK,
     AbftMismatch,
     FloatRightSums,
+    _bound_terms,
     checked_float_gemm,
     float_gemm_bound,
 )
@@ -151,7 +153,7 @@ def test_the_kernel_pass_fails_exactly_the_blocks_knocked_off_their_sums() -> No
         a = rng.standard_normal((*batch, m, k)).astype(np.float32)
         b = rng.standard_normal((*batch, k, n)).astype(np.float32)
         right = FloatRightSums.of(b)
-        sums = np.matmul(a, right.both)
+        sums = np.matmul(a, right.sums)
         c = a @ b
         assert float_block_check(c, sums, 64, 1e-3, 1e-4) == 0
         hits = {(int(rng.integers(c.size // n)), int(rng.integers(n)))
@@ -167,7 +169,7 @@ def test_the_kernel_pass_fails_exactly_the_blocks_knocked_off_their_sums() -> No
 
 def test_the_kernel_sums_of_b_are_the_block_sums_in_any_order() -> None:
     """float_block_sums (B and X^T layouts, batches, short blocks) against float64 sums:
-    within the float32 rounding of a 64-term sum of the absolute values."""
+    within the float32 rounding of a 64-term sum."""
     rng = np.random.default_rng(13)
     for _ in range(40):
         lead = tuple(int(x) for x in rng.integers(1, 3, int(rng.integers(0, 3))))
@@ -179,8 +181,7 @@ def test_the_kernel_sums_of_b_are_the_block_sums_in_any_order() -> None:
             pad = np.zeros((*b.shape[:-1], nb * 64), np.float64)
             pad[..., :b.shape[-1]] = b
             blocks = pad.reshape(*b.shape[:-1], nb, 64)
-            want = np.concatenate([blocks.sum(-1), np.abs(blocks).sum(-1)], axis=-1)
-            scale = np.concatenate([np.abs(blocks).sum(-1)] * 2, axis=-1)
+            want, scale = blocks.sum(-1), np.abs(blocks).sum(-1)
             assert got.shape == want.shape
             assert np.all(np.abs(got - want) <= 64 * 2.0 ** -24 * scale + 1e-30)
     assert float_block_sums(np.zeros((4, 8), np.float32)[:, ::2], 64) is None  # another layout
@@ -217,6 +218,35 @@ def test_a_change_beyond_the_bound_is_caught_and_one_within_it_is_not() -> None:
         inf = Off()
         inf.delta = np.inf
         checked_float_gemm(inf, a, b, right=right)
+
+
+def test_a_hit_cannot_raise_its_own_bound_by_more_than_the_stated_factor() -> None:
+    """The kernel's cleared bound reads |C|, so a hit d raises it by at most (fp + fq)|d|
+    (abft.py): every change of an entry by more than (bound + deviation) / (1 - fp - fq)
+    is caught, in either direction, whether the sums cancel or not."""
+    rng = np.random.default_rng(21)
+    for trial in range(40):
+        m, k, n = (int(x) for x in rng.integers(2, 400, 3))
+        a = (rng.standard_normal((m, k)) + (trial % 3 - 1) * 2).astype(np.float32)
+        b = (rng.standard_normal((k, n)) * 10.0 ** rng.uniform(-3, 3)).astype(np.float32)
+        c = a @ b
+        d, bound = float_gemm_bound(a, b, c)
+        fp, fq, _ = _bound_terms(k, min(CHECK_BLOCK, n))
+        row, col = int(rng.integers(m)), int(rng.integers(n))
+        j = col // CHECK_BLOCK
+        size = (bound[row, j] + d[row, j]) / (1 - fp - fq) * 1.001
+        for sign in (1.0, -1.0):
+            struck = c.copy()
+            struck[row, col] = np.float32(float(c[row, col]) + sign * size)
+            if float(struck[row, col]) - float(c[row, col]) == 0:
+                continue  # below the entry's own rounding: nothing was changed
+
+            class Hit(NumpyDevice):
+                def gemm(self, a, b, out=None, struck=struck):
+                    return struck.copy()
+
+            with pytest.raises(AbftMismatch):
+                checked_float_gemm(Hit(), a, b)
 
 
 def test_the_non_gemm_checks_fire_on_broken_operations() -> None:
@@ -271,17 +301,25 @@ def test_the_softmax_and_gelu_kernels_fail_exactly_what_breaks_them() -> None:
         hit = probs.reshape(-1, 17).copy()
         hit[row, 0] = value
         assert softmax_check(hit, tol) == row
+    for col, value in ((16, np.nan), (16, -1e-6), (9, 1.5)):  # the tail and the lanes
+        hit = probs.reshape(-1, 17).copy()
+        hit[3, col] = value
+        assert softmax_check(hit, tol) == 3
     shifted = probs.reshape(-1, 17).copy()
     shifted[7] *= np.float32(1.001)  # every entry in [0, 1], the row sums to 1.001
     assert softmax_check(shifted, tol) == 7
     x = rng.standard_normal(1000).astype(np.float32) * 4
     y = gelu(x, check=False)
     assert gelu_check(x, y, GELU_MIN)
-    for at, value in ((3, GELU_MIN - 0.01), (999, float(x.max()) + 0.01), (0, np.nan)):
+    for at, value in ((3, GELU_MIN - 0.01), (999, float(x.max()) + 0.01), (0, np.nan),
+                      (998, np.nan), (500, np.inf)):
         hit = y.copy()
         hit[at] = value
         assert not gelu_check(x, hit, GELU_MIN)
     assert not gelu_check(np.where(x > 3, np.float32(np.nan), x), y, GELU_MIN)
+    for at in (17, 999):  # an infinite input, in the lanes and in the tail
+        assert not gelu_check(np.where(np.arange(1000) == at, np.float32(np.inf), x), y,
+                              GELU_MIN)
 
 
 def test_parameters_out_of_range_are_refused_with_the_reason() -> None:
