@@ -82,9 +82,7 @@ class ShieldedRegion:
         self._scratch = ffi.new("uint32_t[]", 2 * BLOCKS_PER_TASK)  # a spot check's bad list
         self.parity = np.zeros((self.nstripes, 2, self.block_bytes), dtype=np.uint8)
         self.parity_crcs = np.empty((self.nstripes, 2), dtype=np.uint32)
-        self._crc_blocks(0, self.nblocks, self.crcs)
-        for stripe in range(self.nstripes):
-            self._encode(stripe)
+        self._encode_stripes(range(self.nstripes), crcs=True)
 
     # -- detection ------------------------------------------------------------------
 
@@ -213,10 +211,14 @@ class ShieldedRegion:
                 fixed, failed = self._rebuild(stripe, mine + damaged, keep=written_here)
                 repaired += fixed
                 uncorrectable += failed
-        for start, n in _runs(written):  # the new CRCs, a run of blocks a call
+        whole = {stripe for stripe, mine in by_stripe.items()
+                 if len(mine) == self._stripe_count(stripe)}
+        in_part = [b for stripe, mine in by_stripe.items() if stripe not in whole for b in mine]
+        for start, n in _runs(sorted(in_part)):  # the new CRCs, a run of blocks a call
             self._crc_blocks(start, n, self.crcs[start:start + n])
-        for stripe in sorted(set(by_stripe) - updated):
-            self._encode(stripe)
+        # A stripe written whole gets its blocks' CRCs in the same read as its parity.
+        self._encode_stripes(sorted(whole), crcs=True)
+        self._encode_stripes(sorted(set(by_stripe) - updated - whole), crcs=False)
         return RepairReport(tuple(repaired), (), tuple(uncorrectable))
 
     def _update(self, stripe: int, before: dict[int, np.ndarray]) -> bool:
@@ -323,12 +325,38 @@ class ShieldedRegion:
         return int(lib.sk_crc32c(0, ffi.from_buffer("uint8_t[]", self.parity[stripe, which]),
                                  self.block_bytes, 1))
 
-    def _encode(self, stripe: int) -> None:
-        lib.sk_pq_encode(self._view, self.nbytes, self.block_bytes, self.stripe_blocks, stripe,
-                         ffi.from_buffer("uint8_t[]", self.parity[stripe, 0]),
-                         ffi.from_buffer("uint8_t[]", self.parity[stripe, 1]))
+    def _encode(self, stripe: int, crcs: bool = False) -> None:
+        """The parity of `stripe` and its CRCs; with `crcs`, the CRCs of the stripe's data
+        blocks too, from the same read."""
+        p = ffi.from_buffer("uint8_t[]", self.parity[stripe, 0])
+        q = ffi.from_buffer("uint8_t[]", self.parity[stripe, 1])
+        if crcs:
+            first = stripe * self.stripe_blocks
+            out = self.crcs[first:first + self._stripe_count(stripe)]
+            lib.sk_pq_encode_crc(self._view, self.nbytes, self.block_bytes, self.stripe_blocks,
+                                 stripe, p, q, ffi.from_buffer("uint32_t[]", out), 1)
+        else:
+            lib.sk_pq_encode(self._view, self.nbytes, self.block_bytes, self.stripe_blocks,
+                             stripe, p, q)
         self.parity_crcs[stripe, 0] = self._parity_crc(stripe, 0)
         self.parity_crcs[stripe, 1] = self._parity_crc(stripe, 1)
+
+    def _encode_stripes(self, stripes: list[int] | range, crcs: bool) -> None:
+        """`_encode` each of `stripes`, split across threads when there are enough."""
+        per_task = max(1, BLOCKS_PER_TASK // self.stripe_blocks)
+        tasks = min(self.threads, max(1, len(stripes) // per_task))
+        if tasks == 1:
+            for stripe in stripes:
+                self._encode(stripe, crcs)
+            return
+        chunks = [stripes[i::tasks] for i in range(tasks)]
+
+        def run(chunk: list[int] | range) -> None:
+            for stripe in chunk:
+                self._encode(stripe, crcs)
+
+        with ThreadPoolExecutor(max_workers=tasks) as pool:
+            list(pool.map(run, chunks))
 
     def _parallel(self, run, first: int = 0, count: int | None = None) -> list:
         """`run(start, n)` over [first, first+count) blocks, split across threads."""

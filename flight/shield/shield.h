@@ -33,6 +33,11 @@ size_t sk_verify_blocks(const uint8_t *buf, size_t len, size_t block, size_t fir
 void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                   uint8_t *p, uint8_t *q);
 
+/* sk_pq_encode and the CRC32C of each of the stripe's data blocks (into crcs, one per
+ * block the stripe has), in one read of the data. */
+void sk_pq_encode_crc(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
+                      uint8_t *p, uint8_t *q, uint32_t *crcs, int hw);
+
 /* Rebuild lost data blocks x (and y, or -1) of a stripe into outx (and outy) from the
  * surviving blocks and whichever parity is usable (p or q NULL when not). Stripe-relative
  * indices; outx and outy both hold block bytes (outy is scratch for a single loss).
