@@ -191,3 +191,34 @@ def test_a_region_smaller_than_a_block_is_one_block_of_its_own_size() -> None:
     golden = data.copy()
     flip(r, 999, 7)
     assert r.verify() == [0] and r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_a_stripe_written_whole_gets_the_crcs_and_parity_of_a_separate_pass() -> None:
+    """Stripes written whole take their CRCs in the parity's read (sk_pq_encode_crc):
+    every block's CRC is crc32c of its bytes (software path, the short last block
+    too), P is the XOR of the stripe's blocks, and P and Q are what the encode alone
+    gives; a stripe written in part beside them keeps the separate CRC pass."""
+    from flight.shield import crc32c
+    from flight.shield._kernel import ffi, lib
+
+    rng = np.random.default_rng(5)
+    r, _ = region(seed=3)
+    for blocks in (range(0, 2 * K), range(K, r.nblocks), [0, 1, 2, K + 1], range(r.nblocks)):
+        for b in blocks:
+            lo, hi = b * BLOCK, min((b + 1) * BLOCK, r.nbytes)
+            r._bytes()[lo:hi] = rng.integers(0, 256, hi - lo, dtype=np.uint8)
+        assert r.commit(blocks).ok
+        data = r._bytes()
+        for b in range(r.nblocks):
+            lo, hi = b * BLOCK, min((b + 1) * BLOCK, r.nbytes)
+            assert r.crcs[b] == crc32c(data[lo:hi].tobytes(), hardware=False), b
+        for s in range(r.nstripes):
+            padded = np.zeros((K, BLOCK), np.uint8)
+            chunk = data[s * K * BLOCK:(s + 1) * K * BLOCK]
+            padded.reshape(-1)[:chunk.size] = chunk
+            assert np.array_equal(r.parity[s, 0], np.bitwise_xor.reduce(padded)), s
+            p, q = np.empty(BLOCK, np.uint8), np.empty(BLOCK, np.uint8)
+            lib.sk_pq_encode(ffi.from_buffer("uint8_t[]", data), r.nbytes, BLOCK, K, s,
+                             ffi.from_buffer("uint8_t[]", p), ffi.from_buffer("uint8_t[]", q))
+            assert np.array_equal(r.parity[s, 0], p) and np.array_equal(r.parity[s, 1], q)
+        assert r.verify() == [] and r.bad_parity() == []
