@@ -191,7 +191,6 @@ class ShieldedRegion:
         (those blocks stay flagged by `verify()`).
         """
         by_stripe = self._by_stripe(blocks)
-        written = sorted(b for mine in by_stripe.values() for b in mine)
         repaired: list[int] = []
         uncorrectable: list[int] = []
         updated: set[int] = set()
