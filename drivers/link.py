@@ -4,7 +4,8 @@ Every op is retried a bounded number of times after a timeout or a garbled reply
 the same sequence number: a board that already ran it answers the retry from its last
 reply without running it again (boards.firmware.server), so a lost reply never makes a
 non-idempotent op run twice. Replies with another sequence number (late answers to an
-earlier call) are discarded, and the deframer resynchronises after any garbage.
+earlier call) and copies of a reply already taken are discarded and counted, and the
+deframer resynchronises after any garbage.
 
 A board that restarts forgets its last reply, so a retry that reaches it after a reset
 runs the op afresh. Replies carry the board's boot count: when it changes between the
@@ -121,16 +122,19 @@ class BoardLink:
             data = self.transport.read(remaining)
             if not data:
                 return None
-            for payload in self.deframer.feed(data):
+            found = None
+            for payload in self.deframer.feed(data):  # all of them: none goes uncounted
                 try:
                     reply = decode_reply(payload)
                 except ProtocolError:
                     self.counters["bad_replies"] += 1
                     continue
-                if reply.seq != seq:
+                if reply.seq != seq or found is not None:  # late, or a duplicate
                     self.counters["stale_replies"] += 1
                     continue
-                return reply
+                found = reply
+            if found is not None:
+                return found
 
     def _silence_reason(self, rejected_before: int, bad_before: int) -> str:
         rejected = sum(self.deframer.rejected.values()) - rejected_before

@@ -57,44 +57,41 @@ class _ServedBoard:
         self._thread.join(timeout=2.0)
 
 
-class PtyBoard(_ServedBoard):
-    """Serve a board on a new pseudo-terminal; `path` is the end a host opens."""
+class PtyEnd:
+    """The controller end of a new pseudo-terminal, raw (bytes, not lines); `path` is
+    the end a host opens as it would /dev/ttyUSB0."""
 
-    def __init__(self, name: str, receive: Callable[[bytes], bytes]) -> None:
+    def __init__(self) -> None:
         if not sys.platform.startswith(("linux", "darwin")):
             raise OSError("pseudo-terminals need Linux or macOS")
-        super().__init__(name, receive)
         self._controller, self._peripheral = os.openpty()
         tty.setraw(self._peripheral, termios.TCSANOW)  # bytes, not lines: no echo, no edits
         os.set_blocking(self._controller, False)
         self.path = os.ttyname(self._peripheral)
-        self.dropped_bytes = 0  # replies nobody read, once the line's buffer was full
-        self._thread.start()
+        self.dropped_bytes = 0  # written while nobody read, once the line's buffer was full
 
-    def _read(self) -> bytes:
-        ready, _, _ = select.select([self._controller], [], [], POLL_S)
+    def read(self, timeout_s: float = POLL_S) -> bytes:
+        ready, _, _ = select.select([self._controller], [], [], timeout_s)
         try:
             return os.read(self._controller, 65536) if ready else b""
         except BlockingIOError:
             return b""
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes, stopping: Callable[[], bool] = lambda: False) -> None:
         """Onto the line. A host that stops reading fills the tty's buffer; what does not
         fit within POLL_S is dropped, as a UART without flow control drops it, rather
-        than leave the board stuck in a write (deaf to the next host, and unable to
-        stop)."""
+        than leave the writer stuck (deaf to the next host, and unable to stop)."""
         view = memoryview(data)
         while view:
             try:
                 view = view[os.write(self._controller, view):]
             except BlockingIOError:
                 _, ready, _ = select.select([], [self._controller], [], POLL_S)
-                if not ready or self._stop.is_set():
+                if not ready or stopping():
                     self.dropped_bytes += len(view)
                     return
 
     def close(self) -> None:
-        super().close()
         for fd in (self._controller, self._peripheral):
             try:
                 termios.tcflush(fd, termios.TCIOFLUSH)  # close need not wait for a drain
@@ -104,6 +101,31 @@ class PtyBoard(_ServedBoard):
                 os.close(fd)
             except OSError:
                 pass
+
+
+class PtyBoard(_ServedBoard):
+    """Serve a board on a new pseudo-terminal; `path` is the end a host opens."""
+
+    def __init__(self, name: str, receive: Callable[[bytes], bytes]) -> None:
+        self._line = PtyEnd()
+        super().__init__(name, receive)
+        self.path = self._line.path
+        self._thread.start()
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Replies nobody read, once the line's buffer was full."""
+        return self._line.dropped_bytes
+
+    def _read(self) -> bytes:
+        return self._line.read(POLL_S)
+
+    def _write(self, data: bytes) -> None:
+        self._line.write(data, self._stop.is_set)
+
+    def close(self) -> None:
+        super().close()
+        self._line.close()
 
 
 class PortBoard(_ServedBoard):

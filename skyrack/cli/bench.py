@@ -22,6 +22,7 @@ from skyrack.cli.options import (
     CliError,
     Parser,
     bench_definition,
+    bounded,
     name_urls,
     output,
     progress_bar,
@@ -29,6 +30,10 @@ from skyrack.cli.options import (
     shared,
     speed,
 )
+
+probability = bounded(float, lambda v: 0.0 <= v <= 1.0, "0..1")
+frame_count = bounded(int, lambda v: 1 <= v <= 65536, "1..65536")
+bit_count = bounded(int, lambda v: 1 <= v <= 64, "1..64")
 
 
 def add_parsers(sub: Any) -> None:
@@ -72,6 +77,47 @@ def add_parsers(sub: Any) -> None:
     info.add_argument("--port", action="append", default=[], metavar="NAME=URL",
                       help="put board NAME on this port instead (repeatable)")
     info.set_defaults(run=cmd_board_info)
+    proxy = board_sub.add_parser("proxy", help="sit between the flight computer and a "
+                                 "board's port and drop, delay, duplicate, corrupt or "
+                                 "silence its frames on command", parents=[shared("seed", "json")])
+    proxy.add_argument("--board", required=True, metavar="TOML:NAME",
+                       help="the definition, and the board whose line it sits on")
+    proxy.add_argument("--port", default=None, metavar="URL",
+                       help="the board's serial port (default: its `port` in the definition)")
+    proxy.add_argument("--listen", default="pty", metavar="URL",
+                       help="where the flight computer connects: 'pty' (default: a new "
+                            "pseudo-terminal, its path printed) or a serial port URL")
+    proxy.add_argument("--control", default="127.0.0.1:0", metavar="HOST:PORT",
+                       help="the control socket for `skyrack board fault` (default "
+                            "127.0.0.1 on any free port, printed)")
+    proxy.add_argument("--seconds", type=seconds, default=None,
+                       help="stop after this many seconds (default: run until interrupted)")
+    for kind in ("drop", "duplicate", "corrupt"):
+        proxy.add_argument(f"--{kind}-rate", type=probability, default=0.0, metavar="P",
+                           help=f"{kind} each frame, either way, with probability P "
+                                "(default 0)")
+    proxy.set_defaults(run=cmd_board_proxy)
+    fault = board_sub.add_parser("fault", help="tell a running `board proxy` to do a "
+                                 "fault, or ask it what it has done", parents=[shared("json")])
+    fault.add_argument("kind", choices=("drop", "delay", "duplicate", "corrupt", "garbage",
+                                        "silence", "speak", "clear", "counters"),
+                       help="the fault (counters: only report)")
+    fault.add_argument("--control", required=True, metavar="HOST:PORT",
+                       help="the proxy's control socket, as `board proxy` printed it")
+    fault.add_argument("--direction", choices=("to_board", "to_host"), default="to_host",
+                       help="frames to the board or from it (default to_host: its replies)")
+    fault.add_argument("--frames", type=frame_count, default=1,
+                       help="how many frames it applies to (default 1)")
+    fault.add_argument("--seconds", type=seconds, default=None,
+                       help="delay: how long; silence: for how long (default: until speak)")
+    fault.add_argument("--bits", type=bit_count, default=1,
+                       help="corrupt: payload bits to flip (default 1)")
+    fault.add_argument("--fix-crc", action="store_true",
+                       help="corrupt: compute the frame's CRC afresh, so only what lies "
+                            "above the CRC can see the change")
+    fault.add_argument("--nbytes", type=frame_count, default=16,
+                       help="garbage: how many random bytes (default 16)")
+    fault.set_defaults(run=cmd_board_fault)
 
     fl = sub.add_parser("flash", help="flash an image to a board over its serial port",
                         parents=[shared("json")])
@@ -164,6 +210,89 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
         print(f"served {served_s:.1f} s: " + "; ".join(
             f"{n}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
             for n, c in stats.items()), file=sys.stderr)
+    return 0
+
+
+def cmd_board_proxy(args: argparse.Namespace) -> int:
+    from skyrack.proxy import ControlServer, FaultProxy  # a pty: only where it is used
+
+    definition, name = _board_ref(args.board, need_name=True)
+    assert name is not None
+    spec = definition.named(name)
+    port = args.port or spec.port
+    if port is None:
+        raise CliError(f"board {name!r} is emulated in {definition.path}: serve it with "
+                       "`skyrack board serve` and pass its path as --port")
+    host, _, control_port = args.control.rpartition(":")
+    if not host or not control_port.isdigit() or int(control_port) > 65535:
+        raise CliError(f"--control {args.control!r}: expected HOST:PORT")
+    proxy = FaultProxy(port, None if args.listen == "pty" else args.listen, seed=args.seed,
+                       baudrate=spec.baudrate)
+    try:
+        for direction in ("to_board", "to_host"):
+            proxy.rates(direction, drop=args.drop_rate, duplicate=args.duplicate_rate,
+                        corrupt=args.corrupt_rate)
+        try:
+            control = ControlServer(proxy, host, int(control_port))
+        except OSError as e:
+            raise CliError(f"--control {args.control}: {e.strerror or e}") from None
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        listening = {"board": name, "port": port, "listen": proxy.path,
+                     "control": control.address}
+        if args.json:
+            output(args, listening, "")
+        else:
+            print(f"{name} {proxy.path}", flush=True)
+            print(f"proxying {port} for {name} on {proxy.path}; control on "
+                  f"{control.address}; Ctrl-C stops", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        started = time.monotonic()
+        stop.wait(args.seconds)
+        control.close()
+    finally:
+        proxy.close()
+    counters = proxy.counters()
+    proxied_s = time.monotonic() - started
+    output(args, {"board": name, "proxied_s": round(proxied_s, 3), "counters": counters},
+           f"proxied {proxied_s:.1f} s: {_counters_line(counters)}")
+    return 0
+
+
+def _counters_line(counters: dict[str, dict[str, int]]) -> str:
+    return "; ".join(f"{d}: " + (", ".join(f"{k} {v}" for k, v in c.items()) or "nothing")
+                     for d, c in counters.items())
+
+
+def cmd_board_fault(args: argparse.Namespace) -> int:
+    from skyrack.proxy import ProxyControl
+
+    if args.kind == "counters":
+        request: dict[str, Any] = {"counters": True}
+    elif args.kind == "clear":
+        request = {"fault": "clear"}
+    else:
+        request = {"fault": args.kind, "direction": args.direction}
+        if args.kind in ("drop", "duplicate", "corrupt", "delay"):
+            request["frames"] = args.frames
+        if args.kind == "corrupt":
+            request.update(bits=args.bits, fix_crc=args.fix_crc)
+        if args.kind == "garbage":
+            request["nbytes"] = args.nbytes
+        if args.kind == "delay":
+            if args.seconds is None:
+                raise CliError("delay: say how long with --seconds")
+            request["seconds"] = args.seconds
+        if args.kind == "silence":
+            request["seconds"] = args.seconds
+    control = ProxyControl(args.control)
+    try:
+        answer = control.send(**request)
+    finally:
+        control.close()
+    output(args, {"request": request, "counters": answer["counters"]},
+           _counters_line(answer["counters"]))
     return 0
 
 
