@@ -12,6 +12,7 @@ data sits idle in memory. It reads nothing of the flight software.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,44 @@ class FaultInjector(DeviceWrapper):
         if raw:
             raw[int(self.rng.integers(0, len(raw)))] ^= 1 << int(self.rng.integers(0, 8))
             data.write_bytes(bytes(raw))
+
+
+class UpsetsOnDemand(DeviceWrapper):
+    """A device whose memory a test strikes when it asks, from another thread: the bench's
+    home for the upsets the sim's radiation model makes. A strike waits for the flight
+    software's next product on the device and lands just before it, between its
+    operations, as radiation lands in the sim; each is one flipped bit in a random word
+    of a random region (what the job holds: weights, activations, state)."""
+
+    def __init__(self, device: ComputeDevice, seed: int = 0) -> None:
+        super().__init__(device, f"{device.name} (upsets on demand)")
+        self.rng = np.random.default_rng(seed)
+        self._ready = threading.Condition()
+        self._pending = 0
+        self._landed = 0
+        self.struck = 0  # upsets landed so far
+
+    def strike(self, count: int = 1, timeout_s: float = 10.0) -> int:
+        """`count` upsets at the device's next product; returns how many landed (none
+        when no product came within `timeout_s`, or none while no job holds memory)."""
+        with self._ready:
+            self._pending, self._landed = count, -1
+            if not self._ready.wait_for(lambda: self._landed >= 0, timeout_s):
+                self._pending, self._landed = 0, 0
+            return self._landed
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if self._pending:
+            self._land()
+        return self.inner.gemm(a, b, out)
+
+    def _land(self) -> None:
+        with self._ready:
+            regions = list(self.inner.regions().values())
+            landed = 0
+            for _ in range(self._pending if regions else 0):
+                flip_bit(regions[int(self.rng.integers(0, len(regions)))], self.rng)
+                landed += 1
+            self._pending, self._landed = 0, landed
+            self.struck += landed
+            self._ready.notify_all()

@@ -30,6 +30,12 @@ class DroppableLink:
     def _down(self) -> bool:
         return self.now() < self.down_until_s
 
+    def drop(self, seconds: float) -> None:
+        """Nothing either way for the next `seconds`."""
+        if not 0 <= seconds < float("inf"):
+            raise InputError(f"a link drop of {seconds!r} s: expected a finite number >= 0")
+        self.down_until_s = self.now() + seconds
+
     def send(self, packet: bytes) -> None:
         if self._down():
             self.dropped += 1
@@ -111,4 +117,4 @@ class Inject:
         if self.link is None:
             raise InputError("this satellite's space link cannot be dropped: it was not "
                              "built on a DroppableLink")
-        self.link.down_until_s = self.world.clock.now_s() + seconds
+        self.link.drop(seconds)

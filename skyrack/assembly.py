@@ -146,14 +146,16 @@ def _drag(sim: dict[str, Any], solar_cycle: str) -> Drag | None:
 def assemble(definition: SatelliteDefinition, *, seed: int = 1,
              altitude_km: float | None = None, ltan: str | None = None,
              epoch: str | None = None, serial: bool = False, link: PacketLink | None = None,
-             keys: KeyFile | None = None, state: str | Path | None = None) -> Satellite:
+             keys: KeyFile | None = None, state: str | Path | None = None,
+             wrap_compute: Callable[[Any], Any] | None = None) -> Satellite:
     """Build the satellite a definition describes. Raises DefinitionError (file and key).
 
     `serial` serves each emulated board on a pseudo-terminal and talks to it through
     pyserial, exactly as to a board on a USB serial port. `link` is the space link to
     the ground, and `keys` what its telecommands are signed with. `state` (else the
     definition's satellite.state) is the flight computer's non-volatile storage, kept
-    across runs; without either, each run starts with a fresh one."""
+    across runs; without either, each run starts with a fresh one. `wrap_compute`, when
+    given, wraps the accelerator's compute device (a bench's fault injection)."""
     where = definition.path
     check_plan(definition)
     if keys is not None and keys.spacecraft != definition.spacecraft_id:
@@ -224,6 +226,8 @@ def assemble(definition: SatelliteDefinition, *, seed: int = 1,
     accelerator = definition.board("accelerator")
     if accelerator.compute is not None:
         compute = resolve(accelerator.compute, where, f"boards.{accelerator.name}.compute")()
+        if wrap_compute is not None:
+            compute = wrap_compute(compute)
         if world is not None:
             # The sim's radiation and power cuts reach the very memory the flight computes on.
             compute = IrradiatedDevice(compute, world.radiation)

@@ -21,7 +21,8 @@ pending fault to it. Faults, each for the next `frames` frames of a direction:
   cannot see, for what lies above it to catch);
 and, apart from frames:
 - garbage: `nbytes` random bytes onto the line now;
-- silence: every frame one way is dropped for `seconds` (None: until `speak`).
+- silence: every frame one way is dropped for `seconds` (None: until `speak`), or,
+  for a latched board, until its replies show it restarted (its power was cycled).
 Random faults at a rate (`rates`, seeded) come after the pending ones. Bytes that are
 no frame at all (a run longer than any frame without a delimiter) pass through raw.
 Every frame and every fault is counted; `counters()` is what `skyrack board proxy
@@ -49,8 +50,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hal import cobs
-from hal.errors import InputError, TransportError
-from hal.framing import CRC_BYTES, DELIMITER, MAX_PAYLOAD_BYTES, encode_frame, max_encoded_bytes
+from hal.errors import FrameError, InputError, ProtocolError, TransportError
+from hal.framing import (
+    CRC_BYTES,
+    DELIMITER,
+    MAX_PAYLOAD_BYTES,
+    decode_frame,
+    encode_frame,
+    max_encoded_bytes,
+)
+from hal.protocol import decode_reply
 from hal.transport import SerialTransport
 
 DIRECTIONS = ("to_board", "to_host")
@@ -86,6 +95,8 @@ class _Direction:
     buf: bytearray = field(default_factory=bytearray)
     pending: collections.deque[_Pending] = field(default_factory=collections.deque)
     silent_until: float = -math.inf
+    until_restart: bool = False  # silent until a reply shows a new boot count
+    silent_boot: int | None = None  # the boot count the silence began under
     rates: dict[str, float] = field(default_factory=dict)
     delayed: list[tuple[float, int, bytes]] = field(default_factory=list)
     counters: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -178,16 +189,26 @@ class FaultProxy:
             self._seq += 1
             heapq.heappush(way.delayed, (-math.inf, self._seq, noise))
 
-    def silence(self, direction: str = "to_host", seconds: float | None = None) -> None:
-        """Drop every frame going `direction` for `seconds` (None: until `speak`)."""
+    def silence(self, direction: str = "to_host", seconds: float | None = None,
+                until_restart: bool = False) -> None:
+        """Drop every frame going `direction` for `seconds` (None: until `speak`). With
+        `until_restart` (replies only): a latched board, silent until its power is
+        cycled, which the proxy sees as the first reply with another boot count."""
         until = math.inf if seconds is None else self._clock() + _check_seconds(seconds)
+        if not isinstance(until_restart, bool):
+            raise InputError(f"until_restart {until_restart!r}: expected true or false")
+        if until_restart and direction != "to_host":
+            raise InputError("until_restart: a restart shows in the board's replies "
+                             "(direction to_host)")
         with self._lock:
-            self._ways[_check_direction(direction)].silent_until = until
+            way = self._ways[_check_direction(direction)]
+            way.silent_until, way.until_restart, way.silent_boot = until, until_restart, None
 
     def speak(self, direction: str = "to_host") -> None:
         """End a silence."""
         with self._lock:
-            self._ways[_check_direction(direction)].silent_until = -math.inf
+            way = self._ways[_check_direction(direction)]
+            way.silent_until, way.until_restart = -math.inf, False
 
     def rates(self, direction: str = "to_host", **rates: float) -> None:
         """Random faults on every frame going `direction`, each kind at its probability
@@ -269,7 +290,7 @@ class FaultProxy:
         c = way.counters
         c["frames"] += 1
         frame = DELIMITER + chunk + DELIMITER
-        if self._clock() < way.silent_until:
+        if self._clock() < way.silent_until and not self._restarted(way, chunk):
             c["silenced"] += 1
             return []
         fault = None
@@ -301,6 +322,27 @@ class FaultProxy:
         corrupted, fixed = self._corrupted(chunk, fault.bits, fault.fix_crc)
         c["crc_fixed"] += fixed
         return [corrupted]
+
+    @staticmethod
+    def _restarted(way: _Direction, chunk: bytes) -> bool:
+        """Whether a silence until the board restarts ends at this reply (it carries
+        another boot count than the first reply silenced)."""
+        if not way.until_restart:
+            return False
+        try:
+            boot = decode_reply(decode_frame(chunk)).boot
+        except (FrameError, ProtocolError):
+            return False  # not a reply: it stays silent
+        if boot is None:
+            return False
+        if way.silent_boot is None:
+            way.silent_boot = boot
+            return False
+        if boot == way.silent_boot:
+            return False
+        way.silent_until, way.until_restart = -math.inf, False
+        way.counters["restarts_seen"] += 1
+        return True
 
     def _corrupted(self, chunk: bytes, bits: int, fix_crc: bool) -> tuple[bytes, bool]:
         """The frame with `bits` bits of its payload flipped, and whether its CRC was

@@ -4,12 +4,15 @@ sim in process, the sim over pseudo-terminals, or a bench of dev boards.
     pytest --board sim                    # every board emulated, in this process
     pytest --board sim --serial           # every board emulated, each on its own pty
     pytest --board boards/flatsat.toml    # the boards a definition names, on their ports
+    pytest --board boards/flatsat.toml --proxy   # and a fault proxy on every board's line
     pytest --ground-server URL            # `ground` through a running ground server
 
 Fixtures: `satellite` (assembled, flying, closed after the test however it ends),
 `ground` (an operator on the space link: send_and_verify, wait_for, expect_event),
-`board` (a function: board("power") is that board's driver), and `inject` (faults,
-from the sim; a test that asks for one on hardware is skipped, saying why). Markers:
+`board` (a function: board("power") is that board's driver), and `inject` (faults:
+the sim's, or on a bench the same calls through fault proxies on the boards' lines
+(--proxy), the power board and the compute device; one a home cannot make skips the
+test, saying why). Markers:
 `hardware_only` and `sim_only`. On the sim, waits advance the virtual clock: a wait of
 an orbit takes seconds. There is no ceiling on a wait but the test's own timeout.
 
@@ -31,8 +34,11 @@ from ground.console import Console
 from ground.remote import RemoteGround, ServerClient, ServerError
 from hal.auth import KeyFile
 from hal.packetlink import InProcessLink
+from sim.faults import UpsetsOnDemand
 from sim.inject import DroppableLink, Inject
 from skyrack.assembly import Satellite, assemble
+from skyrack.bench_inject import BenchInject, Skipping
+from skyrack.proxy import FaultProxy
 
 SIM = "sim"
 SIM_STEP_S = 0.5  # virtual time a wait advances between looks
@@ -53,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--port", action="append", default=[], metavar="NAME=URL",
                     help="with --board TOML: put board NAME on this port (a pyserial URL), "
                          "whatever the definition says (repeatable)")
+    group.addoption("--proxy", action="store_true",
+                    help="with --board TOML: a fault proxy (skyrack.proxy) on every board's "
+                         "line, so that `inject` can silence boards on the bench")
     group.addoption("--ground-server", default=None, metavar="URL",
                     help="run the tests' `ground` through this running ground server "
                          "(`skyrack ground serve`), on the satellite it serves: tests that "
@@ -74,6 +83,9 @@ def _definition(config: pytest.Config) -> boarddef.SatelliteDefinition:
         ports[name] = url
     if on_sim and ports:
         raise pytest.UsageError("--port is for a bench definition, not --board sim")
+    if on_sim and config.getoption("--proxy"):
+        raise pytest.UsageError("--proxy is for a bench definition: on the sim, `inject` "
+                                "reaches the emulated boards themselves")
     try:
         definition = boarddef.with_ports(boarddef.load(path), ports)
     except boarddef.DefinitionError as e:
@@ -106,8 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                     f"{', '.join(names)}")
     elif config.getoption("--satellite") is not None:
         raise pytest.UsageError("--satellite is for --ground-server")
-    elif config.getoption("--board") != SIM or config.getoption("--port"):
-        _definition(config)  # a bad --board or --port: said once, before any test
+    elif config.getoption("--board") != SIM or config.getoption("--port") \
+            or config.getoption("--proxy"):
+        _definition(config)  # a bad --board, --port or --proxy: said once, before any test
 
 
 def _on_sim(config: pytest.Config) -> bool:
@@ -184,6 +197,8 @@ class UnderTest:
     link: DroppableLink | None
     on_sim: bool
     stop: Callable[[], None]
+    proxies: dict[str, FaultProxy] = dataclasses.field(default_factory=dict)
+    upsets: UpsetsOnDemand | None = None
 
 
 THROUGH_SERVER = ("with --ground-server the satellite is the server's: only `ground` "
@@ -205,8 +220,32 @@ def _build(config: pytest.Config) -> UnderTest:
     keys = KeyFile.generate(spacecraft=definition.spacecraft_id)
     flight_end, ground_end = InProcessLink.pair()
     link = DroppableLink(flight_end, now=lambda: 0.0)  # the clock comes with the satellite
-    satellite = assemble(definition, seed=config.getoption("--sim-seed"),
-                         serial=on_sim and config.getoption("--serial"), link=link, keys=keys)
+    proxies: dict[str, FaultProxy] = {}
+    upsets: list[UpsetsOnDemand] = []
+    if not on_sim:
+        def wrap(device: Any) -> UpsetsOnDemand:
+            upsets.append(UpsetsOnDemand(device, seed=config.getoption("--sim-seed")))
+            return upsets[-1]
+
+        if config.getoption("--proxy"):  # each board's line through a proxy in this process
+            try:
+                for spec in definition.boards:
+                    assert spec.port is not None
+                    proxies[spec.name] = FaultProxy(spec.port, seed=config.getoption(
+                        "--sim-seed"), baudrate=spec.baudrate)
+            except BaseException:
+                for proxy in proxies.values():
+                    proxy.close()
+                raise
+            definition = boarddef.with_ports(definition, {n: p.path for n, p in proxies.items()})
+    try:
+        satellite = assemble(definition, seed=config.getoption("--sim-seed"),
+                             serial=on_sim and config.getoption("--serial"), link=link,
+                             keys=keys, wrap_compute=None if on_sim else wrap)
+    except BaseException:
+        for proxy in proxies.values():
+            proxy.close()
+        raise
     link.now = satellite.clock.now_s
     client = GroundClient(ground_end, satellite.flight.dictionary(),
                           Signer(keys.active, keys.keys[keys.active],
@@ -234,8 +273,11 @@ def _build(config: pytest.Config) -> UnderTest:
     def stop() -> None:
         stopping.set()
         thread.join(timeout=5.0)
+        for proxy in proxies.values():
+            proxy.close()
 
-    return UnderTest(satellite, HilGround(client, Console(client)), link, False, stop)
+    return UnderTest(satellite, HilGround(client, Console(client)), link, False, stop,
+                     proxies, upsets[0] if upsets else None)
 
 
 @pytest.fixture
@@ -280,17 +322,26 @@ def board(_under_test: UnderTest) -> Callable[[str], Any]:
 
 
 @pytest.fixture
-def inject(_under_test: UnderTest) -> Inject:
-    """Fault injection (bit flips, a silent board, a brownout, link drops). The sim's:
-    on hardware a test that asks for it is skipped."""
+def inject(_under_test: UnderTest) -> Iterator[Any]:
+    """Fault injection (bit flips, a silent or dead board, a brownout, link drops, and on
+    the sim its power faults), one API in two homes: the sim's (sim.inject.Inject) or
+    the bench's (skyrack.bench_inject.BenchInject: the boards' lines through fault
+    proxies with --proxy, rails through the power board, upsets in the compute device's
+    memory). A call the home cannot make skips the test, saying why."""
     if _under_test.satellite is None:
         pytest.skip(THROUGH_SERVER)
-    if not _under_test.on_sim:
-        pytest.skip("fault injection needs the sim: a bench cannot flip bits or latch "
-                    "boards on demand")
     satellite = _under_test.satellite
-    assert satellite.world is not None and _under_test.link is not None
-    return Inject(satellite.world, satellite.emulators, _under_test.link)
+    if _under_test.on_sim:
+        assert satellite.world is not None and _under_test.link is not None
+        yield Skipping(Inject(satellite.world, satellite.emulators, _under_test.link),
+                       pytest.skip)
+        return
+    bench = BenchInject(satellite.definition, satellite.drivers, _under_test.proxies,
+                        _under_test.upsets, _under_test.link)
+    try:
+        yield Skipping(bench, pytest.skip)
+    finally:
+        bench.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -101,12 +101,51 @@ def test_the_same_test_runs_against_boards_on_serial_ports(pytester,
             ground.wait_for("power.switches", lambda s: s & 0b100, timeout_s=10)
             assert board("power").housekeeping().switches[2]
 
-        def test_inject(inject):
-            pass
+        def test_a_link_drop(inject):
+            inject.link_drop(1.0)  # the bench's space link is the test's: it can drop
+
+        def test_a_board_without_a_proxy(inject):
+            inject.silent_board("thermal")
+            raise AssertionError("a silent board without a proxy: not a no-op")
+
+        def test_the_power_physics(inject):
+            inject.drain_battery(0.2)
+            raise AssertionError("a drained battery on a bench: not a no-op")
     """))
     result = run(pytester, "--board", str(bench_of_served_boards), "-rs")
-    result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*fault injection needs the sim*"])
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*silent_board: board 'thermal' has no fault proxy on its "
+                                 "line (run pytest with --proxy)*",
+                                 "*drain_battery: draining the battery at once needs the "
+                                 "sim's power physics*"])
+
+
+def test_on_a_bench_with_proxies_a_dead_board_is_what_the_flight_software_sees(
+        pytester, bench_of_served_boards) -> None:
+    """--proxy puts a fault proxy on every board's line: a dead board's replies never
+    reach the flight computer, whose link counts the tries that went unanswered, and
+    the proxy counts each reply it held back; --proxy on the sim is refused once."""
+    pytester.makepyfile(textwrap.dedent("""
+        def test_dead(ground, inject, board):
+            ground.wait_for("thermal.radiator_temp_c", lambda t: t is not None, timeout_s=10)
+            link = board("thermal").link
+            before = link.stats()
+            inject.dead_board("thermal")
+            ground.expect_event("thermal.board_silent", timeout_s=30)
+            held = inject.proxies["thermal"].counters()["to_host"]["silenced"]
+            after = link.stats()
+            assert held >= 1
+            # Every reply held back was a try the link saw go unanswered (a try or two
+            # more may be on the line as this looks).
+            unanswered = sum(after[k] - before[k] for k in ("retries", "timeouts"))
+            assert held <= unanswered + 2
+            assert after["timeouts"] > before["timeouts"]
+    """))
+    result = run(pytester, "--board", str(bench_of_served_boards), "--proxy", "-rs")
+    result.assert_outcomes(passed=1)
+    bad = run(pytester, "--board", "sim", "--proxy")
+    assert bad.ret != 0
+    assert len([line for line in bad.stderr.lines if "--proxy is for a bench" in line]) == 1
 
 
 def test_ports_given_on_the_command_line_and_a_bad_option_said_once(pytester) -> None:
