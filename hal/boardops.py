@@ -63,6 +63,11 @@ class Switches:
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    channel: Annotated[int, Range(0, 31)]
+
+
+@dataclass(frozen=True, slots=True)
 class Kick:
     watchdog_s: float
 
@@ -190,7 +195,7 @@ BOOTLOADER = _ops(
 )
 BY_KIND = {
     "power": _ops(Op("tlm", reply=PowerHousekeeping), Op("switch", Switch, Switches),
-                  Op("kick", reply=Kick)),
+                  Op("kick", reply=Kick), Op("trip", Channel, Switches, idempotent=False)),
     "thermal": _ops(Op("tlm", reply=ThermalHousekeeping), Op("heater", Heater, Heaters)),
     "accelerator": _ops(Op("tlm", reply=AcceleratorHousekeeping),
                         Op("set_state", SetState, SetState), Op("set_clock", SetClock, Clock)),

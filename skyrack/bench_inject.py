@@ -2,10 +2,11 @@
 a board latched or dead is one whose replies the fault proxy on its line holds back
 (skyrack.proxy), a brownout is its rail switched off for a while by the power board, a
 memory upset is a bit flipped in the compute device's memory between two of its
-operations (sim.faults.UpsetsOnDemand), and a link drop cuts the space link as in the
-sim. What a bench cannot do (a latch-up in a load, a battery drained at once, a failed
-array: the power physics are the hardware's own) raises NotHere with the reason, for
-the pytest plugin to skip the test saying so.
+operations (sim.faults.UpsetsOnDemand), a latch-up on a rail is its over-current
+protection fired through the power board (its `trip`), and a link drop cuts the space
+link as in the sim. What a bench cannot do (a battery drained at once, a failed array:
+the power physics are the hardware's own) raises NotHere with the reason, for the
+pytest plugin to skip the test saying so.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ class BenchInject:
         timer.start()
 
     def load_latchup(self, channel: int) -> None:
-        raise NotHere(f"a latch-up in a load {POWER_PHYSICS}")
+        """A latch-up on the load of power channel `channel`: its over-current protection
+        fired through the power board's `trip` (the channel goes off and counts a
+        latch-up, as when a load draws more than its trip current)."""
+        self.drivers["power"].trip(channel)
 
     def drain_battery(self, soc: float) -> None:
         raise NotHere(f"draining the battery at once {POWER_PHYSICS}")

@@ -11,6 +11,10 @@ Protection, in the same interrupt, as a real power board does it in hardware:
   flight software's decision;
 - low-voltage disconnect: below `LVD_V` the battery is near its depth-of-discharge floor,
   and every load but the flight computer is shed; the board reconnects nothing itself.
+
+`trip` fires a channel's over-current protection on command, as the test input of a
+dev board's protection circuit does: the channel goes off and counts a latch-up, as if
+its load had drawn more than its trip current (a bench's way to a latch-up on a rail).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from boards.firmware.server import Handler, Platform, within
-from hal.boardops import BY_KIND, Kick, Switch, Switches
+from boards.firmware.server import Handler, OpError, Platform, within
+from hal.boardops import BY_KIND, Channel, Kick, Switch, Switches
 from hal.boards import PowerHousekeeping
 
 
@@ -61,7 +65,7 @@ class PowerFirmware:
         self.lvd_trips = 0
 
     def handlers(self) -> dict[str, Handler]:
-        return {"tlm": self.tlm, "switch": self.switch, "kick": self.kick}
+        return {"tlm": self.tlm, "switch": self.switch, "kick": self.kick, "trip": self.trip}
 
     def kick(self, _: None) -> Kick:
         self.last_kick_s = self.platform.uptime_s()
@@ -73,8 +77,7 @@ class PowerFirmware:
         switches = self.platform.switches()
         for channel, current in enumerate(sense.channel_a):
             if switches[channel] and current > TRIP_A[channel]:
-                self.platform.set_switch(channel, False)
-                self.latchups[channel] += 1
+                self._trip(channel)
         if sense.batt_v < LVD_V and any(switches[1:]):
             for channel in range(1, self.platform.channel_count):
                 self.platform.set_switch(channel, False)
@@ -109,6 +112,20 @@ class PowerFirmware:
             latchups=tuple(self.latchups),
             lvd_trips=self.lvd_trips,
         )
+
+    def _trip(self, channel: int) -> None:
+        self.platform.set_switch(channel, False)
+        self.latchups[channel] += 1
+
+    def trip(self, request: Channel) -> Switches:
+        channel = within("channel", request.channel, 0, self.platform.channel_count - 1)
+        if channel == FLIGHT_COMPUTER_CHANNEL:
+            raise OpError("channel 0 feeds the flight computer: its protection is not "
+                             "tripped on command")
+        if not self.platform.switches()[channel]:
+            raise OpError(f"channel {channel} is off: nothing to trip")
+        self._trip(channel)
+        return Switches(tuple(self.platform.switches()))
 
     def switch(self, request: Switch) -> Switches:
         channel = within("channel", request.channel, 0, self.platform.channel_count - 1)

@@ -53,6 +53,18 @@ def test_a_silent_board_is_power_cycled_and_answers_again(ground, inject) -> Non
     assert ground.value("thermal.board_errors") >= 1
 
 
+def test_a_latchup_on_a_rail_is_tripped_and_fdir_brings_it_back(ground, board, inject) -> None:
+    # On a bench the power board's over-current protection is fired on command (trip).
+    ground.send_and_verify("power.switch", channel=2, on=True)
+    ground.wait_for("power.switches", lambda s: s & 0b100, timeout_s=10)
+    before = board("power").housekeeping().latchups[2]
+    inject.load_latchup(2)
+    ground.expect_event("power.latchup", timeout_s=30)
+    ground.expect_event("fdir.channel_restored", timeout_s=30)
+    assert board("power").housekeeping().latchups[2] == before + 1
+    assert ground.wait_for("power.switches", lambda s: s & 0b100, timeout_s=10)
+
+
 @pytest.mark.hardware_only(reason="measures the real UART's round trip")
 def test_a_board_answers_within_its_timeout_on_the_bench(board) -> None:
     power = board("power")

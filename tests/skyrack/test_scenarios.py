@@ -1,8 +1,11 @@
 """Scenarios on the whole simulated satellite that assert physical outcomes."""
 
+import pytest
+
 from boards.definition import default_path, load
 from flight.bus import EVENT
 from flight.modes import Mode
+from hal.errors import BoardFault
 from sim.inject import Inject
 from skyrack.assembly import assemble
 
@@ -131,6 +134,27 @@ def test_a_latchup_is_tripped_by_the_power_board_and_fdir_brings_the_load_back()
         assert sat.world.accelerator.state == "on"  # the mode manager reasserted it
         jobs = sat.flight.component("compute").jobs
         assert jobs[1].state.value == "completed"
+    finally:
+        sat.close()
+
+
+def test_the_power_board_trips_a_rail_on_command_as_an_over_current_would() -> None:
+    """`trip` (the bench's latch-up): the channel goes off and counts a latch-up; a rail
+    that is off, or the flight computer's, is refused with the reason."""
+    sat = satellite()
+    try:
+        power = sat.drivers["power"]
+        power.set_switch(2, True)
+        power.trip(2)
+        hk = power.housekeeping()
+        assert not hk.switches[2] and hk.latchups[2] == 1 and not sat.world.switches[2]
+        with pytest.raises(BoardFault, match="channel 2 is off: nothing to trip"):
+            power.trip(2)
+        with pytest.raises(BoardFault, match="feeds the flight computer"):
+            power.trip(0)
+        with pytest.raises(ValueError, match="out of range"):
+            power.trip(8)
+        assert power.housekeeping().latchups == (0, 0, 1, 0, 0, 0, 0, 0)
     finally:
         sat.close()
 
