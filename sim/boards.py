@@ -158,6 +158,7 @@ class EmulatedBoard:
         # A single-event latch-up: the board stops answering until its power is cycled.
         self.latched = False
         self.failed = False  # a dead board: nothing brings it back
+        self.noise = b""  # garbage the line carries ahead of the board's next words
 
     def receive(self, data: bytes) -> bytes:
         if not self.platform.powered():
@@ -167,9 +168,10 @@ class EmulatedBoard:
             self.latched = False
             self.platform.reboot(at_s=self.platform.powered_since_s())
             self.server = ProtocolServer(self.name, self.server.firmware, self._bootloader())
+        noise, self.noise = self.noise, b""
         if self.latched or self.failed:
-            return b""
-        return self.server.receive(data)
+            return noise
+        return noise + self.server.receive(data)
 
     def tick(self) -> None:
         """The board's timer interrupt, once a physics step, while it has power."""

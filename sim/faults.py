@@ -148,7 +148,8 @@ class UpsetsOnDemand(DeviceWrapper):
     home for the upsets the sim's radiation model makes. A strike waits for the flight
     software's next product on the device and lands just before it, between its
     operations, as radiation lands in the sim; each is one flipped bit in a random word
-    of a random region (what the job holds: weights, activations, state)."""
+    of a random region (what the job holds: weights, activations, state). Products can
+    be struck too: a flipped bit in the output of each of the next few (logic upsets)."""
 
     def __init__(self, device: ComputeDevice, seed: int = 0) -> None:
         super().__init__(device, f"{device.name} (upsets on demand)")
@@ -157,6 +158,8 @@ class UpsetsOnDemand(DeviceWrapper):
         self._pending = 0
         self._landed = 0
         self.struck = 0  # upsets landed so far
+        self.armed_products = 0  # products whose output gets a flipped bit
+        self.products_struck = 0
 
     def strike(self, count: int = 1, timeout_s: float = 10.0) -> int:
         """`count` upsets at the device's next product; returns how many landed (none
@@ -167,10 +170,23 @@ class UpsetsOnDemand(DeviceWrapper):
                 self._pending, self._landed = 0, 0
             return self._landed
 
+    def strike_products(self, count: int = 1) -> None:
+        """A flipped bit in the output of each of the device's next `count` products (a
+        logic upset)."""
+        with self._ready:
+            self.armed_products += count
+
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self._pending:
             self._land()
-        return self.inner.gemm(a, b, out)
+        c = self.inner.gemm(a, b, out)
+        if self.armed_products:
+            with self._ready:
+                if self.armed_products:
+                    self.armed_products -= 1
+                    self.products_struck += 1
+                    flip_bit(c, self.rng)
+        return c
 
     def _land(self) -> None:
         with self._ready:

@@ -1,7 +1,8 @@
 """Faults on demand in the simulated satellite, one call each, as tests and scenarios
-ask for them: upsets in the accelerator's memory, a latched or dead board, a brownout,
-a latched-up load, a drained battery, a failed array, and a space link that carries
-nothing for a while (DroppableLink, the flight end of the link it cuts).
+ask for them: upsets in the accelerator's memory, a latched or dead board, garbage on
+a board's line, a brownout, a latched-up load, a drained battery, a failed array, and
+a space link that carries nothing for a while (DroppableLink, the flight end of the
+link it cuts).
 
 Each acts on the world or an emulated board the way the fault itself would; none
 touches the flight software.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from hal.errors import InputError
 from hal.packetlink import PacketLink
@@ -62,6 +65,7 @@ class Inject:
         self.world = world
         self.emulators = emulators
         self.link = link
+        self._noise = 0  # line_garbage calls so far: each its own bytes, the same every run
 
     def _board(self, name: str) -> Any:
         if name not in self.emulators:
@@ -75,6 +79,16 @@ class Inject:
         compute = self.world.compute
         return 0 if compute is None else self.world.radiation.strike(compute, count)
 
+    def product_upsets(self, count: int = 1) -> None:
+        """A logic upset in each of the accelerator's next `count` products: a flipped
+        bit in the output of each (what ABFT is for)."""
+        if not 1 <= count <= 10**6:
+            raise InputError(f"{count} product upsets: expected 1..1000000")
+        compute = self.world.compute
+        if compute is None:
+            raise InputError("this satellite has no compute device")
+        compute.armed_products += count
+
     def silent_board(self, name: str) -> None:
         """A latch-up in board `name`: it stops answering until its power is cycled."""
         self._board(name).latched = True
@@ -82,6 +96,15 @@ class Inject:
     def dead_board(self, name: str) -> None:
         """Board `name` fails for good: no power cycle brings it back."""
         self._board(name).failed = True
+
+    def line_garbage(self, name: str, nbytes: int = 16) -> None:
+        """`nbytes` of noise on board `name`'s line, ahead of what it says next (no 0x00
+        among them: they end as one rejected fragment at its next frame)."""
+        if not 1 <= nbytes <= 65536:
+            raise InputError(f"{nbytes} bytes of garbage: expected 1..65536")
+        self._noise += 1
+        rng = np.random.default_rng([self._noise, nbytes])
+        self._board(name).noise += rng.integers(1, 256, nbytes, dtype=np.uint8).tobytes()
 
     def brownout(self, name: str, seconds: float = 1.0) -> None:
         """Board `name`'s supply drops for `seconds`: it loses power and boots afresh."""

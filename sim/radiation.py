@@ -209,12 +209,15 @@ class IrradiatedDevice(DeviceWrapper):
     def __init__(self, device: Any, radiation: RadiationModel) -> None:
         super().__init__(device, f"{device.name} (irradiated)")
         self.radiation = radiation
+        self.armed_products = 0  # products to upset whatever the rate (sim.inject)
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self.hung:
             raise DeviceHang(f"{self.name}: gemm: device not responding")
         c = self.inner.gemm(a, b, out)
-        if self.radiation.logic_upset(c.size * a.shape[-1]):
+        armed = self.armed_products > 0
+        if armed or self.radiation.logic_upset(c.size * a.shape[-1]):
+            self.armed_products -= armed
             self.radiation._upset(c)
             self.radiation.injected["logic.gemm"] += 1
         return c

@@ -59,6 +59,15 @@ class BenchInject:
             raise NotHere("this bench has no compute device to strike")
         return self.upsets.strike(count)
 
+    def product_upsets(self, count: int = 1) -> None:
+        """A flipped bit in the output of each of the compute device's next `count`
+        products."""
+        if self.upsets is None:
+            raise NotHere("this bench has no compute device to strike")
+        if not 1 <= count <= 10**6:
+            raise InputError(f"{count} product upsets: expected 1..1000000")
+        self.upsets.strike_products(count)
+
     def silent_board(self, name: str) -> None:
         """Board `name` latches: its replies are held back until they show it restarted
         (its power was cycled)."""
@@ -67,6 +76,10 @@ class BenchInject:
     def dead_board(self, name: str) -> None:
         """Board `name` fails for good: nothing it says reaches the flight computer."""
         self._proxy(name).silence("to_host")
+
+    def line_garbage(self, name: str, nbytes: int = 16) -> None:
+        """`nbytes` of noise on board `name`'s line towards the flight computer, now."""
+        self._proxy(name).garbage("to_host", nbytes)
 
     def brownout(self, name: str, seconds: float = 1.0) -> None:
         """Board `name`'s rail is switched off by the power board for `seconds`, then on."""

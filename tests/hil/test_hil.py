@@ -53,6 +53,19 @@ def test_a_silent_board_is_power_cycled_and_answers_again(ground, inject) -> Non
     assert ground.value("thermal.board_errors") >= 1
 
 
+def test_garbage_on_a_board_line_is_one_rejected_fragment_and_nothing_else(
+        ground, board, inject) -> None:
+    thermal = board("thermal")
+    ground.sleep(2.0)
+    before = thermal.link.stats()
+    inject.line_garbage("thermal", 40)
+    ground.sleep(3.0)  # the flight software's polls meet it
+    after = thermal.link.stats()
+    assert after["frames_rejected"] == before["frames_rejected"] + 1
+    assert after["timeouts"] == before["timeouts"]  # every poll still answered
+    assert thermal.ping() > 0
+
+
 def test_a_latchup_on_a_rail_is_tripped_and_fdir_brings_it_back(ground, board, inject) -> None:
     # On a bench the power board's over-current protection is fired on command (trip).
     ground.send_and_verify("power.switch", channel=2, on=True)
@@ -102,6 +115,7 @@ def test_injected_faults_are_survived(ground, board, inject, satellite) -> None:
     ground.expect_event("compute.job_started", timeout_s=30)
     landed = sum(inject.bit_flips(20) for _ in range(3))
     assert landed == 60
+    inject.product_upsets(2)  # and logic upsets in the next two products' outputs
     ground.expect_event("compute.job_completed", timeout_s=1200)
     assert ground.wait_for("compute.faults_corrected", lambda n: n >= 1, timeout_s=10) >= 1
     assert ground.value("compute.failed") == 0

@@ -51,3 +51,14 @@ def test_with_no_product_or_no_memory_nothing_lands() -> None:
         empty.gemm(np.ones((2, 2)), np.ones((2, 2)))
         time.sleep(0.001)
     assert result == [0]  # no job holds memory
+
+
+def test_products_struck_on_demand_each_get_one_flipped_bit() -> None:
+    device = UpsetsOnDemand(NumpyDevice(), seed=2)
+    a = np.full((8, 8), 2.0)
+    clean = a @ a
+    device.strike_products(2)
+    outs = [device.gemm(a, a) for _ in range(3)]
+    flips = [int(np.unpackbits(np.bitwise_xor(o.view(np.uint8), clean.view(np.uint8))).sum())
+             for o in outs]
+    assert flips == [1, 1, 0] and device.products_struck == 2 and device.armed_products == 0
