@@ -115,6 +115,9 @@ def add_parsers(sub: Any) -> None:
     fault.add_argument("--fix-crc", action="store_true",
                        help="corrupt: compute the frame's CRC afresh, so only what lies "
                             "above the CRC can see the change")
+    fault.add_argument("--until-restart", action="store_true",
+                       help="silence: until the board's replies show it restarted (a "
+                            "latch-up, which a power cycle ends)")
     fault.add_argument("--nbytes", type=frame_count, default=16,
                        help="garbage: how many random bytes (default 16)")
     fault.set_defaults(run=cmd_board_fault)
@@ -286,6 +289,8 @@ def cmd_board_fault(args: argparse.Namespace) -> int:
             request["seconds"] = args.seconds
         if args.kind == "silence":
             request["seconds"] = args.seconds
+            if args.until_restart:
+                request["until_restart"] = True
     control = ProxyControl(args.control)
     try:
         answer = control.send(**request)

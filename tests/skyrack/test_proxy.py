@@ -18,7 +18,7 @@ from hal.errors import BoardTimeout, InputError
 from hal.framing import encode_frame
 from hal.protocol import Request, encode_request
 from hal.transport import SerialTransport
-from skyrack.proxy import FaultProxy, command
+from skyrack.proxy import ControlServer, FaultProxy, ProxyControl, command
 from skyrack.serve import BoardServer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")),
@@ -250,3 +250,40 @@ def test_the_cli_proxy_refuses_what_it_cannot_proxy() -> None:
     rate = skyrack("board", "proxy", "--board", f"{definition}:thermal", "--port",
                    "/dev/null", "--drop-rate", "2")
     assert rate.returncode == 2 and "outside 0..1" in rate.stderr
+
+
+def test_the_control_socket_answers_every_line_with_one_line_whatever_it_is(proxied) -> None:
+    """Fuzzed lines (random bytes, JSON of every shape, requests with wrong arguments)
+    each get one answer, the socket stays up, and the line through the proxy works."""
+    import random
+    import socket
+
+    proxy, link = proxied
+    control = ControlServer(proxy, "127.0.0.1", 0)
+    rng = random.Random(9)
+    shapes = ['{"fault": "drop", "frames": %s}', '{"fault": "%s"}', '[%s]', '%s',
+              '{"counters": %s}', '{"fault": "silence", "seconds": %s}']
+    values = ["1e400", "-1", "null", '"x"', "{}", "[1]", "true", "0", "3.5", '"\u0000"']
+    try:
+        host, port = control.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            f = sock.makefile("rwb")
+            for n in range(300):
+                if n % 3 == 0:
+                    line = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 60)))
+                    line = line.replace(b"\n", b" ")
+                else:
+                    line = (rng.choice(shapes) % rng.choice(values)).encode()
+                f.write(line + b"\n")
+                f.flush()
+                answer = json.loads(f.readline())
+                assert isinstance(answer.get("ok"), bool), (line, answer)
+                if not answer["ok"]:
+                    assert answer["error"], line
+        proxy.clear()
+        client = ProxyControl(control.address)
+        assert client.send(counters=True)["ok"]
+        client.close()
+        link.call("ping")
+    finally:
+        control.close()
