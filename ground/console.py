@@ -129,28 +129,36 @@ class Console:
 
     def expect_event(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
                      args: dict[str, Any] | None = None,
-                     since_s: float | None = None) -> GroundEvent:
+                     since_s: float | None = None,
+                     unless: Sequence[str] = ()) -> GroundEvent:
         """The earliest event `name` (with at least `args`, generated at or after
         on-board time `since_s`) that no earlier expect took, already received or
         still to come: an event that came with the command that caused it counts, in
-        whatever order expects are made."""
+        whatever order expects are made. An event named in `unless` that comes first
+        (one that says the wait is in vain, e.g. compute.job_failed) ends the wait at
+        once with a ConsoleError that carries it."""
         wanted = dict(args or {})
+        detail = f" {wanted}" if wanted else ""
 
         def check() -> GroundEvent | None:
             events = list(self.client.events)
             first = self.client.events_total - len(events)  # the number of events[0]
             for index, event in enumerate(events):
-                if first + index in self._taken or event.name != name:
+                if first + index in self._taken:
                     continue
                 if since_s is not None and event.t_s < since_s:
                     continue
-                if any(event.args.get(k) != v for k, v in wanted.items()):
+                if event.name in unless:
+                    self._taken.add(first + index)
+                    raise ConsoleError(f"expect {name}{detail}: {event.name} {event.args} "
+                                       f"came first (t={event.t_s:g} s)")
+                if event.name != name or any(event.args.get(k) != v
+                                             for k, v in wanted.items()):
                     continue
                 self._taken.add(first + index)
                 return event
             return None
 
-        detail = f" {wanted}" if wanted else ""
         return self.until(check, timeout_s, f"expect {name}{detail}")
 
     def watch(self, seconds: float,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -161,10 +161,13 @@ class HilGround:
         return self.console.wait_for(point, predicate, timeout_s)
 
     def expect_event(self, name: str, timeout_s: float = 30.0, *,
-                     args: dict[str, Any] | None = None, since: float | None = None) -> Any:
+                     args: dict[str, Any] | None = None, since: float | None = None,
+                     unless: Sequence[str] = ()) -> Any:
         """The earliest event `name` with at least `args` (generated at or after on-board
-        time `since`) that no earlier expect took, already received or still to come."""
-        return self.console.expect_event(name, timeout_s, args=args, since_s=since)
+        time `since`) that no earlier expect took, already received or still to come; an
+        event named in `unless` coming first fails the wait at once."""
+        return self.console.expect_event(name, timeout_s, args=args, since_s=since,
+                                         unless=unless)
 
     def sleep(self, seconds: float) -> None:
         """Let `seconds` pass (on the sim, virtual ones), taking in telemetry meanwhile."""

@@ -114,6 +114,20 @@ def test_expect_event_finds_one_already_received_in_any_order_by_its_arguments(s
     assert later.t_s >= started + 1
 
 
+def test_an_unless_event_ends_the_wait_at_once_with_what_it_said(sat) -> None:
+    sat.queue += [sat.event("fsw.noop"), sat.event("power.latchup", channel=4)]
+    with pytest.raises(ConsoleError, match=r"expect fsw.booted: power.latchup "
+                       r"\{'channel': 4\} came first"):
+        sat.console.expect_event("fsw.booted", timeout_s=600.0, unless=("power.latchup",))
+    assert sat.t_s < 10  # not the whole timeout
+    # An ending event is taken: the next wait is not ended by it again.
+    with pytest.raises(ConsoleError, match="expect fsw.booted: nothing after 3 s"):
+        sat.console.expect_event("fsw.booted", timeout_s=3.0, unless=("power.latchup",))
+    # The wanted event before one that would end the wait: it is found.
+    sat.queue += [sat.event("fsw.booted"), sat.event("power.latchup", channel=5)]
+    assert sat.console.expect_event("fsw.booted", unless=("power.latchup",)).name == "fsw.booted"
+
+
 def test_a_script_runs_its_steps_and_a_failing_line_is_named(sat) -> None:
     log: list[dict] = []
     sat.queue.append(sat.housekeeping(soc_pct=80.0))
