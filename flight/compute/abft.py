@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flight.shield import abft_rows, abft_scan, float_block_check, float_block_sums
+from flight.shield import abft_product, abft_scan, float_block_check, float_block_sums
 from hal.compute import ComputeDevice
 from hal.errors import SkyrackError
 
@@ -103,26 +103,30 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     c = device.gemm(a, b)
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
+    if left is None and c.size <= FUSED_MAX and (right is None or b.ndim == 2):
+        # A GEMV or a few rows: scan, b's sums (unless taken at its commit), the wanted
+        # row sums and the comparison in one kernel call.
+        non_integer, rows_off = abft_product(a, None if right else b,
+                                             right.both if right else None, c)
+        if non_integer:
+            raise AbftMismatch(f"{what}: {non_integer} non-integer results "
+                               "(a low-order bit flipped)")
+        if rows_off:
+            raise AbftMismatch(f"{what}: row checksums disagree")
+        return c
     flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
     # Row checksums add something when b's sums were taken at its commit, or when there
     # are no column checksums; plain and weighted sums travel in pairs (one BLAS call).
     want = a @ (right or RightSums.of(b)).both if right is not None or left is None else None
-    fused = want is not None and left is None and c.size <= FUSED_MAX
-    scan = None
-    if fused and want is not None:  # a GEMV or a few rows: scan and row sums in one call
-        non_integer, rows_off = abft_rows(flat, want.reshape(-1, 2))
-    else:
-        # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is
-        # equal, but not bit for bit), and for a golden left operand the column sums.
-        scan = abft_scan(flat, columns=left is not None)
-        non_integer, rows_off = scan.non_integer, 0
-    if non_integer:
-        raise AbftMismatch(f"{what}: {non_integer} non-integer results "
+    # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is
+    # equal, but not bit for bit), and for a golden left operand the column sums.
+    scan = abft_scan(flat, columns=left is not None)
+    if scan.non_integer:
+        raise AbftMismatch(f"{what}: {scan.non_integer} non-integer results "
                            "(a low-order bit flipped)")
-    if want is not None and (rows_off if fused else not np.array_equal(
-            c @ _pair(c.shape[-1]), want)):
+    if want is not None and not np.array_equal(c @ _pair(c.shape[-1]), want):
         raise AbftMismatch(f"{what}: row checksums disagree")
-    if left is not None and scan is not None and scan.col_sum is not None \
+    if left is not None and scan.col_sum is not None \
             and scan.col_wsum is not None \
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
         raise AbftMismatch(f"{what}: column checksums disagree")

@@ -86,20 +86,33 @@ def abft_scan(c: np.ndarray, *, columns: bool = False) -> AbftScan:
     return AbftScan(int(bad), *(col or (None, None)))
 
 
-def abft_rows(c: np.ndarray, want: np.ndarray) -> tuple[int, int]:
-    """abft_scan of a 2-D float64 matrix and its row checksums in one call: (entries that
-    are not integers, rows whose sum and sum weighted 1..n differ from want's (rows x 2)
-    pair). For small products (flight.compute.abft)."""
-    if (c.ndim != 2 or c.dtype != np.float64 or not c.flags.c_contiguous
-            or not c.flags.writeable or want.shape != (c.shape[0], 2)
-            or want.dtype != np.float64):
-        raise ShieldError(f"abft_rows needs a writable C-contiguous float64 matrix and its "
-                          f"rows x 2 float64 sums, got {c.dtype} {c.shape} and "
-                          f"{want.dtype} {want.shape}")
+def abft_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,
+                 c: np.ndarray) -> tuple[int, int]:
+    """abft_scan of a small float64 product c = a @ b and its row checksums in one call:
+    (entries that are not integers, rows whose sum and sum weighted 1..m differ from
+    a's row times b's sums). a is (..., r, k) and c (..., r, m) with the same leading
+    dimensions; b's sums (k x 2: B e and B w) are `sums`, taken when b was committed,
+    or, with sums None, b's (..., k, m) as it is now. For small products
+    (flight.compute.abft)."""
+    k, m = a.shape[-1], c.shape[-1]
+    batch = a.size // (a.shape[-2] * k) if a.size else 0
+    if (a.dtype != np.float64 or c.dtype != np.float64 or not c.flags.c_contiguous
+            or not c.flags.writeable or a.shape[:-1] != c.shape[:-1]
+            or (sums is None) == (b is None)
+            or (sums is not None and (sums.shape != (k, 2) or sums.dtype != np.float64))
+            or (b is not None and (b.shape != (*a.shape[:-2], k, m) or b.dtype != np.float64))):
+        raise ShieldError(f"abft_product needs float64 a (..., r, k), a writable C-contiguous "
+                          f"c (..., r, m) and either b (..., k, m) or its k x 2 sums, got "
+                          f"{a.dtype} {a.shape}, {c.dtype} {c.shape}, "
+                          f"{None if b is None else b.shape}, "
+                          f"{None if sums is None else sums.shape}")
     mismatched = ffi.new("size_t *")
     f = ffi.from_buffer
-    bad = lib.sk_abft_rows(f("double[]", c), c.shape[0], c.shape[1],
-                           f("double[]", np.ascontiguousarray(want)), mismatched)
+    bad = lib.sk_abft_product(
+        f("double[]", np.ascontiguousarray(a)),
+        ffi.NULL if b is None else f("double[]", np.ascontiguousarray(b)),
+        ffi.NULL if sums is None else f("double[]", np.ascontiguousarray(sums)),
+        f("double[]", c), batch, a.shape[-2] if a.ndim >= 2 else 0, k, m, mismatched)
     return int(bad), int(mismatched[0])
 
 

@@ -16,6 +16,7 @@
  */
 #include "shield.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -539,18 +540,84 @@ size_t sk_abft_scan(double *c, size_t rows, size_t cols, double *col_sum, double
     return bad;
 }
 
-size_t sk_abft_rows(double *c, size_t rows, size_t cols, const double *want,
-                    size_t *mismatched) {
-    size_t bad = sk_abft_scan(c, rows, cols, NULL, NULL), off = 0;
-    for (size_t i = 0; i < rows; i++) {
-        const double *r = c + i * cols;
-        double s = 0.0, w = 0.0;
-        for (size_t j = 0; j < cols; j++) {
-            s += r[j];
-            w += (double)(j + 1) * r[j];
+/* Sum and weighted sum (weights 1..n) of n float64 integers. Integer sums below 2^53
+ * are exact in any order, so eight independent lanes may carry them: they vectorise,
+ * where one accumulator would wait on each add. */
+#define SK_DLANES 8
+__attribute__((noinline, target_clones("avx512f", "avx2", "default")))
+static void sums_lanes(const double *x, size_t n, double *sum, double *wsum) {
+    /* sum_j (j + 1) x_j = sum over lanes l of (l + 1) s_l + u_l, where s_l sums the
+     * lane's entries and u_l the same weighted by each block's first index j: one
+     * broadcast factor a block, so both reductions vectorise in one loop. */
+    double s[SK_DLANES] = {0}, u[SK_DLANES] = {0}, base = 0.0;
+    size_t j = 0;
+    for (; j + SK_DLANES <= n; j += SK_DLANES, base += (double)SK_DLANES)
+        for (size_t l = 0; l < SK_DLANES; l++) {
+            s[l] += x[j + l];
+            u[l] += base * x[j + l];
         }
-        off += (size_t)((s != want[2 * i]) | (w != want[2 * i + 1]));
+    double ts = 0.0, tw = 0.0;
+    for (size_t l = 0; l < SK_DLANES; l++) {
+        ts += s[l];
+        tw += (double)(l + 1) * s[l] + u[l];
     }
+    for (; j < n; j++) {
+        ts += x[j];
+        tw += (double)(j + 1) * x[j];
+    }
+    *sum = ts;
+    *wsum = tw;
+}
+
+/* x . (the even entries of s2) and x . (the odd ones): a's row against b's sums. */
+static inline void dot_pairs(const double *x, const double *s2, size_t n, double *d0,
+                             double *d1) {
+    double s[SK_DLANES] = {0}, w[SK_DLANES] = {0};
+    size_t j = 0;
+    for (; j + SK_DLANES <= n; j += SK_DLANES)
+        for (size_t l = 0; l < SK_DLANES; l++) {
+            s[l] += x[j + l] * s2[2 * (j + l)];
+            w[l] += x[j + l] * s2[2 * (j + l) + 1];
+        }
+    double ts = 0.0, tw = 0.0;
+    for (; j < n; j++) {
+        ts += x[j] * s2[2 * j];
+        tw += x[j] * s2[2 * j + 1];
+    }
+    for (size_t l = 0; l < SK_DLANES; l++) {
+        ts += s[l];
+        tw += w[l];
+    }
+    *d0 = ts;
+    *d1 = tw;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+size_t sk_abft_product(const double *a, const double *b, const double *sums, double *c,
+                       size_t batch, size_t rows, size_t k, size_t cols,
+                       size_t *mismatched) {
+    size_t bad = sk_abft_scan(c, batch * rows, cols, NULL, NULL), off = 0;
+    double local[2 * 1024], *taken = local;
+    if (!sums && k > 1024 && !(taken = malloc(2 * k * sizeof(double)))) {
+        *mismatched = batch * rows;  /* no room to check: the product is not vouched for */
+        return bad;
+    }
+    for (size_t h = 0; h < batch; h++) {
+        const double *s2 = sums;
+        if (!sums) {  /* b's sums as it is now: B e and B w, k x 2 */
+            const double *bh = b + h * k * cols;
+            for (size_t kk = 0; kk < k; kk++)
+                sums_lanes(bh + kk * cols, cols, &taken[2 * kk], &taken[2 * kk + 1]);
+            s2 = taken;
+        }
+        for (size_t i = 0; i < rows; i++) {
+            double want, wantw, s, w;
+            dot_pairs(a + (h * rows + i) * k, s2, k, &want, &wantw);
+            sums_lanes(c + (h * rows + i) * cols, cols, &s, &w);
+            off += (size_t)((s != want) | (w != wantw));
+        }
+    }
+    if (taken != local) free(taken);
     *mismatched = off;
     return bad;
 }

@@ -78,13 +78,18 @@ void sk_float_block_sums(const float *b, size_t rows, size_t cols, size_t block,
 void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, size_t block,
                            float *out);
 
-/* sk_abft_scan and the row checksums of a small product in one call: for each row i of
- * c, its sum and its sum weighted 1..cols (exact for integers while they stay below
- * 2^53) against want[2i] and want[2i+1]; -0.0 made 0.0. Returns the entries that are
- * not integers below 2^52; *mismatched gets the rows whose sums differ. For products
- * small enough that a BLAS call costs more than the arithmetic. */
-size_t sk_abft_rows(double *c, size_t rows, size_t cols, const double *want,
-                    size_t *mismatched);
+/* The row checksums of a small product c = a b in one call, with sk_abft_scan of c:
+ * a is batch x rows x k, c batch x rows x cols (row-major float64 integers); b's row
+ * sums B e and B w (w = 1..cols) come from `sums` (k x 2, taken when b was committed,
+ * the same for every member of the batch; b is then not read) or, with sums NULL, from
+ * b (batch x k x cols) as it is now. For each row of c, its sum and its weighted sum
+ * against a's row times those (all exact for integers while they stay below 2^53);
+ * -0.0 made 0.0. Returns the entries of c that are not integers below 2^52;
+ * *mismatched gets the rows whose sums differ. For products small enough that the BLAS
+ * and numpy calls of a separate check cost more than its arithmetic. */
+size_t sk_abft_product(const double *a, const double *b, const double *sums, double *c,
+                       size_t batch, size_t rows, size_t k, size_t cols,
+                       size_t *mismatched);
 
 /* The transformer's non-GEMM checks (flight.compute.transformer), each one pass over
  * float32 rows (row-major) in one call, sums in 16 float lanes, comparisons in double;
