@@ -48,7 +48,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flight.shield import abft_product, abft_scan, float_block_check, float_block_sums
+from flight.shield import (
+    abft_appended,
+    abft_product,
+    abft_scan,
+    float_block_check,
+    float_block_sums,
+)
 from hal.compute import ComputeDevice
 from hal.errors import SkyrackError
 
@@ -81,6 +87,23 @@ class RightSums:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendedSums:
+    """Says that a golden right operand carries its own row checksums as its last two
+    columns, B' = [B | B e | B w] (`with_sums`, when it is committed): a @ B' then holds
+    the product's wanted row checksums in its last two columns, made by the GEMM itself
+    while a is in its registers, and the check is one pass over the product's rows
+    (Huang and Abraham's checksum matrix). The product handed back is a @ B, a view."""
+
+
+APPENDED = AppendedSums()
+
+
+def with_sums(b: np.ndarray) -> np.ndarray:
+    """[B | B e | B w] for an integer-valued float64 B (k x m): AppendedSums' operand."""
+    return np.concatenate([b, b @ _pair(b.shape[-1])], axis=-1)
+
+
+@dataclass(frozen=True, slots=True)
 class LeftSums:
     """Checksums of a golden left operand A (k x n): e^T A over w^T A (2 x n)."""
 
@@ -92,15 +115,26 @@ class LeftSums:
 
 
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
-                 right: RightSums | None = None, left: LeftSums | None = None,
-                 what: str = "gemm") -> np.ndarray:
+                 right: RightSums | AppendedSums | None = None,
+                 left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
     """a @ b on the device, checked. With `right` (sums of b taken when b was committed)
     the row checksums vouch for the product and for b. With `left` alone the column
     checksums vouch for the product and for a, and b is the caller's to vouch for (a
     CRC-checked state or activation): row checksums from b as it is now would add
     nothing. With neither, the row checksums are taken from b as it is now and vouch for
-    the product alone. Raises AbftMismatch."""
+    the product alone. With APPENDED, b is [B | B e | B w] and a @ B comes back (see
+    AppendedSums). Raises AbftMismatch."""
     c = device.gemm(a, b)
+    if isinstance(right, AppendedSums):
+        if left is not None:
+            raise ValueError(f"{what}: appended row checksums take no column checksums")
+        non_integer, rows_off = abft_appended(c)
+        if non_integer:
+            raise AbftMismatch(f"{what}: {non_integer} non-integer results "
+                               "(a low-order bit flipped)")
+        if rows_off:
+            raise AbftMismatch(f"{what}: row checksums disagree")
+        return c[..., :-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
     if left is None and c.size <= FUSED_MAX and (right is None or b.ndim == 2):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import RightSums
+from flight.compute.abft import APPENDED, with_sums
 from flight.compute.transformer import (
     F32,
     HostContext,
@@ -94,7 +94,6 @@ class Generation(Workload):
         self.model = TransformerTraining(seed, layers=p["layers"], heads=p["heads"],
                                          width=p["width"], context=p["context"],
                                          corpus_kb=p["corpus_kb"], steps=1)
-        self.sums: dict[str, RightSums] = {}
         # Every matrix's column scales in one region, in layout order: one CRC-checked
         # read a step instead of one a product.
         self.scale_at: dict[str, tuple[int, int]] = {}
@@ -106,8 +105,9 @@ class Generation(Workload):
         self._scales = np.zeros(0)
 
     def golden(self) -> dict[str, np.ndarray]:
-        """The int8 matrices, their column scales (one vector, `scale_at`), and the
-        float32 rest (embeddings, layer norms, biases) as one vector."""
+        """The int8 matrices (protected, each with its two checksum columns), their column
+        scales (one vector, `scale_at`), and the float32 rest (embeddings, layer norms,
+        biases) as one vector."""
         p = self.params
         flat = np.frombuffer(trained_weights(self.seed, p["layers"], p["heads"], p["width"],
                                              p["context"], p["train_steps"], p["corpus_kb"]),
@@ -118,7 +118,10 @@ class Generation(Workload):
         for q in self.model.layout:
             if q.decay:
                 values, scale = quantize_rows(w[q.name].T)  # per output channel
-                out[f"q.{q.name}"] = np.ascontiguousarray(values.T)
+                # Protected, each matrix carries its row checksums as two more columns:
+                # the product then makes its own wanted checksums (abft.AppendedSums).
+                matrix = np.ascontiguousarray(values.T)
+                out[f"q.{q.name}"] = with_sums(matrix) if self.checking else matrix
                 scales.append(scale[:, 0])
             elif q.name in self.EMBEDDINGS:
                 out[q.name] = w[q.name].copy()
@@ -135,8 +138,6 @@ class Generation(Workload):
                 "out": (self.steps,)}
 
     def prepare(self, golden: dict[str, np.ndarray]) -> None:
-        self.sums = {name: RightSums.of(values) for name, values in golden.items()
-                     if name.startswith("q.")}
         self.float_layout = [q for q in self.model.layout
                              if not q.decay and q.name not in self.EMBEDDINGS]
 
@@ -190,7 +191,8 @@ class Generation(Workload):
         """x @ W with int8 x (per row) and int8 W (per column): an exact integer GEMM,
         then scaled back to float32."""
         xq, xs = quantize_rows(x)
-        c = ctx.gemm(xq, golden[f"q.{name}"], right=self.sums[f"q.{name}"], what=name)
+        c = ctx.gemm(xq, golden[f"q.{name}"], right=APPENDED if self.checking else None,
+                     what=name)
         start, stop = self.scale_at[name]
         return (c * xs * self._scales[start:stop]).astype(F32)
 

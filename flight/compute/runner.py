@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from flight.compute.abft import (
+    AppendedSums,
     ComputeFault,
     FloatRightSums,
     LeftSums,
@@ -190,7 +191,7 @@ class JobRunner:
     # -- what a step may use (flight.compute.workloads.StepContext) ---------------------
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
-             right: RightSums | FloatRightSums | None = None,
+             right: RightSums | AppendedSums | FloatRightSums | None = None,
              left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
         if not self.protection.enabled:
             return self.device.gemm(a, b)
@@ -198,7 +199,7 @@ class JobRunner:
         if a.dtype == np.float32:
             assert right is None or isinstance(right, FloatRightSums)
             return checked_float_gemm(self.device, a, b, right=right, what=what)
-        assert right is None or isinstance(right, RightSums)
+        assert right is None or isinstance(right, (RightSums, AppendedSums))
         return checked_gemm(self.device, a, b, right=right, left=left, what=what)
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -311,8 +312,16 @@ class JobRunner:
                   for name, (index, _) in updates.items()}
         damaged = False
         before: dict[str, dict[int, np.ndarray]] = {}
+        # A write within one block (a row into a KV cache, a token into the outputs), its
+        # block and parity sound: written and committed in one kernel call (write).
+        within: dict[str, int] = {}
         for name, touched in blocks.items():
             shield = self._shields[f"state.{name}"]
+            span = self._span(self.state[name], updates[name][0])
+            if span is not None and shield.within_block(*span) \
+                    and shield.write_check(*span) == 0:
+                within[name] = span[0]
+                continue
             # Copies of what a partial write replaces (checked as they are taken): the
             # parity then follows the change alone, not a re-read of the whole stripe.
             before[name], bad = shield.copy_for_write(touched)
@@ -324,13 +333,31 @@ class JobRunner:
         if damaged:
             raise StateCorrupt(f"step {self.step_in_progress}: state hit during the step")
         for name, (index, values) in updates.items():
+            shield = self._shields[f"state.{name}"]
+            if name in within:
+                region = self.state[name]
+                new = np.empty_like(region[index])
+                new[...] = values
+                shield.write(within[name], new, checked=True)  # checked just above
+                continue
             self.state[name][index] = values
-            report = self._shields[f"state.{name}"].commit(blocks[name], before[name])
+            report = shield.commit(blocks[name], before[name])
             if report.repaired or report.uncorrectable:
                 self._event("scrub", self.step_in_progress)
             if report.uncorrectable:
                 raise _Uncorrectable(name)
         self.workload.state_committed(self.state)
+
+    @staticmethod
+    def _span(base: np.ndarray, index: Any) -> tuple[int, int] | None:
+        """The bytes [start, stop) of `base` that `base[index]` covers, when they are one
+        contiguous run (a slice of rows); None otherwise."""
+        part = base[index]
+        if not isinstance(part, np.ndarray) or not part.flags.c_contiguous or not part.size \
+                or not np.may_share_memory(part, base):
+            return None
+        start = part.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        return start, start + part.nbytes
 
     @staticmethod
     def _blocks_of(base: np.ndarray, part: np.ndarray, shield: ShieldedRegion) -> range:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from flight.compute.abft import FloatRightSums, LeftSums, RightSums
+from flight.compute.abft import AppendedSums, FloatRightSums, LeftSums, RightSums
 from hal.errors import SkyrackError
 
 Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
@@ -29,10 +29,11 @@ class JobParameterError(SkyrackError, ValueError):
 class StepContext(Protocol):
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
-             right: RightSums | FloatRightSums | None = None,
+             right: RightSums | AppendedSums | FloatRightSums | None = None,
              left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
         """a @ b, checked: exactly for integer-valued float64, to the rounding bound for
-        float32 (flight.compute.abft)."""
+        float32 (flight.compute.abft). With APPENDED, b carries its row checksums as its
+        last two columns and a @ b without them comes back. Unprotected, a @ b as it is."""
         ...
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:

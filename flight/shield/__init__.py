@@ -4,8 +4,8 @@
 - `ShieldedRegion`: per-block CRCs and RAID-6 parity over a numpy buffer; verify,
   repair and commit.
 - `CheckpointStore`: A/B, incremental, power-cut-safe checkpoints of named buffers.
-- `abft_scan`, `abft_product`, `float_block_check`, `float_block_sums`, `copy_crc32c`: the
-  one-pass kernels behind checked GEMMs and activations.
+- `abft_scan`, `abft_product`, `abft_appended`, `float_block_check`, `float_block_sums`,
+  `copy_crc32c`: the one-pass kernels behind checked GEMMs and activations.
 """
 
 from flight.shield.checkpoint import (
@@ -19,6 +19,7 @@ from flight.shield.checkpoint import (
 from flight.shield.kernel import (
     AbftScan,
     ShieldError,
+    abft_appended,
     abft_product,
     abft_scan,
     copy_crc32c,
@@ -34,7 +35,7 @@ from flight.shield.region import RepairReport, ShieldedRegion
 
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
-    "Saved", "ShieldError", "ShieldedRegion", "abft_product", "abft_scan", "copy_crc32c",
-    "crc32c", "float_block_check", "float_block_sums", "gelu_check", "hardware_crc",
+    "Saved", "ShieldError", "ShieldedRegion", "abft_appended", "abft_product", "abft_scan",
+    "copy_crc32c", "crc32c", "float_block_check", "float_block_sums", "gelu_check", "hardware_crc",
     "layernorm_check", "softmax_check", "unusable",
 ]

@@ -116,6 +116,20 @@ def abft_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,
     return int(bad), int(mismatched[0])
 
 
+def abft_appended(c: np.ndarray) -> tuple[int, int]:
+    """The check of c = a @ [B | B e | B w] in one call: (entries that are not integers,
+    rows of c whose sum and sum weighted 1..m of their first m entries differ from their
+    last two). c is a writable C-contiguous float64 (..., m + 2) (flight.compute.abft)."""
+    if (c.dtype != np.float64 or c.ndim < 2 or c.shape[-1] < 2 or not c.flags.c_contiguous
+            or not c.flags.writeable):
+        raise ShieldError(f"abft_appended needs a writable C-contiguous float64 product with "
+                          f"two checksum columns, got {c.dtype} {c.shape}")
+    mismatched = ffi.new("size_t *")
+    bad = lib.sk_abft_appended(ffi.from_buffer("double[]", c), c.size // c.shape[-1],
+                               c.shape[-1], mismatched)
+    return int(bad), int(mismatched[0])
+
+
 def float_block_check(c: np.ndarray, sums: np.ndarray, block: int, fp: float,
                       fq: float) -> int:
     """How many row blocks of a float32 product C (..., m, n) fail |fl(C e_b) - t| <=

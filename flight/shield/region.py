@@ -39,6 +39,7 @@ DEFAULT_STRIPE_BLOCKS = 16
 MIN_BLOCK_BYTES = 64
 MAX_STRIPE_BLOCKS = 255  # g^i must differ for every block of a stripe in GF(2^8)
 BLOCKS_PER_TASK = 64  # below this a thread costs more than it saves
+WRITE_CHECK, WRITE_COMMIT = 1, 2  # sk_region_write's modes (shield.h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,38 @@ class ShieldedRegion:
                     else:
                         copies[start + i] = copy[i * self.block_bytes:(i + 1) * self.block_bytes]
         return copies, sorted(bad)
+
+    def within_block(self, start: int, stop: int) -> bool:
+        """Whether bytes [start, stop) lie in one block (what `write` takes)."""
+        return 0 <= start < stop <= self.nbytes and \
+            start // self.block_bytes == (stop - 1) // self.block_bytes
+
+    def write(self, offset: int, values: np.ndarray, *, checked: bool = False) -> int:
+        """Write `values`' bytes (C-contiguous) at byte `offset` and commit them, for a
+        write within one block (`within_block`): the block's CRC and its stripe's parity
+        CRCs are checked first (unless `write_check` just passed: checked=True), and P
+        and Q follow the change of those bytes alone, so that a row written into a large
+        region costs its own size and a few CRCs, not a copy of its block and a pass over
+        it. Returns 0 when written, 1 when the block was hit since its commit, 2 when a
+        parity block of its stripe was: nothing is written then (`copy_for_write` and
+        `commit` repair and rebuild)."""
+        return self._write(offset, values.nbytes, values,
+                           WRITE_COMMIT if checked else WRITE_CHECK | WRITE_COMMIT)
+
+    def write_check(self, start: int, stop: int) -> int:
+        """`write`'s checks for bytes [start, stop), writing nothing: 0, 1 or 2 as there."""
+        return self._write(start, stop - start, None, WRITE_CHECK)
+
+    def _write(self, offset: int, n: int, values: np.ndarray | None, mode: int) -> int:
+        if not self.within_block(offset, offset + n):
+            raise ShieldError(f"bytes {offset}..{offset + n} are not within one block of the "
+                              f"region's {self.nbytes}")
+        src = byte_view(values, "written values") if values is not None else ffi.NULL
+        return int(lib.sk_region_write(self._view, self.nbytes, self.block_bytes,
+                                       self.stripe_blocks, offset, src, n,
+                                       ffi.from_buffer("uint32_t[]", self.crcs),
+                                       ffi.from_buffer("uint8_t[]", self.parity),
+                                       ffi.from_buffer("uint32_t[]", self.parity_crcs), mode))
 
     def commit(self, blocks: Iterable[int],
                before: dict[int, np.ndarray] | None = None) -> RepairReport:

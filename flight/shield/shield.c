@@ -444,23 +444,55 @@ void sk_pq_encode_crc(const uint8_t *buf, size_t len, size_t block, size_t k, si
     pq_partial(buf, len, block, k, stripe, -1, -1, p, q, crcs, hw);
 }
 
+/* One word (len <= 8 bytes, zero-padded) of the change: P ^= D, Q ^= g^index D; only
+ * its own len bytes of P and Q are read and written. */
+static inline void pq_update_word(uint8_t *p, uint8_t *q, const uint8_t *before,
+                                  const uint8_t *after, size_t len, size_t index) {
+    uint64_t b = 0, a = 0, pw = 0, qw = 0;
+    memcpy(&b, before, len);
+    memcpy(&a, after, len);
+    uint64_t d = a ^ b;
+    if (!d) return;
+    memcpy(&pw, p, len);
+    pw ^= d;
+    memcpy(p, &pw, len);
+    for (size_t i = 0; i < index; i++) d = mul2_x8(d);
+    memcpy(&qw, q, len);
+    qw ^= d;
+    memcpy(q, &qw, len);
+}
+
 void sk_pq_update(uint8_t *p, uint8_t *q, const uint8_t *before, const uint8_t *after,
                   size_t n, size_t index) {
-    for (size_t off = 0; off < n; off += 8) {
-        uint64_t b = 0, a = 0, pw, qw;
-        size_t len = n - off < 8 ? n - off : 8; /* a short block's tail: zero-padded */
-        memcpy(&b, before + off, len);
-        memcpy(&a, after + off, len);
-        uint64_t d = a ^ b;
-        if (!d) continue;
-        memcpy(&pw, p + off, 8);
-        pw ^= d;
-        memcpy(p + off, &pw, 8);
-        for (size_t i = 0; i < index; i++) d = mul2_x8(d);
-        memcpy(&qw, q + off, 8);
-        qw ^= d;
-        memcpy(q + off, &qw, 8);
+    size_t off = 0;
+    for (; off + 8 <= n; off += 8)
+        pq_update_word(p + off, q + off, before + off, after + off, 8, index);
+    if (off < n)  /* a tail shorter than a word: the range may end anywhere */
+        pq_update_word(p + off, q + off, before + off, after + off, n - off, index);
+}
+
+int sk_region_write(uint8_t *buf, size_t len, size_t block, size_t k, size_t offset,
+                    const uint8_t *src, size_t n, uint32_t *crcs, uint8_t *parity,
+                    uint32_t *parity_crcs, int mode) {
+    if (!n || offset + n > len || offset / block != (offset + n - 1) / block) return -1;
+    size_t b = offset / block, stripe = b / k, start = b * block;
+    size_t blen = block_len(len, block, b);
+    uint8_t *p = parity + 2 * stripe * block, *q = p + block;
+    if (mode & SK_WRITE_CHECK) {
+        if (sk_crc32c(0, buf + start, blen, 1) != crcs[b]) return 1;
+        if (sk_crc32c(0, p, block, 1) != parity_crcs[2 * stripe]
+            || sk_crc32c(0, q, block, 1) != parity_crcs[2 * stripe + 1]) return 2;
     }
+    if (!(mode & SK_WRITE_COMMIT)) return 0;
+    /* GF(2^8) acts on each byte alone, so the change of any byte range updates P and Q
+     * at the same offsets. */
+    size_t at = offset - start;
+    sk_pq_update(p + at, q + at, buf + offset, src, n, b % k);
+    memcpy(buf + offset, src, n);
+    crcs[b] = sk_crc32c(0, buf + start, blen, 1);
+    parity_crcs[2 * stripe] = sk_crc32c(0, p, block, 1);
+    parity_crcs[2 * stripe + 1] = sk_crc32c(0, q, block, 1);
+    return 0;
 }
 
 int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
@@ -618,6 +650,22 @@ size_t sk_abft_product(const double *a, const double *b, const double *sums, dou
         }
     }
     if (taken != local) free(taken);
+    *mismatched = off;
+    return bad;
+}
+
+size_t sk_abft_appended(double *c, size_t rows, size_t cols, size_t *mismatched) {
+    size_t bad = sk_abft_scan(c, rows, cols, NULL, NULL), off = 0;
+    if (cols < 2) {
+        *mismatched = rows;
+        return bad;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        const double *r = c + i * cols;
+        double s, w;
+        sums_lanes(r, cols - 2, &s, &w);
+        off += (size_t)((s != r[cols - 2]) | (w != r[cols - 1]));
+    }
     *mismatched = off;
     return bad;
 }

@@ -38,6 +38,22 @@ void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
 void sk_pq_encode_crc(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                       uint8_t *p, uint8_t *q, uint32_t *crcs, int hw);
 
+/* Write n bytes of src at `offset` of a region (buf, len bytes; blocks of `block`
+ * bytes, k to a stripe) and commit them, when they lie within one block: that block's
+ * CRC and its stripe's P and Q parity CRCs are checked first, P and Q are brought up to
+ * date by the change of those bytes alone, and the block's and the parity's CRCs are
+ * taken anew. crcs holds a CRC per block; parity the stripes' P and Q (stripes x 2 x
+ * block), parity_crcs their CRCs (stripes x 2). Returns 0 when written; 1 when the block
+ * was hit since its commit, 2 when a parity block of its stripe was (nothing written
+ * either way); -1 for a range that is empty, outside the region or across blocks.
+ * mode: SK_WRITE_CHECK and/or SK_WRITE_COMMIT (the checks alone, src not read; the
+ * write alone, for a range whose checks just passed; or both). */
+#define SK_WRITE_CHECK 1
+#define SK_WRITE_COMMIT 2
+int sk_region_write(uint8_t *buf, size_t len, size_t block, size_t k, size_t offset,
+                    const uint8_t *src, size_t n, uint32_t *crcs, uint8_t *parity,
+                    uint32_t *parity_crcs, int mode);
+
 /* Rebuild lost data blocks x (and y, or -1) of a stripe into outx (and outy) from the
  * surviving blocks and whichever parity is usable (p or q NULL when not). Stripe-relative
  * indices; outx and outy both hold block bytes (outy is scratch for a single loss).
@@ -48,7 +64,8 @@ int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
 
 /* Bring P and Q of a stripe up to date after block `index` (stripe-relative) changed
  * from `before` to `after` (n bytes, the block's length): P ^= D, Q ^= g^index D with
- * D = before ^ after. Only the changed block is read, not the rest of the stripe. */
+ * D = before ^ after. Only the changed block is read, not the rest of the stripe; any
+ * byte range of a block updates the same range of P and Q (GF(2^8) acts bytewise). */
 void sk_pq_update(uint8_t *p, uint8_t *q, const uint8_t *before, const uint8_t *after,
                   size_t n, size_t index);
 
@@ -90,6 +107,13 @@ void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, s
 size_t sk_abft_product(const double *a, const double *b, const double *sums, double *c,
                        size_t batch, size_t rows, size_t k, size_t cols,
                        size_t *mismatched);
+
+/* The check of a product by a right operand that carries its own row checksums,
+ * B' = [B | B e | B w] (w = 1..m): each row of c = a B' (rows x cols, the last two
+ * columns those the GEMM made from the checksums) sums, plain and weighted, to its last
+ * two entries; with sk_abft_scan of all of c. Returns the entries that are not integers
+ * below 2^52; *mismatched gets the rows whose sums differ. */
+size_t sk_abft_appended(double *c, size_t rows, size_t cols, size_t *mismatched);
 
 /* The transformer's non-GEMM checks (flight.compute.transformer), each one pass over
  * float32 rows (row-major) in one call, sums in 16 float lanes, comparisons in double;

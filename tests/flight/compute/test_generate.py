@@ -90,7 +90,8 @@ def test_bad_prompts_are_refused_with_the_reason() -> None:
     # After the step read them, before it uses the head's: the sign of the scale of the
     # token the step would choose (it would choose another).
     ("scales", "winner", "resid1"),
-    ("float", 0.5, "step 3"), ("q.h1.qkv.w", 0.5, "step 3")])
+    ("float", 0.5, "step 3"), ("q.h1.qkv.w", 0.5, "step 3"),
+    ("q.h0.fc.w", "checksum", "step 3")])  # a matrix's own row checksum column
 def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(
         tmp_path, region, at, phase) -> None:
     """Scales are no GEMM operand, so ABFT cannot see them: their blocks are checked
@@ -109,6 +110,9 @@ def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(
             if at == "winner":
                 index = runner.workload.scale_at["head.w"][0] + int(golden[3])
                 bit = 63
+            elif at == "checksum":
+                rows, cols = device.region(f"golden.{region}").shape
+                index, bit = rows // 2 * cols + cols - 2, 51
             else:
                 index = int(values.size * at)
                 bit = 51 if values.itemsize == 8 else 22  # the top mantissa bit
@@ -127,4 +131,27 @@ def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(
     # next step's).
     found = [step for _, step in runner.stats.events]
     assert (4 if phase == "resid1" else 3) in found, runner.stats.events
+    assert tokens.tobytes() == golden.tobytes()
+
+
+def test_a_hit_in_the_cache_block_a_step_writes_is_repaired_before_the_write(tmp_path) -> None:
+    """A row of the KV cache is written in one kernel call when its block and parity
+    check out (ShieldedRegion.write); a block hit since its commit takes the long way:
+    repaired, and the step runs again on what was committed."""
+    golden, _ = _run(tmp_path, enabled=False)
+    device = NumpyDevice()
+    fired = []
+
+    def between(phase: str) -> None:
+        if phase == "resid1" and runner.step_in_progress == 3 and not fired:
+            cache = device.region("state.cache")
+            cache.reshape(-1).view(np.uint8)[2 * cache[0].nbytes + 5] ^= 0x10  # row 2
+            fired.append(phase)
+
+    runner = JobRunner(make_workload("generate", 5, **SMALL), device,
+                       CheckpointStore(tmp_path / "store"),
+                       Protection(scrub_every=64, checkpoint_every=64, block_bytes=2048,
+                                  stripe_blocks=8), between=between)
+    tokens = runner.run()
+    assert fired and runner.stats.events == [("scrub", 3)]  # found at the write, repaired
     assert tokens.tobytes() == golden.tobytes()

@@ -54,3 +54,27 @@ def test_minus_zero_is_made_zero_and_bad_arguments_are_refused() -> None:
         abft_product(a.astype(np.float32), b, None, c)
     with pytest.raises(ShieldError, match="abft_product needs"):
         abft_product(a, b, None, np.zeros((1, 6))[:, ::2])  # not C-contiguous
+
+
+def test_a_product_that_carries_its_own_checksums_passes_and_any_damage_is_caught() -> None:
+    from flight.compute.abft import with_sums
+    from flight.shield import abft_appended
+    rng = np.random.default_rng(2)
+    w = with_sums(ints(rng, (384, 1152)))
+    for rows in (1, 4):
+        a = ints(rng, (rows, 384))
+        c = a @ w
+        assert abft_appended(c.copy()) == (0, 0)
+        for entry, delta in ((5, 1.0), (1152, 1.0), (1153, -1.0)):  # a product, B e, B w
+            hit = c.copy()
+            hit[rows - 1, entry] += delta
+            assert abft_appended(hit) == (0, 1)
+        pair = c.copy()
+        pair[0, 10] += 4.0
+        pair[0, 11] -= 4.0
+        assert abft_appended(pair) == (0, 1)
+        low = c.copy()
+        low.reshape(-1).view(np.uint64)[7] ^= np.uint64(1)
+        assert abft_appended(low)[0] == 1
+    with pytest.raises(ShieldError, match="abft_appended needs"):
+        abft_appended(np.zeros((2, 1)))

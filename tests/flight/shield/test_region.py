@@ -222,3 +222,42 @@ def test_a_stripe_written_whole_gets_the_crcs_and_parity_of_a_separate_pass() ->
                              ffi.from_buffer("uint8_t[]", p), ffi.from_buffer("uint8_t[]", q))
             assert np.array_equal(r.parity[s, 0], p) and np.array_equal(r.parity[s, 1], q)
         assert r.verify() == [] and r.bad_parity() == []
+
+
+def test_a_write_within_a_block_leaves_what_a_fresh_encode_of_the_region_gives() -> None:
+    rng = np.random.default_rng(5)
+    r, golden = region()
+    for trial in range(80):
+        block = int(rng.integers(0, r.nblocks))
+        lo, hi = block * BLOCK, min((block + 1) * BLOCK, r.nbytes)
+        # Any run of bytes: a word's tail, a block's end, the short last block's end.
+        start = int(rng.integers(lo, hi))
+        stop = int(rng.choice([hi, int(rng.integers(start + 1, hi + 1))]))
+        new = rng.integers(0, 256, stop - start, dtype=np.uint8)
+        assert r.within_block(start, stop) and r.write(start, new) == 0
+        golden[start:stop] = new
+        fresh = ShieldedRegion(golden.copy(), block_bytes=BLOCK, stripe_blocks=K)
+        assert np.array_equal(r._bytes(), golden), trial
+        assert np.array_equal(r.parity, fresh.parity) and np.array_equal(r.crcs, fresh.crcs)
+        assert np.array_equal(r.parity_crcs, fresh.parity_crcs)
+    flip(r, BLOCK * 9 + 7, 3)  # what was written is protected as written
+    flip(r, BLOCK * 10 + 7, 3)
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+
+
+def test_a_write_within_a_block_refuses_a_hit_block_a_hit_parity_and_a_range_across() -> None:
+    r, golden = region()
+    flip(r, BLOCK * 2 + 100, 1)
+    assert r.write_check(BLOCK * 2, BLOCK * 2 + 8) == 1
+    assert r.write(BLOCK * 2 + 8, np.zeros(8, np.uint8)) == 1
+    assert r._bytes()[BLOCK * 2 + 8:BLOCK * 2 + 16].tolist() == golden[
+        BLOCK * 2 + 8:BLOCK * 2 + 16].tolist()  # nothing written
+    assert r.repair().ok and np.array_equal(r._bytes(), golden)
+    r.parity[1, 0, 5] ^= 1  # P of stripe 1 hit
+    assert r.write(BLOCK * (K + 1), np.ones(4, np.uint8)) == 2
+    assert r.bad_parity() == [(1, 0)] and np.array_equal(r._bytes(), golden)
+    assert not r.within_block(BLOCK - 4, BLOCK + 4)
+    with pytest.raises(ShieldError, match="not within one block"):
+        r.write(BLOCK - 4, np.ones(8, np.uint8))
+    with pytest.raises(ShieldError, match="not within one block"):
+        r.write_check(r.nbytes - 2, r.nbytes + 2)
