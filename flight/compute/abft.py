@@ -137,7 +137,8 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
         return c[..., :-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
-    if left is None and c.size <= FUSED_MAX and (right is None or b.ndim == 2):
+    if left is None and c.size <= FUSED_MAX and (right is None or right.both.ndim == 2
+                                                 or right.both.shape[:-2] == a.shape[:-2]):
         # A GEMV or a few rows: scan, b's sums (unless taken at its commit), the wanted
         # row sums and the comparison in one kernel call.
         non_integer, rows_off = abft_product(a, None if right else b,

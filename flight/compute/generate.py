@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import APPENDED, with_sums
+from flight.compute.abft import APPENDED, RightSums, with_sums
 from flight.compute.transformer import (
     F32,
     HostContext,
@@ -135,6 +135,13 @@ class Generation(Workload):
         p = self.params
         return {"cache": (p["context"], p["layers"], 2, p["width"]),
                 "scales": (p["context"], p["layers"], 2, p["heads"]),
+                # The cache's row checksums as the attention products take them, kept as
+                # rows are added (O(width) a token, not a read of the whole cache): for
+                # QK^T each key entry's sum over positions and its sum weighted by
+                # position + 1; for attention x V each value row's sum and its sum
+                # weighted 1..head width, a head at a time.
+                "ksums": (p["layers"], p["width"], 2),
+                "vsums": (p["context"], p["layers"], p["heads"], 2),
                 "out": (self.steps,)}
 
     def prepare(self, golden: dict[str, np.ndarray]) -> None:
@@ -163,6 +170,9 @@ class Generation(Workload):
             offset += q.size
         past = ctx.state_rows("cache", 0, start)
         past_scales = ctx.state_rows("scales", 0, start)
+        past_vsums = ctx.state_rows("vsums", 0, start)
+        ksums = ctx.state_rows("ksums", 0, p["layers"]).copy()  # written whole below
+        new_vsums = np.zeros((n, p["layers"], p["heads"], 2))
         new_cache = np.zeros((n, p["layers"], 2, p["width"]), np.int8)
         new_scales = np.zeros((n, p["layers"], 2, p["heads"]))
         # Only the embedding rows the step reads are checked, not the tables.
@@ -174,7 +184,8 @@ class Generation(Workload):
             x = ctx.boundary(f"resid{layer}", x)
             a_in, _ = layernorm(x, fw[f"{h}.ln1.g"], fw[f"{h}.ln1.b"], check)
             qkv = self._qmm(ctx, golden, a_in, f"{h}.qkv.w") + fw[f"{h}.qkv.b"]
-            y = self._attend(ctx, qkv, layer, start, past, past_scales, new_cache, new_scales)
+            y = self._attend(ctx, qkv, layer, start, past, past_scales, new_cache, new_scales,
+                             ksums, past_vsums, new_vsums)
             x = x + self._qmm(ctx, golden, y, f"{h}.proj.w") + fw[f"{h}.proj.b"]
             m_in, _ = layernorm(x, fw[f"{h}.ln2.g"], fw[f"{h}.ln2.b"], check)
             f = gelu(self._qmm(ctx, golden, m_in, f"{h}.fc.w") + fw[f"{h}.fc.b"], check)
@@ -184,6 +195,8 @@ class Generation(Workload):
         token = float(np.argmax(logits))
         return {"cache": (slice(start, start + n), new_cache),
                 "scales": (slice(start, start + n), new_scales),
+                "ksums": (slice(None), ksums),
+                "vsums": (slice(start, start + n), new_vsums),
                 "out": (slice(i, i + 1), np.array([token]))}
 
     def _qmm(self, ctx: StepContext, golden: dict[str, np.ndarray], x: np.ndarray,
@@ -198,7 +211,8 @@ class Generation(Workload):
 
     def _attend(self, ctx: StepContext, qkv: np.ndarray, layer: int, start: int,
                 past: np.ndarray, past_scales: np.ndarray, new_cache: np.ndarray,
-                new_scales: np.ndarray) -> np.ndarray:
+                new_scales: np.ndarray, ksums: np.ndarray, past_vsums: np.ndarray,
+                new_vsums: np.ndarray) -> np.ndarray:
         p = self.params
         n, width, heads = qkv.shape[0], p["width"], p["heads"]
         hd = width // heads
@@ -218,13 +232,25 @@ class Generation(Workload):
         # Query row r sits at position start + r and sees positions 0 .. start + r.
         mask = np.arange(total)[None, :] <= (start + np.arange(n))[:, None]
         # Every head at once (heads lead: H x n x T scores), two batched GEMMs a layer.
+        right_k = right_v = None
+        if self.checking:  # the cache's checksums, brought up to date by the new rows
+            flat = kq.reshape(n, width)
+            ksums[layer, :, 0] += flat.sum(axis=0)
+            ksums[layer, :, 1] += (start + 1.0 + np.arange(n)) @ flat
+            new_vsums[:, layer, :, 0] = vq.sum(axis=-1)
+            new_vsums[:, layer, :, 1] = vq @ np.arange(1.0, hd + 1)
+            right_k = RightSums(ksums[layer].reshape(heads, hd, 2))
+            right_v = RightSums(np.ascontiguousarray(np.concatenate(
+                [past_vsums[:, layer], new_vsums[:, layer]]).transpose(1, 0, 2)))
         qq, qs = quantize_rows(q.transpose(1, 0, 2))
-        scores = ctx.gemm(qq, np.ascontiguousarray(keys.transpose(1, 2, 0)), what="QK^T")
+        scores = ctx.gemm(qq, np.ascontiguousarray(keys.transpose(1, 2, 0)), right=right_k,
+                          what="QK^T")
         scores = (scores * qs * key_scales.T[:, None, :] / math.sqrt(hd)).astype(F32)
         probs = softmax_masked(scores, mask, self.checking)
         # The value scales fold into the weights, so that V stays int8.
         wq, wscale = quantize_rows(probs * value_scales.T[:, None, :])
-        mixed = ctx.gemm(wq, np.ascontiguousarray(values.transpose(1, 0, 2)), what="PV")
+        mixed = ctx.gemm(wq, np.ascontiguousarray(values.transpose(1, 0, 2)), right=right_v,
+                         what="PV")
         return (mixed * wscale).astype(F32).transpose(1, 0, 2).reshape(n, width)
 
     def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:

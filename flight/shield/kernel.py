@@ -91,15 +91,16 @@ def abft_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,
     """abft_scan of a small float64 product c = a @ b and its row checksums in one call:
     (entries that are not integers, rows whose sum and sum weighted 1..m differ from
     a's row times b's sums). a is (..., r, k) and c (..., r, m) with the same leading
-    dimensions; b's sums (k x 2: B e and B w) are `sums`, taken when b was committed,
-    or, with sums None, b's (..., k, m) as it is now. For small products
-    (flight.compute.abft)."""
+    dimensions; b's sums (B e and B w) are `sums`, taken when b was committed (k x 2
+    for every member, or (..., k, 2) one for each), or, with sums None, b's (..., k, m)
+    as it is now. For small products (flight.compute.abft)."""
     k, m = a.shape[-1], c.shape[-1]
     batch = a.size // (a.shape[-2] * k) if a.size else 0
     if (a.dtype != np.float64 or c.dtype != np.float64 or not c.flags.c_contiguous
             or not c.flags.writeable or a.shape[:-1] != c.shape[:-1]
             or (sums is None) == (b is None)
-            or (sums is not None and (sums.shape != (k, 2) or sums.dtype != np.float64))
+            or (sums is not None and (sums.shape not in ((k, 2), (*a.shape[:-2], k, 2))
+                                      or sums.dtype != np.float64))
             or (b is not None and (b.shape != (*a.shape[:-2], k, m) or b.dtype != np.float64))):
         raise ShieldError(f"abft_product needs float64 a (..., r, k), a writable C-contiguous "
                           f"c (..., r, m) and either b (..., k, m) or its k x 2 sums, got "
@@ -112,7 +113,8 @@ def abft_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,
         f("double[]", np.ascontiguousarray(a)),
         ffi.NULL if b is None else f("double[]", np.ascontiguousarray(b)),
         ffi.NULL if sums is None else f("double[]", np.ascontiguousarray(sums)),
-        f("double[]", c), batch, a.shape[-2] if a.ndim >= 2 else 0, k, m, mismatched)
+        int(sums is not None and sums.ndim > 2), f("double[]", c), batch,
+        a.shape[-2] if a.ndim >= 2 else 0, k, m, mismatched)
     return int(bad), int(mismatched[0])
 
 

@@ -625,9 +625,9 @@ static inline void dot_pairs(const double *x, const double *s2, size_t n, double
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
-size_t sk_abft_product(const double *a, const double *b, const double *sums, double *c,
-                       size_t batch, size_t rows, size_t k, size_t cols,
-                       size_t *mismatched) {
+size_t sk_abft_product(const double *a, const double *b, const double *sums,
+                       int sums_each, double *c, size_t batch, size_t rows, size_t k,
+                       size_t cols, size_t *mismatched) {
     size_t bad = sk_abft_scan(c, batch * rows, cols, NULL, NULL), off = 0;
     double local[2 * 1024], *taken = local;
     if (!sums && k > 1024 && !(taken = malloc(2 * k * sizeof(double)))) {
@@ -635,7 +635,7 @@ size_t sk_abft_product(const double *a, const double *b, const double *sums, dou
         return bad;
     }
     for (size_t h = 0; h < batch; h++) {
-        const double *s2 = sums;
+        const double *s2 = sums && sums_each ? sums + h * k * 2 : sums;
         if (!sums) {  /* b's sums as it is now: B e and B w, k x 2 */
             const double *bh = b + h * k * cols;
             for (size_t kk = 0; kk < k; kk++)

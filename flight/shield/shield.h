@@ -97,16 +97,17 @@ void sk_float_block_sums_t(const float *x, size_t batches, size_t n, size_t k, s
 
 /* The row checksums of a small product c = a b in one call, with sk_abft_scan of c:
  * a is batch x rows x k, c batch x rows x cols (row-major float64 integers); b's row
- * sums B e and B w (w = 1..cols) come from `sums` (k x 2, taken when b was committed,
- * the same for every member of the batch; b is then not read) or, with sums NULL, from
- * b (batch x k x cols) as it is now. For each row of c, its sum and its weighted sum
- * against a's row times those (all exact for integers while they stay below 2^53);
- * -0.0 made 0.0. Returns the entries of c that are not integers below 2^52;
- * *mismatched gets the rows whose sums differ. For products small enough that the BLAS
- * and numpy calls of a separate check cost more than its arithmetic. */
-size_t sk_abft_product(const double *a, const double *b, const double *sums, double *c,
-                       size_t batch, size_t rows, size_t k, size_t cols,
-                       size_t *mismatched);
+ * sums B e and B w (w = 1..cols) come from `sums` (k x 2, taken when b was committed:
+ * the same for every member of the batch, or with sums_each one k x 2 for each; b is
+ * then not read) or, with sums NULL, from b (batch x k x cols) as it is now. For each
+ * row of c, its sum and its weighted sum against a's row times those (all exact for
+ * integers while they stay below 2^53); -0.0 made 0.0. Returns the entries of c that
+ * are not integers below 2^52; *mismatched gets the rows whose sums differ. For
+ * products small enough that the BLAS and numpy calls of a separate check cost more
+ * than its arithmetic. */
+size_t sk_abft_product(const double *a, const double *b, const double *sums,
+                       int sums_each, double *c, size_t batch, size_t rows, size_t k,
+                       size_t cols, size_t *mismatched);
 
 /* The check of a product by a right operand that carries its own row checksums,
  * B' = [B | B e | B w] (w = 1..m): each row of c = a B' (rows x cols, the last two

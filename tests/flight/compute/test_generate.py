@@ -134,18 +134,21 @@ def test_a_hit_in_any_part_of_the_model_is_found_and_the_tokens_stay_exact(
     assert tokens.tobytes() == golden.tobytes()
 
 
-def test_a_hit_in_the_cache_block_a_step_writes_is_repaired_before_the_write(tmp_path) -> None:
-    """A row of the KV cache is written in one kernel call when its block and parity
-    check out (ShieldedRegion.write); a block hit since its commit takes the long way:
-    repaired, and the step runs again on what was committed."""
+@pytest.mark.parametrize("name", ["cache", "ksums", "vsums"])
+def test_a_hit_in_the_cache_block_a_step_writes_is_repaired_before_the_write(
+        tmp_path, name) -> None:
+    """A row of the KV cache (and of its checksums, which the attention products check
+    against) is written in one kernel call when its block and parity check out
+    (ShieldedRegion.write); a block hit since its commit takes the long way: repaired,
+    and the step runs again on what was committed."""
     golden, _ = _run(tmp_path, enabled=False)
     device = NumpyDevice()
     fired = []
 
     def between(phase: str) -> None:
         if phase == "resid1" and runner.step_in_progress == 3 and not fired:
-            cache = device.region("state.cache")
-            cache.reshape(-1).view(np.uint8)[2 * cache[0].nbytes + 5] ^= 0x10  # row 2
+            region = device.region(f"state.{name}")
+            region.reshape(-1).view(np.uint8)[region[0].nbytes + 5] ^= 0x10  # in row 1
             fired.append(phase)
 
     runner = JobRunner(make_workload("generate", 5, **SMALL), device,

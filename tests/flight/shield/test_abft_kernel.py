@@ -23,8 +23,14 @@ def test_a_true_product_passes_and_every_kind_of_damage_is_caught(shape) -> None
     a, b = ints(rng, shape[0]), ints(rng, shape[1])
     c = a @ b
     assert abft_product(a, b, None, c.copy()) == (0, 0)
-    if b.ndim == 2:
-        assert abft_product(a, None, sums_of(b), c.copy()) == (0, 0)
+    # b's sums taken at its commit: one for all (a weight) or one for each member (the
+    # heads of a KV cache); sums that b no longer matches fail the product.
+    assert abft_product(a, None, sums_of(b), c.copy()) == (0, 0)
+    stale = sums_of(b)
+    stale.reshape(-1)[-1] += 1.0
+    # (the last member's last weighted sum: every row of it whose last entry of a is not 0)
+    last = a.reshape(-1, *a.shape[-2:])[-1, :, -1]
+    assert abft_product(a, None, stale, c.copy())[1] == np.count_nonzero(last) > 0
     flat = c.reshape(-1, c.shape[-1])
     one = c.copy()
     one.reshape(-1, c.shape[-1])[flat.shape[0] - 1, 3] += 1.0
