@@ -129,11 +129,7 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
         if left is not None:
             raise ValueError(f"{what}: appended row checksums take no column checksums")
         non_integer, rows_off = abft_appended(c)
-        if non_integer:
-            raise AbftMismatch(f"{what}: {non_integer} non-integer results "
-                               "(a low-order bit flipped)")
-        if rows_off:
-            raise AbftMismatch(f"{what}: row checksums disagree")
+        _fail_on(what, non_integer, bool(rows_off))
         return c[..., :-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
@@ -143,11 +139,7 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
         # row sums and the comparison in one kernel call.
         non_integer, rows_off = abft_product(a, None if right else b,
                                              right.both if right else None, c)
-        if non_integer:
-            raise AbftMismatch(f"{what}: {non_integer} non-integer results "
-                               "(a low-order bit flipped)")
-        if rows_off:
-            raise AbftMismatch(f"{what}: row checksums disagree")
+        _fail_on(what, non_integer, bool(rows_off))
         return c
     flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
     # Row checksums add something when b's sums were taken at its commit, or when there
@@ -156,16 +148,23 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is
     # equal, but not bit for bit), and for a golden left operand the column sums.
     scan = abft_scan(flat, columns=left is not None)
-    if scan.non_integer:
-        raise AbftMismatch(f"{what}: {scan.non_integer} non-integer results "
-                           "(a low-order bit flipped)")
-    if want is not None and not np.array_equal(c @ _pair(c.shape[-1]), want):
-        raise AbftMismatch(f"{what}: row checksums disagree")
+    _fail_on(what, scan.non_integer,
+             want is not None and not np.array_equal(c @ _pair(c.shape[-1]), want))
     if left is not None and scan.col_sum is not None \
             and scan.col_wsum is not None \
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
         raise AbftMismatch(f"{what}: column checksums disagree")
     return c
+
+
+def _fail_on(what: str, non_integer: int, rows_off: bool) -> None:
+    """AbftMismatch for an integer product's check that found entries not integers (a
+    low-order bit flipped) or rows whose checksums disagree."""
+    if non_integer:
+        raise AbftMismatch(f"{what}: {non_integer} non-integer results "
+                           "(a low-order bit flipped)")
+    if rows_off:
+        raise AbftMismatch(f"{what}: row checksums disagree")
 
 
 U32 = 2.0 ** -24  # the unit roundoff of float32
