@@ -37,8 +37,8 @@ def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
-    payload = bytes(payload)
-    out = ffi.new("uint8_t[]", max_encoded_bytes(len(payload), crc) + 2)
+    payload, n = bytes(payload), len(payload) + (CRC_BYTES if crc else 0)
+    out = ffi.new("uint8_t[]", n + n // 254 + 3)  # cobs.encoded_bytes(n) and two delimiters
     return ffi.buffer(out, lib.sk_frame_encode(payload, len(payload), crc, out))[:]
 
 
@@ -49,25 +49,37 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     Raises:
         FrameError: kind "oversize", "cobs", "truncated" or "crc", with the reason.
     """
-    frame = bytes(frame).strip(DELIMITER)
+    frame = bytes(frame)
+    if frame[:1] == DELIMITER or frame[-1:] == DELIMITER:
+        frame = frame.strip(DELIMITER)
+    return _decode_block(frame, max_payload_bytes, crc)
+
+
+def _decode_block(block: bytes, max_payload_bytes: int, crc: bool) -> bytes:
+    """decode_frame of a block without delimiters: one C call (hal/wire.c), the reason
+    spelled out only when it fails."""
+    n = len(block)
     limit = max_encoded_bytes(max_payload_bytes, crc)
-    if len(frame) > limit:
+    if n > limit:
         raise FrameError(
-            "oversize", f"frame of {len(frame)} encoded bytes exceeds the {limit}-byte limit")
-    out, n = cobs.decode_into(frame)
-    if not crc:
-        if n > max_payload_bytes:
-            raise FrameError("oversize", f"payload of {n} bytes exceeds {max_payload_bytes}")
-        return ffi.buffer(out, n)[:]
-    if n < CRC_BYTES:
-        raise FrameError("truncated", f"frame of {n} bytes is too short to hold its CRC")
-    n -= CRC_BYTES
-    if n > max_payload_bytes:
-        raise FrameError("oversize", f"payload of {n} bytes exceeds {max_payload_bytes}")
-    sent, computed = out[n] << 8 | out[n + 1], lib.sk_crc16(out, n, 0xFFFF)
-    if computed != sent:
+            "oversize", f"frame of {n} encoded bytes exceeds the {limit}-byte limit")
+    out = ffi.new("uint8_t[]", n or 1)
+    at = ffi.new("size_t *")
+    m = lib.sk_frame_decode(block, n, crc, max_payload_bytes, out, at)
+    if m >= 0:
+        return ffi.buffer(out, m)[:]
+    if m == -1:
+        raise FrameError("cobs", f"zero byte inside COBS block at offset {at[0]}")
+    if m == -2:
+        raise FrameError("cobs", f"COBS code at offset {at[0]} runs "
+                         f"{at[0] + block[at[0]] - n} bytes past the block")
+    if m == -3:
+        raise FrameError("truncated",
+                         f"frame of {at[0]} bytes is too short to hold its CRC")
+    if m == -4:
+        sent, computed = at[0] >> 16, at[0] & 0xFFFF
         raise FrameError("crc", f"bad CRC: frame says 0x{sent:04X}, payload gives 0x{computed:04X}")
-    return ffi.buffer(out, n)[:]
+    raise FrameError("oversize", f"payload of {at[0]} bytes exceeds {max_payload_bytes}")
 
 
 class Deframer:
@@ -110,7 +122,7 @@ class Deframer:
             if not frame:
                 continue  # back-to-back delimiters are idle fill, not frames
             try:
-                payloads.append(decode_frame(frame, self.max_payload_bytes, self.crc))
+                payloads.append(_decode_block(frame, self.max_payload_bytes, self.crc))
             except FrameError as e:
                 self._reject(e)
             else:

@@ -89,3 +89,31 @@ long sk_cobs_decode(const uint8_t *block, size_t n, uint8_t *out, size_t *at) {
     }
     return (long)o;
 }
+
+long sk_frame_decode(const uint8_t *block, size_t n, int crc, size_t max_payload,
+                     uint8_t *out, size_t *at) {
+    long m = sk_cobs_decode(block, n, out, at);
+    if (m < 0)
+        return m;
+    size_t payload = (size_t)m;
+    if (crc) {
+        if (payload < 2) {
+            *at = payload;
+            return -3;
+        }
+        payload -= 2;
+    }
+    if (payload > max_payload) {
+        *at = payload;
+        return -5;
+    }
+    if (crc) {
+        uint16_t sent = (uint16_t)(out[payload] << 8 | out[payload + 1]);
+        uint16_t computed = sk_crc16(out, payload, 0xFFFF);
+        if (sent != computed) {
+            *at = (size_t)sent << 16 | computed;
+            return -4;
+        }
+    }
+    return (long)payload;
+}

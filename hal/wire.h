@@ -20,3 +20,12 @@ size_t sk_frame_encode(const uint8_t *payload, size_t n, int crc, uint8_t *out);
  *   -1: a zero byte inside the block, at offset *at;
  *   -2: the code at offset *at points past the block's end. */
 long sk_cobs_decode(const uint8_t *block, size_t n, uint8_t *out, size_t *at);
+
+/* One frame's payload: decode the COBS block (no delimiters) of n bytes into out (room
+ * for n bytes), take off and check its CRC-16 when crc. Returns the payload's length, or
+ *   -1, -2: as sk_cobs_decode (*at the offset);
+ *   -3: too short to hold its CRC (*at its decoded length);
+ *   -4: the CRC does not match (*at = sent << 16 | computed);
+ *   -5: the payload is longer than max_payload (*at its length). */
+long sk_frame_decode(const uint8_t *block, size_t n, int crc, size_t max_payload,
+                     uint8_t *out, size_t *at);

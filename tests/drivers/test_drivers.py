@@ -38,6 +38,23 @@ def test_power_driver_reads_typed_housekeeping_and_switches_loads(world) -> None
         power.set_switch(8, True)
 
 
+def test_the_power_board_reports_its_adc_conversion_of_the_step(world) -> None:
+    # One conversion a physics step: the timer interrupt's protection and a reply in
+    # the same step read the same samples; the next step converts afresh; a rail
+    # switched in between is seen at once (its current is gone).
+    power, _ = attach(world, "power")
+    attach(world, "thermal")  # a load on channel 1
+    power.set_switch(1, True)
+    first, again = power.housekeeping(), power.housekeeping()
+    assert first.channel_a == again.channel_a and first.batt_v == again.batt_v
+    assert first.channel_a[1] > 0.0
+    world.clock.sleep_until(world.t_s + world.STEP_S)
+    later = power.housekeeping()
+    assert later.batt_v != first.batt_v  # fresh noise: a new conversion
+    power.set_switch(1, False)
+    assert power.housekeeping().channel_a[1] == 0.0
+
+
 def test_thermal_driver_reads_every_sensor_and_drives_heaters(world) -> None:
     thermal, _ = attach(world, "thermal")
     hk = thermal.housekeeping()
