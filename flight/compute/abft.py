@@ -83,7 +83,7 @@ class RightSums:
 
     @classmethod
     def of(cls, b: np.ndarray) -> RightSums:
-        return cls(b @ _pair(b.shape[-1]))
+        return cls(b @ sum_weights(b.shape[-1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ APPENDED = AppendedSums()
 
 def with_sums(b: np.ndarray) -> np.ndarray:
     """[B | B e | B w] for an integer-valued float64 B (k x m): AppendedSums' operand."""
-    return np.concatenate([b, b @ _pair(b.shape[-1])], axis=-1)
+    return np.concatenate([b, b @ sum_weights(b.shape[-1])], axis=-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class LeftSums:
 
     @classmethod
     def of(cls, a: np.ndarray) -> LeftSums:
-        return cls(_pair(a.shape[0]).T @ a)
+        return cls(sum_weights(a.shape[0]).T @ a)
 
 
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
@@ -149,7 +149,7 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     # equal, but not bit for bit), and for a golden left operand the column sums.
     scan = abft_scan(flat, columns=left is not None)
     _fail_on(what, scan.non_integer,
-             want is not None and not np.array_equal(c @ _pair(c.shape[-1]), want))
+             want is not None and not np.array_equal(c @ sum_weights(c.shape[-1]), want))
     if left is not None and scan.col_sum is not None \
             and scan.col_wsum is not None \
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
@@ -271,7 +271,7 @@ def checked_float_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
 
 
 @functools.lru_cache(maxsize=64)
-def _pair(n: int) -> np.ndarray:
+def sum_weights(n: int) -> np.ndarray:
     """e and w = 1..n side by side (n x 2), read-only."""
     w = np.ones((n, 2))
     w[:, 1] = np.arange(1, n + 1)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import APPENDED, RightSums, with_sums
+from flight.compute.abft import APPENDED, RightSums, sum_weights, with_sums
 from flight.compute.transformer import (
     F32,
     HostContext,
@@ -234,11 +234,10 @@ class Generation(Workload):
         # Every head at once (heads lead: H x n x T scores), two batched GEMMs a layer.
         right_k = right_v = None
         if self.checking:  # the cache's checksums, brought up to date by the new rows
-            flat = kq.reshape(n, width)
-            ksums[layer, :, 0] += flat.sum(axis=0)
-            ksums[layer, :, 1] += (start + 1.0 + np.arange(n)) @ flat
-            new_vsums[:, layer, :, 0] = vq.sum(axis=-1)
-            new_vsums[:, layer, :, 1] = vq @ np.arange(1.0, hd + 1)
+            # One product each (integers, so exact in any order): the new keys' plain
+            # and position-weighted sums, the new values' plain and weighted row sums.
+            ksums[layer] += kq.reshape(n, width).T @ self._positions(start, n)
+            new_vsums[:, layer] = vq @ sum_weights(hd)
             right_k = RightSums(ksums[layer].reshape(heads, hd, 2))
             right_v = RightSums(np.ascontiguousarray(np.concatenate(
                 [past_vsums[:, layer], new_vsums[:, layer]]).transpose(1, 0, 2)))
@@ -252,6 +251,14 @@ class Generation(Workload):
         mixed = ctx.gemm(wq, np.ascontiguousarray(values.transpose(1, 0, 2)), right=right_v,
                          what="PV")
         return (mixed * wscale).astype(F32).transpose(1, 0, 2).reshape(n, width)
+
+    @staticmethod
+    def _positions(start: int, n: int) -> np.ndarray:
+        """Ones beside the positions counted from 1 (start + 1 .. start + n), n x 2: the
+        weights of the keys' checksums."""
+        w = np.ones((n, 2))
+        w[:, 1] = np.arange(start + 1.0, start + n + 1.0)
+        return w
 
     def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
         return state["out"].copy()

@@ -307,21 +307,22 @@ class JobRunner:
         # there would be blessed by the new CRC if the write did not cover it; and since a
         # step may read the state it writes, the updates themselves may carry the hit: the
         # step must run again on repaired state.
-        blocks = {name: self._blocks_of(self.state[name], self.state[name][index],
-                                        self._shields[f"state.{name}"])
-                  for name, (index, _) in updates.items()}
+        blocks: dict[str, range] = {}
         damaged = False
         before: dict[str, dict[int, np.ndarray]] = {}
         # A write within one block (a row into a KV cache, a token into the outputs), its
         # block and parity sound: written and committed in one kernel call (write).
-        within: dict[str, int] = {}
-        for name, touched in blocks.items():
+        within: dict[str, tuple[int, np.ndarray]] = {}
+        for name, (index, _) in updates.items():
             shield = self._shields[f"state.{name}"]
-            span = self._span(self.state[name], updates[name][0])
+            base = self.state[name]
+            part = base[index]
+            span = self._span(base, part)
             if span is not None and shield.within_block(*span) \
                     and shield.write_check(*span) == 0:
-                within[name] = span[0]
+                within[name] = span[0], part
                 continue
+            blocks[name] = touched = self._blocks_of(base, part, shield)
             # Copies of what a partial write replaces (checked as they are taken): the
             # parity then follows the change alone, not a re-read of the whole stripe.
             before[name], bad = shield.copy_for_write(touched)
@@ -335,10 +336,14 @@ class JobRunner:
         for name, (index, values) in updates.items():
             shield = self._shields[f"state.{name}"]
             if name in within:
-                region = self.state[name]
-                new = np.empty_like(region[index])
-                new[...] = values
-                shield.write(within[name], new, checked=True)  # checked just above
+                offset, part = within[name]
+                new = values
+                if not (isinstance(new, np.ndarray) and new.dtype == part.dtype
+                        and new.shape == part.shape and new.flags.c_contiguous
+                        and not np.may_share_memory(new, part)):
+                    new = np.empty_like(part)  # the bytes as the region holds them
+                    new[...] = values
+                shield.write(offset, new, checked=True)  # checked just above
                 continue
             self.state[name][index] = values
             report = shield.commit(blocks[name], before[name])
@@ -349,10 +354,9 @@ class JobRunner:
         self.workload.state_committed(self.state)
 
     @staticmethod
-    def _span(base: np.ndarray, index: Any) -> tuple[int, int] | None:
-        """The bytes [start, stop) of `base` that `base[index]` covers, when they are one
-        contiguous run (a slice of rows); None otherwise."""
-        part = base[index]
+    def _span(base: np.ndarray, part: Any) -> tuple[int, int] | None:
+        """The bytes [start, stop) of `base` that `part` (`base[index]`) covers, when they
+        are one contiguous run (a slice of rows); None otherwise."""
         if not isinstance(part, np.ndarray) or not part.flags.c_contiguous or not part.size \
                 or not np.may_share_memory(part, base):
             return None
