@@ -236,7 +236,8 @@ class Generation(Workload):
         if self.checking:  # the cache's checksums, brought up to date by the new rows
             # One product each (integers, so exact in any order): the new keys' plain
             # and position-weighted sums, the new values' plain and weighted row sums.
-            ksums[layer] += kq.reshape(n, width).T @ self._positions(start, n)
+            # (weights 1..n moved to start + 1 .. start + n: the rows' positions)
+            ksums[layer] += kq.reshape(n, width).T @ (sum_weights(n) + (0.0, start))
             new_vsums[:, layer] = vq @ sum_weights(hd)
             right_k = RightSums(ksums[layer].reshape(heads, hd, 2))
             right_v = RightSums(np.ascontiguousarray(np.concatenate(
@@ -251,14 +252,6 @@ class Generation(Workload):
         mixed = ctx.gemm(wq, np.ascontiguousarray(values.transpose(1, 0, 2)), right=right_v,
                          what="PV")
         return (mixed * wscale).astype(F32).transpose(1, 0, 2).reshape(n, width)
-
-    @staticmethod
-    def _positions(start: int, n: int) -> np.ndarray:
-        """Ones beside the positions counted from 1 (start + 1 .. start + n), n x 2: the
-        weights of the keys' checksums."""
-        w = np.ones((n, 2))
-        w[:, 1] = np.arange(start + 1.0, start + n + 1.0)
-        return w
 
     def result(self, state: dict[str, np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
         return state["out"].copy()
