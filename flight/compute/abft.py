@@ -44,7 +44,9 @@ bound lets through (within 1 % for k + b <= 80 000).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +74,36 @@ FUSED_MAX = 1 << 16
 
 class AbftMismatch(ComputeFault):
     mechanism = "abft"
+
+
+class Deferred:
+    """Checks held back until a step's work is done, then run before anything the step
+    made is committed. Between two memory-bound GEMMs a check is a cold call (its code
+    and data evicted by the weights streaming past: ~15 us for what takes 3 us warm);
+    held back, a step's checks run together, warm. A step that defers lets an
+    intermediate that a check would have stopped flow on to the end of the step: it
+    must not act on anything outside itself before it commits (a generation step,
+    whose every effect is its state update, does not). What a held check reads must
+    not change before it runs; abft_scan's -0.0 -> 0.0 then comes after the product was
+    used, which a generation's tokens do not see (a zero's sign changes no sum, no
+    quantized value and no argmax)."""
+
+    __slots__ = ("_checks",)
+
+    def __init__(self) -> None:
+        self._checks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+
+    def add(self, check: Callable[..., None], *args: Any) -> None:
+        """Hold check(*args), which raises a ComputeFault when what it checks is wrong."""
+        self._checks.append((check, args))
+
+    def run(self) -> None:
+        """Every check held, in order; the first that fails raises. Nothing is held after.
+        (A plain loop: gathering them into one kernel call cost more Python, a few us an
+        entry, than the calls it saved.)"""
+        checks, self._checks = self._checks, []
+        for check, args in checks:
+            check(*args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +148,24 @@ class LeftSums:
 
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                  right: RightSums | AppendedSums | None = None,
-                 left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
+                 left: LeftSums | None = None, what: str = "gemm",
+                 later: Deferred | None = None) -> np.ndarray:
     """a @ b on the device, checked. With `right` (sums of b taken when b was committed)
     the row checksums vouch for the product and for b. With `left` alone the column
     checksums vouch for the product and for a, and b is the caller's to vouch for (a
     CRC-checked state or activation): row checksums from b as it is now would add
     nothing. With neither, the row checksums are taken from b as it is now and vouch for
     the product alone. With APPENDED, b is [B | B e | B w] and a @ B comes back (see
-    AppendedSums). Raises AbftMismatch."""
+    AppendedSums). Raises AbftMismatch. With `later`, the check of an APPENDED product
+    or of one small enough for one kernel call is held there instead (Deferred)."""
     c = device.gemm(a, b)
     if isinstance(right, AppendedSums):
         if left is not None:
             raise ValueError(f"{what}: appended row checksums take no column checksums")
-        non_integer, rows_off = abft_appended(c)
-        _fail_on(what, non_integer, bool(rows_off))
+        if later is None:
+            _check_appended(c, what)
+        else:
+            later.add(_check_appended, c, what)
         return c[..., :-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
@@ -137,9 +173,11 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                                                  or right.both.shape[:-2] == a.shape[:-2]):
         # A GEMV or a few rows: scan, b's sums (unless taken at its commit), the wanted
         # row sums and the comparison in one kernel call.
-        non_integer, rows_off = abft_product(a, None if right else b,
-                                             right.both if right else None, c)
-        _fail_on(what, non_integer, bool(rows_off))
+        if later is None:
+            _check_product(a, None if right else b, right.both if right else None, c, what)
+        else:
+            later.add(_check_product, a, None if right else b, right.both if right else None,
+                      c, what)
         return c
     flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
     # Row checksums add something when b's sums were taken at its commit, or when there
@@ -155,6 +193,17 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
             and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
         raise AbftMismatch(f"{what}: column checksums disagree")
     return c
+
+
+def _check_appended(c: np.ndarray, what: str) -> None:
+    non_integer, rows_off = abft_appended(c)
+    _fail_on(what, non_integer, bool(rows_off))
+
+
+def _check_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,
+                   c: np.ndarray, what: str) -> None:
+    non_integer, rows_off = abft_product(a, b, sums, c)
+    _fail_on(what, non_integer, bool(rows_off))
 
 
 def _fail_on(what: str, non_integer: int, rows_off: bool) -> None:

@@ -14,8 +14,13 @@ checks of flight.compute.transformer.
 Step 0 runs the prompt through the model (prefill) and picks the first token; each
 later step runs the token before it at the next position. Keys and values of every
 position are kept quantized in the KV cache, a state region: rows a step reads and
-does not write are spot-checked against their CRCs first. The tokens produced, one a
-step, are the job's result: they must equal a fault-free run's exactly.
+does not write are spot-checked against their CRCs. The tokens produced, one a step,
+are the job's result: they must equal a fault-free run's exactly.
+
+A step's every effect is its state update, so it holds all its checks (the products',
+the activations', the spot checks and its own) to its end (DEFERS_CHECKS,
+abft.Deferred): run between two memory-bound GEMMs a check is a cold call, held they
+run together, and any that fails runs the step again before anything of it commits.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class Generation(Workload):
     }
     TEXT = {"prompt": ("def ", 1024)}
     STATE_DTYPES = {"cache": np.int8}  # keys and values are int8: one byte each
+    DEFERS_CHECKS = True  # a step's every effect is its state update
     EMBEDDINGS = ("wte", "wpe")  # read a row at a time, so kept apart from the rest
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
@@ -178,7 +184,7 @@ class Generation(Workload):
         # Only the embedding rows the step reads are checked, not the tables.
         wte = np.stack([ctx.golden_rows("wte", t, t + 1)[0] for t in tokens.tolist()])
         x = (wte + ctx.golden_rows("wpe", start, start + n)).astype(F32)
-        check = self.checking
+        check = ctx.later if self.checking else False  # held to the step's end (DEFERS_CHECKS)
         for layer in range(p["layers"]):
             h = f"h{layer}"
             x = ctx.boundary(f"resid{layer}", x)
@@ -246,7 +252,7 @@ class Generation(Workload):
         scores = ctx.gemm(qq, np.ascontiguousarray(keys.transpose(1, 2, 0)), right=right_k,
                           what="QK^T")
         scores = (scores * qs * key_scales.T[:, None, :] / math.sqrt(hd)).astype(F32)
-        probs = softmax_masked(scores, mask, self.checking)
+        probs = softmax_masked(scores, mask, ctx.later if self.checking else False)
         # The value scales fold into the weights, so that V stays int8.
         wq, wscale = quantize_rows(probs * value_scales.T[:, None, :])
         mixed = ctx.gemm(wq, np.ascontiguousarray(values.transpose(1, 0, 2)), right=right_v,

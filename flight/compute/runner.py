@@ -31,6 +31,7 @@ import numpy as np
 from flight.compute.abft import (
     AppendedSums,
     ComputeFault,
+    Deferred,
     FloatRightSums,
     LeftSums,
     RightSums,
@@ -58,6 +59,19 @@ class StateCorrupt(ComputeFault):
     """State the step may have read was hit: repaired, and the step runs again."""
 
     mechanism = "scrub"
+
+
+def _check_activation(region: np.ndarray, crc: int, what: str) -> None:
+    if crc32c(region) != crc:
+        raise ActivationCorrupt(f"{what} changed while it waited")
+
+
+def _check_rows(shield: ShieldedRegion, start: int, stop: int, error: type[ComputeFault],
+                what: str) -> None:
+    """The blocks of bytes [start, stop) that a step reads, CRC-checked."""
+    bad = shield.bad_in_bytes(start, stop)
+    if bad:
+        raise error(f"{what} blocks {bad} fail their CRC")
 
 
 class JobFailed(SkyrackError):
@@ -114,6 +128,7 @@ class JobRunner:
         self.state: dict[str, np.ndarray] = {}
         self.outputs: dict[int, tuple[np.ndarray, int]] = {}  # step -> (output, its CRC32C)
         self._pending: np.ndarray | None = None
+        self.later = Deferred()  # the checks the step in progress has held back
         self._shields: dict[str, ShieldedRegion] = {}
         self.refused: list[str] = []  # checkpoints met in the store and not used, why
         self._load()
@@ -164,7 +179,7 @@ class JobRunner:
                 self.between(f"step {i}")
                 self.stats.steps_run += 1
                 self._pending = None
-                updates = self.workload.step(i, self, self.golden, self.state)
+                updates = self._work(i)
                 self._apply(updates)
                 if self._pending is not None:
                     self.outputs[i] = (self._pending, crc32c(self._pending))
@@ -188,6 +203,24 @@ class JobRunner:
         raise JobFailed(f"{self.workload.name}: step {i} failed its checks "
                         f"{p.max_attempts} times")
 
+    def _work(self, i: int) -> dict[str, tuple[Any, np.ndarray]]:
+        """Step i's updates, every check it held back passed."""
+        self.later = Deferred()
+        if not self.protection.enabled:
+            return self.workload.step(i, self, self.golden, self.state)
+        # Held-back checks let a hit's NaN or inf reach later arithmetic: quietly, as the
+        # checks will say what it was.
+        with np.errstate(all="ignore"):
+            try:
+                updates = self.workload.step(i, self, self.golden, self.state)
+            except ComputeFault:
+                raise
+            except Exception:
+                self.later.run()  # a hit a held-back check sees may be what broke the step
+                raise
+            self.later.run()
+        return updates
+
     # -- what a step may use (flight.compute.workloads.StepContext) ---------------------
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
@@ -200,7 +233,8 @@ class JobRunner:
             assert right is None or isinstance(right, FloatRightSums)
             return checked_float_gemm(self.device, a, b, right=right, what=what)
         assert right is None or isinstance(right, (RightSums, AppendedSums))
-        return checked_gemm(self.device, a, b, right=right, left=left, what=what)
+        return checked_gemm(self.device, a, b, right=right, left=left, what=what,
+                            later=self.later if self.workload.DEFERS_CHECKS else None)
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
         region_name = f"act.{name}"
@@ -216,9 +250,11 @@ class JobRunner:
             return region
         crc = copy_crc32c(region, values)
         self.between(name)
-        if crc32c(region) != crc:
-            raise ActivationCorrupt(f"step {self.step_in_progress}: activation {name!r} "
-                                    "changed while it waited")
+        what = f"step {self.step_in_progress}: activation {name!r}"
+        if self.workload.DEFERS_CHECKS:
+            self.later.add(_check_activation, region, crc, what)
+        else:
+            _check_activation(region, crc, what)
         return region
 
     def emit(self, values: np.ndarray) -> None:
@@ -237,11 +273,13 @@ class JobRunner:
         rows = region[start:stop]
         if self.protection.enabled and rows.size:
             row_bytes = region.strides[0]  # regions are C-contiguous
-            bad = self._shields[f"{kind}.{name}"].bad_in_bytes(start * row_bytes,
-                                                               (start + len(rows)) * row_bytes)
-            if bad:
-                raise error(f"step {self.step_in_progress}: {kind} {name!r} blocks {bad} "
-                            "fail their CRC")
+            args = (self._shields[f"{kind}.{name}"], start * row_bytes,
+                    (start + len(rows)) * row_bytes, error,
+                    f"step {self.step_in_progress}: {kind} {name!r}")
+            if self.workload.DEFERS_CHECKS:
+                self.later.add(_check_rows, *args)
+            else:
+                _check_rows(*args)
         return rows
 
     # -- protection -----------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import ComputeFault, FloatRightSums
+from flight.compute.abft import ComputeFault, Deferred, FloatRightSums
 from flight.compute.corpus import corpus
 from flight.compute.workloads import JobParameterError, StepContext, Updates, Workload
 from flight.shield import gelu_check, layernorm_check, softmax_check
@@ -59,6 +59,7 @@ class HostContext:
 
     def __init__(self, golden: dict[str, np.ndarray]) -> None:
         self.golden = golden
+        self.later = Deferred()  # nothing is checked here, so nothing is held
 
     def gemm(self, a: np.ndarray, b: np.ndarray, **_: Any) -> np.ndarray:
         return np.matmul(a, b)
@@ -310,21 +311,34 @@ class Model:
 
 # -- the non-GEMM operations, each with its check --------------------------------------
 
+Check = bool | Deferred  # a check runs now (True), is held for later, or is not made
+
+
+def _verify(check: Check, fn: Any, *args: Any) -> None:
+    if isinstance(check, Deferred):
+        check.add(fn, *args)
+    elif check:
+        fn(*args)
+
+
 def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray,
-              check: bool = True) -> tuple[np.ndarray, Any]:
+              check: Check = True) -> tuple[np.ndarray, Any]:
     mu = x.mean(axis=-1, keepdims=True)
     xc = x - mu
     var = (xc * xc).mean(axis=-1, keepdims=True)
     rstd = F32(1.0) / np.sqrt(var + F32(LN_EPS))
     xhat = xc * rstd
-    if not check:
-        return xhat * g + b, (xhat, rstd, g)
-    # Check: each normalised row has mean 0 and mean square var / (var + eps), to within
-    # the rounding of the subtraction of a mean |mu| rstd standard deviations away
-    # (gamma = 4 cols 2^-24; one kernel pass, shield.h).
+    _verify(check, _check_layernorm, xhat, mu, rstd, var)
+    return xhat * g + b, (xhat, rstd, g)
+
+
+def _check_layernorm(xhat: np.ndarray, mu: np.ndarray, rstd: np.ndarray,
+                     var: np.ndarray) -> None:
+    """Each normalised row has mean 0 and mean square var / (var + eps), to within the
+    rounding of the subtraction of a mean |mu| rstd standard deviations away (gamma =
+    4 cols 2^-24; one kernel pass, shield.h)."""
     if layernorm_check(xhat, mu, rstd, var, LN_EPS) >= 0:
         raise InvariantBroken("layer norm: a normalised row's mean or variance is off")
-    return xhat * g + b, (xhat, rstd, g)
 
 
 def layernorm_backward(dy: np.ndarray, cache: Any, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
@@ -336,32 +350,36 @@ def layernorm_backward(dy: np.ndarray, cache: Any, dg: np.ndarray, db: np.ndarra
                    - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
 
 
-def softmax_causal(scores: np.ndarray, check: bool = True) -> np.ndarray:
+def softmax_causal(scores: np.ndarray, check: Check = True) -> np.ndarray:
     """Softmax over the last axis with position i seeing positions 0..i."""
     return softmax_masked(scores, np.tri(scores.shape[-1], dtype=bool), check)
 
 
-def softmax_masked(scores: np.ndarray, mask: np.ndarray, check: bool = True) -> np.ndarray:
+def softmax_masked(scores: np.ndarray, mask: np.ndarray, check: Check = True) -> np.ndarray:
     """Softmax over the last axis, over the entries `mask` lets each row see (every row
     sees at least one)."""
     masked = np.where(mask, scores, F32(-np.inf))
     e = np.exp(masked - masked.max(axis=-1, keepdims=True))
     probs = e / e.sum(axis=-1, keepdims=True)
-    if not check:
-        return probs
-    if softmax_check(probs, 4 * scores.shape[-1] * 2.0 ** -24) >= 0:  # NaN fails
-        raise InvariantBroken("softmax: attention weights do not sum to 1")
+    _verify(check, _check_softmax, probs)
     return probs
 
 
-def gelu(x: np.ndarray, check: bool = True) -> np.ndarray:
+def _check_softmax(probs: np.ndarray) -> None:
+    if softmax_check(probs, 4 * probs.shape[-1] * 2.0 ** -24) >= 0:  # NaN fails
+        raise InvariantBroken("softmax: attention weights do not sum to 1")
+
+
+def gelu(x: np.ndarray, check: Check = True) -> np.ndarray:
     y = F32(0.5) * x * (F32(1.0) + np.tanh(F32(GELU_C) * (x + F32(0.044715) * x * x * x)))
-    if not check:
-        return y
+    _verify(check, _check_gelu, x, y)
+    return y
+
+
+def _check_gelu(x: np.ndarray, y: np.ndarray) -> None:
     if not gelu_check(x, y, GELU_MIN):  # NaN fails
         low, high = float(y.min()), float(y.max())
         raise InvariantBroken(f"GELU: outputs in [{low}, {high}], outside its range")
-    return y
 
 
 def gelu_grad(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from flight.compute.abft import AppendedSums, FloatRightSums, LeftSums, RightSums
+from flight.compute.abft import AppendedSums, Deferred, FloatRightSums, LeftSums, RightSums
 from hal.errors import SkyrackError
 
 Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
@@ -34,6 +34,14 @@ class StepContext(Protocol):
         """a @ b, checked: exactly for integer-valued float64, to the rounding bound for
         float32 (flight.compute.abft). With APPENDED, b carries its row checksums as its
         last two columns and a @ b without them comes back. Unprotected, a @ b as it is."""
+        ...
+
+    @property
+    def later(self) -> Deferred:
+        """Checks held back to the end of this step (flight.compute.abft.Deferred): they
+        run, and a failure reruns the step, before anything of it commits. For a
+        workload that DEFERS_CHECKS the context holds its own there too (integer GEMMs,
+        activations, spot-checked rows)."""
         ...
 
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -64,6 +72,9 @@ class Workload(ABC):
     STATE_DTYPE: ClassVar[type] = np.float64  # what the state regions hold
     STATE_DTYPES: ClassVar[dict[str, type]] = {}  # a region that holds something else
     checking = True  # whether the job is protected (the runner says): checks of its own too
+    # A step that acts on nothing outside itself before it commits may have its checks
+    # held to its end (flight.compute.abft.Deferred), the context's and its own.
+    DEFERS_CHECKS: ClassVar[bool] = False
 
     def state_dtype(self, name: str) -> type:
         return self.STATE_DTYPES.get(name, self.STATE_DTYPE)

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from drivers.compute import NumpyDevice
-from flight.compute.abft import FUSED_MAX, AbftMismatch, RightSums, checked_gemm
+from flight.compute.abft import (
+    APPENDED,
+    FUSED_MAX,
+    AbftMismatch,
+    Deferred,
+    RightSums,
+    checked_gemm,
+    with_sums,
+)
 from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import JobParameterError, Workload
@@ -233,3 +241,82 @@ def test_a_state_hit_too_small_for_abft_reruns_the_step_instead_of_spreading(tmp
     runner = job(tmp_path, "train", Protection(scrub_every=100), between=hit, device=device)
     assert runner.run().tobytes() == golden(tmp_path, "train")
     assert runner.stats.events[0] == ("scrub", 5) and runner.stats.steps_lost == 1
+
+
+class Held(Workload):
+    """Holds its checks to the end of each step, and turns its product into an integer
+    on the way, as any later arithmetic might: a NaN there raises ValueError."""
+
+    name = "held"
+    description = "test workload"
+    PARAMS = {"steps": (4, 1, 64)}
+    DEFERS_CHECKS = True
+
+    def golden(self):
+        w = self.rng(0).integers(-9, 10, (4, 8)).astype(np.float64)
+        return {"w": with_sums(w) if self.checking else w}
+
+    def state_shapes(self):
+        return {"acc": (self.steps, 8)}
+
+    def prepare(self, golden):
+        pass
+
+    def step(self, i, ctx, golden, state):
+        x = np.full((1, 4), float(i + 1))
+        c = ctx.gemm(x, golden["w"], right=APPENDED if self.checking else None)
+        int(c.sum())  # ValueError on a NaN, long before the held check runs
+        return {"acc": (i, c[0])}
+
+    def result(self, state, outputs):
+        return state["acc"].copy()
+
+
+class NanOnce(NumpyDevice):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits = 0
+
+    def gemm(self, x, y, out=None):
+        c = super().gemm(x, y, out)
+        if self.hits == 0 and c.shape[-1] == 10:
+            self.hits += 1
+            c.view(np.uint64)[0, 3] |= np.uint64(0x7FF8 << 48)  # a NaN
+        return c
+
+
+def test_a_held_check_outranks_the_error_its_fault_caused_later_in_the_step(tmp_path) -> None:
+    """The step trips over the NaN before its held ABFT check runs: the check's fault is
+    what counts (an ABFT detection, the step run again), not a crash."""
+    clean = JobRunner(Held(1), NumpyDevice(), None, Protection(enabled=False)).run()
+    runner = JobRunner(Held(1), NanOnce(), CheckpointStore(tmp_path), Protection())
+    assert runner.run().tobytes() == clean.tobytes()
+    assert runner.stats.events == [("abft", 0)]
+
+
+def test_an_error_no_held_check_explains_is_raised_as_it_is(tmp_path) -> None:
+    class Broken(Held):
+        def step(self, i, ctx, golden, state):
+            super().step(i, ctx, golden, state)
+            raise KeyError("a bug, not a hit")
+
+    runner = JobRunner(Broken(1), NumpyDevice(), CheckpointStore(tmp_path), Protection())
+    with pytest.raises(KeyError, match="a bug"):
+        runner.run()
+
+
+def test_deferred_checks_run_in_order_once_and_the_first_failure_raises() -> None:
+    later, ran = Deferred(), []
+
+    def check(name, fails=False):
+        ran.append(name)
+        if fails:
+            raise AbftMismatch(name)
+
+    for name, fails in (("a", False), ("b", True), ("c", True)):
+        later.add(check, name, fails)
+    with pytest.raises(AbftMismatch, match="b"):
+        later.run()
+    assert ran == ["a", "b"]
+    later.run()  # nothing is held after a run, failed or not
+    assert ran == ["a", "b"]
