@@ -107,3 +107,37 @@ def test_the_battery_heater_is_a_thermostat_with_a_gap() -> None:
         fsw.run_until(fsw.clock.now_s() + 1.0)
         seen.append(thermal.heaters[0])
     assert seen == [False, False, True, True, True, False, False]
+
+
+def test_counters_go_out_each_second_only_when_they_changed_and_after_a_reset() -> None:
+    from flight.bus import Bus
+    from flight.component import Counter
+
+    class Probe(Component):
+        name = "probe"
+        telemetry = (Counter("hits", "Hits seen"),
+                     Counter("misses", "Misses seen"))
+
+    sent: list[tuple[str, int]] = []
+    bus = Bus()
+    bus.subscribe("*", lambda topic, sample: sent.append((topic, sample.value)))
+    probe = Probe()
+    probe.bind(bus, VirtualClock())
+    probe.publish_counters()  # at boot: every counter
+    assert len(sent) == 5
+    sent.clear()
+    probe.report_counters()
+    assert sent == []  # nothing changed
+    probe.counters["hits"] += 2
+    probe.report_counters()
+    probe.report_counters()
+    assert sent == [("probe.hits", 2)]
+    sent.clear()
+    probe.count_command("accepted")  # goes out at once, and not again at the second
+    probe.report_counters()
+    assert sent == [("probe.cmd_accepted", 1)]
+    sent.clear()
+    probe.reset_counters()
+    probe.counters["hits"] += 2  # back to the value before the reset: still news
+    probe.report_counters()
+    assert ("probe.hits", 2) in sent and sent.count(("probe.hits", 0)) == 1
