@@ -106,6 +106,17 @@ class Deferred:
             check(*args)
 
 
+Check = bool | Deferred  # a check runs now (True), is held in a Deferred, or is not made
+
+
+def verify(check: Check, fn: Callable[..., None], *args: Any) -> None:
+    """fn(*args), a check that raises on what it finds wrong, as `check` says."""
+    if isinstance(check, Deferred):
+        check.add(fn, *args)
+    elif check:
+        fn(*args)
+
+
 @dataclass(frozen=True, slots=True)
 class RightSums:
     """Checksums of a golden right operand B (..., n x m): B e and B w side by side
@@ -162,10 +173,7 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     if isinstance(right, AppendedSums):
         if left is not None:
             raise ValueError(f"{what}: appended row checksums take no column checksums")
-        if later is None:
-            _check_appended(c, what)
-        else:
-            later.add(_check_appended, c, what)
+        verify(later or True, _check_appended, c, what)
         return c[..., :-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
@@ -173,11 +181,8 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                                                  or right.both.shape[:-2] == a.shape[:-2]):
         # A GEMV or a few rows: scan, b's sums (unless taken at its commit), the wanted
         # row sums and the comparison in one kernel call.
-        if later is None:
-            _check_product(a, None if right else b, right.both if right else None, c, what)
-        else:
-            later.add(_check_product, a, None if right else b, right.both if right else None,
-                      c, what)
+        verify(later or True, _check_product, a, None if right else b,
+               right.both if right else None, c, what)
         return c
     flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
     # Row checksums add something when b's sums were taken at its commit, or when there

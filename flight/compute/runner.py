@@ -37,6 +37,7 @@ from flight.compute.abft import (
     RightSums,
     checked_float_gemm,
     checked_gemm,
+    verify,
 )
 from flight.compute.workloads import Workload
 from flight.shield import (
@@ -236,6 +237,11 @@ class JobRunner:
         return checked_gemm(self.device, a, b, right=right, left=left, what=what,
                             later=self.later if self.workload.DEFERS_CHECKS else None)
 
+    @property
+    def _check(self) -> Deferred | bool:
+        """How the context's own checks run: held for a workload that DEFERS_CHECKS."""
+        return self.later if self.workload.DEFERS_CHECKS else True
+
     def boundary(self, name: str, values: np.ndarray) -> np.ndarray:
         region_name = f"act.{name}"
         try:
@@ -250,11 +256,8 @@ class JobRunner:
             return region
         crc = copy_crc32c(region, values)
         self.between(name)
-        what = f"step {self.step_in_progress}: activation {name!r}"
-        if self.workload.DEFERS_CHECKS:
-            self.later.add(_check_activation, region, crc, what)
-        else:
-            _check_activation(region, crc, what)
+        verify(self._check, _check_activation, region, crc,
+               f"step {self.step_in_progress}: activation {name!r}")
         return region
 
     def emit(self, values: np.ndarray) -> None:
@@ -273,13 +276,9 @@ class JobRunner:
         rows = region[start:stop]
         if self.protection.enabled and rows.size:
             row_bytes = region.strides[0]  # regions are C-contiguous
-            args = (self._shields[f"{kind}.{name}"], start * row_bytes,
-                    (start + len(rows)) * row_bytes, error,
-                    f"step {self.step_in_progress}: {kind} {name!r}")
-            if self.workload.DEFERS_CHECKS:
-                self.later.add(_check_rows, *args)
-            else:
-                _check_rows(*args)
+            verify(self._check, _check_rows, self._shields[f"{kind}.{name}"],
+                   start * row_bytes, (start + len(rows)) * row_bytes, error,
+                   f"step {self.step_in_progress}: {kind} {name!r}")
         return rows
 
     # -- protection -----------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from flight.compute.abft import ComputeFault, Deferred, FloatRightSums
+from flight.compute.abft import Check, ComputeFault, Deferred, FloatRightSums, verify
 from flight.compute.corpus import corpus
 from flight.compute.workloads import JobParameterError, StepContext, Updates, Workload
 from flight.shield import gelu_check, layernorm_check, softmax_check
@@ -311,16 +311,6 @@ class Model:
 
 # -- the non-GEMM operations, each with its check --------------------------------------
 
-Check = bool | Deferred  # a check runs now (True), is held for later, or is not made
-
-
-def _verify(check: Check, fn: Any, *args: Any) -> None:
-    if isinstance(check, Deferred):
-        check.add(fn, *args)
-    elif check:
-        fn(*args)
-
-
 def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray,
               check: Check = True) -> tuple[np.ndarray, Any]:
     mu = x.mean(axis=-1, keepdims=True)
@@ -328,7 +318,7 @@ def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray,
     var = (xc * xc).mean(axis=-1, keepdims=True)
     rstd = F32(1.0) / np.sqrt(var + F32(LN_EPS))
     xhat = xc * rstd
-    _verify(check, _check_layernorm, xhat, mu, rstd, var)
+    verify(check, _check_layernorm, xhat, mu, rstd, var)
     return xhat * g + b, (xhat, rstd, g)
 
 
@@ -361,7 +351,7 @@ def softmax_masked(scores: np.ndarray, mask: np.ndarray, check: Check = True) ->
     masked = np.where(mask, scores, F32(-np.inf))
     e = np.exp(masked - masked.max(axis=-1, keepdims=True))
     probs = e / e.sum(axis=-1, keepdims=True)
-    _verify(check, _check_softmax, probs)
+    verify(check, _check_softmax, probs)
     return probs
 
 
@@ -372,7 +362,7 @@ def _check_softmax(probs: np.ndarray) -> None:
 
 def gelu(x: np.ndarray, check: Check = True) -> np.ndarray:
     y = F32(0.5) * x * (F32(1.0) + np.tanh(F32(GELU_C) * (x + F32(0.044715) * x * x * x)))
-    _verify(check, _check_gelu, x, y)
+    verify(check, _check_gelu, x, y)
     return y
 
 
