@@ -214,8 +214,8 @@ class JobRunner:
         with np.errstate(all="ignore"):
             try:
                 updates = self.workload.step(i, self, self.golden, self.state)
-            except ComputeFault:
-                raise
+            except (ComputeFault, DeviceHang):
+                raise  # a hang is the power cycle's, whatever else the step met
             except Exception:
                 self.later.run()  # a hit a held-back check sees may be what broke the step
                 raise

@@ -15,6 +15,7 @@ from flight.compute.catalog import make_workload
 from flight.compute.runner import JobRunner, Protection
 from flight.compute.workloads import JobParameterError, Workload
 from flight.shield import CheckpointStore
+from hal.compute import DeviceHang
 
 SMALL = {"mlp": {"steps": 6, "batch": 16, "inputs": 64, "hidden": 64, "outputs": 16},
          "train": {"steps": 12, "batch": 16, "features": 32, "outputs": 4, "batches": 4}}
@@ -320,3 +321,25 @@ def test_deferred_checks_run_in_order_once_and_the_first_failure_raises() -> Non
     assert ran == ["a", "b"]
     later.run()  # nothing is held after a run, failed or not
     assert ran == ["a", "b"]
+
+
+def test_a_hang_after_a_held_check_would_fail_is_still_a_hang(tmp_path) -> None:
+    """A NaN in the step's first product, then the device hangs on its second: the hang
+    goes to the power cycle (only that brings the device back), not to a rerun."""
+
+    class TwoProducts(Held):
+        def step(self, i, ctx, golden, state):
+            ctx.gemm(np.ones((1, 4)), golden["w"], right=APPENDED)
+            return super().step(i, ctx, golden, state)
+
+    class NanThenHang(NanOnce):
+        def gemm(self, x, y, out=None):
+            if self.hits == 1:
+                self.hits += 1
+                raise DeviceHang("test: device not responding")
+            return super().gemm(x, y, out)
+
+    clean = JobRunner(Held(1), NumpyDevice(), None, Protection(enabled=False)).run()
+    runner = JobRunner(TwoProducts(1), NanThenHang(), CheckpointStore(tmp_path), Protection())
+    assert runner.run().tobytes() == clean.tobytes()
+    assert runner.stats.events[0][0] == "hang" and runner.stats.power_cycles == 1
