@@ -147,6 +147,24 @@ def with_sums(b: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendedRows:
+    """Says that a golden left operand carries its column checksums as its last two rows,
+    A' = [A; e^T A; w^T A] (`with_column_sums`, when it is loaded): A' @ b then holds the
+    wanted column checksums of A @ b in its last two rows, made by the GEMM itself from
+    b as it streams past, and the check is one scan of the product (integrality and its
+    column sums) against them. It vouches for the product and for A, as LeftSums does;
+    b is the caller's to vouch for. The product handed back is A @ b, a view."""
+
+
+APPENDED_ROWS = AppendedRows()
+
+
+def with_column_sums(a: np.ndarray) -> np.ndarray:
+    """[A; e^T A; w^T A] for an integer-valued float64 A (k x n): AppendedRows' operand."""
+    return np.concatenate([a, sum_weights(a.shape[0]).T @ a], axis=0)
+
+
+@dataclass(frozen=True, slots=True)
 class LeftSums:
     """Checksums of a golden left operand A (k x n): e^T A over w^T A (2 x n)."""
 
@@ -159,7 +177,7 @@ class LeftSums:
 
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                  right: RightSums | AppendedSums | None = None,
-                 left: LeftSums | None = None, what: str = "gemm",
+                 left: LeftSums | AppendedRows | None = None, what: str = "gemm",
                  later: Deferred | None = None) -> np.ndarray:
     """a @ b on the device, checked. With `right` (sums of b taken when b was committed)
     the row checksums vouch for the product and for b. With `left` alone the column
@@ -167,7 +185,8 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
     CRC-checked state or activation): row checksums from b as it is now would add
     nothing. With neither, the row checksums are taken from b as it is now and vouch for
     the product alone. With APPENDED, b is [B | B e | B w] and a @ B comes back (see
-    AppendedSums). Raises AbftMismatch. With `later`, the check of an APPENDED product
+    AppendedSums); with APPENDED_ROWS, a is [A; e^T A; w^T A] and A @ b comes back (see
+    AppendedRows). Raises AbftMismatch. With `later`, the check of an appended product
     or of one small enough for one kernel call is held there instead (Deferred)."""
     c = device.gemm(a, b)
     if isinstance(right, AppendedSums):
@@ -175,6 +194,12 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
             raise ValueError(f"{what}: appended row checksums take no column checksums")
         verify(later or True, _check_appended, c, what)
         return c[..., :-2]
+    if isinstance(left, AppendedRows):
+        if right is not None or c.ndim != 2 or c.shape[0] < 3:
+            raise ValueError(f"{what}: appended column checksums are for 2-D products "
+                             f"without row checksums, got {c.shape}")
+        verify(later or True, _check_appended_rows, c, what)
+        return c[:-2]
     if left is not None and c.ndim != 2:
         raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
     if left is None and c.size <= FUSED_MAX and (right is None or right.both.ndim == 2
@@ -203,6 +228,14 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
 def _check_appended(c: np.ndarray, what: str) -> None:
     non_integer, rows_off = abft_appended(c)
     _fail_on(what, non_integer, bool(rows_off))
+
+
+def _check_appended_rows(c: np.ndarray, what: str) -> None:
+    scan = abft_scan(c[:-2], columns=True)
+    _fail_on(what, scan.non_integer, False)
+    if scan.col_sum is None or scan.col_wsum is None \
+            or not (np.array_equal(scan.col_sum, c[-2]) and np.array_equal(scan.col_wsum, c[-1])):
+        raise AbftMismatch(f"{what}: column checksums disagree")
 
 
 def _check_product(a: np.ndarray, b: np.ndarray | None, sums: np.ndarray | None,

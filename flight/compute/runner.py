@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from flight.compute.abft import (
+    AppendedRows,
     AppendedSums,
     ComputeFault,
     Deferred,
@@ -226,7 +227,7 @@ class JobRunner:
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | AppendedSums | FloatRightSums | None = None,
-             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
+             left: LeftSums | AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
         if not self.protection.enabled:
             return self.device.gemm(a, b)
         what = f"step {self.step_in_progress} {what}"

@@ -16,7 +16,17 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from flight.compute.abft import AppendedSums, Deferred, FloatRightSums, LeftSums, RightSums
+from flight.compute.abft import (
+    APPENDED_ROWS,
+    AppendedRows,
+    AppendedSums,
+    Deferred,
+    FloatRightSums,
+    LeftSums,
+    RightSums,
+    with_column_sums,
+    with_sums,
+)
 from hal.errors import SkyrackError
 
 Updates = dict[str, tuple[Any, np.ndarray]]  # state name -> (index, new values)
@@ -30,10 +40,11 @@ class StepContext(Protocol):
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | AppendedSums | FloatRightSums | None = None,
-             left: LeftSums | None = None, what: str = "gemm") -> np.ndarray:
+             left: LeftSums | AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
         """a @ b, checked: exactly for integer-valued float64, to the rounding bound for
         float32 (flight.compute.abft). With APPENDED, b carries its row checksums as its
-        last two columns and a @ b without them comes back. Unprotected, a @ b as it is."""
+        last two columns and a @ b without them comes back; with APPENDED_ROWS, a carries
+        its column checksums as its last two rows, likewise. Unprotected, a @ b as it is."""
         ...
 
     @property
@@ -186,34 +197,39 @@ class LinearTraining(Workload):
     FRAC_BITS = 16
 
     def golden(self) -> dict[str, np.ndarray]:
+        """The training set, x as one (batch x features) matrix a batch. Protected, each
+        carries its checksums as a border: [[X, X e, X w], [e^T X], [w^T X]] (b + 2 x
+        f + 2), so that the forward product makes its own wanted column sums from the two
+        rows below and the gradient's from the two columns beside (abft.AppendedRows)."""
         p, rng = self.params, self.rng(0)
         rows = p["batch"] * p["batches"]
         x = rng.integers(-15, 16, (rows, p["features"])).astype(np.float64)
         truth = rng.integers(-8, 9, (p["features"], p["outputs"])).astype(np.float64)
         noise = rng.integers(-2, 3, (rows, p["outputs"])).astype(np.float64)
-        return {"x": x, "y": x @ truth + noise}
+        y = x @ truth + noise
+        batches = x.reshape(p["batches"], p["batch"], p["features"])
+        if self.checking:
+            batches = np.stack([with_column_sums(with_sums(xb)) for xb in batches])
+        return {"x": batches, "y": y}
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"w": (self.params["features"], self.params["outputs"])}
 
     def prepare(self, golden: dict[str, np.ndarray]) -> None:
-        b = self.params["batch"]
-        x = golden["x"]
-        self.x_sums = [LeftSums.of(x[k * b:(k + 1) * b]) for k in range(self.params["batches"])]
-        self.xt_sums = [LeftSums.of(x[k * b:(k + 1) * b].T)
-                        for k in range(self.params["batches"])]
+        pass  # the batches carry their checksums
 
     def step(self, i: int, ctx: StepContext, golden: dict[str, np.ndarray],
              state: dict[str, np.ndarray]) -> Updates:
-        b, k = self.params["batch"], i % self.params["batches"]
-        xb = golden["x"][k * b:(k + 1) * b]
+        b, f, k = self.params["batch"], self.params["features"], i % self.params["batches"]
+        xk = golden["x"][k]  # protected, with its border: rows b, b + 1 and columns f, f + 1
         yb = ctx.golden_rows("y", k * b, (k + 1) * b)
-        # Column checksums of the golden batch vouch for both products and for X; W is
-        # vouched for by its CRCs, checked before the step's write of it (a hit W fails
-        # that check and the step runs again), and the residual by its boundary's CRC.
-        pred = ctx.gemm(xb, state["w"], left=self.x_sums[k], what="forward")
+        left = APPENDED_ROWS if self.checking else None
+        # The batch's column checksums vouch for both products and for X; W is vouched
+        # for by its CRCs, checked before the step's write of it (a hit W fails that
+        # check and the step runs again), and the residual by its boundary's CRC.
+        pred = ctx.gemm(xk[:, :f], state["w"], left=left, what="forward")
         r = ctx.boundary("residual", np.floor(pred / 2.0 ** self.FRAC_BITS) - yb)
-        grad = ctx.gemm(xb.T, r, left=self.xt_sums[k], what="gradient")
+        grad = ctx.gemm(xk[:b].T, r, left=left, what="gradient")
         step = np.floor(grad * 2.0 ** (self.FRAC_BITS - self.params["lr_shift"]))
         return {"w": (slice(None), state["w"] - step)}
 

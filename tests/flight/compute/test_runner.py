@@ -4,11 +4,13 @@ import pytest
 from drivers.compute import NumpyDevice
 from flight.compute.abft import (
     APPENDED,
+    APPENDED_ROWS,
     FUSED_MAX,
     AbftMismatch,
     Deferred,
     RightSums,
     checked_gemm,
+    with_column_sums,
     with_sums,
 )
 from flight.compute.catalog import make_workload
@@ -51,10 +53,12 @@ def test_protected_and_plain_runs_agree_bit_for_bit(tmp_path, name) -> None:
 def test_the_training_job_learns(tmp_path) -> None:
     w = make_workload("train", 5, steps=120, **{k: v for k, v in SMALL["train"].items()
                                                 if k != "steps"})
-    g = w.golden()
+    runner = JobRunner(w, NumpyDevice(), None, Protection(enabled=False))
+    g = w.golden()  # unprotected: the batches without their checksum borders
+    x = g["x"].reshape(-1, g["x"].shape[-1])
     before = np.abs(g["y"]).mean()
-    weights = JobRunner(w, NumpyDevice(), None, Protection(enabled=False)).run()
-    after = np.abs(np.floor(g["x"] @ weights / 2**16) - g["y"]).mean()
+    weights = runner.run()
+    after = np.abs(np.floor(x @ weights / 2**16) - g["y"]).mean()
     assert after < before / 3
 
 
@@ -213,6 +217,66 @@ def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair(m, n) -> None:
     with pytest.raises(AbftMismatch):
         checked_gemm(Corrupting(one_head), heads_a, heads_b)
     assert np.array_equal(checked_gemm(NumpyDevice(), heads_a, heads_b), heads_a @ heads_b)
+
+
+def test_appended_column_checksums_catch_product_and_operand_hits() -> None:
+    """A golden left operand with its column sums as two more rows: the GEMM makes the
+    wanted sums, one scan of the product compares them, for A and for A^T's layout."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(-15, 16, (40, 24)).astype(np.float64)
+    b = rng.integers(-999, 1000, (24, 12)).astype(np.float64)
+    bordered = with_column_sums(with_sums(a))  # both borders, as the training set has
+    c = checked_gemm(NumpyDevice(), bordered[:, :24], b, left=APPENDED_ROWS)
+    assert c.shape == (40, 12) and np.array_equal(c, a @ b)
+    r = rng.integers(-99, 100, (40, 5)).astype(np.float64)
+    assert np.array_equal(checked_gemm(NumpyDevice(), bordered[:40].T, r, left=APPENDED_ROWS),
+                          a.T @ r)
+
+    class Corrupting(NumpyDevice):
+        def __init__(self, corrupt) -> None:
+            super().__init__()
+            self.corrupt = corrupt
+
+        def gemm(self, x, y, out=None):
+            c = super().gemm(x, y, out)
+            self.corrupt(c)
+            return c
+
+    def low_bit(c):
+        c.view(np.uint64)[7, 3] ^= np.uint64(1)
+
+    def pair(c):  # +d and -d in one column: the weighted sum sees it
+        c[2, 4] += 8.0
+        c[9, 4] -= 8.0
+
+    def wanted(c):  # the product's own checksum row
+        c[-1, 0] += 1.0
+
+    for corrupt in (low_bit, pair, wanted):
+        with pytest.raises(AbftMismatch, match="non-integer|column checksums"):
+            checked_gemm(Corrupting(corrupt), bordered[:, :24], b, left=APPENDED_ROWS)
+    for where in ((11, 6), (-1, 3)):  # the operand hit after its border was taken; the border
+        hit = bordered.copy()
+        hit[where] += 2.0 ** 10
+        with pytest.raises(AbftMismatch, match="column checksums disagree"):
+            checked_gemm(NumpyDevice(), hit[:, :24], b, left=APPENDED_ROWS)
+    with pytest.raises(ValueError, match="2-D products without row checksums"):
+        checked_gemm(NumpyDevice(), bordered[:, :24], b, left=APPENDED_ROWS,
+                     right=RightSums.of(b))
+
+
+def test_a_training_set_hit_between_scrubs_is_caught_by_abft_and_repaired(tmp_path) -> None:
+    device = NumpyDevice()
+    fired = []
+
+    def hit(phase: str) -> None:
+        if phase == "step 1" and not fired:  # batch 1, row 3, column 5: its exponent's top
+            fired.append(1)                   # bit (0 -> 2, an integer k -> about 0)
+            device.region("golden.x")[1, 3, 5:6].view(np.uint8)[7] ^= 0x40
+
+    runner = job(tmp_path, "train", Protection(scrub_every=100), between=hit, device=device)
+    assert runner.run().tobytes() == golden(tmp_path, "train")
+    assert [m for m, _ in runner.stats.events][:2] == ["abft", "scrub"]
 
 
 @pytest.mark.parametrize("call,reason", [
