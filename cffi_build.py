@@ -15,7 +15,10 @@ def _builder(module: str, directory: str, stem: str) -> FFI:
     # cffi takes the header without its preprocessor lines (it drops comments itself).
     ffi.cdef("\n".join(line for line in header.splitlines() if not line.startswith("#")))
     ffi.set_source(module, f'#include "{stem}.h"', sources=[f"{directory}/{stem}.c"],
-                   include_dirs=[directory], extra_compile_args=["-O3", "-std=c11", "-Wall"])
+                   include_dirs=[directory], extra_compile_args=["-O3", "-std=c11", "-Wall",
+                                                      # sqrt as one instruction (no errno):
+                                                      # loops that take one vectorise
+                                                      "-fno-math-errno"])
     return ffi
 
 

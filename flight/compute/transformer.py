@@ -19,7 +19,11 @@ InvariantBroken (a rerun) when broken:
 - layer norm: every normalised row has mean 0 and mean square 1 within its rounding;
 - GELU: outputs between the function's minimum (-0.17) and the largest input;
 - the loss: finite and not negative (each term is a log-sum-exp minus one of its own
-  terms); the update: finite parameters and a non-negative second moment.
+  terms);
+- the update, in the pass that makes it: every parameter finite and moved by no more
+  than Adam's step can move it (lr times `adamw_bound(t)`, plus its decay), each
+  moment finite and within its recurrence's bounds (an exponent or sign flip of a
+  parameter larger than about lr is seen).
 They see an operation that went wrong grossly; a small slip inside one is not caught
 (the fault model strikes memory and GEMMs, which the shield and ABFT hold).
 """
@@ -35,7 +39,7 @@ import numpy as np
 from flight.compute.abft import Check, ComputeFault, Deferred, FloatRightSums, verify
 from flight.compute.corpus import corpus
 from flight.compute.workloads import JobParameterError, StepContext, Updates, Workload
-from flight.shield import gelu_check, layernorm_check, softmax_check
+from flight.shield import adamw_step, gelu_check, layernorm_check, softmax_check
 
 F32 = np.float32
 LN_EPS = 1e-5
@@ -140,6 +144,7 @@ class TransformerTraining(Workload):
             if q.decay:
                 self.decay_mask[q.offset:q.offset + q.size] = 1.0
         self.sums: dict[str, FloatRightSums] = {}
+        self._updated: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- the job's data -------------------------------------------------------------
 
@@ -202,10 +207,13 @@ class TransformerTraining(Workload):
         tokens = self.batch(i, ctx, golden)
         w = views(state["w"], self.layout)
         loss, grads = Model(self, ctx, w).loss_and_grads(tokens[:, :-1], tokens[:, 1:])
+        if self._updated is None:  # where each step's new values go, until they commit
+            self._updated = (np.empty(self.size, F32), np.empty(self.size, F32),
+                             np.empty(self.size, F32))
         new_w, new_m, new_v = adamw(state["w"], state["m"], state["v"], grads, i + 1,
                                     self.params["lr_e6"] * 1e-6,
                                     self.params["weight_decay_e3"] * 1e-3, self.decay_mask,
-                                    self.checking)
+                                    self.checking, out=self._updated)
         return {"w": (slice(None), new_w), "m": (slice(None), new_m),
                 "v": (slice(None), new_v), "loss": (slice(i, i + 1), np.array([loss], F32))}
 
@@ -398,36 +406,37 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray,
 
 
 def adamw(w: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float,
-          weight_decay: float, decay_mask: np.ndarray,
-          check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          weight_decay: float, decay_mask: np.ndarray, check: bool = True,
+          out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One AdamW step (t counts from 1), the gradient first clipped to norm 1, into new
-    arrays (the state stays as it was until the step commits). `g` is consumed."""
+    arrays (`out` when given; the state stays as it was until the step commits), in one
+    pass of the shield kernel (sk_adamw): for each parameter, in float32 and in this
+    order, g s (s = 1 / |g| when |g| > 1), m' = m b1 + (1 - b1) g s, v' = v b2 +
+    (g s)^2 (1 - b2), w' = w - ((m' lr / (1 - b1^t)) / (sqrt(v' / (1 - b2^t)) + eps)
+    + (mask lr wd) w). Checked in the same pass (`adamw_bound`): w' finite and moved by
+    no more than Adam's step and its decay can move it, m' and v' within their
+    recurrences' bounds."""
     norm = math.sqrt(float(np.dot(g, g)))
     if not math.isfinite(norm):
         raise InvariantBroken("update: the gradient is not finite")
-    if norm > 1.0:
-        np.multiply(g, F32(1.0 / norm), out=g)
-    new_m = np.multiply(m, F32(BETA1))
-    new_m += F32(1 - BETA1) * g
-    np.multiply(g, g, out=g)
-    new_v = np.multiply(v, F32(BETA2))
-    g *= F32(1 - BETA2)
-    new_v += g
-    # w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) - lr wd mask w
-    den = np.multiply(new_v, F32(1.0 / (1 - BETA2 ** t)))
-    with np.errstate(invalid="ignore"):  # a negative moment (a hit) fails the check below
-        np.sqrt(den, out=den)
-    den += F32(ADAM_EPS)
-    step = np.multiply(new_m, F32(lr / (1 - BETA1 ** t)))
-    step /= den
-    np.multiply(decay_mask, F32(lr * weight_decay), out=den)
-    den *= w
-    step += den
-    new_w = np.subtract(w, step, out=step)
-    if not check:
-        return new_w, new_m, new_v
-    with np.errstate(over="ignore", invalid="ignore"):  # a hit may overflow: it fails here
-        finite = bool(np.isfinite(np.dot(new_w, new_w)))
-    if not (finite and new_v.min() >= 0):
-        raise InvariantBroken("update: parameters not finite or a negative second moment")
-    return new_w, new_m, new_v
+    constants = np.array([1.0 / norm if norm > 1.0 else 1.0, BETA1, 1 - BETA1, BETA2,
+                          1 - BETA2, 1.0 / (1 - BETA2 ** t), ADAM_EPS, lr / (1 - BETA1 ** t),
+                          lr * weight_decay, lr * adamw_bound(t) * (1 + 2.0 ** -10)], F32)
+    new = out or (np.empty_like(w), np.empty_like(m), np.empty_like(v))
+    bad = adamw_step(w, m, v, g, decay_mask, constants, new, check)
+    if bad >= 0:
+        raise InvariantBroken(f"update: parameter {bad}'s new value or moments are not what "
+                              "the step can make of them")
+    return new
+
+
+def adamw_bound(t: int) -> float:
+    """The most Adam's bias-corrected step |m^ / (sqrt(v^) + eps)| can be at step t, for
+    any gradients: by Cauchy-Schwarz over the moments' sums, |m_t| <= (1 - b1)
+    sqrt(sum_j<t r^j) sqrt(v_t / (1 - b2)) with r = b1^2 / b2 < 1, so the step is at
+    most (1 - b1) / sqrt(1 - b2) sqrt((1 - r^t) / (1 - r)) sqrt(1 - b2^t) / (1 - b1^t)
+    (1 at t = 1, where the step is lr sign(g); 1.165 in the limit)."""
+    r = BETA1 ** 2 / BETA2
+    return ((1 - BETA1) / math.sqrt(1 - BETA2) * math.sqrt((1 - r ** t) / (1 - r))
+            * math.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t))

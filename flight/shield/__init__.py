@@ -22,6 +22,7 @@ from flight.shield.kernel import (
     abft_appended,
     abft_product,
     abft_scan,
+    adamw_step,
     copy_crc32c,
     crc32c,
     float_block_check,
@@ -36,6 +37,6 @@ from flight.shield.region import RepairReport, ShieldedRegion
 __all__ = [
     "AbftScan", "CheckpointError", "CheckpointStore", "PowerCut", "RepairReport", "Restored",
     "Saved", "ShieldError", "ShieldedRegion", "abft_appended", "abft_product", "abft_scan",
-    "copy_crc32c", "crc32c", "float_block_check", "float_block_sums", "gelu_check", "hardware_crc",
-    "layernorm_check", "softmax_check", "unusable",
+    "adamw_step", "copy_crc32c", "crc32c", "float_block_check", "float_block_sums",
+    "gelu_check", "hardware_crc", "layernorm_check", "softmax_check", "unusable",
 ]

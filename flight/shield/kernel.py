@@ -188,6 +188,31 @@ def gelu_check(x: np.ndarray, y: np.ndarray, low: float) -> bool:
     return bool(lib.sk_gelu_check(*_rows_f32(x, y), x.size, low))
 
 
+ADAMW_CONSTANTS = 10  # sk_adamw's k
+
+
+def adamw_step(w: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, mask: np.ndarray,
+               constants: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray],
+               check: bool) -> int:
+    """One AdamW step of float32 vectors into `out` (new w, m, v), in one pass
+    (shield.h, sk_adamw, whose k `constants` are); with `check`, the first index whose
+    new values the step cannot have made, or -1."""
+    arrays = (w, m, v, g, mask, *out)
+    if any(a.dtype != np.float32 or a.ndim != 1 or a.shape != w.shape
+           or not a.flags.c_contiguous for a in arrays) \
+            or not all(a.flags.writeable for a in out) \
+            or constants.dtype != np.float32 or constants.shape != (ADAMW_CONSTANTS,) \
+            or any(np.may_share_memory(a, b) for i, a in enumerate(arrays)
+                   for b in arrays[i + 1:]):
+        raise ShieldError(f"adamw_step needs contiguous float32 vectors of one length, none "
+                          f"overlapping another, and {ADAMW_CONSTANTS} float32 constants, got "
+                          f"{[(a.dtype.name, a.shape) for a in arrays]}")
+    f = ffi.from_buffer
+    return int(lib.sk_adamw(*(f("float[]", a) for a in arrays[:5]), w.size,
+                            f("float[]", constants), *(f("float[]", a) for a in out),
+                            int(check)))
+
+
 def float_block_sums(b: np.ndarray, block: int) -> np.ndarray | None:
     """For a float32 B (..., k, n): its sums over blocks of `block` columns (..., k, nb)
     (flight.compute.abft). B may be C-contiguous or the transpose of a C-contiguous

@@ -934,3 +934,55 @@ int sk_gelu_check(const float *x, const float *y, size_t n, float lo) {
     }
     return zero == 0.0f && least >= lo && most <= t;
 }
+
+/* Whether new values (w1, m1, v1) of one parameter are what an AdamW step can make of
+ * (w, m, v, gs): see sk_adamw. Rounding moves each bound by a few ulps; the margins are
+ * 2^-20 relative (16 ulps) and, for the parameter, 2^-22 of it. */
+static inline int adamw_holds(float w, float m, float v, float gs, float mask, float w1,
+                              float m1, float v1, const float *k) {
+    const float up = 1.0f + 0x1p-20f, down = 1.0f - 0x1p-20f;
+    const float aw = __builtin_fabsf(w);
+    const float moved = __builtin_fabsf(w1 - w);
+    const float most = k[9] + (k[8] * mask * aw) * up + 0x1p-22f * aw;
+    const float m_most = (k[1] * __builtin_fabsf(m) + k[2] * __builtin_fabsf(gs)) * up;
+    const float v_most = (k[3] * v + k[4] * (gs * gs)) * up, v_least = k[3] * v * down;
+    /* x - x is 0 for a finite x and NaN otherwise; every comparison is false for NaN. */
+    return (moved <= most) & (__builtin_fabsf(m1) <= m_most) & (v1 <= v_most)
+        & (v1 >= v_least) & (v1 >= 0.0f) & ((w1 - w1) + (m1 - m1) + (v1 - v1) == 0.0f);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+long sk_adamw(const float *restrict w, const float *restrict m, const float *restrict v,
+              const float *restrict g, const float *restrict mask, size_t n,
+              const float *restrict k, float *restrict nw, float *restrict nm,
+              float *restrict nv, int check) {
+    const float s = k[0], b1 = k[1], c1 = k[2], b2 = k[3], c2 = k[4], bc2 = k[5],
+                eps = k[6], bc1 = k[7], lrwd = k[8];
+    size_t failed = 0;
+    /* One loop for each case, so that neither holds a branch and both vectorise. */
+#define SK_ADAMW_ONE(i)                                                              \
+    const float gs = g[i] * s;                                                       \
+    const float m1 = m[i] * b1 + c1 * gs;                                            \
+    const float v1 = v[i] * b2 + (gs * gs) * c2;                                     \
+    const float den = __builtin_sqrtf(v1 * bc2) + eps;                               \
+    const float w1 = w[i] - ((m1 * bc1) / den + (mask[i] * lrwd) * w[i]);            \
+    nm[i] = m1;                                                                      \
+    nv[i] = v1;                                                                      \
+    nw[i] = w1;
+    if (check) {
+        for (size_t i = 0; i < n; i++) {
+            SK_ADAMW_ONE(i)
+            failed += (size_t)!adamw_holds(w[i], m[i], v[i], gs, mask[i], w1, m1, v1, k);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            SK_ADAMW_ONE(i)
+        }
+    }
+#undef SK_ADAMW_ONE
+    if (!failed) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!adamw_holds(w[i], m[i], v[i], g[i] * s, mask[i], nw[i], nm[i], nv[i], k))
+            return (long)i;
+    return -1;  /* not reached: the same arithmetic fails the same index */
+}

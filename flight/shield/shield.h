@@ -133,6 +133,21 @@ long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol);
  * finite. Returns 1 when it holds, 0 when it does not (not a row: GELU is elementwise). */
 int sk_gelu_check(const float *x, const float *y, size_t n, float lo);
 
+/* One AdamW step over n float32 parameters: the operations of the numpy formula in
+ * flight/compute/transformer.py (adamw), in its order, each rounded to float32 (no
+ * contraction into FMAs: ISO C), so the result is that formula's bit for bit. k holds
+ * the step's constants: clip scale, beta1, 1 - beta1, beta2, 1 - beta2,
+ * 1 / (1 - beta2^t), eps, lr / (1 - beta1^t), lr wd, and for the check: the most Adam's
+ * step can move a parameter (lr K(t), margin included). With check, every new value is
+ * held in the same pass to what the step can make of its inputs: parameters finite and
+ * moved by at most that plus their decay, each moment within its recurrence's bounds.
+ * No two of the vectors may overlap. Returns the first index that fails, or -1 (always
+ * -1 without check). */
+long sk_adamw(const float *restrict w, const float *restrict m, const float *restrict v,
+              const float *restrict g, const float *restrict mask, size_t n,
+              const float *restrict k, float *restrict nw, float *restrict nm,
+              float *restrict nv, int check);
+
 /* Copy n bytes from src to dst and return the CRC32C of what was written, in one pass
  * (each chunk is checksummed while it is still in cache). */
 uint32_t sk_copy_crc32c(uint8_t *dst, const uint8_t *src, size_t n);

@@ -5,6 +5,8 @@ a hit step round again."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,8 @@ from flight.compute.transformer import (
     InvariantBroken,
     Model,
     TransformerTraining,
+    adamw,
+    adamw_bound,
     cross_entropy,
     gelu,
     layernorm,
@@ -261,6 +265,58 @@ def test_the_non_gemm_checks_fire_on_broken_operations() -> None:
         gelu(np.array([1.0, np.nan], np.float32))
     with pytest.raises(InvariantBroken, match="loss"):
         cross_entropy(np.array([[np.inf, 0.0]], np.float32), np.array([1]))
+
+
+def _numpy_adamw(w, m, v, g, t, lr, wd, mask):
+    """AdamW as numpy computes it in float32, one operation a pass: the kernel's reference."""
+    from flight.compute.transformer import ADAM_EPS, BETA1, BETA2
+    f = np.float32
+    norm = math.sqrt(float(np.dot(g, g)))
+    if norm > 1.0:
+        g = g * f(1.0 / norm)
+    new_m = m * f(BETA1) + f(1 - BETA1) * g
+    new_v = v * f(BETA2) + (g * g) * f(1 - BETA2)
+    den = np.sqrt(new_v * f(1.0 / (1 - BETA2 ** t))) + f(ADAM_EPS)
+    step = (new_m * f(lr / (1 - BETA1 ** t))) / den + (mask * f(lr * wd)) * w
+    return w - step, new_m, new_v
+
+
+def test_the_update_is_the_numpy_formula_bit_for_bit_and_its_check_holds_on_real_steps() -> None:
+    rng = np.random.default_rng(21)
+    n = 10_007  # not a multiple of any vector width
+    mask = (rng.random(n) < 0.7).astype(np.float32)
+    w = rng.normal(0, 0.05, n).astype(np.float32)
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for t in range(1, 40):
+        scale = 10.0 ** rng.uniform(-6, 1)  # tiny gradients and ones the clip scales down
+        g = rng.normal(0, scale, n).astype(np.float32)
+        g[rng.integers(n, size=5)] = 0.0
+        want = _numpy_adamw(w, m, v, g, t, 3e-3, 0.1, mask)
+        got = adamw(w, m, v, g.copy(), t, 3e-3, 0.1, mask)  # checked: never fires here
+        for a, b in zip(want, got, strict=True):
+            assert a.tobytes() == b.tobytes()
+        assert np.abs(got[0] - w - (-(mask * np.float32(3e-4)) * w)).max() \
+            <= 3e-3 * adamw_bound(t) * 1.001
+        w, m, v = (x.copy() for x in got)
+    assert adamw_bound(1) == pytest.approx(1.0) and adamw_bound(10_000) == pytest.approx(
+        1.1650, abs=1e-4)
+
+
+@pytest.mark.parametrize("hit", ["m", "v", "w"])
+def test_the_update_check_sees_moments_and_parameters_no_step_can_make(hit) -> None:
+    """A moment whose exponent flipped (m far beyond what sqrt(v) allows, v below zero)
+    or a parameter gone infinite: the update's own pass says which parameter."""
+    n = 64
+    w = np.full(n, 0.05, np.float32)
+    m = np.full(n, 1e-4, np.float32)
+    v = np.full(n, 1e-8, np.float32)
+    g = np.full(n, 1e-4, np.float32)
+    adamw(w, m, v, g.copy(), 9, 3e-3, 0.1, np.ones(n, np.float32))  # consistent: passes
+    {"m": m, "v": v, "w": w}[hit][37] = {"m": 2.0 ** 20, "v": -1e-8, "w": np.inf}[hit]
+    with pytest.raises(InvariantBroken, match="parameter 37"):
+        adamw(w, m, v, g.copy(), 9, 3e-3, 0.1, np.ones(n, np.float32))
+    with pytest.raises(ShieldError, match="none overlapping"):
+        adamw(w, m, v, g.copy(), 9, 3e-3, 0.1, np.ones(n, np.float32), out=(w, m, v))
 
 
 def _normalised(x: np.ndarray) -> tuple[np.ndarray, ...]:
