@@ -76,6 +76,14 @@ def _check_rows(shield: ShieldedRegion, start: int, stop: int, error: type[Compu
         raise error(f"{what} blocks {bad} fail their CRC")
 
 
+def _exactly(values: Any, part: np.ndarray) -> bool:
+    """Whether `values` holds the bytes `part` of a region is to hold, as they are: an
+    array of its dtype and shape, C-contiguous, apart from it."""
+    return (isinstance(values, np.ndarray) and values.dtype == part.dtype
+            and values.shape == part.shape and values.flags.c_contiguous
+            and not np.may_share_memory(values, part))
+
+
 class JobFailed(SkyrackError):
     """The job could not be brought to a correct finish (a detected, unrecoverable error)."""
 
@@ -351,6 +359,7 @@ class JobRunner:
         # A write within one block (a row into a KV cache, a token into the outputs), its
         # block and parity sound: written and committed in one kernel call (write).
         within: dict[str, tuple[int, np.ndarray]] = {}
+        whole: set[str] = set()  # written from end to end: copied and encoded in one read
         for name, (index, _) in updates.items():
             shield = self._shields[f"state.{name}"]
             base = self.state[name]
@@ -360,6 +369,8 @@ class JobRunner:
                     and shield.write_check(*span) == 0:
                 within[name] = span[0], part
                 continue
+            if span == (0, base.nbytes):
+                whole.add(name)
             blocks[name] = touched = self._blocks_of(base, part, shield)
             # Copies of what a partial write replaces (checked as they are taken): the
             # parity then follows the change alone, not a re-read of the whole stripe.
@@ -376,12 +387,13 @@ class JobRunner:
             if name in within:
                 offset, part = within[name]
                 new = values
-                if not (isinstance(new, np.ndarray) and new.dtype == part.dtype
-                        and new.shape == part.shape and new.flags.c_contiguous
-                        and not np.may_share_memory(new, part)):
+                if not _exactly(new, part):
                     new = np.empty_like(part)  # the bytes as the region holds them
                     new[...] = values
                 shield.write(offset, new, checked=True)  # checked just above
+                continue
+            if name in whole and _exactly(values, self.state[name]):
+                shield.replace(values)  # every block checked above
                 continue
             self.state[name][index] = values
             report = shield.commit(blocks[name], before[name])

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -253,6 +254,20 @@ class ShieldedRegion:
         self._encode_stripes(sorted(set(by_stripe) - updated - whole), crcs=False)
         return RepairReport(tuple(repaired), (), tuple(uncorrectable))
 
+    def replace(self, values: np.ndarray) -> None:
+        """Write `values` (the region's dtype and shape, C-contiguous) over the whole
+        region and commit them: each block copied, and its CRC and its stripe's parity
+        taken from it, in one read. What was there is not looked at: check it first
+        (`copy_for_write` of every block), as for any write that the step computed
+        from it."""
+        if values.dtype != self.array.dtype or values.shape != self.array.shape:
+            raise ShieldError(f"a replacement must be {self.array.dtype} {self.array.shape}, "
+                              f"got {values.dtype} {values.shape}")
+        if np.may_share_memory(values, self.array):
+            raise ShieldError("a replacement cannot overlap the region it replaces")
+        self._encode_stripes(range(self.nstripes), crcs=True,
+                             src=byte_view(values, "replacement values"))
+
     def _update(self, stripe: int, before: dict[int, np.ndarray]) -> bool:
         """Parity of `stripe` brought up to date by the change of the blocks in `before`
         (block -> its committed bytes); False, with nothing changed, when a parity block
@@ -357,35 +372,41 @@ class ShieldedRegion:
         return int(lib.sk_crc32c(0, ffi.from_buffer("uint8_t[]", self.parity[stripe, which]),
                                  self.block_bytes, 1))
 
-    def _encode(self, stripe: int, crcs: bool = False) -> None:
+    def _encode(self, stripe: int, crcs: bool = False, src: Any = None) -> None:
         """The parity of `stripe` and its CRCs; with `crcs`, the CRCs of the stripe's data
-        blocks too, from the same read."""
+        blocks too, from the same read; with `src` (a byte view of the region's size),
+        the stripe's blocks copied from it first, in that same read."""
         p = ffi.from_buffer("uint8_t[]", self.parity[stripe, 0])
         q = ffi.from_buffer("uint8_t[]", self.parity[stripe, 1])
-        if crcs:
+        if crcs or src is not None:
             first = stripe * self.stripe_blocks
-            out = self.crcs[first:first + self._stripe_count(stripe)]
-            lib.sk_pq_encode_crc(self._view, self.nbytes, self.block_bytes, self.stripe_blocks,
-                                 stripe, p, q, ffi.from_buffer("uint32_t[]", out), 1)
+            out = ffi.from_buffer("uint32_t[]",
+                                  self.crcs[first:first + self._stripe_count(stripe)])
+            if src is not None:
+                lib.sk_pq_copy_encode_crc(self._view, src, self.nbytes, self.block_bytes,
+                                          self.stripe_blocks, stripe, p, q, out, 1)
+            else:
+                lib.sk_pq_encode_crc(self._view, self.nbytes, self.block_bytes,
+                                     self.stripe_blocks, stripe, p, q, out, 1)
         else:
             lib.sk_pq_encode(self._view, self.nbytes, self.block_bytes, self.stripe_blocks,
                              stripe, p, q)
         self.parity_crcs[stripe, 0] = self._parity_crc(stripe, 0)
         self.parity_crcs[stripe, 1] = self._parity_crc(stripe, 1)
 
-    def _encode_stripes(self, stripes: list[int] | range, crcs: bool) -> None:
+    def _encode_stripes(self, stripes: list[int] | range, crcs: bool, src: Any = None) -> None:
         """`_encode` each of `stripes`, split across threads when there are enough."""
         per_task = max(1, BLOCKS_PER_TASK // self.stripe_blocks)
         tasks = min(self.threads, max(1, len(stripes) // per_task))
         if tasks == 1:
             for stripe in stripes:
-                self._encode(stripe, crcs)
+                self._encode(stripe, crcs, src)
             return
         chunks = [stripes[i::tasks] for i in range(tasks)]
 
         def run(chunk: list[int] | range) -> None:
             for stripe in chunk:
-                self._encode(stripe, crcs)
+                self._encode(stripe, crcs, src)
 
         with ThreadPoolExecutor(max_workers=tasks) as pool:
             list(pool.map(run, chunks))

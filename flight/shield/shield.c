@@ -395,9 +395,12 @@ static void pq_step(uint8_t *p, uint8_t *q, const uint8_t *d, size_t words) {
 
 /* P and Q of the stripe with data blocks at stripe-relative indices x and y left out
  * (-1: none). Horner's rule from the highest index: q = q*g ^ D_i. With crcs, each data
- * block's CRC32C too, taken while the block is in cache from its step. */
+ * block's CRC32C too, taken while the block is in cache from its step; with copy_to,
+ * each block is first copied there (the same offset in a region of len bytes), so that
+ * the copy and the encode read it once. */
 static void pq_partial(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
-                       int x, int y, uint8_t *p, uint8_t *q, uint32_t *crcs, int hw) {
+                       int x, int y, uint8_t *p, uint8_t *q, uint32_t *crcs, int hw,
+                       uint8_t *copy_to) {
     size_t words = block / 8;
     memset(p, 0, block);
     memset(q, 0, block);
@@ -408,6 +411,7 @@ static void pq_partial(const uint8_t *buf, size_t len, size_t block, size_t k, s
         size_t n = block_len(len, block, first + (size_t)i);
         int skip = (i == x || i == y || n == 0);
         const uint8_t *d = buf + (first + (size_t)i) * block;
+        if (copy_to) memcpy(copy_to + (first + (size_t)i) * block, d, n);
         if (crcs) crcs[i] = sk_crc32c(0, d, n, hw);
         if (!skip && n == block && block % 8 == 0) {  /* the usual block: the fast step */
             pq_step(p, q, d, words);
@@ -436,12 +440,18 @@ static void pq_partial(const uint8_t *buf, size_t len, size_t block, size_t k, s
 
 void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                   uint8_t *p, uint8_t *q) {
-    pq_partial(buf, len, block, k, stripe, -1, -1, p, q, NULL, 0);
+    pq_partial(buf, len, block, k, stripe, -1, -1, p, q, NULL, 0, NULL);
 }
 
 void sk_pq_encode_crc(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                       uint8_t *p, uint8_t *q, uint32_t *crcs, int hw) {
-    pq_partial(buf, len, block, k, stripe, -1, -1, p, q, crcs, hw);
+    pq_partial(buf, len, block, k, stripe, -1, -1, p, q, crcs, hw, NULL);
+}
+
+void sk_pq_copy_encode_crc(uint8_t *dst, const uint8_t *src, size_t len, size_t block,
+                           size_t k, size_t stripe, uint8_t *p, uint8_t *q, uint32_t *crcs,
+                           int hw) {
+    pq_partial(src, len, block, k, stripe, -1, -1, p, q, crcs, hw, dst);
 }
 
 /* One word (len <= 8 bytes, zero-padded) of the change: P ^= D, Q ^= g^index D; only
@@ -502,7 +512,7 @@ int sk_pq_rebuild(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
     if (y >= 0 && (!p || !q)) return -1;
     if (y < 0 && !p && !q) return -1;
     /* The survivors' P and Q, into outx and outy (outy is scratch for a single loss). */
-    pq_partial(buf, len, block, k, stripe, x, y, outx, outy, NULL, 0);
+    pq_partial(buf, len, block, k, stripe, x, y, outx, outy, NULL, 0, NULL);
     if (y < 0) {
         if (p) { /* D_x = P ^ P(survivors) */
             for (size_t i = 0; i < block; i++) outx[i] ^= p[i];

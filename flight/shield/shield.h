@@ -38,6 +38,12 @@ void sk_pq_encode(const uint8_t *buf, size_t len, size_t block, size_t k, size_t
 void sk_pq_encode_crc(const uint8_t *buf, size_t len, size_t block, size_t k, size_t stripe,
                       uint8_t *p, uint8_t *q, uint32_t *crcs, int hw);
 
+/* sk_pq_encode_crc of the stripe's blocks as they are copied from src into dst (both
+ * regions of len bytes): each block read once, for the copy, its CRC and the parity. */
+void sk_pq_copy_encode_crc(uint8_t *dst, const uint8_t *src, size_t len, size_t block,
+                           size_t k, size_t stripe, uint8_t *p, uint8_t *q, uint32_t *crcs,
+                           int hw);
+
 /* Write n bytes of src at `offset` of a region (buf, len bytes; blocks of `block`
  * bytes, k to a stripe) and commit them, when they lie within one block: that block's
  * CRC and its stripe's P and Q parity CRCs are checked first, P and Q are brought up to

@@ -224,6 +224,25 @@ def test_a_stripe_written_whole_gets_the_crcs_and_parity_of_a_separate_pass() ->
         assert r.verify() == [] and r.bad_parity() == []
 
 
+def test_a_replacement_copied_and_encoded_in_one_read_is_a_fresh_region() -> None:
+    """replace(values): the region holds values, and its CRCs and parity are those of a
+    region made from them (the short last block too), so a later hit heals to them."""
+    r, _ = region(seed=4)
+    new = np.random.default_rng(6).integers(0, 256, r.nbytes, dtype=np.uint8)
+    r.replace(new)
+    fresh = ShieldedRegion(new.copy(), block_bytes=BLOCK, stripe_blocks=K)
+    assert np.array_equal(r._bytes(), new)
+    assert np.array_equal(r.crcs, fresh.crcs) and np.array_equal(r.parity, fresh.parity)
+    assert np.array_equal(r.parity_crcs, fresh.parity_crcs)
+    flip(r, 5, 3)
+    flip(r, r.nbytes - 1, 0)
+    assert r.repair().ok and np.array_equal(r._bytes(), new)
+    with pytest.raises(ShieldError, match="must be uint8"):
+        r.replace(new[:-1])
+    with pytest.raises(ShieldError, match="cannot overlap"):
+        r.replace(r.array)
+
+
 def test_a_write_within_a_block_leaves_what_a_fresh_encode_of_the_region_gives() -> None:
     rng = np.random.default_rng(5)
     r, golden = region()
