@@ -178,6 +178,19 @@ def test_without_protection_a_weight_hit_is_silent_corruption(tmp_path) -> None:
     assert plain.run().tobytes() != golden(tmp_path, "mlp")  # what the shield is for
 
 
+class Corrupting(NumpyDevice):
+    """A device whose products come back with `corrupt(c)` done to them."""
+
+    def __init__(self, corrupt) -> None:
+        super().__init__()
+        self.corrupt = corrupt
+
+    def gemm(self, x, y, out=None):
+        c = super().gemm(x, y, out)
+        self.corrupt(c)
+        return c
+
+
 @pytest.mark.parametrize("m,n", [(8, 8), (300, 300)])  # one kernel call; BLAS sums
 def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair(m, n) -> None:
     assert (m * n <= FUSED_MAX) == (m == 8)
@@ -185,16 +198,6 @@ def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair(m, n) -> None:
     a = rng.integers(-127, 128, (m, 16)).astype(np.float64)
     b = rng.integers(-127, 128, (16, n)).astype(np.float64)
     sums = RightSums.of(b)
-
-    class Corrupting(NumpyDevice):
-        def __init__(self, corrupt) -> None:
-            super().__init__()
-            self.corrupt = corrupt
-
-        def gemm(self, x, y, out=None):
-            c = super().gemm(x, y, out)
-            self.corrupt(c)
-            return c
 
     def low_bit(c):
         c.view(np.uint64)[2, 2] ^= np.uint64(1)
@@ -231,16 +234,6 @@ def test_appended_column_checksums_catch_product_and_operand_hits() -> None:
     r = rng.integers(-99, 100, (40, 5)).astype(np.float64)
     assert np.array_equal(checked_gemm(NumpyDevice(), bordered[:40].T, r, left=APPENDED_ROWS),
                           a.T @ r)
-
-    class Corrupting(NumpyDevice):
-        def __init__(self, corrupt) -> None:
-            super().__init__()
-            self.corrupt = corrupt
-
-        def gemm(self, x, y, out=None):
-            c = super().gemm(x, y, out)
-            self.corrupt(c)
-            return c
 
     def low_bit(c):
         c.view(np.uint64)[7, 3] ^= np.uint64(1)
