@@ -2,7 +2,7 @@
 the default protection settings, and the ABFT check on its own.
 
     python bench/compute.py [--repeats 5] [--threads 1] [--only JOB,...] [--json out.json]
-    python bench/compute.py --interleaved --only generate [--size representative]
+    python bench/compute.py --interleaved --only generate [--size representative] [--steps N]
 
 Two sizes of each job, because the check's share falls as the work per byte rises: ABFT
 re-reads A and C (O(bn + bm) bytes) against the GEMM's O(bnm) work, and training must
@@ -26,9 +26,10 @@ intervals set as the compute manager sets them in flight, from its default prior
 second. The targets apply to the runs as flown.
 
 --interleaved runs a plain and an as-flown protected runner of each job side by side,
-one step of each in turn, and divides the sums of their step times: both meet the same
-moments of a shared machine, which whole jobs run one after the other do not (they
-drifted by 20 % between runs here). Steps only: no checkpoint is added for the steps a
+one step of each in turn (ABBA: the order flips every pair, so neither always runs on
+the caches the other left), and divides the sums of their step times: both meet the
+same moments of a shared machine, which whole jobs run one after the other do not
+(they drifted by 20 % between runs here). Steps only: no checkpoint is added for the steps a
 short run does not reach, and loading is left out.
 """
 
@@ -147,11 +148,13 @@ def interleaved_ratio(name: str, params: dict[str, int]) -> tuple[float, float, 
                               CheckpointStore(directory), Protection())
         protected.protection = as_flown(protected)
         spent = [0.0, 0.0]
+        pair = [(0, plain), (1, protected)]
         while not plain.done:
-            for k, runner in enumerate((plain, protected)):
+            for k, runner in pair:
                 started = time.perf_counter()
                 runner.run_step()
                 spent[k] += time.perf_counter() - started
+            pair.reverse()  # ABBA: each runner follows the other as often as it leads
         if not np.array_equal(plain.run(), protected.run()):
             raise SystemExit(f"{name}: the protected run's result differs from the plain one")
     steps = params["steps"]
@@ -189,6 +192,9 @@ def main() -> None:
     parser.add_argument("--interleaved", action="store_true",
                         help="protected over plain step times, the two runs' steps in turn")
     parser.add_argument("--size", choices=sorted(JOBS), help="this size alone")
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help="with --interleaved: N steps of each job instead of its size's "
+                             "(a longer run for a steadier ratio)")
     args = parser.parse_args()
     threads = str(args.threads)
     if any(os.environ.get(v) != threads for v in BLAS_THREADS):
@@ -206,6 +212,8 @@ def main() -> None:
         for size, jobs in sizes.items():
             for name, params in jobs.items():
                 if only is None or name in only:
+                    if args.steps:
+                        params = {**params, "steps": args.steps}
                     runs = [interleaved_ratio(name, params) for _ in range(args.repeats)]
                     key = f"{size}_{name}_interleaved"
                     results[f"{key}_unprotected_ms_per_step"] = statistics.median(
