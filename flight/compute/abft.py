@@ -152,8 +152,8 @@ class AppendedRows:
     A' = [A; e^T A; w^T A] (`with_column_sums`, when it is loaded): A' @ b then holds the
     wanted column checksums of A @ b in its last two rows, made by the GEMM itself from
     b as it streams past, and the check is one scan of the product (integrality and its
-    column sums) against them. It vouches for the product and for A, as LeftSums does;
-    b is the caller's to vouch for. The product handed back is A @ b, a view."""
+    column sums) against them. It vouches for the product and for A; b is the caller's
+    to vouch for (a CRC-checked state or activation). The product handed back is A @ b, a view."""
 
 
 APPENDED_ROWS = AppendedRows()
@@ -164,30 +164,17 @@ def with_column_sums(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, sum_weights(a.shape[0]).T @ a], axis=0)
 
 
-@dataclass(frozen=True, slots=True)
-class LeftSums:
-    """Checksums of a golden left operand A (k x n): e^T A over w^T A (2 x n)."""
-
-    both: np.ndarray
-
-    @classmethod
-    def of(cls, a: np.ndarray) -> LeftSums:
-        return cls(sum_weights(a.shape[0]).T @ a)
-
-
 def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                  right: RightSums | AppendedSums | None = None,
-                 left: LeftSums | AppendedRows | None = None, what: str = "gemm",
+                 left: AppendedRows | None = None, what: str = "gemm",
                  later: Deferred | None = None) -> np.ndarray:
     """a @ b on the device, checked. With `right` (sums of b taken when b was committed)
-    the row checksums vouch for the product and for b. With `left` alone the column
-    checksums vouch for the product and for a, and b is the caller's to vouch for (a
-    CRC-checked state or activation): row checksums from b as it is now would add
-    nothing. With neither, the row checksums are taken from b as it is now and vouch for
-    the product alone. With APPENDED, b is [B | B e | B w] and a @ B comes back (see
-    AppendedSums); with APPENDED_ROWS, a is [A; e^T A; w^T A] and A @ b comes back (see
-    AppendedRows). Raises AbftMismatch. With `later`, the check of an appended product
-    or of one small enough for one kernel call is held there instead (Deferred)."""
+    the row checksums vouch for the product and for b. Without, the row checksums are
+    taken from b as it is now and vouch for the product alone. With APPENDED, b is
+    [B | B e | B w] and a @ B comes back (see AppendedSums); with APPENDED_ROWS, a is
+    [A; e^T A; w^T A] and A @ b comes back (see AppendedRows). Raises AbftMismatch.
+    With `later`, the check of an appended product or of one small enough for one kernel
+    call is held there instead (Deferred)."""
     c = device.gemm(a, b)
     if isinstance(right, AppendedSums):
         if left is not None:
@@ -200,28 +187,21 @@ def checked_gemm(device: ComputeDevice, a: np.ndarray, b: np.ndarray, *,
                              f"without row checksums, got {c.shape}")
         verify(later or True, _check_appended_rows, c, what)
         return c[:-2]
-    if left is not None and c.ndim != 2:
-        raise ValueError(f"{what}: column checksums are for 2-D products, got {c.shape}")
-    if left is None and c.size <= FUSED_MAX and (right is None or right.both.ndim == 2
-                                                 or right.both.shape[:-2] == a.shape[:-2]):
+    if c.size <= FUSED_MAX and (right is None or right.both.ndim == 2
+                                or right.both.shape[:-2] == a.shape[:-2]):
         # A GEMV or a few rows: scan, b's sums (unless taken at its commit), the wanted
         # row sums and the comparison in one kernel call.
         verify(later or True, _check_product, a, None if right else b,
                right.both if right else None, c, what)
         return c
     flat = c.reshape(-1, c.shape[-1])  # a batch of products (heads leading) as rows
-    # Row checksums add something when b's sums were taken at its commit, or when there
-    # are no column checksums; plain and weighted sums travel in pairs (one BLAS call).
-    want = a @ (right or RightSums.of(b)).both if right is not None or left is None else None
-    # One vectorised pass: integrality, -0.0 made 0.0 (a sign flipped on a zero is
-    # equal, but not bit for bit), and for a golden left operand the column sums.
-    scan = abft_scan(flat, columns=left is not None)
+    # Plain and weighted sums travel in pairs (one BLAS call).
+    want = a @ (right or RightSums.of(b)).both
+    # One vectorised pass: integrality, and -0.0 made 0.0 (a sign flipped on a zero is
+    # equal, but not bit for bit).
+    scan = abft_scan(flat)
     _fail_on(what, scan.non_integer,
-             want is not None and not np.array_equal(c @ sum_weights(c.shape[-1]), want))
-    if left is not None and scan.col_sum is not None \
-            and scan.col_wsum is not None \
-            and not np.array_equal(np.stack([scan.col_sum, scan.col_wsum]), left.both @ b):
-        raise AbftMismatch(f"{what}: column checksums disagree")
+             not np.array_equal(c @ sum_weights(c.shape[-1]), want))
     return c
 
 

@@ -34,7 +34,6 @@ from flight.compute.abft import (
     ComputeFault,
     Deferred,
     FloatRightSums,
-    LeftSums,
     RightSums,
     checked_float_gemm,
     checked_gemm,
@@ -235,7 +234,7 @@ class JobRunner:
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | AppendedSums | FloatRightSums | None = None,
-             left: LeftSums | AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
+             left: AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
         if not self.protection.enabled:
             return self.device.gemm(a, b)
         what = f"step {self.step_in_progress} {what}"

@@ -22,7 +22,6 @@ from flight.compute.abft import (
     AppendedSums,
     Deferred,
     FloatRightSums,
-    LeftSums,
     RightSums,
     with_column_sums,
     with_sums,
@@ -40,7 +39,7 @@ class StepContext(Protocol):
 
     def gemm(self, a: np.ndarray, b: np.ndarray, *,
              right: RightSums | AppendedSums | FloatRightSums | None = None,
-             left: LeftSums | AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
+             left: AppendedRows | None = None, what: str = "gemm") -> np.ndarray:
         """a @ b, checked: exactly for integer-valued float64, to the rounding bound for
         float32 (flight.compute.abft). With APPENDED, b carries its row checksums as its
         last two columns and a @ b without them comes back; with APPENDED_ROWS, a carries

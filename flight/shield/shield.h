@@ -139,9 +139,10 @@ long sk_softmax_check(const float *p, size_t rows, size_t cols, double tol);
  * finite. Returns 1 when it holds, 0 when it does not (not a row: GELU is elementwise). */
 int sk_gelu_check(const float *x, const float *y, size_t n, float lo);
 
-/* One AdamW step over n float32 parameters: the operations of the numpy formula in
- * flight/compute/transformer.py (adamw), in its order, each rounded to float32 (no
- * contraction into FMAs: ISO C), so the result is that formula's bit for bit. k holds
+/* One AdamW step over n float32 parameters: the formula that adamw's docstring
+ * (flight/compute/transformer.py) states, one operation at a time in its order, each
+ * rounded to float32 (no contraction into FMAs: ISO C), so the result is numpy's
+ * float32 arithmetic of the same formula bit for bit (tests hold it to that). k holds
  * the step's constants: clip scale, beta1, 1 - beta1, beta2, 1 - beta2,
  * 1 / (1 - beta2^t), eps, lr / (1 - beta1^t), lr wd, and for the check: the most Adam's
  * step can move a parameter (lr K(t), margin included). With check, every new value is
