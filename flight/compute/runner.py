@@ -178,6 +178,7 @@ class JobRunner:
     def run_step(self) -> None:
         p = self.protection
         i = self.next_step
+        last = ""  # what the last failed attempt's check said
         for attempt in range(p.max_attempts):
             self.step_in_progress = i
             try:
@@ -197,6 +198,7 @@ class JobRunner:
                     raise
                 self._event(e.mechanism, i)
                 self.stats.steps_lost += 1
+                last = str(e)
                 continue
             except DeviceHang:
                 self._event("hang", i)
@@ -210,7 +212,7 @@ class JobRunner:
                 self._checkpoint()
             return
         raise JobFailed(f"{self.workload.name}: step {i} failed its checks "
-                        f"{p.max_attempts} times")
+                        f"{p.max_attempts} times (the last: {last})")
 
     def _work(self, i: int) -> dict[str, tuple[Any, np.ndarray]]:
         """Step i's updates, every check it held back passed."""

@@ -14,7 +14,7 @@ from flight.compute.abft import (
     with_sums,
 )
 from flight.compute.catalog import make_workload
-from flight.compute.runner import JobRunner, Protection
+from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.workloads import JobParameterError, Workload
 from flight.shield import CheckpointStore
 from hal.compute import DeviceHang
@@ -220,6 +220,17 @@ def test_abft_catches_a_low_mantissa_flip_and_a_cancelling_pair(m, n) -> None:
     with pytest.raises(AbftMismatch):
         checked_gemm(Corrupting(one_head), heads_a, heads_b)
     assert np.array_equal(checked_gemm(NumpyDevice(), heads_a, heads_b), heads_a @ heads_b)
+
+
+def test_a_step_that_fails_every_attempt_gives_up_with_what_its_check_said(tmp_path) -> None:
+    def low_bit(c):
+        c.reshape(-1).view(np.uint64)[0] ^= np.uint64(1)
+
+    runner = JobRunner(make_workload("mlp", 5, **SMALL["mlp"]), Corrupting(low_bit),
+                       CheckpointStore(tmp_path), Protection())
+    with pytest.raises(JobFailed, match=r"step 0 failed its checks 4 times \(the last: step 0 "
+                                        r"layer 1: 1 non-integer results"):
+        runner.run()
 
 
 def test_appended_column_checksums_catch_product_and_operand_hits() -> None:
