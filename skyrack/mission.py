@@ -14,6 +14,8 @@ import numpy as np
 from drivers.compute import NumpyDevice
 from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
 from flight.compute.catalog import make_workload
+from flight.compute.generate import Generation
+from flight.compute.manager import Job
 from flight.compute.runner import JobRunner, Protection
 from flight.dispatcher import CommandResult
 from flight.shield import crc32c
@@ -214,13 +216,23 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
 
 
 @functools.lru_cache(maxsize=16)
-def _reference(name: str, seed: int, params: tuple[tuple[str, Any], ...]) -> np.ndarray:
+def _reference(name: str, seed: int, params: tuple[tuple[str, Any], ...],
+               model: tuple[int, tuple[tuple[str, Any], ...]] | None = None) -> np.ndarray:
     """The fault-free result of a job: deterministic, so computed once a process (every
-    mission flown with the default plan asks for the same four)."""
-    result = JobRunner(make_workload(name, seed, **dict(params)), NumpyDevice(), None,
-                       Protection(enabled=False)).run()
+    mission flown with the default plan asks for the same four). `model`: the seed and
+    parameters of the transformer job whose weights a generation job serves (the
+    reference serves that job's reference)."""
+    workload = make_workload(name, seed, **dict(params))
+    if model is not None:
+        assert isinstance(workload, Generation)
+        workload.serve(_reference("transformer", *model))
+    result = JobRunner(workload, NumpyDevice(), None, Protection(enabled=False)).run()
     result.flags.writeable = False
     return result
+
+
+def _key(job: Job) -> tuple[str, int, tuple[tuple[str, Any], ...]]:
+    return job.workload, job.seed, tuple(sorted(job.params.items()))
 
 
 def compute_report(satellite: Satellite) -> dict[str, Any]:
@@ -234,9 +246,11 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
         if job.runner is not None:
             entry["faults_corrected"] = len(job.runner.stats.events)
             entry["steps_lost"] = job.runner.stats.steps_lost
-        if job.digest is not None:
-            workload = make_workload(job.workload, job.seed, **job.params)
-            reference = _reference(job.workload, job.seed, tuple(sorted(job.params.items())))
+        workload = make_workload(job.workload, job.seed, **job.params)
+        model_job = workload.params.get("model_job", 0)
+        model = manager.jobs.get(model_job) if model_job else None
+        if job.digest is not None and (model is not None or not model_job):
+            reference = _reference(*_key(job), _key(model)[1:] if model is not None else None)
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
             result = manager.result(job.id)

@@ -1,15 +1,17 @@
 """Serving the transformer: greedy autoregressive generation from a prompt, with a KV
 cache, int8 weights and exact integer GEMMs.
 
-The model served is the one flight.compute.transformer trains: `train_steps` steps of
-the same architecture, seed and corpus (computed once per process and cached: it
-stands for a checkpoint uploaded as a file), quantized to int8 per output channel
-(scale max|w| / 127). Every GEMM multiplies int8-valued operands: activations are
-quantized per row the same way, attention weights are folded with the value scales
-and quantized per row, so each product is an integer GEMM with integer accumulation
-(|sum| <= 127^2 k, far inside float64's exact range and int32's), checked exactly by
-ABFT (flight.compute.abft). Layer norm, softmax and GELU run in float32, with the
-checks of flight.compute.transformer.
+The model served is one flight.compute.transformer trained: with `model_job`, the final
+parameters of that finished transformer job, which the compute manager hands over
+(`serve`) from its stored result; without, `train_steps` steps of the same architecture,
+seed and corpus run on the host when the job starts (computed once per process and
+cached). Either is quantized to int8 per output channel (scale max|w| / 127). Every
+GEMM multiplies int8-valued operands: activations are quantized per row the same way,
+attention weights are folded with the value scales and quantized per row, so each
+product is an integer GEMM with integer accumulation (|sum| <= 127^2 k, far inside
+float64's exact range and int32's), checked exactly by ABFT (flight.compute.abft).
+Layer norm, softmax and GELU run in float32, with the checks of
+flight.compute.transformer.
 
 Step 0 runs the prompt through the model (prefill) and picks the first token; each
 later step runs the token before it at the next position. Keys and values of every
@@ -45,6 +47,8 @@ from flight.compute.transformer import (
 from flight.compute.workloads import JobParameterError, StepContext, Updates, Workload
 
 QMAX = 127.0
+# What a served model's transformer job fixes for the generation job (its layout).
+ARCHITECTURE = ("layers", "heads", "width", "context", "corpus_kb")
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,6 +86,7 @@ class Generation(Workload):
         "steps": (16, 1, 4096),  # tokens to generate
         "context": (64, 4, 1024), "layers": (2, 1, 24), "heads": (2, 1, 32),
         "width": (64, 8, 2048), "train_steps": (200, 0, 10_000), "corpus_kb": (64, 1, 4096),
+        "model_job": (0, 0, 2**31 - 1),  # the transformer job whose weights it serves
     }
     TEXT = {"prompt": ("def ", 1024)}
     STATE_DTYPES = {"cache": np.int8}  # keys and values are int8: one byte each
@@ -109,15 +114,34 @@ class Generation(Workload):
                 self.scale_at[q.name] = (offset, offset + q.shape[-1])
                 offset += q.shape[-1]
         self._scales = np.zeros(0)
+        self.weights: np.ndarray | None = None  # a model job's parameters (serve)
+
+    def serve(self, result: np.ndarray) -> None:
+        """Serve the parameters a transformer job of this architecture finished with: its
+        result, the loss of every step and then the parameters."""
+        size = self.model.size
+        if result.dtype != F32 or result.ndim != 1 or result.size <= size:
+            raise JobParameterError(
+                f"{self.name}: job {self.params['model_job']}'s result ({result.size} "
+                f"{result.dtype} values) does not hold the {size} float32 parameters of "
+                f"this model (layers {self.params['layers']}, width {self.params['width']}, "
+                f"context {self.params['context']})")
+        self.weights = result[-size:].copy()
 
     def golden(self) -> dict[str, np.ndarray]:
         """The int8 matrices (protected, each with its two checksum columns), their column
         scales (one vector, `scale_at`), and the float32 rest (embeddings, layer norms,
         biases) as one vector."""
         p = self.params
-        flat = np.frombuffer(trained_weights(self.seed, p["layers"], p["heads"], p["width"],
-                                             p["context"], p["train_steps"], p["corpus_kb"]),
-                             F32)
+        if p["model_job"]:
+            if self.weights is None:
+                raise JobParameterError(f"{self.name}: the weights of job {p['model_job']} "
+                                        "were not given")
+            flat = self.weights
+        else:
+            flat = np.frombuffer(trained_weights(self.seed, p["layers"], p["heads"], p["width"],
+                                                 p["context"], p["train_steps"],
+                                                 p["corpus_kb"]), F32)
         w = views(flat, self.model.layout)
         out: dict[str, np.ndarray] = {}
         rest, scales = [], []

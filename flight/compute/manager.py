@@ -45,9 +45,10 @@ from flight.component import (
     periodic,
 )
 from flight.compute.catalog import WORKLOADS, make_workload
+from flight.compute.generate import ARCHITECTURE, Generation
 from flight.compute.runner import JobFailed, JobRunner, Protection
 from flight.compute.schedule import RateEstimate, Rates, scrub_and_checkpoint_s, steps
-from flight.compute.workloads import JobParameterError
+from flight.compute.workloads import JobParameterError, Workload
 from flight.nvm import Records
 from flight.shield import CheckpointStore, crc32c
 from hal.compute import ComputeDevice
@@ -188,13 +189,20 @@ class ComputeManager(Component):
                steps: Annotated[int, Arg("Steps to run; 0 for the workload's default",
                                          min=0, max=100_000)] = 0,
                prompt: Annotated[str, Arg("A generation job's prompt; empty for its "
-                                          "default", text=True)] = "") -> None:
+                                          "default", text=True)] = "",
+               model_job: Annotated[int, Arg("A generation job's model: the transformer "
+                                             "job whose trained weights it serves (it runs "
+                                             "once that job has finished); 0 for a model "
+                                             "trained when it starts", min=0,
+                                             max=2**31 - 1)] = 0) -> None:
         """Queue a compute job on the accelerator."""
         if self.device is None or self.work_dir is None:
             raise CommandFailed("this satellite has no compute device")
         params: dict[str, Any] = {"steps": steps} if steps else {}
         if prompt:
             params["prompt"] = prompt
+        if model_job:
+            params.update(self._model_of(workload.value, model_job))
         try:
             probe = make_workload(workload.value, seed, **params)
         except JobParameterError as e:
@@ -210,6 +218,22 @@ class ComputeManager(Component):
             raise CommandFailed(f"the job table cannot be stored: {e}") from None
         self.emit("job_submitted", job=job.id, workload=job.workload, steps=job.steps)
         self._publish()
+
+    def _model_of(self, workload: str, model_job: int) -> dict[str, int]:
+        """A generation job's parameters for serving job `model_job`'s model: its id and
+        the architecture it was trained with."""
+        if workload != "generate":
+            raise CommandFailed(f"model_job is for generate jobs, not {workload}")
+        model = self.jobs.get(model_job)
+        if model is None:
+            raise CommandFailed(f"no job {model_job} to take a model from")
+        if model.workload != "transformer":
+            raise CommandFailed(f"job {model_job} is a {model.workload} job; a model comes "
+                                "from a transformer job")
+        if model.state in (JobState.FAILED, JobState.CANCELLED):
+            raise CommandFailed(f"job {model_job} is {model.state.value}: it has no model")
+        trained = make_workload(model.workload, model.seed, **model.params).params
+        return {"model_job": model_job, **{k: trained[k] for k in ARCHITECTURE}}
 
     @command
     def cancel(self, job: Annotated[int, Arg("Job id", min=1, max=2**31 - 1)]) -> None:
@@ -290,7 +314,14 @@ class ComputeManager(Component):
         resuming = job.state is JobState.RUNNING
         if not resuming:
             shutil.rmtree(directory, ignore_errors=True)  # nothing of this id may be there
-        job.runner = JobRunner(make_workload(job.workload, job.seed, **job.params), self.device,
+        workload = make_workload(job.workload, job.seed, **job.params)
+        refused = self._serve(workload)
+        if refused:  # its model job failed, or left no model: nothing for it to run
+            job.error = refused
+            self._finish(job, JobState.FAILED)
+            self.emit("job_failed", job=job.id, reason=refused)
+            return None
+        job.runner = JobRunner(workload, self.device,
                                CheckpointStore(directory, owner=job.identity), Protection(),
                                power_cycle=self.power_cycle)
         if resuming:
@@ -303,6 +334,23 @@ class ComputeManager(Component):
             self._save_table()
             self.emit("job_started", job=job.id)
         return job
+
+    def _serve(self, workload: Workload) -> str:
+        """Hand a generation job the weights of its model job; why not, when it cannot."""
+        model_job = workload.params.get("model_job", 0)
+        if not model_job or not isinstance(workload, Generation):
+            return ""
+        model = self.jobs.get(model_job)  # None: finished long ago, its result kept
+        if model is not None and model.state is not JobState.COMPLETED:
+            return f"its model, job {model_job}, is {model.state.value}"
+        result = self.result(model_job)
+        if result is None:
+            return f"its model, job {model_job}, left no readable result"
+        try:
+            workload.serve(result)
+        except JobParameterError as e:
+            return str(e)
+        return ""
 
     def _complete(self, job: Job, result: np.ndarray) -> None:
         job.digest = crc32c(result)

@@ -163,3 +163,17 @@ def test_a_hit_in_the_cache_block_a_step_writes_is_repaired_before_the_write(
     tokens = runner.run()
     assert fired and runner.stats.events == [("scrub", 3)]  # found at the write, repaired
     assert tokens.tobytes() == golden.tobytes()
+
+
+def test_a_served_model_must_be_a_transformer_result_of_the_same_architecture() -> None:
+    job = make_workload("generate", 5, **{**SMALL, "model_job": 3})
+    with pytest.raises(JobParameterError, match="the weights of job 3 were not given"):
+        job.golden()
+    for wrong in (np.zeros(job.model.size, np.float32),  # no losses before them
+                  np.zeros(job.model.size + 5, np.float64)):
+        with pytest.raises(JobParameterError, match=f"do.. not hold the {job.model.size} "
+                           "float32 parameters of this model"):
+            job.serve(wrong)
+    result = np.arange(job.model.size + 5, dtype=np.float32)
+    job.serve(result)
+    assert np.array_equal(job.weights, result[5:])

@@ -286,3 +286,59 @@ def test_transformer_jobs_killed_at_any_moment_end_as_runs_never_killed(tmp_path
         expected = reference(args["workload"], 3, **params)
         assert manager.jobs[job_id].state.value == "completed", job_id
         assert manager.result(job_id).tobytes() == expected.tobytes(), job_id
+
+
+def test_a_generation_job_serves_the_model_its_transformer_job_trained(tmp_path) -> None:
+    """Queued behind the transformer job, the generation job starts once it has finished,
+    serves its final weights (through a reboot midway: they come back from the stored
+    result) and generates what a model trained on the host the same way generates."""
+    sw = flight(tmp_path, hangs_per_day=1e4)
+    assert send(sw, "compute.submit", workload="transformer", seed=3, steps=12).status \
+        is Status.COMPLETED
+    assert send(sw, "compute.submit", workload="generate", model_job=1, steps=8,
+                prompt="def run").status is Status.COMPLETED
+    job = sw.component("compute").jobs[2]
+    assert job.params == {"steps": 8, "prompt": "def run", "model_job": 1, "layers": 2,
+                          "heads": 2, "width": 64, "context": 32, "corpus_kb": 64}
+    sw.run_until(17.0)
+    assert 1 < sw.component("compute").jobs[2].runner.next_step < 8
+    again = flight(tmp_path, hangs_per_day=1e4)  # power cut mid-generation
+    again.run_until(12.0)
+    manager = again.component("compute")
+    assert [j.state.value for j in manager.jobs.values()] == ["completed", "completed"]
+    assert any(e.name == "compute.job_resumed" for e in again.events)
+    hosted = reference("generate", 3, steps=8, prompt="def run", context=32, train_steps=12)
+    assert manager.result(2).tobytes() == hosted.tobytes()
+
+
+@pytest.mark.parametrize("first,args,reason", [
+    ({"workload": "transformer"}, {"workload": "mlp", "model_job": 1},
+     "model_job is for generate jobs, not mlp"),
+    ({"workload": "transformer"}, {"workload": "generate", "model_job": 9},
+     "no job 9 to take a model from"),
+    ({"workload": "mlp"}, {"workload": "generate", "model_job": 1},
+     "job 1 is a mlp job; a model comes from a transformer job"),
+    ({"workload": "transformer"}, {"workload": "generate", "model_job": 1, "steps": 30,
+                                   "prompt": "def run(self"},
+     "a 12-byte prompt and 30 tokens do not fit a context of 32"),
+])
+def test_a_generation_job_with_a_model_it_cannot_serve_is_refused(fsw, first, args,
+                                                                 reason) -> None:
+    send(fsw, "compute.submit", **first)
+    result = send(fsw, "compute.submit", **args)
+    assert result.status is Status.FAILED and reason in result.reason
+    assert len(fsw.component("compute").jobs) == 1
+
+
+def test_a_generation_job_whose_model_job_was_cancelled_fails_with_the_reason(fsw) -> None:
+    send(fsw, "compute.submit", workload="transformer", steps=50)
+    send(fsw, "compute.submit", workload="generate", model_job=1, steps=4)
+    assert send(fsw, "compute.cancel", job=1).status is Status.COMPLETED
+    result = send(fsw, "compute.submit", workload="generate", model_job=1)
+    assert result.status is Status.FAILED and "job 1 is cancelled: it has no model" in \
+        result.reason
+    fsw.run_until(3.0)
+    job = fsw.component("compute").jobs[2]
+    assert job.state.value == "failed" and job.error == "its model, job 1, is cancelled"
+    failed = [e for e in fsw.events if e.name == "compute.job_failed"]
+    assert failed[0].args == {"job": 2, "reason": "its model, job 1, is cancelled"}
