@@ -151,6 +151,7 @@ class Component:
         self._events = {e.name: e for e in self.declared("events")}
         self.consumes: list[str] = []  # the bus topics this instance subscribed to
         self._counts_published: dict[str, int] = {}
+        self._states: dict[str, Any] = {}  # each status point as last published
         # Every counter's value in one C call, and those values as of the last
         # publish_counters (None once a count went out on its own since): an unchanged
         # second costs one comparison instead of a look at each counter.
@@ -232,6 +233,14 @@ class Component:
             raise KeyError(f"{self.name}: telemetry point {point!r} is not declared")
         if self._bus is not None:
             self._bus.publish(name, Sample(self.clock.now_s(), name, value))
+
+    def publish_status(self, point: str, value: Any) -> None:
+        """Publish a state the component is in (a mode, a flag, how many things it holds)
+        when it changes, and once at first: housekeeping keeps each point's latest value,
+        so an unchanged state need not go out every second."""
+        if point not in self._states or self._states[point] != value:
+            self._states[point] = value
+            self.publish(point, value)
 
     def emit(self, event: str, **args: Any) -> None:
         """Report a declared event; `args` are among its declared arguments (those left

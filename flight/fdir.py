@@ -189,9 +189,9 @@ class Fdir(Component):
             self.emit("board_power_cycled", component=component, channel=rail,
                       attempt=cycles + 1)
             self._act(f"power-cycled {component} (channel {rail})")
-        self.publish("yellow", sum(1 for v in self.active.values() if v == "yellow"))
-        self.publish("red", sum(1 for v in self.active.values() if v == "red"))
-        self.publish("power_cycles", sum(self.cycles.values()))
+        self.publish_status("yellow", sum(1 for v in self.active.values() if v == "yellow"))
+        self.publish_status("red", sum(1 for v in self.active.values() if v == "red"))
+        self.publish_status("power_cycles", sum(self.cycles.values()))
 
     def _act(self, what: str) -> None:
         self.actions.append((self.clock.now_s(), what))

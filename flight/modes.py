@@ -243,9 +243,9 @@ class ModeManager(Component):
                 self.budget = Budget.OFF
             self._apply(budget)
         self.budget_s[self.budget.value] += 1.0
-        self.publish("mode", self.mode.value)
-        self.publish("budget", self.budget.value)
-        self.publish("in_eclipse", self.eclipses.in_eclipse)
+        self.publish_status("mode", self.mode.value)
+        self.publish_status("budget", self.budget.value)
+        self.publish_status("in_eclipse", self.eclipses.in_eclipse)
 
     def predict_soc_pct(self, now: float) -> float | None:
         """State of charge at the end of the next eclipse if compute runs one more horizon

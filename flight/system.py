@@ -114,9 +114,9 @@ class SystemComponent(Component):
         self.records.scrub(SCRUB_PER_S, new_pass)
         self.report_records()
         self.publish("ticks", self.executive.ticks)
-        self.publish("boot_count", self.boots)
-        self.publish("boot_cause", self.boot_cause)
-        self.publish("healthy", not self.unhealthy_reason)
+        self.publish_status("boot_count", self.boots)
+        self.publish_status("boot_cause", self.boot_cause)
+        self.publish_status("healthy", not self.unhealthy_reason)
 
     @property
     def damaged(self) -> int:

@@ -28,6 +28,7 @@ SOLAR_W_SIGMA = 2.0
 TEMP_C_SIGMA = 0.2
 POWER_W_SIGMA = 1.0
 JUNCTION_W_K = 100.0  # die to cold plate
+NOISE_BLOCK = 1024
 
 
 class SimPlatform:
@@ -39,6 +40,8 @@ class SimPlatform:
         self.channel = spec.power_channel
         self.serial_number = f"SIM-{zlib.crc32(spec.name.encode()):08X}"
         self.rng = world.rng(f"board:{spec.name}")
+        self._pool: list[float] = []  # noise drawn ahead (normals)
+        self._at = 0
         self._boot_s = world.t_s
         # Survives reboots and power cuts; in a directory, the serving process too.
         self.nvm: dict[str, bytes] | DirectoryNvm = (
@@ -61,8 +64,20 @@ class SimPlatform:
     def reboot(self, at_s: float | None = None) -> None:
         self._boot_s = self.world.t_s if at_s is None else at_s
 
+    def normals(self, n: int) -> list[float]:
+        """The next `n` draws of this board's sensor-noise stream. Drawn NOISE_BLOCK at
+        a time (a call to the generator costs more than the numbers it makes), they are
+        the numbers one draw a call would give, in the same order."""
+        pool, at = self._pool, self._at
+        if at + n > len(pool):
+            pool = self._pool = pool[at:] + self.rng.standard_normal(
+                max(NOISE_BLOCK, n)).tolist()
+            at = 0
+        self._at = at + n
+        return pool[at:at + n]
+
     def noisy(self, value: float, sigma: float) -> float:
-        return float(value + sigma * self.rng.standard_normal())
+        return float(value + sigma * self.normals(1)[0])
 
     def powered(self) -> bool:
         return self.world.rail_on(self.channel)
@@ -99,9 +114,8 @@ class SimPowerPlatform(SimPlatform):
         w = self.world
         v = w.battery.terminal_v()
         channels = w.channel_power_w()
-        # One draw of every sensor's noise (the channels' too, used where they carry
-        # current): a call to the generator costs more than the numbers it makes.
-        noise = self.rng.standard_normal(4 + len(channels)).tolist()
+        # Every sensor's noise (the channels' too, used where they carry current).
+        noise = self.normals(4 + len(channels))
         return PowerSense(
             batt_v=v + BATT_V_SIGMA * noise[0],
             batt_a=w.battery.current_a + CURRENT_A_SIGMA * noise[1],
@@ -125,7 +139,7 @@ class SimThermalPlatform(SimPlatform):
 
     def temperatures_c(self) -> dict[str, float]:
         nodes = self.world.thermal.nodes
-        noise = self.rng.standard_normal(len(nodes)).tolist()
+        noise = self.normals(len(nodes))
         return {name: node.temp_c + TEMP_C_SIGMA * n
                 for (name, node), n in zip(nodes.items(), noise, strict=True)}
 

@@ -68,7 +68,7 @@ class Parameters(Service):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.publish("stored", self._stored)
+        self.publish_status("stored", self._stored)
 
     def _load(self) -> dict[str, Any]:
         nothing: dict[str, Any] = {}

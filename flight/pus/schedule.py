@@ -70,7 +70,7 @@ class Schedule(Service):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.publish("scheduled", len(self.activities))
+        self.publish_status("scheduled", len(self.activities))
 
     def _parse(self, data: bytes) -> list[tuple[float, bytes]]:
         if self._depth >= MAX_NESTING:

@@ -193,6 +193,6 @@ class Storage(Service):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.publish("packets", len(self.store.packets))
-        self.publish("fill_pct", 100.0 * self.store.bytes / self.store.capacity_bytes)
-        self.publish("in_contact", self._contact)
+        self.publish_status("packets", len(self.store.packets))
+        self.publish_status("fill_pct", 100.0 * self.store.bytes / self.store.capacity_bytes)
+        self.publish_status("in_contact", self._contact)

@@ -133,7 +133,7 @@ class Uplink(Component):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.publish("key_id", self.active_key)
+        self.publish_status("key_id", self.active_key)
 
     # -- telecommands ----------------------------------------------------------------
 

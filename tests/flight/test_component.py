@@ -141,3 +141,26 @@ def test_counters_go_out_each_second_only_when_they_changed_and_after_a_reset() 
     probe.counters["hits"] += 2  # back to the value before the reset: still news
     probe.report_counters()
     assert ("probe.hits", 2) in sent and sent.count(("probe.hits", 0)) == 1
+
+
+def test_a_status_point_goes_out_at_first_and_then_only_when_it_changes() -> None:
+    from flight.bus import Bus
+    from flight.component import Telemetry
+
+    class Probe(Component):
+        name = "probe"
+        telemetry = (Telemetry("mode", "str", "The mode it is in"),
+                     Telemetry("held", "int", "Things it holds"))
+
+    sent: list[tuple[str, object]] = []
+    bus = Bus()
+    bus.subscribe("*", lambda topic, sample: sent.append((topic, sample.value)))
+    probe = Probe()
+    probe.bind(bus, VirtualClock())
+    for mode, held in (("idle", 0), ("idle", 0), ("busy", 0), ("busy", 2), ("busy", 2)):
+        probe.publish_status("mode", mode)
+        probe.publish_status("held", held)
+    assert sent == [("probe.mode", "idle"), ("probe.held", 0), ("probe.mode", "busy"),
+                    ("probe.held", 2)]
+    with pytest.raises(KeyError, match="not declared"):
+        probe.publish_status("other", 1)
