@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hal.dictionary import Severity
+from hal.values import quick
 
 ALL = "*"
 EVENT = "event"
 COMMAND = "command"
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class Sample:
     t_s: float
@@ -27,6 +29,7 @@ class Sample:
     value: Any
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     t_s: float

@@ -31,6 +31,7 @@ from hal.boards import (
     ThermalHousekeeping,
 )
 from hal.errors import SkyrackError
+from hal.values import quick
 
 
 class WireError(SkyrackError, ValueError):
@@ -67,6 +68,7 @@ class Channel:
     channel: Annotated[int, Range(0, 31)]
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class Kick:
     watchdog_s: float

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from hal.values import quick
+
 
 @dataclass(frozen=True, slots=True)
 class BoardInfo:
@@ -20,6 +22,7 @@ class BoardInfo:
     serial_number: str
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class PowerHousekeeping:
     batt_v: float
@@ -36,6 +39,7 @@ class PowerHousekeeping:
     lvd_trips: int = 0  # low-voltage disconnects
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class ThermalHousekeeping:
     temps_c: dict[str, float]
@@ -50,6 +54,7 @@ class AcceleratorState(enum.Enum):
     ON = "on"  # computing
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class AcceleratorHousekeeping:
     state: AcceleratorState

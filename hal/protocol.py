@@ -15,10 +15,12 @@ from typing import Any
 import msgpack
 
 from hal.errors import ProtocolError
+from hal.values import quick
 
 SEQ_MODULO = 1 << 16
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class Request:
     seq: int
@@ -26,6 +28,7 @@ class Request:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class Reply:
     seq: int

@@ -25,8 +25,10 @@ from typing import Protocol
 from boards.firmware.server import Handler, OpError, Platform, within
 from hal.boardops import BY_KIND, Channel, Kick, Switch, Switches
 from hal.boards import PowerHousekeeping
+from hal.values import quick
 
 
+@quick
 @dataclass(frozen=True, slots=True)
 class PowerSense:
     batt_v: float
