@@ -15,8 +15,9 @@ from drivers.compute import NumpyDevice
 from flight.bus import ALL, COMMAND, EVENT, EventRecord, Sample
 from flight.compute.catalog import make_workload
 from flight.compute.generate import Generation
-from flight.compute.manager import Job
+from flight.compute.manager import ComputeManager, Job
 from flight.compute.runner import JobRunner, Protection
+from flight.compute.workloads import Workload
 from flight.dispatcher import CommandResult
 from flight.shield import crc32c
 from hal.dictionary import Severity
@@ -216,23 +217,32 @@ def report(satellite: Satellite, recorder: Recorder, *, seed: int | None = None,
 
 
 @functools.lru_cache(maxsize=16)
-def _reference(name: str, seed: int, params: tuple[tuple[str, Any], ...],
-               model: tuple[int, tuple[tuple[str, Any], ...]] | None = None) -> np.ndarray:
+def _reference(name: str, seed: int, params: tuple[tuple[str, Any], ...]) -> np.ndarray:
     """The fault-free result of a job: deterministic, so computed once a process (every
-    mission flown with the default plan asks for the same four). `model`: the seed and
-    parameters of the transformer job whose weights a generation job serves (the
-    reference serves that job's reference)."""
-    workload = make_workload(name, seed, **dict(params))
-    if model is not None:
-        assert isinstance(workload, Generation)
-        workload.serve(_reference("transformer", *model))
-    result = JobRunner(workload, NumpyDevice(), None, Protection(enabled=False)).run()
+    mission flown with the default plan asks for the same four)."""
+    result = _fault_free(make_workload(name, seed, **dict(params)))
     result.flags.writeable = False
     return result
 
 
-def _key(job: Job) -> tuple[str, int, tuple[tuple[str, Any], ...]]:
-    return job.workload, job.seed, tuple(sorted(job.params.items()))
+def _fault_free(workload: Workload) -> np.ndarray:
+    return JobRunner(workload, NumpyDevice(), None, Protection(enabled=False)).run()
+
+
+def _job_reference(manager: ComputeManager, job: Job) -> np.ndarray | None:
+    """What the job computes without faults, from the inputs it had. A generation job
+    that served another job's model is run on that job's stored result: it answers for
+    its own arithmetic, and a fault in the training is the training job's (None when
+    that result no longer reads back)."""
+    workload = make_workload(job.workload, job.seed, **job.params)
+    model_job = workload.params.get("model_job", 0)
+    if not model_job:
+        return _reference(job.workload, job.seed, tuple(sorted(job.params.items())))
+    weights = manager.result(model_job)
+    if weights is None or not isinstance(workload, Generation):
+        return None
+    workload.serve(weights)
+    return _fault_free(workload)
 
 
 def compute_report(satellite: Satellite) -> dict[str, Any]:
@@ -246,11 +256,9 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
         if job.runner is not None:
             entry["faults_corrected"] = len(job.runner.stats.events)
             entry["steps_lost"] = job.runner.stats.steps_lost
-        workload = make_workload(job.workload, job.seed, **job.params)
-        model_job = workload.params.get("model_job", 0)
-        model = manager.jobs.get(model_job) if model_job else None
-        if job.digest is not None and (model is not None or not model_job):
-            reference = _reference(*_key(job), _key(model)[1:] if model is not None else None)
+        reference = _job_reference(manager, job) if job.digest is not None else None
+        if reference is not None:
+            workload = make_workload(job.workload, job.seed, **job.params)
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
             result = manager.result(job.id)
@@ -261,6 +269,7 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
             if result is not None and job.workload == "transformer":
                 entry["loss"] = [round(float(x), 4) for x in result[:job.steps]]
             if result is not None and job.workload == "generate":
+                entry["model_job"] = workload.params["model_job"]  # 0: trained on the host
                 entry["prompt"] = workload.text["prompt"]
                 entry["text"] = bytes(result.astype(np.uint8)).decode("utf-8", "replace")
         jobs.append(entry)

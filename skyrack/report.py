@@ -106,7 +106,8 @@ def format_report(r: dict[str, Any]) -> str:
             lines.append("    loss " + " -> ".join(f"{x:.3f}" for x in marks)
                          + f" (steps 1..{len(loss)})")
         if "text" in job:
-            lines.append(f"    prompt {job['prompt']!r} -> {job['text']!r}")
+            model = f" (the model job {job['model_job']} trained)" if job.get("model_job") else ""
+            lines.append(f"    prompt {job['prompt']!r} -> {job['text']!r}{model}")
     events = ", ".join(f"{n} {sev}" for sev, n in f["events"].items()) or "none"
     e = f["executive"]
     lines += [

@@ -209,14 +209,14 @@ def test_a_task_failing_every_run_starves_the_watchdog_and_the_reboot_keeps_stat
         ex.replace("thermal.poll", broken)
         sat.run_until(125.0)
         assert sat.reboots == 0  # a failing task is given its time
+        seen = {}  # what the rebooted software telemeters (a status: once, then on change)
+        sat.on_reboot.append(lambda flight: flight.bus.subscribe(
+            "fsw.boot_cause", lambda t, s: seen.update(cause=s.value)))
         sat.run_until(260.0)
         unhealthy = [a for _, n, a in sat.events if n == "fsw.unhealthy"]
         assert unhealthy and "task thermal.poll has failed every run" in unhealthy[0]["reason"]
         assert sat.reboots == 1 and sat.flight.boot_cause == "watchdog"
         assert sat.flight.system.boots == 2
-        seen = {}
-        sat.flight.bus.subscribe("fsw.boot_cause", lambda t, s: seen.update(cause=s.value))
-        sat.run_until(262.0)
         assert seen == {"cause": "watchdog"}  # telemetered
         assert list(sat.flight.component("compute").jobs) == [1]  # the job table survived
         assert sat.flight.submit("compute.submit", {"workload": "mlp", "seed": 2}) > 0
