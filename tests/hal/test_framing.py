@@ -135,3 +135,12 @@ def test_deframer_recovers_every_frame_after_any_junk_in_any_chunking(
 def test_deframer_never_raises_on_arbitrary_bytes(data: bytes) -> None:
     d = Deframer(max_payload_bytes=256)
     d.feed(data)
+
+
+@given(st.binary(max_size=70), st.integers(0, 0xFFFF))
+def test_the_compiled_crc16_agrees_with_crcmod_at_every_length_and_register(
+        data: bytes, register: int) -> None:
+    """Eight bytes a step and the bytes left one at a time: every split of the two."""
+    from hal._wire import lib
+
+    assert lib.sk_crc16(data, len(data), register) == crc16_ccitt_false(data, register)
