@@ -48,6 +48,7 @@ class Executive:
         # The tasks due at each phase of the cycle the periods repeat in (in the order
         # they were added), so a tick runs its list instead of testing every task.
         self._by_phase: list[list[Task]] = []
+        self._groups_by_phase: list[list[int]] = []  # the periods whose group runs then
         self._t0_s = clock.now_s()
 
     def add(self, name: str, rate_hz: float, run: Callable[[], None]) -> None:
@@ -72,6 +73,8 @@ class Executive:
         cycle = math.lcm(*self._periods)
         self._by_phase = [[t for t in self.tasks if phase % t.every_ticks == 0]
                           for phase in range(cycle)]
+        self._groups_by_phase = [[every for every in self._periods if phase % every == 0]
+                                 for phase in range(cycle)]
 
     @property
     def rates_hz(self) -> list[float]:
@@ -100,10 +103,12 @@ class Executive:
                 self.skipped_ticks += late_ticks
                 self.ticks += late_ticks
         self.ticks += 1
-        for every in self._periods:
-            if self.ticks % every == 0:
+        running: list[Task] = []
+        if self._by_phase:
+            phase = self.ticks % len(self._by_phase)
+            for every in self._groups_by_phase[phase]:
                 self._group_ran[every] = self.ticks
-        running = self._by_phase[self.ticks % len(self._by_phase)] if self._by_phase else []
+            running = self._by_phase[phase]
         for task in running:
             try:
                 task.run()

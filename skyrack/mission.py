@@ -50,7 +50,7 @@ class Recorder:
         satellite.on_reboot.append(lambda flight: flight.bus.subscribe(ALL, self._on_message))
 
     def _on_message(self, topic: str, message: Any) -> None:
-        if isinstance(message, Sample):
+        if type(message) is Sample:
             track = self.series.get(topic)
             if track is not None and (not track or message.t_s - track[-1][0] >= SERIES_STEP_S):
                 track.append((message.t_s, message.value))
@@ -60,8 +60,10 @@ class Recorder:
                 if stats is None:
                     self.points[topic] = [v, v, v, 1]
                 else:
-                    stats[0] = min(stats[0], v)
-                    stats[1] = max(stats[1], v)
+                    if v < stats[0]:
+                        stats[0] = v
+                    if v > stats[1]:
+                        stats[1] = v
                     stats[2] = v
                     stats[3] += 1
         elif topic == EVENT:
