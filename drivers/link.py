@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any
 
+import msgpack
+
 from hal.errors import (
     BoardFault,
     BoardLinkError,
@@ -47,6 +49,7 @@ class BoardLink:
         self._lock = threading.Lock()
         self.retries = retries
         self.deframer = Deframer()
+        self._packer = msgpack.Packer()  # used under the lock, one exchange at a time
         self.counters: collections.Counter[str] = collections.Counter()
         self._seq = 0
         self.boot: int | None = None  # the board's boot count, as its last reply gave it
@@ -78,7 +81,7 @@ class BoardLink:
             if attempt:
                 self.counters["retries"] += 1
             try:
-                self.transport.write(encode_frame(encode_request(request)))
+                self.transport.write(encode_frame(encode_request(request, self._packer)))
                 self.counters["requests"] += 1
                 reply = self._await(seq)
             except TransportError as e:

@@ -55,8 +55,12 @@ def _seq(message: dict[str, Any]) -> int:
     return seq
 
 
-def encode_request(request: Request) -> bytes:
-    return msgpack.packb({"seq": request.seq, "op": request.op, "args": request.args})
+def encode_request(request: Request, packer: msgpack.Packer | None = None) -> bytes:
+    """The request's message. `packer`: one the caller keeps and uses from one thread at
+    a time (a Packer made for each message costs more than the packing: 1.9 us against
+    1.2 for a housekeeping reply)."""
+    message = {"seq": request.seq, "op": request.op, "args": request.args}
+    return (msgpack.Packer() if packer is None else packer).pack(message)
 
 
 def decode_request(payload: bytes) -> Request:
@@ -71,7 +75,8 @@ def decode_request(payload: bytes) -> Request:
     return Request(seq, op, args)
 
 
-def encode_reply(reply: Reply) -> bytes:
+def encode_reply(reply: Reply, packer: msgpack.Packer | None = None) -> bytes:
+    """The reply's message (`packer` as for encode_request)."""
     message: dict[str, Any] = {"seq": reply.seq, "ok": reply.ok}
     if reply.ok:
         message["result"] = reply.result
@@ -79,7 +84,7 @@ def encode_reply(reply: Reply) -> bytes:
         message["error"] = reply.error or "unspecified error"
     if reply.boot is not None:
         message["boot"] = reply.boot
-    return msgpack.packb(message)
+    return (msgpack.Packer() if packer is None else packer).pack(message)
 
 
 def decode_reply(payload: bytes) -> Reply:

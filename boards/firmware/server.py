@@ -22,6 +22,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgpack
+
 from hal.boardops import Op, Uptime, WireError, ops_for
 from hal.boards import BoardInfo
 from hal.errors import ProtocolError, SkyrackError
@@ -85,6 +87,7 @@ class ProtocolServer:
         self.boot_count = bootloader.boots if bootloader is not None else 1
         self.counters: collections.Counter[str] = collections.Counter()
         self._deframer = Deframer()
+        self._packer = msgpack.Packer()  # one stream, served one request at a time
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "info": self._info,
@@ -118,7 +121,7 @@ class ProtocolServer:
                 self.counters["duplicates"] += 1
                 out += self._last[2]  # a retry: the same answer, the op not run again
                 continue
-            frame = encode_frame(encode_reply(self._handle(request)))
+            frame = encode_frame(encode_reply(self._handle(request), self._packer))
             self._last = (request.seq, request.op, frame)
             out += frame
             if self._pending_reset:
