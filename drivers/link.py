@@ -31,7 +31,7 @@ from hal.errors import (
     ProtocolError,
     TransportError,
 )
-from hal.framing import Deframer, encode_frame
+from hal.framing import Deframer, encode_frame, frame_buffer
 from hal.protocol import SEQ_MODULO, Reply, Request, decode_reply, encode_request
 from hal.transport import Transport
 
@@ -49,7 +49,8 @@ class BoardLink:
         self._lock = threading.Lock()
         self.retries = retries
         self.deframer = Deframer()
-        self._packer = msgpack.Packer()  # used under the lock, one exchange at a time
+        # Used under the lock, one exchange at a time.
+        self._packer, self._frame = msgpack.Packer(), frame_buffer()
         self.counters: collections.Counter[str] = collections.Counter()
         self._seq = 0
         self.boot: int | None = None  # the board's boot count, as its last reply gave it
@@ -81,7 +82,8 @@ class BoardLink:
             if attempt:
                 self.counters["retries"] += 1
             try:
-                self.transport.write(encode_frame(encode_request(request, self._packer)))
+                self.transport.write(encode_frame(encode_request(request, self._packer),
+                                                  scratch=self._frame))
                 self.counters["requests"] += 1
                 reply = self._await(seq)
             except TransportError as e:

@@ -13,6 +13,7 @@ into frames, rejecting and counting bad ones and resynchronising at the next 0x0
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 from hal import cobs
 from hal._wire import ffi, lib
@@ -30,15 +31,25 @@ def max_encoded_bytes(max_payload_bytes: int, crc: bool = True) -> int:
     return cobs.encoded_bytes(max_payload_bytes + (CRC_BYTES if crc else 0))
 
 
+def frame_buffer(max_payload_bytes: int = MAX_PAYLOAD_BYTES, crc: bool = True) -> Any:
+    """Room for any frame of up to `max_payload_bytes`, delimiters included: a buffer a
+    sender keeps for encode_frame, for use by one thread at a time."""
+    return ffi.new("uint8_t[]", max_encoded_bytes(max_payload_bytes, crc) + 2)
+
+
 def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 crc: bool = True) -> bytes:
-    """One frame ready for the wire, delimiters included."""
+                 crc: bool = True, scratch: Any = None) -> bytes:
+    """One frame ready for the wire, delimiters included. `scratch`: a frame_buffer of
+    at least this `max_payload_bytes` (else the frame is made in a buffer of its own)."""
     if len(payload) > max_payload_bytes:
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
     payload, n = bytes(payload), len(payload) + (CRC_BYTES if crc else 0)
-    out = ffi.new("uint8_t[]", n + n // 254 + 3)  # cobs.encoded_bytes(n) and two delimiters
+    room = n + n // 254 + 3  # cobs.encoded_bytes(n) and two delimiters
+    if scratch is not None and ffi.sizeof(scratch) < room:
+        raise ValueError(f"a {ffi.sizeof(scratch)}-byte frame buffer cannot hold {room}")
+    out = scratch if scratch is not None else ffi.new("uint8_t[]", room)
     return ffi.buffer(out, lib.sk_frame_encode(payload, len(payload), crc, out))[:]
 
 
@@ -55,16 +66,18 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     return _decode_block(frame, max_payload_bytes, crc)
 
 
-def _decode_block(block: bytes, max_payload_bytes: int, crc: bool) -> bytes:
+def _decode_block(block: bytes, max_payload_bytes: int, crc: bool,
+                  scratch: tuple[Any, Any] | None = None) -> bytes:
     """decode_frame of a block without delimiters: one C call (hal/wire.c), the reason
-    spelled out only when it fails."""
+    spelled out only when it fails. `scratch`: an output buffer of the limit's size and
+    an offset cell the caller keeps (a Deframer), instead of two allocations a frame."""
     n = len(block)
     limit = max_encoded_bytes(max_payload_bytes, crc)
     if n > limit:
         raise FrameError(
             "oversize", f"frame of {n} encoded bytes exceeds the {limit}-byte limit")
-    out = ffi.new("uint8_t[]", n or 1)
-    at = ffi.new("size_t *")
+    out, at = scratch if scratch is not None else (ffi.new("uint8_t[]", n or 1),
+                                                   ffi.new("size_t *"))
     m = lib.sk_frame_decode(block, n, crc, max_payload_bytes, out, at)
     if m >= 0:
         return ffi.buffer(out, m)[:]
@@ -95,6 +108,7 @@ class Deframer:
         self.max_payload_bytes = max_payload_bytes
         self.crc = crc
         self._limit = max_encoded_bytes(max_payload_bytes, crc)
+        self._scratch = (ffi.new("uint8_t[]", self._limit or 1), ffi.new("size_t *"))
         self._buf = bytearray()
         self._overflowed = False
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -122,7 +136,8 @@ class Deframer:
             if not frame:
                 continue  # back-to-back delimiters are idle fill, not frames
             try:
-                payloads.append(_decode_block(frame, self.max_payload_bytes, self.crc))
+                payloads.append(_decode_block(frame, self.max_payload_bytes, self.crc,
+                                              self._scratch))
             except FrameError as e:
                 self._reject(e)
             else:

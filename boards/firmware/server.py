@@ -27,7 +27,7 @@ import msgpack
 from hal.boardops import Op, Uptime, WireError, ops_for
 from hal.boards import BoardInfo
 from hal.errors import ProtocolError, SkyrackError
-from hal.framing import Deframer, encode_frame
+from hal.framing import Deframer, encode_frame, frame_buffer
 from hal.protocol import Reply, Request, decode_request, encode_reply
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class ProtocolServer:
         self.boot_count = bootloader.boots if bootloader is not None else 1
         self.counters: collections.Counter[str] = collections.Counter()
         self._deframer = Deframer()
-        self._packer = msgpack.Packer()  # one stream, served one request at a time
+        # One stream, served one request at a time.
+        self._packer, self._frame = msgpack.Packer(), frame_buffer()
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "info": self._info,
@@ -121,7 +122,8 @@ class ProtocolServer:
                 self.counters["duplicates"] += 1
                 out += self._last[2]  # a retry: the same answer, the op not run again
                 continue
-            frame = encode_frame(encode_reply(self._handle(request), self._packer))
+            frame = encode_frame(encode_reply(self._handle(request), self._packer),
+                                 scratch=self._frame)
             self._last = (request.seq, request.op, frame)
             out += frame
             if self._pending_reset:

@@ -144,3 +144,13 @@ def test_the_compiled_crc16_agrees_with_crcmod_at_every_length_and_register(
     from hal._wire import lib
 
     assert lib.sk_crc16(data, len(data), register) == crc16_ccitt_false(data, register)
+
+
+def test_a_kept_frame_buffer_makes_the_same_frames_and_refuses_one_too_small() -> None:
+    from hal.framing import frame_buffer
+
+    scratch = frame_buffer(300)
+    for payload in (b"", b"\0" * 300, bytes(range(256)) + b"tail", b"x" * 254):
+        assert encode_frame(payload, scratch=scratch) == encode_frame(payload)
+    with pytest.raises(ValueError, match="cannot hold"):
+        encode_frame(b"y" * 400, scratch=scratch)
