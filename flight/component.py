@@ -232,7 +232,8 @@ class Component:
         if name is None:
             raise KeyError(f"{self.name}: telemetry point {point!r} is not declared")
         if self._bus is not None:
-            self._bus.publish(name, Sample(self.clock.now_s(), name, value))
+            assert self._clock is not None  # bound together
+            self._bus.publish(name, Sample(self._clock.now_s(), name, value))
 
     def publish_status(self, point: str, value: Any) -> None:
         """Publish a state the component is in (a mode, a flag, how many things it holds)
