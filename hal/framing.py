@@ -25,6 +25,9 @@ CRC_BYTES = 2
 # small enough that a board with kilobytes of RAM can hold one frame.
 MAX_PAYLOAD_BYTES = 4096
 
+lib.sk_crc16(b"", 0, 0xFFFF)  # the CRC's tables made now, under the import lock, not by
+# whichever threads first frame something at once
+
 
 def max_encoded_bytes(max_payload_bytes: int, crc: bool = True) -> int:
     """Worst-case COBS size of a payload (plus its CRC), without the delimiter."""
