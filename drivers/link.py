@@ -74,7 +74,7 @@ class BoardLink:
     def _call(self, op: str, args: dict[str, Any] | None, idempotent: bool,
               retries: int | None) -> Any:
         attempts = 1 + (self.retries if retries is None else retries)
-        rejected_before = sum(self.deframer.rejected.values())
+        rejected_before = self.deframer.rejected_total
         bad_before = self.counters["bad_replies"]
         seq = self._next_seq()  # one number for every try: the board spots the repeats
         request = Request(seq, op, args or {})
@@ -142,7 +142,7 @@ class BoardLink:
                 return found
 
     def _silence_reason(self, rejected_before: int, bad_before: int) -> str:
-        rejected = sum(self.deframer.rejected.values()) - rejected_before
+        rejected = self.deframer.rejected_total - rejected_before
         bad = self.counters["bad_replies"] - bad_before
         if rejected:
             return f"{rejected} frame(s) rejected, last: {self.deframer.last_error}"
@@ -155,5 +155,5 @@ class BoardLink:
         out = {k: self.counters[k] for k in
                ("requests", "retries", "timeouts", "faults", "link_errors", "bad_replies",
                 "stale_replies", "resets")}
-        out["frames_rejected"] = sum(self.deframer.rejected.values())
+        out["frames_rejected"] = self.deframer.rejected_total
         return out

@@ -115,6 +115,7 @@ class Deframer:
         self._buf = bytearray()
         self._overflowed = False
         self.rejected: collections.Counter[str] = collections.Counter()
+        self.rejected_total = 0  # the sum of `rejected`, kept as they are counted
         self.accepted = 0
         self.last_error: FrameError | None = None
 
@@ -164,4 +165,5 @@ class Deframer:
 
     def _reject(self, error: FrameError) -> None:
         self.rejected[error.kind] += 1
+        self.rejected_total += 1
         self.last_error = error

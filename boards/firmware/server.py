@@ -166,7 +166,7 @@ class ProtocolServer:
         return {
             "uptime_s": self.firmware.platform.uptime_s(),
             "boot_count": self.boot_count,
-            "rx_frames_rejected": sum(self._deframer.rejected.values()),
+            "rx_frames_rejected": self._deframer.rejected_total,
             "rx_bad_requests": self.counters["bad_requests"],
         }
 

@@ -154,3 +154,12 @@ def test_a_kept_frame_buffer_makes_the_same_frames_and_refuses_one_too_small() -
         assert encode_frame(payload, scratch=scratch) == encode_frame(payload)
     with pytest.raises(ValueError, match="cannot hold"):
         encode_frame(b"y" * 400, scratch=scratch)
+
+
+def test_the_rejected_total_is_the_sum_of_the_rejections_by_kind() -> None:
+    d = Deframer()
+    good = encode_frame(b"ok")
+    bad = bytearray(good)
+    bad[3] ^= 0x40
+    d.feed(bytes(bad) + b"\x00\x07\x00" + good + b"x" * 5000 + b"\x00")
+    assert d.rejected_total == sum(d.rejected.values()) == 3
