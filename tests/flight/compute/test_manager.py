@@ -253,11 +253,17 @@ def test_transformer_jobs_killed_at_any_moment_end_as_runs_never_killed(tmp_path
     """The flight software training the transformer and generating from a prompt,
     killed with SIGKILL at random moments (half of them at a storage write), booted
     again on the same storage each time: nothing stored is damaged, the job table
-    (a prompt in it) reads back, and both jobs finish with the fault-free results."""
+    (a prompt in it) reads back, and the jobs finish with the fault-free results, the
+    last generating from the model the first trained."""
     from tests.crash import Child, kill_trials, trial_count
 
     jobs = ({"workload": "transformer", "seed": 3, "steps": 40},
-            {"workload": "generate", "seed": 3, "steps": 16, "prompt": "def run(self"})
+            {"workload": "generate", "seed": 3, "steps": 16, "prompt": "def run(self"},
+            {"workload": "generate", "seed": 3, "steps": 8, "prompt": "def ", "model_job": 1})
+    served = {"layers": 2, "heads": 2, "width": 64, "context": 32, "corpus_kb": 64}
+    tables = [{k: v for k, v in args.items() if k not in ("workload", "seed")}
+              for args in jobs]
+    tables[2].update(served)
 
     def child(c: Child) -> None:
         c.step_at_storage_writes()
@@ -271,21 +277,23 @@ def test_transformer_jobs_killed_at_any_moment_end_as_runs_never_killed(tmp_path
         sw = flight(tmp_path, hangs_per_day=1e4)
         assert sw.system.problems == [], f"trial {trial.index}: {sw.system.problems}"
         table = sw.component("compute").jobs
-        assert all(j.params == {k: v for k, v in jobs[j.id - 1].items()
-                                if k not in ("workload", "seed")} for j in table.values())
+        assert all(j.params == tables[j.id - 1] for j in table.values())
 
     kill_trials(child, check, trials=trial_count(12), seed=5, max_delay_s=1.5, max_steps=40)
     sw = flight(tmp_path, hangs_per_day=1e4)
     if not sw.component("compute").jobs:  # every trial died before the table was kept
         for args in jobs:
             send(sw, "compute.submit", **args)
-    sw.run_until(80.0)
+    sw.run_until(100.0)
     manager = sw.component("compute")
-    for job_id, args in enumerate(jobs, 1):
-        params = {k: v for k, v in args.items() if k not in ("workload", "seed")}
-        expected = reference(args["workload"], 3, **params)
+    expected = [reference(args["workload"], 3, **params)
+                for args, params in zip(jobs[:2], tables, strict=False)]
+    # The served model is the one a host run of the same training makes.
+    expected.append(reference("generate", 3, steps=8, prompt="def ", context=32,
+                              train_steps=40))
+    for job_id in (1, 2, 3):
         assert manager.jobs[job_id].state.value == "completed", job_id
-        assert manager.result(job_id).tobytes() == expected.tobytes(), job_id
+        assert manager.result(job_id).tobytes() == expected[job_id - 1].tobytes(), job_id
 
 
 def test_a_generation_job_serves_the_model_its_transformer_job_trained(tmp_path) -> None:
