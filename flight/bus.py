@@ -68,8 +68,7 @@ class Bus:
             return
         for subscriber in self._subscribers.get(topic, ()):
             subscriber(topic, message)
-        if also is not None:
-            for subscriber in self._subscribers.get(also, ()):
-                subscriber(also, message)
+        for subscriber in self._subscribers.get(also, ()):
+            subscriber(also, message)
         for subscriber in self._subscribers.get(ALL, ()):
             subscriber(topic, message)

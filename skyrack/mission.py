@@ -231,12 +231,12 @@ def _fault_free(workload: Workload) -> np.ndarray:
     return JobRunner(workload, NumpyDevice(), None, Protection(enabled=False)).run()
 
 
-def _job_reference(manager: ComputeManager, job: Job) -> np.ndarray | None:
-    """What the job computes without faults, from the inputs it had. A generation job
-    that served another job's model is run on that job's stored result: it answers for
-    its own arithmetic, and a fault in the training is the training job's (None when
-    that result no longer reads back)."""
-    workload = make_workload(job.workload, job.seed, **job.params)
+def _job_reference(manager: ComputeManager, job: Job,
+                   workload: Workload) -> np.ndarray | None:
+    """What the job (`workload`, as made from it) computes without faults, from the
+    inputs it had. A generation job that served another job's model is run on that
+    job's stored result: it answers for its own arithmetic, and a fault in the training
+    is the training job's (None when that result no longer reads back)."""
     model_job = workload.params.get("model_job", 0)
     if not model_job:
         return _reference(job.workload, job.seed, tuple(sorted(job.params.items())))
@@ -258,9 +258,9 @@ def compute_report(satellite: Satellite) -> dict[str, Any]:
         if job.runner is not None:
             entry["faults_corrected"] = len(job.runner.stats.events)
             entry["steps_lost"] = job.runner.stats.steps_lost
-        reference = _job_reference(manager, job) if job.digest is not None else None
+        workload = make_workload(job.workload, job.seed, **job.params)
+        reference = _job_reference(manager, job, workload) if job.digest is not None else None
         if reference is not None:
-            workload = make_workload(job.workload, job.seed, **job.params)
             entry["crc32c"] = job.digest
             entry["matches_reference"] = job.digest == crc32c(reference)
             result = manager.result(job.id)

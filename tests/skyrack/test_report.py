@@ -38,6 +38,7 @@ def test_a_served_generation_is_checked_against_the_weights_it_was_given() -> No
     unnudged = make_workload("generate", 0, **params)
     unnudged.serve(trained)
     assert _fault_free(unnudged).tobytes() != expected.tobytes()  # the nudge shows
-    reference = _job_reference(Manager({1: nudged}), job)
+    reference = _job_reference(Manager({1: nudged}), job, make_workload("generate", 0, **params))
     assert reference is not None and reference.tobytes() == expected.tobytes()
-    assert _job_reference(Manager({}), job) is None  # its model's result is gone
+    gone = _job_reference(Manager({}), job, make_workload("generate", 0, **params))
+    assert gone is None  # its model's result is gone
