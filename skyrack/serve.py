@@ -11,12 +11,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from boards.definition import DefinitionError, SatelliteDefinition, resolve
 from sim.pty import PortBoard, PtyBoard
 from skyrack.assembly import build_world
 
 TICK_S = 0.05
+
+
+class Stop(Protocol):
+    """What `run` stops on: a threading.Event, or the CLI's SignalStop."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class BoardServer:
@@ -75,7 +84,7 @@ class BoardServer:
             return {name: dict(e.server.counters)  # type: ignore[attr-defined]
                     for name, e in self.emulators.items()}
 
-    def run(self, seconds: float | None = None, stop: threading.Event | None = None) -> float:
+    def run(self, seconds: float | None = None, stop: Stop | None = None) -> float:
         """Keep the world up with the wall clock until `seconds` have passed or `stop`
         is set. Returns the wall seconds served."""
         stop = stop or threading.Event()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -21,6 +19,7 @@ from skyrack.cli.options import (
     JSON_SCHEMA,
     CliError,
     Parser,
+    SignalStop,
     bench_definition,
     bounded,
     name_urls,
@@ -191,9 +190,7 @@ def cmd_board_serve(args: argparse.Namespace) -> int:
     ports = name_urls(args.on, "--on")
     server = BoardServer(definition, [name] if name else (), seed=args.seed, ports=ports,
                          speed=args.speed, nvm_dir=args.nvm)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = SignalStop()
     try:
         if args.json:
             output(args, {"serving": server.paths}, "")
@@ -239,9 +236,7 @@ def cmd_board_proxy(args: argparse.Namespace) -> int:
             control = ControlServer(proxy, host, int(control_port))
         except OSError as e:
             raise CliError(f"--control {args.control}: {e.strerror or e}") from None
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop = SignalStop()
         listening = {"board": name, "port": port, "listen": proxy.path,
                      "control": control.address}
         if args.json:

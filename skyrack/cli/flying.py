@@ -6,10 +6,8 @@ import argparse
 import dataclasses
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +20,7 @@ from skyrack import campaign, mission, plot
 from skyrack.assembly import assemble, build_world, identify
 from skyrack.cli.options import (
     CliError,
+    SignalStop,
     altitude_km,
     bench_definition,
     days,
@@ -279,10 +278,8 @@ def _ground_side(args: argparse.Namespace, spacecraft_id: int, paced: bool = Tru
         raise CliError(f"cannot open {args.ground}: {e.strerror or e}") from None
     address = getattr(link, "address", None)
     bound = f"tcp://{address[0]}:{address[1]}" if address else args.ground
-    stop = threading.Event()
     if paced:  # handled before the link is announced: a signal right after it still counts
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop = SignalStop()
     if args.json:
         output(args, {"ground": bound, "keys": keys_path}, "")
         sys.stdout.flush()

@@ -7,7 +7,9 @@ import argparse
 import datetime
 import json
 import math
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -20,6 +22,42 @@ MAX_ORBITS = 1000.0
 
 class CliError(SkyrackError):
     """A failure to report to the user in one line."""
+
+
+class SignalStop:
+    """Set by SIGINT or SIGTERM, and read by a loop, as a threading.Event is.
+
+    A Python signal handler runs in the main thread between two of its bytecodes, maybe
+    while that thread holds a lock: one that calls Event.set() can wait forever for the
+    Event's own lock, which the thread it interrupted holds inside Event.wait() (CPython
+    issue 126434; a server's stop loop calls wait() every tick). So the handler writes a
+    flag and takes no lock; `wait` sleeps in short slices and reads it."""
+
+    SLICE_S = 0.05
+
+    def __init__(self) -> None:
+        self._set = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._set = True
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until set or `timeout` seconds (None: no limit) have passed; whether set."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._set:
+            left = self.SLICE_S if end is None else end - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, self.SLICE_S))
+        return self._set
 
 
 class Parser(argparse.ArgumentParser):

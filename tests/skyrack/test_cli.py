@@ -304,3 +304,28 @@ def test_dev_runs_skyrack_from_the_callers_directory(tmp_path) -> None:
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["satellite"] == "skyrack-sim-1"
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_wait_without_taking_a_lock(signum: str) -> None:
+    import signal
+    import threading
+    import time
+
+    from skyrack.cli.options import SignalStop
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stop = SignalStop()
+        started = time.monotonic()
+        assert stop.wait(0.12) is False and time.monotonic() - started >= 0.12
+        # The handler runs in this (the main) thread, in the middle of wait(): it must
+        # set the flag without a lock, and wait() must see it within a slice.
+        threading.Timer(0.1, os.kill, (os.getpid(), getattr(signal, signum))).start()
+        started = time.monotonic()
+        assert stop.wait(10) is True
+        assert time.monotonic() - started < 0.1 + 4 * SignalStop.SLICE_S
+        assert stop.is_set() and stop.wait(0) is True
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
