@@ -61,8 +61,8 @@ class AcceleratorComponent(BoardComponent):
         hk = self.read(self.board.housekeeping)
         if hk is None:
             return
-        self.publish("state", hk.state.value)
-        self.publish("clock_pct", hk.clock_pct)
+        self.publish_status("state", hk.state.value)
+        self.publish_status("clock_pct", hk.clock_pct)
         self.publish("temp_c", hk.temp_c)
         self.publish("power_w", hk.power_w)
-        self.publish("error_count", hk.error_count)
+        self.publish_status("error_count", hk.error_count)

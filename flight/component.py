@@ -141,13 +141,18 @@ class Component:
     parameters: ClassVar[tuple[Parameter, ...]] = ()
 
     def __init__(self) -> None:
-        self.counters: collections.Counter[str] = collections.Counter()
         self._params = {p.name: p.default for p in self.declared("parameters")}
         self._bus: Bus | None = None
         self._clock: Clock | None = None
         # Each point's qualified name ("power.batt_v"), the bus topic it goes out on.
         self._points = {t.name: f"{self.name}.{t.name}" for t in self.declared("telemetry")}
         self._counted = tuple(t.name for t in self.declared("telemetry") if t.counter)
+        self._limited = frozenset(t.name for t in self.declared("telemetry")
+                                  if t.yellow is not None or t.red is not None)
+        # Each counter there from the start, at 0: reading an absent key of a Counter
+        # calls its __missing__ in Python, and report_counters reads them all each second.
+        self.counters: collections.Counter[str] = collections.Counter(
+            dict.fromkeys(self._counted, 0))
         self._events = {e.name: e for e in self.declared("events")}
         self.consumes: list[str] = []  # the bus topics this instance subscribed to
         self._counts_published: dict[str, int] = {}
@@ -238,8 +243,11 @@ class Component:
     def publish_status(self, point: str, value: Any) -> None:
         """Publish a state the component is in (a mode, a flag, how many things it holds)
         when it changes, and once at first: housekeeping keeps each point's latest value,
-        so an unchanged state need not go out every second."""
-        if point not in self._states or self._states[point] != value:
+        so an unchanged state need not go out every second. A point with limits goes out
+        each time all the same: a limit's persistence is judged when samples arrive."""
+        if point in self._limited:  # FDIR's persistence counts time between samples
+            self.publish(point, value)
+        elif point not in self._states or self._states[point] != value:
             self._states[point] = value
             self.publish(point, value)
 

@@ -81,8 +81,8 @@ class PowerComponent(BoardComponent):
         self.publish("soc_pct", hk.soc_pct)
         self.publish("solar_power_w", hk.solar_power_w)
         self.publish("load_power_w", hk.load_power_w)
-        self.publish("switches", sum(1 << i for i, on in enumerate(hk.switches) if on))
-        self.publish("latchups", sum(hk.latchups))
+        self.publish_status("switches", sum(1 << i for i, on in enumerate(hk.switches) if on))
+        self.publish_status("latchups", sum(hk.latchups))
         if self._latchups is not None:
             for channel, (old, new) in enumerate(zip(self._latchups, hk.latchups, strict=False)):
                 if new > old:

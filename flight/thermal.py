@@ -67,7 +67,7 @@ class ThermalComponent(BoardComponent):
         for sensor in SENSORS:
             if sensor in hk.temps_c:
                 self.publish(f"{sensor}_temp_c", hk.temps_c[sensor])
-        self.publish("heaters", sum(1 << i for i, on in enumerate(hk.heaters) if on))
+        self.publish_status("heaters", sum(1 << i for i, on in enumerate(hk.heaters) if on))
         self._battery_thermostat(hk.temps_c.get("battery"), hk.heaters)
 
     def _battery_thermostat(self, temp_c: float | None, heaters: tuple[bool, ...]) -> None:

@@ -434,14 +434,17 @@ class ComputeManager(Component):
         self.emit("job_status", **args)
 
     def _publish(self) -> None:
+        """The queue's state, the rate estimate and the intervals it sets, each when it
+        changes (an idle manager has nothing new to say each second), and the counts."""
         active = self._active()
-        self.publish("queued", sum(j.state is JobState.QUEUED for j in self.jobs.values()))
-        self.publish("active_job", active.id if active else 0)
-        self.publish("progress_pct", active.progress_pct if active else 0.0)
-        self.publish_counters()
-        self.publish("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
-        self.publish("scrub_interval_s", min(self.intervals_s[0], 1e9))
-        self.publish("checkpoint_interval_s", min(self.intervals_s[1], 1e9))
+        status = self.publish_status
+        status("queued", sum(j.state is JobState.QUEUED for j in self.jobs.values()))
+        status("active_job", active.id if active else 0)
+        status("progress_pct", active.progress_pct if active else 0.0)
+        self.publish_counters(changed_only=True)
+        status("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
+        status("scrub_interval_s", min(self.intervals_s[0], 1e9))
+        status("checkpoint_interval_s", min(self.intervals_s[1], 1e9))
 
 
 def _check_table(body: Any) -> dict[str, Any]:
