@@ -75,7 +75,7 @@ class BoardLink:
               retries: int | None) -> Any:
         attempts = 1 + (self.retries if retries is None else retries)
         rejected_before = self.deframer.rejected_total
-        bad_before = self.counters["bad_replies"]
+        bad_before = self.counters.get("bad_replies", 0)  # [] of a missing key: Python
         seq = self._next_seq()  # one number for every try: the board spots the repeats
         request = Request(seq, op, args or {})
         for attempt in range(attempts):

@@ -90,13 +90,15 @@ class Executive:
 
     def run_until(self, t_s: float) -> None:
         """Run every tick due at or before `t_s`, sleeping on the clock between them."""
-        while self.next_tick_s() <= t_s + 1e-9:
+        until = t_s + 1e-9
+        while self._t0_s + (self.ticks + 1) / self.base_hz <= until:  # next_tick_s()
             self.tick()
 
     def tick(self) -> None:
-        due = self.next_tick_s()
-        self.clock.sleep_until(due)
-        late_ticks = int((self.clock.now_s() - due) * self.base_hz)
+        due = self._t0_s + (self.ticks + 1) / self.base_hz  # next_tick_s()
+        clock = self.clock
+        clock.sleep_until(due)
+        late_ticks = int((clock.now_s() - due) * self.base_hz)
         if late_ticks >= 1:
             self.overruns += 1
             if late_ticks >= SKIP_AHEAD_TICKS:

@@ -167,18 +167,25 @@ class Op:
     request: type | None = None
     reply: type | None = None
     idempotent: bool = True
+    # What an error names: made once, not for every message (four a board call).
+    _request_what: str = dataclasses.field(init=False, repr=False, compare=False)
+    _reply_what: str = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_request_what", f"{self.name} request")
+        object.__setattr__(self, "_reply_what", f"{self.name} reply")
 
     def encode_request(self, value: Any = None) -> dict[str, Any]:
-        return _encode_message(self.request, value, f"{self.name} request")
+        return _encode_message(self.request, value, self._request_what)
 
     def decode_request(self, raw: Any) -> Any:
-        return _decode_message(self.request, raw, f"{self.name} request")
+        return _decode_message(self.request, raw, self._request_what)
 
     def encode_reply(self, value: Any = None) -> dict[str, Any]:
-        return _encode_message(self.reply, value, f"{self.name} reply")
+        return _encode_message(self.reply, value, self._reply_what)
 
     def decode_reply(self, raw: Any) -> Any:
-        return _decode_message(self.reply, raw, f"{self.name} reply")
+        return _decode_message(self.reply, raw, self._reply_what)
 
 
 def _ops(*ops: Op) -> dict[str, Op]:

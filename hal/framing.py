@@ -70,12 +70,14 @@ def decode_frame(frame: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 
 
 def _decode_block(block: bytes, max_payload_bytes: int, crc: bool,
-                  scratch: tuple[Any, Any] | None = None) -> bytes:
+                  scratch: tuple[Any, Any] | None = None, limit: int | None = None) -> bytes:
     """decode_frame of a block without delimiters: one C call (hal/wire.c), the reason
     spelled out only when it fails. `scratch`: an output buffer of the limit's size and
-    an offset cell the caller keeps (a Deframer), instead of two allocations a frame."""
+    an offset cell the caller keeps (a Deframer), instead of two allocations a frame;
+    `limit`: max_encoded_bytes(max_payload_bytes, crc), when the caller keeps it."""
     n = len(block)
-    limit = max_encoded_bytes(max_payload_bytes, crc)
+    if limit is None:
+        limit = max_encoded_bytes(max_payload_bytes, crc)
     if n > limit:
         raise FrameError(
             "oversize", f"frame of {n} encoded bytes exceeds the {limit}-byte limit")
@@ -141,7 +143,7 @@ class Deframer:
                 continue  # back-to-back delimiters are idle fill, not frames
             try:
                 payloads.append(_decode_block(frame, self.max_payload_bytes, self.crc,
-                                              self._scratch))
+                                              self._scratch, self._limit))
             except FrameError as e:
                 self._reject(e)
             else:

@@ -112,17 +112,21 @@ class SimPowerPlatform(SimPlatform):
 
     def _convert(self) -> PowerSense:
         w = self.world
-        v = w.battery.terminal_v()
+        battery = w.battery
+        v = battery.terminal_v()
         channels = w.channel_power_w()
         # Every sensor's noise (the channels' too, used where they carry current).
         noise = self.normals(4 + len(channels))
+        # `0.0 if x < 0.0 else x` is max(x, 0.0) (NaN and -0.0 kept alike), without a call.
+        solar = w.solar_w + SOLAR_W_SIGMA * noise[3]
+        currents = [(p / v + CURRENT_A_SIGMA * n) if p else 0.0
+                    for p, n in zip(channels, noise[4:], strict=True)]
         return PowerSense(
-            batt_v=v + BATT_V_SIGMA * noise[0],
-            batt_a=w.battery.current_a + CURRENT_A_SIGMA * noise[1],
-            soc_pct=100.0 * w.battery.soc + SOC_PCT_SIGMA * noise[2],
-            solar_power_w=max(w.solar_w + SOLAR_W_SIGMA * noise[3], 0.0),
-            channel_a=tuple(max(p / v + CURRENT_A_SIGMA * n, 0.0) if p else 0.0
-                            for p, n in zip(channels, noise[4:], strict=True)),
+            v + BATT_V_SIGMA * noise[0],
+            battery.current_a + CURRENT_A_SIGMA * noise[1],
+            100.0 * battery.soc + SOC_PCT_SIGMA * noise[2],
+            0.0 if solar < 0.0 else solar,
+            tuple([0.0 if a < 0.0 else a for a in currents]),
         )
 
     def switches(self) -> tuple[bool, ...]:

@@ -45,12 +45,15 @@ J2000_UNIX_S = 946_728_000.0  # 2000-01-01 12:00 TT, near enough for these formu
 DEFAULT_EPOCH_UNIX_S = 1_805_155_200.0  # 2027-03-16 00:00 UTC
 
 
+_EQ_CENTRE_1, _EQ_CENTRE_2 = math.radians(1.915), math.radians(0.020)  # the equation of centre
+
+
 def sun_vector(unix_s: float) -> tuple[tuple[float, float, float], float]:
     """Unit vector to the sun in the equatorial (ECI) frame, and its distance in km."""
     n = (unix_s - J2000_UNIX_S) / 86400.0
     mean_lon = math.radians((280.460 + 0.9856474 * n) % 360.0)
     g = math.radians((357.528 + 0.9856003 * n) % 360.0)
-    lam = mean_lon + math.radians(1.915) * math.sin(g) + math.radians(0.020) * math.sin(2 * g)
+    lam = mean_lon + _EQ_CENTRE_1 * math.sin(g) + _EQ_CENTRE_2 * math.sin(2 * g)
     eps = math.radians(23.439 - 4.0e-7 * n)
     distance_au = 1.00014 - 0.01671 * math.cos(g) - 0.00014 * math.cos(2 * g)
     return ((math.cos(lam), math.cos(eps) * math.sin(lam), math.sin(eps) * math.sin(lam)),
@@ -116,6 +119,13 @@ class CircularOrbit:
     phase_deg: float = 0.0  # argument of latitude at the epoch
     _inclination_deg: float = field(init=False, repr=False, compare=False)
     _u_rate: float = field(init=False, repr=False, compare=False)
+    # What position_km takes from the elements alone, worked out once: the node at the
+    # epoch, the phase in radians, the inclination's cosine and sine (the same floats,
+    # in the same order of operations, as working them out each call).
+    _node0_rad: float = field(init=False, repr=False, compare=False)
+    _phase_rad: float = field(init=False, repr=False, compare=False)
+    _cos_i: float = field(init=False, repr=False, compare=False)
+    _sin_i: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not MIN_ALTITUDE_KM <= self.altitude_km <= MAX_ALTITUDE_KM:
@@ -126,6 +136,12 @@ class CircularOrbit:
         inclination, rate = self._j2_rates()  # fixed by the elements: worked out once
         object.__setattr__(self, "_inclination_deg", inclination)
         object.__setattr__(self, "_u_rate", rate)
+        inc = math.radians(inclination)
+        object.__setattr__(self, "_node0_rad", mean_sun_ra_rad(self.epoch_unix_s)
+                           + math.radians((self.ltan_h - 12.0) * 15.0))
+        object.__setattr__(self, "_phase_rad", math.radians(self.phase_deg))
+        object.__setattr__(self, "_cos_i", math.cos(inc))
+        object.__setattr__(self, "_sin_i", math.sin(inc))
 
     @property
     def semi_major_axis_km(self) -> float:
@@ -168,17 +184,15 @@ class CircularOrbit:
         """Right ascension of the ascending node: set by the LTAN, in mean local solar
         time as missions quote it, against the mean sun at the epoch, then turning at
         the J2 (sun-synchronous) rate, the mean sun's."""
-        return mean_sun_ra_rad(self.epoch_unix_s) + math.radians((self.ltan_h - 12.0) * 15.0) \
-            + SSO_NODAL_RATE_RAD_S * t_s
+        return self._node0_rad + SSO_NODAL_RATE_RAD_S * t_s
 
     def position_km(self, t_s: float) -> tuple[float, float, float]:
         """Position in the equatorial (ECI) frame."""
-        inc = math.radians(self.sso_inclination_deg)
-        node = self.node_rad(t_s)
-        u = math.radians(self.phase_deg) + self.mean_motion_rad_s * t_s
-        a = self.semi_major_axis_km
+        node = self._node0_rad + SSO_NODAL_RATE_RAD_S * t_s
+        u = self._phase_rad + self._u_rate * t_s
+        a = R_EARTH_KM + self.altitude_km
         cu, su, cn, sn, ci, si = (math.cos(u), math.sin(u), math.cos(node), math.sin(node),
-                                  math.cos(inc), math.sin(inc))
+                                  self._cos_i, self._sin_i)
         return (a * (cn * cu - sn * su * ci), a * (sn * cu + cn * su * ci), a * su * si)
 
     def beta_deg(self, t_s: float = 0.0) -> float:

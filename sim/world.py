@@ -119,6 +119,7 @@ class World:
         self._view_r, self._views = 0.0, (0.0, 0.0)  # Earth view factors at radius _view_r
         self._steps = 0
         self._t0_s = clock.now_s()
+        self._next_s = self.t_s + self.STEP_S  # when the next step is due: ticks ask often
         clock.on_advance(self.advance_to)
 
     @property
@@ -176,17 +177,19 @@ class World:
     def channel_power_w(self) -> list[float]:
         power = [0.0] * CHANNEL_COUNT
         power[FLIGHT_COMPUTER_CHANNEL] += FLIGHT_COMPUTER_W
-        if self.thermal_board_channel is not None and self.switches[self.thermal_board_channel]:
-            power[self.thermal_board_channel] += THERMAL_BOARD_W + HEATER_W * sum(self.heaters)
+        switches, thermal = self.switches, self.thermal_board_channel
+        if thermal is not None and switches[thermal]:
+            power[thermal] += THERMAL_BOARD_W + HEATER_W * sum(self.heaters)
         if self.accelerator_channel is not None:
             power[self.accelerator_channel] += self.accelerator.power_w()
-        for channel, latched in enumerate(self.latched_loads):
-            if latched:
-                power[channel] += LATCHUP_W
-        return [p if on else 0.0 for p, on in zip(power, self.switches, strict=True)]
+        if True in self.latched_loads:
+            for channel, latched in enumerate(self.latched_loads):
+                if latched:
+                    power[channel] += LATCHUP_W
+        return [p if on else 0.0 for p, on in zip(power, switches, strict=True)]
 
     def advance_to(self, t_s: float) -> None:
-        while self.t_s + self.STEP_S <= t_s + 1e-9:
+        while self._next_s <= t_s + 1e-9:
             self._step(self.STEP_S)
 
     def _decay(self, t_s: float) -> None:
@@ -289,5 +292,6 @@ class World:
         for name, node in self.thermal.nodes.items():
             truth.temps_c[name].add(node.temp_c)
         self._steps += 1
+        self._next_s = self.t_s + self.STEP_S
         for timer in self.timers:
             timer()

@@ -167,7 +167,7 @@ class ProtocolServer:
             "uptime_s": self.firmware.platform.uptime_s(),
             "boot_count": self.boot_count,
             "rx_frames_rejected": self._deframer.rejected_total,
-            "rx_bad_requests": self.counters["bad_requests"],
+            "rx_bad_requests": self.counters.get("bad_requests", 0),
         }
 
     def _ping(self, _: None) -> Uptime:
