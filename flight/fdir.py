@@ -110,15 +110,21 @@ class Fdir(Component):
         value, now = float(sample.value), sample.t_s
         state = limit.limit_state(value)
         level = None
-        # Red bounds lie outside yellow ones (the dictionary checks), so red is out of both.
-        for name, out in (("red", state == "red"), ("yellow", state != "ok")):
-            key = (topic, name)
-            if out:
-                since = self.out_since.setdefault(key, now)
-                if level is None and now - since >= limit.persistence_s:
-                    level = name
-            else:
-                self.out_since.pop(key, None)
+        if state == "ok":  # most samples: in limits, nothing out since before
+            if self.out_since:
+                self.out_since.pop((topic, "red"), None)
+                self.out_since.pop((topic, "yellow"), None)
+        else:
+            # Red bounds lie outside yellow ones (the dictionary checks), so red is out
+            # of both.
+            for name, out in (("red", state == "red"), ("yellow", True)):
+                key = (topic, name)
+                if out:
+                    since = self.out_since.setdefault(key, now)
+                    if level is None and now - since >= limit.persistence_s:
+                        level = name
+                else:
+                    self.out_since.pop(key, None)
         previous = self.active.get(topic)
         if level == previous:
             return

@@ -331,10 +331,13 @@ def _decoder(hint: Any) -> Decode:
         return items
     if origin is dict:
         value = _decoder(args[1])
+        fast_values = _scalars_check(args[1])
 
         def mapping(raw: Any, what: str) -> Any:
-            if type(raw) is not dict or not all(type(k) is str for k in raw):
+            if type(raw) is not dict or not set(map(type, raw)) <= {str}:
                 raise WireError(f"{what}: expected a map of names, got {raw!r}")
+            if fast_values is not None and fast_values(list(raw.values())):
+                return dict(raw)  # every value decodes to itself, as for a list
             out = {}
             for k, v in raw.items():
                 try:

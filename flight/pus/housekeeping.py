@@ -72,7 +72,7 @@ class Housekeeping(Service):
 
     @periodic(1)
     def housekeeping(self) -> None:
-        self.publish_status("enabled", sum(1 for hk in self._hk.values() if hk["enabled"]))
+        self.publish_status("enabled", [hk["enabled"] for hk in self._hk.values()].count(True))
 
     def _known(self, sids: list[int]) -> None:
         for sid in sids:
