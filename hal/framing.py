@@ -148,7 +148,8 @@ class Deframer:
                 self._reject(e)
             else:
                 self.accepted += 1
-        self._append(chunks[-1])
+        if chunks[-1]:  # the start of a frame the next data ends
+            self._append(chunks[-1])
         return payloads
 
     def reset(self) -> None:

@@ -441,7 +441,7 @@ class ComputeManager(Component):
         status("queued", sum(j.state is JobState.QUEUED for j in self.jobs.values()))
         status("active_job", active.id if active else 0)
         status("progress_pct", active.progress_pct if active else 0.0)
-        self.publish_counters(changed_only=True)
+        self.report_counters()  # those that changed
         status("upset_rate", self.upsets.rate * SECONDS_PER_DAY)
         status("scrub_interval_s", min(self.intervals_s[0], 1e9))
         status("checkpoint_interval_s", min(self.intervals_s[1], 1e9))
