@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import numpy as np
 
 from hal.compute import DeviceError, DeviceHang
+
+# glibc's mallopt(3) parameters, and what the data plane sets them to.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's upper limit on 64-bit systems
+TRIM_THRESHOLD_BYTES = 512 << 20
+_heap_kept: bool | None = None
+
+
+def keep_heap() -> bool:
+    """Have glibc's malloc keep freed memory for the next array instead of handing it
+    back to the kernel, once per process; whether it could (glibc only).
+
+    A job's step makes its temporaries afresh (numpy allocates each result). With
+    glibc's defaults, a block of 128 KiB or more is mmap'ed and unmapped each time until
+    the threshold adapts, and a free at the top of the heap trims it, so the next
+    array of that size faults its pages in again, zeroed by the kernel: a 128 x 256
+    float32 GELU gradient (13 temporaries) took 330 us of page faults where its
+    arithmetic takes 80, and the default transformer's step 5.7 ms instead of 4.0.
+    Blocks up to 32 MiB now come from the heap, and up to 512 MiB of freed heap stays
+    with the process."""
+    global _heap_kept
+    if _heap_kept is None:
+        _heap_kept = False
+        if sys.platform.startswith("linux"):
+            try:
+                mallopt = ctypes.CDLL(None).mallopt
+            except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+                return False
+            mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+            _heap_kept = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                              and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return _heap_kept
 
 
 class NumpyDevice:
     """hal.compute.ComputeDevice on the CPU."""
 
     def __init__(self, name: str = "numpy") -> None:
+        keep_heap()
         self.name = name
         self._regions: dict[str, np.ndarray] = {}
         self.hung = False

@@ -1,5 +1,8 @@
 """Every driver against its emulated board, and against boards that misbehave."""
 
+import subprocess
+import sys
+
 import pytest
 
 from drivers.accelerator import AcceleratorDriver
@@ -153,3 +156,34 @@ def test_a_board_babbling_in_valid_frames_is_a_board_error_not_a_crash(world, ki
     driver = driver_cls(kind, InProcessTransport(Babbling(board.receive)), timeout_s=0.1)
     with pytest.raises(BoardMalformed, match=f"^{kind}: tlm: "):
         driver.housekeeping()
+
+
+HEAP_CHURN = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "kept":
+    from drivers.compute import keep_heap
+    assert keep_heap() and keep_heap()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def step():  # a job step's temporaries: made, used, all freed
+    arrays = [np.ones(1 << 18, np.float32) for _ in range(4)]  # 1 MiB each
+    del arrays
+for _ in range(3):
+    step()
+before = faults()
+for _ in range(50):
+    step()
+print(faults() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_the_data_plane_keeps_its_heap_instead_of_faulting_pages_in_each_step() -> None:
+    # Each process starts with glibc's defaults: 50 steps of four 1 MiB temporaries
+    # trim the heap and fault its pages in again every step (~256 faults a MiB).
+    faults = {how: int(subprocess.run([sys.executable, "-c", HEAP_CHURN, how],
+                                      capture_output=True, text=True, check=True).stdout)
+              for how in ("plain", "kept")}
+    assert faults["plain"] > 50 * 256  # the pattern that cost the transformer's steps
+    assert faults["kept"] < 256  # pages faulted once, then reused
