@@ -111,11 +111,12 @@ class Executive:
             for every in self._groups_by_phase[phase]:
                 self._group_ran[every] = self.ticks
             running = self._by_phase[phase]
+        failing = self.failing_since
         for task in running:
             try:
                 task.run()
-                if self.failing_since:
-                    self.failing_since.pop(task.name, None)
+                if failing:
+                    failing.pop(task.name, None)
             except Exception as e:
                 self.failing_since.setdefault(task.name, self.ticks)
                 self.task_errors[task.name] += 1

@@ -48,7 +48,9 @@ def encode_frame(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         raise FrameError(
             "oversize", f"payload of {len(payload)} bytes exceeds {max_payload_bytes}"
         )
-    payload, n = bytes(payload), len(payload) + (CRC_BYTES if crc else 0)
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    n = len(payload) + (CRC_BYTES if crc else 0)
     room = n + n // 254 + 3  # cobs.encoded_bytes(n) and two delimiters
     if scratch is not None and ffi.sizeof(scratch) < room:
         raise ValueError(f"a {ffi.sizeof(scratch)}-byte frame buffer cannot hold {room}")

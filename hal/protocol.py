@@ -50,7 +50,7 @@ def _unpack(payload: bytes) -> dict[str, Any]:
 
 def _seq(message: dict[str, Any]) -> int:
     seq = message.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < SEQ_MODULO:
+    if type(seq) is not int or not 0 <= seq < SEQ_MODULO:  # msgpack's ints are ints; a bool is not
         raise ProtocolError(f"seq must be an integer in [0, {SEQ_MODULO}), got {seq!r}")
     return seq
 

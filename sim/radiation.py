@@ -139,6 +139,8 @@ class RadiationModel:
 
     def step_storage(self, dt_s: float, storage_dirs: list[Path]) -> None:
         """Let dt_s of radiation fall on stored files."""
+        if not storage_dirs:
+            return
         per_bit_s = self.upsets_per_bit_s(self.config.storage)
         for directory in storage_dirs:
             files = sorted(p for p in directory.rglob("*") if p.is_file())
