@@ -164,3 +164,23 @@ def test_a_status_point_goes_out_at_first_and_then_only_when_it_changes() -> Non
                     ("probe.held", 2)]
     with pytest.raises(KeyError, match="not declared"):
         probe.publish_status("other", 1)
+
+
+def test_a_status_point_with_limits_goes_out_every_time_for_fdir_persistence() -> None:
+    from flight.bus import Bus
+    from flight.component import Telemetry
+
+    class Probe(Component):
+        name = "probe"
+        telemetry = (Telemetry("level", "int", "A level", red=(None, 5.0),
+                               persistence_s=3.0),)
+
+    sent: list[tuple[str, object]] = []
+    bus, clock = Bus(), VirtualClock()
+    bus.subscribe("*", lambda topic, sample: sent.append((topic, getattr(sample, "value", None))))
+    probe = Probe()
+    probe.bind(bus, clock)
+    for t in range(5):  # out of limits and unchanged: each sample still counts
+        clock.sleep_until(float(t))
+        probe.publish_status("level", 9)
+    assert sent.count(("probe.level", 9)) == 5  # FDIR's red needs 3 s of samples to trip
