@@ -90,12 +90,11 @@ class Executive:
 
     def run_until(self, t_s: float) -> None:
         """Run every tick due at or before `t_s`, sleeping on the clock between them."""
-        until = t_s + 1e-9
-        while self._t0_s + (self.ticks + 1) / self.base_hz <= until:  # next_tick_s()
+        while self.next_tick_s() <= t_s + 1e-9:
             self.tick()
 
     def tick(self) -> None:
-        due = self._t0_s + (self.ticks + 1) / self.base_hz  # next_tick_s()
+        due = self.next_tick_s()
         clock = self.clock
         clock.sleep_until(due)
         late_ticks = int((clock.now_s() - due) * self.base_hz)

@@ -188,9 +188,9 @@ class CircularOrbit:
 
     def position_km(self, t_s: float) -> tuple[float, float, float]:
         """Position in the equatorial (ECI) frame."""
-        node = self._node0_rad + SSO_NODAL_RATE_RAD_S * t_s
+        node = self.node_rad(t_s)
         u = self._phase_rad + self._u_rate * t_s
-        a = R_EARTH_KM + self.altitude_km
+        a = self.semi_major_axis_km
         cu, su, cn, sn, ci, si = (math.cos(u), math.sin(u), math.cos(node), math.sin(node),
                                   self._cos_i, self._sin_i)
         return (a * (cn * cu - sn * su * ci), a * (sn * cu + cn * su * ci), a * su * si)
